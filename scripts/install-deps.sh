@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs every Debian package Ingot needs to build, test, fuzz and benchmark. Idempotent.
+set -euo pipefail
+pkgs=(
+  build-essential cmake ninja-build pkg-config
+  libboost1.81-dev libboost-json1.81-dev         # HTTP (Beast/Asio) and JSON
+  libsqlite3-dev                                 # embedded catalog
+  libssl-dev                                     # MD5 / SHA-2 (EVP)
+  zlib1g-dev libzstd-dev                         # qcow2 compressed clusters
+  libtomlplusplus-dev                            # --config file
+  libgtest-dev libgmock-dev libbenchmark-dev     # tests and micro-benchmarks
+  clang libclang-rt-14-dev                       # libFuzzer targets
+  qemu-utils                                     # reference for disk formats in tests
+  python3-glanceclient                           # the real glance CLI in integration tests
+  curl wrk nginx-light procps                    # integration tests and bench/
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

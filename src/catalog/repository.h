@@ -1,0 +1,58 @@
+// Persistence of the catalog. The API and service layers see only this interface; the embedded SQLite
+// implementation lives in sqlite/, a PostgreSQL one can slot in beside it.
+//
+// Thread safety: every method may be called concurrently from many threads.
+// Failure: kNotFound, kAlreadyExists, kConflict as documented; kIoError/kCorruption when the database
+// fails. Nothing is partially written: each call is one transaction.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "catalog/image.h"
+#include "catalog/list_query.h"
+
+namespace ingot::catalog {
+
+struct ImagePage {
+  std::vector<Image> images;
+  // Set when more images follow; the id to pass as the next query's marker.
+  std::optional<std::string> next_marker;
+};
+
+class ImageRepository {
+ public:
+  virtual ~ImageRepository() = default;
+
+  // Stores a new image (version 1). kAlreadyExists when the id is or ever was in use (Glance never
+  // reuses an id, even after deletion).
+  virtual Status Add(const Image& image) = 0;
+
+  // kNotFound when missing or deleted.
+  virtual Result<Image> Get(const std::string& id) = 0;
+
+  // Replaces the stored record with `image` if the stored version equals image.version; the stored
+  // version becomes image.version + 1 and `updated_at` is kept as given. kConflict when another writer
+  // saved first (the caller re-reads and retries or reports 409); kNotFound when gone.
+  virtual Status Save(const Image& image) = 0;
+
+  // Marks the image deleted (status `deleted`); its id stays reserved. kNotFound when gone.
+  virtual Status Remove(const std::string& id) = 0;
+
+  // One page of images visible to `viewer` that match `query`, in the query's sort order.
+  // kInvalidArgument for a marker that names no visible image (Glance answers 400).
+  virtual Result<ImagePage> List(const ListQuery& query, const Viewer& viewer) = 0;
+
+  // Every non-deleted image in one of `statuses`; for start-up repair.
+  virtual Result<std::vector<Image>> ListByStatus(const std::vector<ImageStatus>& statuses) = 0;
+
+  // Number of non-deleted images per status; for /metrics.
+  virtual Result<std::map<ImageStatus, int64_t>> CountByStatus() = 0;
+
+  // Members of shared images (the project ids an image is shared with, and their status).
+  // Used for visibility; the members API builds on it.
+};
+
+}  // namespace ingot::catalog
