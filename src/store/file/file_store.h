@@ -1,0 +1,44 @@
+// The embedded store: one file per image under a directory.
+//
+// Layout: <root>/<key> for committed objects; <root>/.tmp-<key>-<random> while being written, beside the
+// final place so the commit is an atomic rename(2) on the same file system. Commit is
+// fdatasync(file) -> renameat2(RENAME_NOREPLACE) -> fsync(dir), so an acknowledged object survives a crash
+// and a crash before it leaves only a .tmp file that RemoveIncomplete() deletes on start.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/store.h"
+
+namespace ingot::store {
+
+struct FileStoreOptions {
+  std::string id = "file";
+  std::string root;  // created if missing
+  // Start write-back every this many bytes (sync_file_range) so the final fdatasync of a big image
+  // is short and dirty page cache stays bounded. 0 disables.
+  uint64_t writeback_chunk = 64ull << 20;
+};
+
+class FileStore final : public Store {
+ public:
+  static Result<std::unique_ptr<FileStore>> Open(FileStoreOptions options);
+
+  const std::string& id() const override { return options_.id; }
+  Capabilities capabilities() const override { return {.local_file = true, .random_read = true}; }
+  Result<std::unique_ptr<PendingObject>> Create(const std::string& key) override;
+  Result<std::unique_ptr<io::ByteSource>> Open(const std::string& key) override;
+  Result<io::UniqueFd> OpenFd(const std::string& key) override;
+  Result<uint64_t> SizeOf(const std::string& key) override;
+  Status Delete(const std::string& key) override;
+  Result<int> RemoveIncomplete() override;
+
+ private:
+  explicit FileStore(FileStoreOptions options) : options_(std::move(options)) {}
+  Result<std::string> PathOf(const std::string& key) const;
+
+  FileStoreOptions options_;
+};
+
+}  // namespace ingot::store
