@@ -1,0 +1,72 @@
+#include "api/errors.h"
+
+#include <boost/json.hpp>
+
+namespace ingot::api {
+
+int HttpStatusOf(Code code) {
+  switch (code) {
+    case Code::kOk: return 200;
+    case Code::kInvalidArgument: return 400;
+    case Code::kNotFound: return 404;
+    case Code::kAlreadyExists: return 409;
+    case Code::kConflict: return 409;
+    case Code::kPermissionDenied: return 403;
+    case Code::kUnauthenticated: return 401;
+    case Code::kOutOfRange: return 416;
+    case Code::kTooLarge: return 413;
+    case Code::kUnsupportedMedia: return 415;
+    case Code::kUnsupported: return 400;
+    case Code::kRefused: return 400;
+    case Code::kCorruption: return 500;
+    case Code::kIoError: return 500;
+    case Code::kUnavailable: return 503;
+    case Code::kCancelled: return 400;
+    case Code::kTimeout: return 408;
+    case Code::kInternal: return 500;
+  }
+  return 500;
+}
+
+std::string_view ReasonPhrase(int s) {
+  switch (s) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 413: return "Request Entity Too Large";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Requested Range Not Satisfiable";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+  }
+}
+
+http::Response ErrorResponse(int http_status, std::string_view message) {
+  http::Response r;
+  r.status = http_status;
+  std::string code = std::to_string(http_status) + " " + std::string(ReasonPhrase(http_status));
+  boost::json::object body;
+  body["message"] = std::string(message) + "<br /><br />\n\n\n";
+  body["code"] = code;
+  body["title"] = ReasonPhrase(http_status);
+  r.body = boost::json::serialize(body);
+  r.headers.Set("Content-Type", "application/json");
+  return r;
+}
+
+http::Response ErrorResponse(const Status& status) {
+  return ErrorResponse(HttpStatusOf(status.code()), status.message());
+}
+
+}  // namespace ingot::api

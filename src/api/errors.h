@@ -1,0 +1,20 @@
+// The one place a Status becomes an HTTP answer, in Glance's error shape:
+//   {"message": "<text><br /><br />\n\n\n", "code": "404 Not Found", "title": "Not Found"}
+#pragma once
+
+#include <string_view>
+
+#include "common/status.h"
+#include "http/server.h"
+
+namespace ingot::api {
+
+int HttpStatusOf(Code code);
+std::string_view ReasonPhrase(int http_status);
+
+// An error response for `status` (must not be OK).
+http::Response ErrorResponse(const Status& status);
+// An error response with an explicit HTTP status (405, 404 for unknown paths, ...).
+http::Response ErrorResponse(int http_status, std::string_view message);
+
+}  // namespace ingot::api

@@ -1,0 +1,37 @@
+// Turns request headers into a RequestContext. Back ends are chosen by name (--auth) in ingotd.
+//
+//  - noauth: every request is an admin of one fixed project (development; like Glance's noauth pipeline
+//    but with an owner, so ownership rules can be exercised).
+//  - tokens: `X-Auth-Token` looked up in a TOML file of static tokens:
+//        [[token]]
+//        token = "s3cret"
+//        user = "alice"
+//        project = "proj-a"
+//        roles = ["member"]      # reader | member | admin; the strongest one counts
+//
+// Thread safety: Authenticate may be called from many threads at once.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "auth/context.h"
+#include "common/result.h"
+#include "http/server.h"
+
+namespace ingot::auth {
+
+class Authenticator {
+ public:
+  virtual ~Authenticator() = default;
+  // kUnauthenticated when credentials are missing or unknown. Never fills request_id.
+  virtual Result<RequestContext> Authenticate(const http::Headers& headers) = 0;
+};
+
+std::unique_ptr<Authenticator> MakeNoAuth(std::string project = "ingot-dev", std::string user = "dev");
+
+// Loads the token file; kInvalidArgument naming the line/field for a malformed file.
+Result<std::unique_ptr<Authenticator>> MakeTokenFileAuth(const std::string& path);
+
+}  // namespace ingot::auth

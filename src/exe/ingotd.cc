@@ -1,0 +1,177 @@
+// ingotd: the Ingot daemon. The composition root: reads configuration, opens the catalog and the store,
+// repairs what a crash left, and serves the API until SIGINT/SIGTERM.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "api/app.h"
+#include "auth/authenticator.h"
+#include "catalog/sqlite/sqlite_repository.h"
+#include "common/log.h"
+#include "http/server.h"
+#include "io/file.h"
+#include "service/config.h"
+#include "service/image_service.h"
+#include "store/file/file_store.h"
+
+namespace ingot {
+namespace {
+
+constexpr const char* kUsage = R"(Usage: ingotd [options]
+
+Serves the OpenStack Image API v2 (and the rest of Ingot) on its embedded defaults:
+SQLite metadata and a file store under the data directory.
+
+Options:
+  --listen HOST:PORT     address to serve on (default 127.0.0.1:9292; port 0 picks a free one)
+  --data-dir DIR         where the catalog and image files live (default ./ingot-data)
+  --auth MODE            noauth (every request is admin of one project) or tokens
+  --tokens-file FILE     TOML file of static tokens for --auth tokens
+  --config FILE          TOML configuration; flags given here override it
+  --log-level LEVEL      debug, info, warn or error
+  --help                 this text
+)";
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "ingotd: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+Status ParseFlags(int argc, char** argv, service::Config& config) {
+  // --config first, so flags override the file regardless of their order.
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--config") == 0) {
+      if (i + 1 >= argc) return InvalidArgument("--config needs a file");
+      INGOT_RETURN_IF_ERROR(service::LoadConfigFile(argv[i + 1], config));
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    std::string value;
+    auto eq = flag.find('=');
+    if (eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+    } else if (flag != "--help" && flag != "-h") {
+      if (i + 1 >= argc) return InvalidArgument(flag + " needs a value");
+      value = argv[++i];
+    }
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (flag == "--listen") {
+      config.listen = value;
+    } else if (flag == "--data-dir") {
+      config.data_dir = value;
+    } else if (flag == "--auth") {
+      config.auth = value;
+    } else if (flag == "--tokens-file") {
+      config.tokens_file = value;
+    } else if (flag == "--log-level") {
+      config.log_level = value;
+    } else if (flag == "--config") {
+      // already loaded
+    } else {
+      return InvalidArgument("unknown option " + flag + " (see --help)");
+    }
+  }
+  return Status::Ok();
+}
+
+int Run(int argc, char** argv) {
+  service::Config config;
+  if (Status s = ParseFlags(argc, argv, config); !s.ok()) return Fail(s);
+  if (config.log_level == "debug") log::SetMinLevel(log::Level::kDebug);
+  else if (config.log_level == "warn") log::SetMinLevel(log::Level::kWarn);
+  else if (config.log_level == "error") log::SetMinLevel(log::Level::kError);
+
+  auto listen = service::ParseListen(config.listen);
+  if (!listen.ok()) return Fail(listen.status());
+
+  std::unique_ptr<auth::Authenticator> authenticator;
+  if (config.auth == "noauth") {
+    authenticator = auth::MakeNoAuth(config.noauth_project);
+  } else if (config.auth == "tokens") {
+    if (config.tokens_file.empty()) return Fail(InvalidArgument("--auth tokens needs --tokens-file"));
+    auto a = auth::MakeTokenFileAuth(config.tokens_file);
+    if (!a.ok()) return Fail(a.status());
+    authenticator = std::move(*a);
+  } else {
+    return Fail(InvalidArgument("--auth must be noauth or tokens, not '" + config.auth + "'"));
+  }
+
+  if (Status s = io::MakeDirs(config.data_dir); !s.ok()) return Fail(s);
+  auto repo = catalog::SqliteImageRepository::Open(config.data_dir + "/catalog.db");
+  if (!repo.ok()) return Fail(repo.status());
+  auto store = store::FileStore::Open({.id = "file", .root = config.data_dir + "/images"});
+  if (!store.ok()) return Fail(store.status());
+
+  service::ImageService images(**repo, **store,
+                               {.hash_algo = config.hash_algo, .size_cap = config.size_cap});
+  auto report = images.Repair();
+  if (!report.ok()) return Fail(report.status());
+  log::Info("repair", {{"saving_reset", report->saving_reset},
+                       {"incomplete_removed", report->incomplete_removed},
+                       {"orphans_removed", report->orphans_removed},
+                       {"missing_data", static_cast<uint64_t>(report->missing_data.size())}});
+
+  // Block the stop signals before any thread starts, so only sigwait below sees them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  http::ServerOptions options;
+  options.host = listen->first;
+  options.port = listen->second;
+  options.io_threads = config.io_threads;
+  options.worker_threads = config.worker_threads;
+  options.header_timeout = std::chrono::milliseconds(config.header_timeout_ms);
+  options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
+  options.io_timeout = std::chrono::milliseconds(config.io_timeout_ms);
+
+  // public_url is needed by the API before the port is known only when the port is fixed; with port 0
+  // it is filled after binding.
+  api::AppDeps deps{**repo, images, *authenticator, config};
+  // The application needs the bound port (for Location headers), so it is built after binding; the few
+  // requests that could arrive in between are told to retry.
+  std::unique_ptr<api::Application> app;
+  std::atomic<api::Application*> ready{nullptr};
+  auto server = http::Server::Start(
+      options,
+      [&ready](http::Request& req) {
+        if (api::Application* a = ready.load()) return a->Handle(req);
+        http::Response r;
+        r.status = 503;
+        r.headers.Set("Retry-After", "1");
+        return r;
+      },
+      [&ready](const http::Exchange& e) {
+        if (api::Application* a = ready.load()) a->Observe(e);
+      });
+  if (!server.ok()) return Fail(server.status());
+  std::string address = options.host.find(':') != std::string::npos
+                            ? "[" + options.host + "]:" + std::to_string((*server)->port())
+                            : options.host + ":" + std::to_string((*server)->port());
+  if (config.public_url.empty()) config.public_url = "http://" + address;
+  app = std::make_unique<api::Application>(deps);
+  ready.store(app.get());
+  log::Info("listening", {{"address", address}, {"data_dir", config.data_dir}, {"auth", config.auth}});
+
+  int sig = 0;
+  sigwait(&stop, &sig);
+  log::Info("stopping", {{"signal", sig}});
+  (*server)->Stop();
+  return 0;
+}
+
+}  // namespace
+}  // namespace ingot
+
+int main(int argc, char** argv) { return ingot::Run(argc, argv); }

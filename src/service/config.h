@@ -1,0 +1,51 @@
+// ingotd's configuration: embedded defaults, then a TOML file (--config), then command-line flags.
+// Every key is documented in the README ("Configuration").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace ingot::service {
+
+struct Config {
+  // [server]
+  std::string listen = "127.0.0.1:9292";
+  int io_threads = 1;
+  int worker_threads = 64;
+  int header_timeout_ms = 30000;
+  int idle_timeout_ms = 60000;
+  int io_timeout_ms = 60000;
+  std::string public_url;  // base for Location headers; default http://<listen>
+
+  // [storage]
+  std::string data_dir = "./ingot-data";
+
+  // [auth]
+  std::string auth = "noauth";  // noauth | tokens
+  std::string tokens_file;
+  std::string noauth_project = "ingot-dev";
+
+  // [images]
+  uint64_t size_cap = 1ull << 40;
+  std::string hash_algo = "sha512";
+  std::vector<std::string> disk_formats = {"ami", "ari", "aki",   "vhd", "vhdx", "vmdk",
+                                           "raw", "qcow2", "vdi", "iso", "ploop"};
+  std::vector<std::string> container_formats = {"ami", "ari",    "aki",   "bare",
+                                                "ovf", "ova", "docker", "compressed"};
+  int property_quota = 128;
+  int tag_quota = 128;
+
+  // [log]
+  std::string log_level = "info";
+};
+
+// Reads a TOML file over `config`. kInvalidArgument naming the key for a bad value or unknown key.
+Status LoadConfigFile(const std::string& path, Config& config);
+
+// Parses "host:port" ("[::1]:9292" for IPv6). kInvalidArgument if malformed.
+Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen);
+
+}  // namespace ingot::service
