@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "io/byte_source.h"
@@ -51,6 +52,8 @@ class Store {
   virtual Status Delete(const std::string& key) = 0;
   // Start-up repair: removes what crashed writers left (temporary files). Returns how many.
   virtual Result<int> RemoveIncomplete() = 0;
+  // Keys of every committed object; start-up repair compares them with the catalog.
+  virtual Result<std::vector<std::string>> ListKeys() = 0;
 };
 
 }  // namespace ingot::store

@@ -154,4 +154,16 @@ Result<int> FileStore::RemoveIncomplete() {
   return removed;
 }
 
+Result<std::vector<std::string>> FileStore::ListKeys() {
+  DIR* dir = ::opendir(options_.root.c_str());
+  if (dir == nullptr) return FromErrno(errno, "opendir " + options_.root);
+  std::vector<std::string> keys;
+  while (struct dirent* e = ::readdir(dir)) {
+    std::string name(e->d_name);
+    if (ValidKey(name)) keys.push_back(std::move(name));
+  }
+  ::closedir(dir);
+  return keys;
+}
+
 }  // namespace ingot::store

@@ -33,6 +33,7 @@ class FileStore final : public Store {
   Result<uint64_t> SizeOf(const std::string& key) override;
   Status Delete(const std::string& key) override;
   Result<int> RemoveIncomplete() override;
+  Result<std::vector<std::string>> ListKeys() override;
 
  private:
   explicit FileStore(FileStoreOptions options) : options_(std::move(options)) {}

@@ -58,6 +58,7 @@ TEST_F(FileStoreTest, CommittedObjectReadsBack) {
   ASSERT_TRUE(io::ReadExact(**src, 6, buf).ok());
   EXPECT_EQ(std::string(buf, buf + 5), "world");
   EXPECT_TRUE(store_->OpenFd("img1").ok());
+  EXPECT_EQ(*store_->ListKeys(), std::vector<std::string>{"img1"});
 }
 
 TEST_F(FileStoreTest, AbandonedObjectLeavesNothing) {
