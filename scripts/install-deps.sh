@@ -11,6 +11,7 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev     # tests and micro-benchmarks
   clang libclang-rt-14-dev                       # libFuzzer targets
   qemu-utils                                     # reference for disk formats in tests
+  genisoimage                                    # ISO 9660 images in the formats tests
   python3-glanceclient                           # the real glance CLI in integration tests
   curl wrk nginx-light procps                    # integration tests and bench/
 )
