@@ -13,7 +13,7 @@ pkgs=(
   qemu-utils                                     # reference for disk formats in tests
   genisoimage                                    # ISO 9660 images in the formats tests
   python3-glanceclient                           # the real glance CLI in integration tests
-  curl wrk nginx-light procps                    # integration tests and bench/
+  curl wrk nginx-light procps jq                 # integration tests and bench/
 )
 missing=()
 for p in "${pkgs[@]}"; do
