@@ -34,8 +34,23 @@ std::optional<ImageStatus> ParseStatus(std::string_view s);
 std::string_view VisibilityName(Visibility v);  // "public", ...
 std::optional<Visibility> ParseVisibility(std::string_view s);
 
-// Glance's transition table: may an image in `from` move to `to`?
+// Glance's transition table (glance/domain/__init__.py, Image.valid_state_targets): may an image in
+// `from` move to `to`? Staying in the same status is not a transition and answers false, as in Glance
+// (callers that merely re-save an image do not ask).
 bool CanTransition(ImageStatus from, ImageStatus to);
+
+// A project's membership of a shared image, as Glance's image members API knows it.
+enum class MemberStatus { kPending, kAccepted, kRejected };
+std::string_view MemberStatusName(MemberStatus s);  // "pending", "accepted", "rejected"
+std::optional<MemberStatus> ParseMemberStatus(std::string_view s);
+
+struct ImageMember {
+  std::string image_id;
+  std::string member;  // project id the image is shared with
+  MemberStatus status = MemberStatus::kPending;
+  int64_t created_at = 0;  // microseconds since the epoch
+  int64_t updated_at = 0;
+};
 
 // Where an image's bytes live in a store.
 struct Location {
@@ -67,5 +82,18 @@ struct Image {
   std::vector<Location> locations;
   int64_t version = 0;                       // optimistic concurrency; bumped by every save
 };
+
+// Who is asking; visibility rules depend on it.
+struct Viewer {
+  std::optional<std::string> project;  // nullopt: anonymous
+  bool is_admin = false;
+};
+
+// Glance's rule for showing one image (glance/db/utils.py is_image_visible): admins see everything;
+// an image without an owner, and public and community images, are visible to all; the owner sees its
+// own; a shared image is visible to a project that is a member of it in any status. `membership` is
+// the viewer's membership of this image (nullopt when none or unknown). Private images are seen only
+// by their owner and admins. Listing applies narrower rules (see ImageRepository::List).
+bool IsVisible(const Image& image, const Viewer& viewer, std::optional<MemberStatus> membership);
 
 }  // namespace ingot::catalog

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,7 +53,19 @@ class ImageRepository {
   virtual Result<std::map<ImageStatus, int64_t>> CountByStatus() = 0;
 
   // Members of shared images (the project ids an image is shared with, and their status).
-  // Used for visibility; the members API builds on it.
+  // Used for visibility; the members API builds on it. The image must exist and not be deleted
+  // (kNotFound otherwise); visibility and ownership are checked by the caller.
+
+  // Adds `member` with its status and timestamps as given. kAlreadyExists when already a member.
+  virtual Status AddMember(const ImageMember& member) = 0;
+  // Sets an existing member's status and updated_at. kNotFound when not a member.
+  virtual Status UpdateMember(const ImageMember& member) = 0;
+  // kNotFound when not a member.
+  virtual Status RemoveMember(const std::string& image_id, const std::string& member) = 0;
+  // kNotFound when not a member.
+  virtual Result<ImageMember> GetMember(const std::string& image_id, const std::string& member) = 0;
+  // Every member of the image, ordered by member id.
+  virtual Result<std::vector<ImageMember>> ListMembers(const std::string& image_id) = 0;
 };
 
 }  // namespace ingot::catalog

@@ -1,0 +1,170 @@
+#include "catalog/sqlite/connection.h"
+
+namespace ingot::catalog::sqlite {
+namespace {
+
+constexpr size_t kMaxCachedStatements = 256;
+constexpr int kBusyTimeoutMs = 10000;
+
+}  // namespace
+
+Status SqliteStatus(int rc, sqlite3* db, std::string_view what) {
+  if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return Status::Ok();
+  std::string message = std::string(what) + ": " +
+                        (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Unavailable(std::move(message));
+    case SQLITE_CONSTRAINT:
+      return AlreadyExists(std::move(message));
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_SCHEMA:
+      return Corruption(std::move(message));
+    case SQLITE_INTERRUPT:
+      return Cancelled(std::move(message));
+    case SQLITE_TOOBIG:
+    case SQLITE_RANGE:
+    case SQLITE_MISUSE:
+    case SQLITE_ERROR:
+      return Internal(std::move(message));
+    default:  // IOERR, FULL, CANTOPEN, READONLY, NOMEM, PROTOCOL, ...
+      return IoError(std::move(message));
+  }
+}
+
+Statement::~Statement() {
+  if (stmt_ != nullptr && owned_) {
+    sqlite3_finalize(stmt_);
+  } else if (stmt_ != nullptr) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+}
+
+Status Statement::Bind(int index, const Value& value) {
+  int rc = SQLITE_OK;
+  if (std::holds_alternative<std::nullptr_t>(value)) {
+    rc = sqlite3_bind_null(stmt_, index);
+  } else if (const int64_t* i = std::get_if<int64_t>(&value)) {
+    rc = sqlite3_bind_int64(stmt_, index, *i);
+  } else {
+    const std::string& s = std::get<std::string>(value);
+    rc = sqlite3_bind_text64(stmt_, index, s.data(), s.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  }
+  return SqliteStatus(rc, conn_->db(), "bind");
+}
+
+Status Statement::BindAll(const std::vector<Value>& values) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    INGOT_RETURN_IF_ERROR(Bind(static_cast<int>(i + 1), values[i]));
+  }
+  return Status::Ok();
+}
+
+Result<bool> Statement::Step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return SqliteStatus(rc, conn_->db(), "step");
+}
+
+Status Statement::Run() {
+  while (true) {
+    INGOT_ASSIGN_OR_RETURN(bool row, Step());
+    if (!row) return Status::Ok();
+  }
+}
+
+Status Statement::Reset() {
+  // sqlite3_reset repeats the last step's error, which Run() already reported.
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+  return Status::Ok();
+}
+
+std::string Statement::Text(int col) const {
+  const unsigned char* p = sqlite3_column_text(stmt_, col);
+  int n = sqlite3_column_bytes(stmt_, col);
+  return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), n);
+}
+
+std::optional<std::string> Statement::OptText(int col) const {
+  if (IsNull(col)) return std::nullopt;
+  return Text(col);
+}
+
+std::optional<int64_t> Statement::OptInt(int col) const {
+  if (IsNull(col)) return std::nullopt;
+  return Int(col);
+}
+
+Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status s = SqliteStatus(rc, db, "open " + path);
+    sqlite3_close_v2(db);
+    return s;
+  }
+  std::unique_ptr<Connection> conn(new Connection(db));
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  // WAL lets readers run beside the one writer. synchronous=FULL makes every commit fsync the WAL:
+  // with NORMAL a commit acknowledged to a client could vanish in a power cut, and an acknowledged
+  // metadata change (an image going active) must survive one.
+  INGOT_RETURN_IF_ERROR(conn->Exec("PRAGMA journal_mode=WAL"));
+  INGOT_RETURN_IF_ERROR(conn->Exec("PRAGMA synchronous=FULL"));
+  INGOT_RETURN_IF_ERROR(conn->Exec("PRAGMA foreign_keys=ON"));
+  return conn;
+}
+
+Connection::~Connection() {
+  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  sqlite3_close_v2(db_);
+}
+
+Result<Statement> Connection::Prepare(const std::string& sql) {
+  auto it = cache_.find(sql);
+  if (it != cache_.end()) return Statement(this, it->second, false);
+  // Past the cap, statements of unusual shapes are prepared for one use only; evicting cached ones
+  // could pull a statement from under a caller still stepping it.
+  bool cache = cache_.size() < kMaxCachedStatements;
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                              cache ? SQLITE_PREPARE_PERSISTENT : 0, &stmt, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(rc, db_, "prepare");
+  if (cache) cache_.emplace(sql, stmt);
+  return Statement(this, stmt, !cache);
+}
+
+Status Connection::Exec(const char* sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+  sqlite3_free(err);
+  return SqliteStatus(rc, db_, "exec");
+}
+
+Result<Transaction> Transaction::Begin(Connection& conn, Kind kind) {
+  INGOT_ASSIGN_OR_RETURN(Statement begin,
+                         conn.Prepare(kind == Kind::kWrite ? "BEGIN IMMEDIATE" : "BEGIN"));
+  INGOT_RETURN_IF_ERROR(begin.Run());
+  return Transaction(&conn);
+}
+
+Transaction::~Transaction() {
+  if (conn_ == nullptr) return;
+  // Rolling back can fail only if the transaction is already gone (SQLite rolled it back itself).
+  if (!sqlite3_get_autocommit(conn_->db())) (void)conn_->Exec("ROLLBACK");
+}
+
+Status Transaction::Commit() {
+  INGOT_ASSIGN_OR_RETURN(Statement commit, conn_->Prepare("COMMIT"));
+  Status s = commit.Run();
+  if (s.ok()) conn_ = nullptr;
+  return s;
+}
+
+}  // namespace ingot::catalog::sqlite
