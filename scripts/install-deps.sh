@@ -12,7 +12,7 @@ pkgs=(
   clang libclang-rt-14-dev                       # libFuzzer targets
   qemu-utils                                     # reference for disk formats in tests
   genisoimage                                    # ISO 9660 images in the formats tests
-  python3-glanceclient                           # the real glance CLI in integration tests
+  python3-glanceclient python3-openstackclient   # the real glance/openstack CLIs in integration tests
   curl wrk nginx-light procps jq                 # integration tests and bench/
 )
 missing=()
