@@ -13,6 +13,8 @@
 
 #include "common/time.h"
 
+using Params = std::vector<std::pair<std::string, std::string>>;
+
 namespace ingot::catalog {
 namespace {
 
@@ -222,6 +224,430 @@ TEST_F(SqliteRepositoryTest, ListByStatusAndCount) {
   EXPECT_EQ((*counts)[ImageStatus::kActive], 2);
   EXPECT_EQ((*counts)[ImageStatus::kSaving], 1);
   EXPECT_EQ(counts->count(ImageStatus::kDeleted), 0u);
+}
+
+// ---- filters ----
+
+class SqliteListFilterTest : public SqliteRepositoryTest {
+ protected:
+  void SetUp() override {
+    SqliteRepositoryTest::SetUp();
+    // 1: debian qcow2 active 100 bytes, tags x86 64bit, os_distro=debian
+    // 2: cirros raw queued, no size, tag x86
+    // 3: debian raw active 300 bytes, protected, hidden
+    // 4: "a:b" iso active 200 bytes, min_ram 512, owner p2
+    Image a = MakeImage(1);
+    a.name = "debian";
+    a.disk_format = "qcow2";
+    a.container_format = "bare";
+    a.status = ImageStatus::kActive;
+    a.size = 100;
+    a.tags = {"x86", "64bit"};
+    a.properties = {{"os_distro", "debian"}};
+    Image b = MakeImage(2);
+    b.name = "cirros";
+    b.disk_format = "raw";
+    b.container_format = "bare";
+    b.tags = {"x86"};
+    Image c = MakeImage(3);
+    c.name = "debian";
+    c.disk_format = "raw";
+    c.container_format = "ovf";
+    c.status = ImageStatus::kActive;
+    c.size = 300;
+    c.is_protected = true;
+    c.os_hidden = true;
+    Image d = MakeImage(4, "p2");
+    d.name = "a:b";
+    d.disk_format = "iso";
+    d.status = ImageStatus::kActive;
+    d.size = 200;
+    d.min_ram = 512;
+    d.checksum = "abc";
+    for (const Image& im : {a, b, c, d}) ASSERT_TRUE(repo_->Add(im).ok());
+  }
+  // Ids of images matching, as an admin with visibility=all sees them, oldest first.
+  std::vector<int> Match(Params params) {
+    params.emplace_back("visibility", "all");
+    params.emplace_back("sort_key", "created_at");
+    params.emplace_back("sort_dir", "asc");
+    std::vector<int> out;
+    for (const auto& id : Ids(MustList(params))) out.push_back(std::stoi(id.substr(24)));
+    return out;
+  }
+};
+
+using V = std::vector<int>;
+
+TEST_F(SqliteListFilterTest, HiddenExcludedByDefault) {
+  EXPECT_EQ(Match({}), (V{1, 2, 4}));
+  EXPECT_EQ(Match({{"os_hidden", "true"}}), (V{3}));
+  EXPECT_EQ(Match({{"os_hidden", "false"}}), (V{1, 2, 4}));
+}
+
+TEST_F(SqliteListFilterTest, NameStatusFormats) {
+  EXPECT_EQ(Match({{"name", "debian"}}), (V{1}));
+  EXPECT_EQ(Match({{"name", "debian"}, {"os_hidden", "true"}}), (V{3}));
+  EXPECT_EQ(Match({{"name", "eq:a:b"}}), (V{4}));
+  EXPECT_EQ(Match({{"name", "in:cirros,\"a:b\""}}), (V{2, 4}));
+  EXPECT_EQ(Match({{"status", "queued"}}), (V{2}));
+  EXPECT_EQ(Match({{"status", "in:queued,active"}}), (V{1, 2, 4}));
+  EXPECT_EQ(Match({{"status", "killed"}}), (V{}));
+  EXPECT_EQ(Match({{"disk_format", "raw"}}), (V{2}));
+  EXPECT_EQ(Match({{"disk_format", "in:iso,qcow2"}}), (V{1, 4}));
+  EXPECT_EQ(Match({{"container_format", "bare"}}), (V{1, 2}));
+  EXPECT_EQ(Match({{"id", "in:" + Uuid(2) + "," + Uuid(4)}}), (V{2, 4}));
+  EXPECT_EQ(Match({{"id", Uuid(1)}}), (V{1}));
+  EXPECT_EQ(Match({{"id", "in:"}}), (V{}));
+}
+
+TEST_F(SqliteListFilterTest, OwnerChecksumAndNumbers) {
+  EXPECT_EQ(Match({{"owner", "p2"}}), (V{4}));
+  EXPECT_EQ(Match({{"checksum", "abc"}}), (V{4}));
+  EXPECT_EQ(Match({{"min_ram", "512"}}), (V{4}));
+  EXPECT_EQ(Match({{"min_ram", "lots"}}), (V{}));
+  EXPECT_EQ(Match({{"size", "100"}}), (V{1}));
+}
+
+TEST_F(SqliteListFilterTest, SizeRange) {
+  EXPECT_EQ(Match({{"size_min", "150"}}), (V{4}));
+  EXPECT_EQ(Match({{"size_max", "200"}}), (V{1, 4}));
+  EXPECT_EQ(Match({{"size_min", "100"}, {"size_max", "100"}}), (V{1}));
+  EXPECT_EQ(Match({{"size_min", "0"}, {"os_hidden", "true"}}), (V{3}));
+}
+
+TEST_F(SqliteListFilterTest, TagsMustAllMatch) {
+  EXPECT_EQ(Match({{"tag", "x86"}}), (V{1, 2}));
+  EXPECT_EQ(Match({{"tag", "x86"}, {"tag", "64bit"}}), (V{1}));
+  EXPECT_EQ(Match({{"tag", "x86"}, {"tag", "arm"}}), (V{}));
+}
+
+TEST_F(SqliteListFilterTest, ProtectedAndProperties) {
+  EXPECT_EQ(Match({{"protected", "true"}, {"os_hidden", "true"}}), (V{3}));
+  EXPECT_EQ(Match({{"protected", "false"}}), (V{1, 2, 4}));
+  EXPECT_EQ(Match({{"os_distro", "debian"}}), (V{1}));
+  EXPECT_EQ(Match({{"os_distro", "ubuntu"}}), (V{}));
+  EXPECT_EQ(Match({{"os_distro", "debian"}, {"tag", "64bit"}}), (V{1}));
+  // A value that looks like SQL is only ever a bound value.
+  EXPECT_EQ(Match({{"os_distro", "x' OR '1'='1"}}), (V{}));
+}
+
+TEST_F(SqliteListFilterTest, Times) {
+  // MakeImage(n) is created at 1'700'000'000 + n seconds.
+  auto iso = [](int n) { return FormatIso8601((int64_t{1'700'000'000} + n) * 1'000'000); };
+  EXPECT_EQ(Match({{"created_at", "gt:" + iso(2)}}), (V{4}));
+  EXPECT_EQ(Match({{"created_at", "gte:" + iso(2)}}), (V{2, 4}));
+  EXPECT_EQ(Match({{"created_at", "lt:" + iso(2)}}), (V{1}));
+  EXPECT_EQ(Match({{"created_at", "lte:" + iso(2)}}), (V{1, 2}));
+  EXPECT_EQ(Match({{"created_at", iso(4)}}), (V{4}));
+  EXPECT_EQ(Match({{"created_at", "neq:" + iso(4)}}), (V{1, 2}));
+  EXPECT_EQ(Match({{"updated_at", "eq:" + iso(1)}}), (V{1}));
+}
+
+// ---- sorting and pagination ----
+
+TEST_F(SqliteRepositoryTest, MultiKeySortWithNulls) {
+  // name: b, a, NULL, a ; size: 1, 2, 3, NULL
+  std::vector<std::pair<std::optional<std::string>, std::optional<uint64_t>>> spec = {
+      {"b", 1}, {"a", 2}, {std::nullopt, 3}, {"a", std::nullopt}};
+  for (int i = 0; i < 4; ++i) {
+    Image im = MakeImage(i + 1);
+    im.name = spec[i].first;
+    im.size = spec[i].second;
+    ASSERT_TRUE(repo_->Add(im).ok());
+  }
+  EXPECT_EQ(Ids(MustList({{"sort", "name:asc,size:desc"}})),
+            (std::vector<std::string>{Uuid(3), Uuid(2), Uuid(4), Uuid(1)}));
+  EXPECT_EQ(Ids(MustList({{"sort", "name:desc,size:asc"}})),
+            (std::vector<std::string>{Uuid(1), Uuid(4), Uuid(2), Uuid(3)}));
+  EXPECT_EQ(Ids(MustList({{"sort_key", "size"}, {"sort_dir", "asc"}})),
+            (std::vector<std::string>{Uuid(4), Uuid(1), Uuid(2), Uuid(3)}));
+  EXPECT_EQ(Ids(MustList({{"sort_key", "id"}, {"sort_dir", "asc"}})),
+            (std::vector<std::string>{Uuid(1), Uuid(2), Uuid(3), Uuid(4)}));
+}
+
+TEST_F(SqliteRepositoryTest, PaginationWalksEveryImageOnce) {
+  const char* names[] = {"alpha", "beta", "gamma", nullptr};
+  for (int i = 1; i <= 103; ++i) {
+    Image im = MakeImage(i);
+    im.name = names[i % 4] ? std::optional<std::string>(names[i % 4]) : std::nullopt;
+    if (i % 5) im.size = static_cast<uint64_t>(i % 7);
+    im.disk_format = i % 3 ? std::optional<std::string>("raw") : std::nullopt;
+    // Many images share a creation time, so the id tiebreaker matters.
+    im.created_at = 1'700'000'000'000'000 + (i / 10) * 1'000'000;
+    im.updated_at = im.created_at + (i % 4);
+    ASSERT_TRUE(repo_->Add(im).ok());
+  }
+  const std::vector<std::vector<std::pair<std::string, std::string>>> sorts = {
+      {},
+      {{"sort", "name:asc,size:desc"}},
+      {{"sort", "name:desc,size:asc"}},
+      {{"sort_key", "size"}, {"sort_key", "disk_format"}, {"sort_dir", "asc"}},
+      {{"sort_key", "updated_at"}},
+      {{"sort", "status:asc,id:desc"}},
+  };
+  for (const auto& sort : sorts) {
+    auto all_params = sort;
+    all_params.emplace_back("limit", "1000");
+    auto all = MustList(all_params);
+    ASSERT_EQ(all.images.size(), 103u);
+    EXPECT_FALSE(all.next_marker.has_value());
+
+    std::vector<std::string> walked;
+    std::optional<std::string> marker;
+    int pages = 0;
+    do {
+      auto params = sort;
+      params.emplace_back("limit", "10");
+      if (marker) params.emplace_back("marker", *marker);
+      auto page = MustList(params);
+      ASSERT_LE(page.images.size(), 10u);
+      for (const auto& id : Ids(page)) walked.push_back(id);
+      marker = page.next_marker;
+      ASSERT_LT(++pages, 20);
+    } while (marker);
+    EXPECT_EQ(pages, 11);
+    EXPECT_EQ(walked, Ids(all)) << "sort " << (sort.empty() ? "default" : sort[0].second);
+  }
+}
+
+TEST_F(SqliteRepositoryTest, NextMarkerOnlyWhenMoreFollow) {
+  for (int i = 1; i <= 4; ++i) ASSERT_TRUE(repo_->Add(MakeImage(i)).ok());
+  auto p1 = MustList({{"limit", "2"}});
+  EXPECT_EQ(Ids(p1), (std::vector<std::string>{Uuid(4), Uuid(3)}));
+  ASSERT_EQ(p1.next_marker, Uuid(3));
+  auto p2 = MustList({{"limit", "2"}, {"marker", Uuid(3)}});
+  EXPECT_EQ(Ids(p2), (std::vector<std::string>{Uuid(2), Uuid(1)}));
+  EXPECT_FALSE(p2.next_marker.has_value());  // exactly full last page: no empty extra page
+  EXPECT_TRUE(MustList({{"limit", "0"}}).images.empty());
+  EXPECT_TRUE(MustList({{"marker", Uuid(1)}}).images.empty());
+}
+
+TEST_F(SqliteRepositoryTest, BadMarkerIsInvalidArgument) {
+  ASSERT_TRUE(repo_->Add(MakeImage(1, "p1", Visibility::kPrivate)).ok());
+  ASSERT_TRUE(repo_->Add(MakeImage(2)).ok());
+  ASSERT_TRUE(repo_->Remove(Uuid(2)).ok());
+  auto list = [&](const std::string& marker, const Viewer& v) {
+    auto q = ParseListQuery({{"marker", marker}});
+    return repo_->List(*q, v).status();
+  };
+  Status unknown = list("00000000-0000-0000-0000-000000000000", Viewer{std::nullopt, true});
+  EXPECT_EQ(unknown.code(), Code::kInvalidArgument);
+  EXPECT_EQ(unknown.message(), "No image found with ID 00000000-0000-0000-0000-000000000000");
+  EXPECT_EQ(list(Uuid(2), Viewer{std::nullopt, true}).code(), Code::kInvalidArgument);
+  // Another project's private image is not a marker it may use (and its existence is not told).
+  Status hidden = list(Uuid(1), Viewer{"p9", false});
+  EXPECT_EQ(hidden.code(), Code::kInvalidArgument);
+  EXPECT_EQ(hidden.message(), "No image found with ID " + Uuid(1));
+  EXPECT_TRUE(list(Uuid(1), Viewer{"p1", false}).ok());
+}
+
+// ---- visibility ----
+
+class SqliteVisibilityTest : public SqliteRepositoryTest {
+ protected:
+  void SetUp() override {
+    SqliteRepositoryTest::SetUp();
+    ASSERT_TRUE(repo_->Add(MakeImage(1, "owner", Visibility::kPublic)).ok());
+    ASSERT_TRUE(repo_->Add(MakeImage(2, "owner", Visibility::kPrivate)).ok());
+    ASSERT_TRUE(repo_->Add(MakeImage(3, "owner", Visibility::kShared)).ok());
+    ASSERT_TRUE(repo_->Add(MakeImage(4, "owner", Visibility::kCommunity)).ok());
+    ImageMember m{Uuid(3), "member", MemberStatus::kAccepted, 1, 1};
+    ASSERT_TRUE(repo_->AddMember(m).ok());
+    ImageMember p{Uuid(3), "pending", MemberStatus::kPending, 1, 1};
+    ASSERT_TRUE(repo_->AddMember(p).ok());
+    ImageMember r{Uuid(3), "rejected", MemberStatus::kRejected, 1, 1};
+    ASSERT_TRUE(repo_->AddMember(r).ok());
+    // A membership of a private image grants nothing.
+    ImageMember priv{Uuid(2), "member", MemberStatus::kAccepted, 1, 1};
+    ASSERT_TRUE(repo_->AddMember(priv).ok());
+  }
+  std::vector<int> Seen(const Viewer& v, std::vector<std::pair<std::string, std::string>> params = {}) {
+    params.emplace_back("sort_key", "created_at");
+    params.emplace_back("sort_dir", "asc");
+    std::vector<int> out;
+    for (const auto& id : Ids(MustList(params, v))) out.push_back(std::stoi(id.substr(24)));
+    return out;
+  }
+};
+
+TEST_F(SqliteVisibilityTest, Matrix) {
+  const Viewer admin{std::nullopt, true};
+  const Viewer admin_in_project{"adminproject", true};
+  const Viewer owner{"owner", false};
+  const Viewer other{"other", false};
+  const Viewer member{"member", false};
+  const Viewer pending{"pending", false};
+  const Viewer rejected{"rejected", false};
+  const Viewer anonymous{std::nullopt, false};
+
+  // Without a visibility filter, community images are listed only to their owner (admins too).
+  EXPECT_EQ(Seen(admin), (V{1, 2, 3}));
+  EXPECT_EQ(Seen(admin_in_project), (V{1, 2, 3}));
+  EXPECT_EQ(Seen(owner), (V{1, 2, 3, 4}));
+  EXPECT_EQ(Seen(other), (V{1}));
+  EXPECT_EQ(Seen(member), (V{1, 3}));
+  EXPECT_EQ(Seen(pending), (V{1}));
+  EXPECT_EQ(Seen(rejected), (V{1}));
+  EXPECT_EQ(Seen(anonymous), (V{1}));
+
+  EXPECT_EQ(Seen(admin, {{"visibility", "all"}}), (V{1, 2, 3, 4}));
+  EXPECT_EQ(Seen(owner, {{"visibility", "all"}}), (V{1, 2, 3, 4}));
+  EXPECT_EQ(Seen(other, {{"visibility", "all"}}), (V{1, 4}));
+  EXPECT_EQ(Seen(member, {{"visibility", "all"}}), (V{1, 3, 4}));
+  EXPECT_EQ(Seen(anonymous, {{"visibility", "all"}}), (V{1, 4}));
+
+  EXPECT_EQ(Seen(other, {{"visibility", "community"}}), (V{4}));
+  EXPECT_EQ(Seen(anonymous, {{"visibility", "community"}}), (V{4}));
+  EXPECT_EQ(Seen(admin, {{"visibility", "community"}}), (V{4}));
+  EXPECT_EQ(Seen(other, {{"visibility", "private"}}), (V{}));
+  EXPECT_EQ(Seen(member, {{"visibility", "private"}}), (V{}));
+  EXPECT_EQ(Seen(owner, {{"visibility", "private"}}), (V{2}));
+  EXPECT_EQ(Seen(admin, {{"visibility", "private"}}), (V{2}));
+  EXPECT_EQ(Seen(member, {{"visibility", "shared"}}), (V{3}));
+  EXPECT_EQ(Seen(other, {{"visibility", "shared"}}), (V{}));
+  EXPECT_EQ(Seen(anonymous, {{"visibility", "public"}}), (V{1}));
+
+  // Pending and rejected shares appear only when asked for.
+  EXPECT_EQ(Seen(pending, {{"member_status", "pending"}}), (V{1, 3}));
+  EXPECT_EQ(Seen(pending, {{"member_status", "all"}}), (V{1, 3}));
+  EXPECT_EQ(Seen(pending, {{"member_status", "accepted"}}), (V{1}));
+  EXPECT_EQ(Seen(rejected, {{"member_status", "rejected"}}), (V{1, 3}));
+  EXPECT_EQ(Seen(member, {{"member_status", "pending"}}), (V{1}));
+  // The owner sees its shared image whatever member_status says.
+  EXPECT_EQ(Seen(owner, {{"member_status", "pending"}}), (V{1, 2, 3, 4}));
+}
+
+// ---- members ----
+
+TEST_F(SqliteRepositoryTest, Members) {
+  ASSERT_TRUE(repo_->Add(MakeImage(1, "owner", Visibility::kShared)).ok());
+  ImageMember m{Uuid(1), "p2", MemberStatus::kPending, 10, 10};
+  ASSERT_TRUE(repo_->AddMember(m).ok());
+  EXPECT_EQ(repo_->AddMember(m).code(), Code::kAlreadyExists);
+  auto got = repo_->GetMember(Uuid(1), "p2");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->status, MemberStatus::kPending);
+  EXPECT_EQ(got->created_at, 10);
+  m.status = MemberStatus::kAccepted;
+  m.updated_at = 20;
+  ASSERT_TRUE(repo_->UpdateMember(m).ok());
+  got = repo_->GetMember(Uuid(1), "p2");
+  EXPECT_EQ(got->status, MemberStatus::kAccepted);
+  EXPECT_EQ(got->updated_at, 20);
+  ASSERT_TRUE(repo_->AddMember({Uuid(1), "p1", MemberStatus::kRejected, 5, 5}).ok());
+  auto all = repo_->ListMembers(Uuid(1));
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].member, "p1");
+  EXPECT_EQ((*all)[1].member, "p2");
+  ASSERT_TRUE(repo_->RemoveMember(Uuid(1), "p2").ok());
+  EXPECT_EQ(repo_->RemoveMember(Uuid(1), "p2").code(), Code::kNotFound);
+  EXPECT_EQ(repo_->GetMember(Uuid(1), "p2").status().code(), Code::kNotFound);
+  EXPECT_EQ(repo_->UpdateMember(m).code(), Code::kNotFound);
+  EXPECT_EQ(repo_->AddMember({Uuid(9), "p2", MemberStatus::kPending, 1, 1}).code(),
+            Code::kNotFound);
+  EXPECT_EQ(repo_->ListMembers(Uuid(9)).status().code(), Code::kNotFound);
+  ASSERT_TRUE(repo_->Remove(Uuid(1)).ok());
+  EXPECT_EQ(repo_->ListMembers(Uuid(1)).status().code(), Code::kNotFound);
+}
+
+// ---- schema ----
+
+TEST_F(SqliteRepositoryTest, ReopenKeepsDataAndSchemaVersion) {
+  Image im = MakeImage(1);
+  im.tags = {"t"};
+  ASSERT_TRUE(repo_->Add(im).ok());
+  EXPECT_EQ(*repo_->SchemaVersion(), SqliteImageRepository::LatestSchemaVersion());
+  Reopen();
+  Reopen();
+  EXPECT_EQ(*repo_->SchemaVersion(), SqliteImageRepository::LatestSchemaVersion());
+  auto got = repo_->Get(im.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->tags, im.tags);
+  // schema_version holds a single row however often the database is opened.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM schema_version", -1, &st, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 1);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST_F(SqliteRepositoryTest, NewerSchemaIsRefused) {
+  repo_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE schema_version SET version = 999", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto r = SqliteImageRepository::Open(path_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kCorruption);
+}
+
+TEST_F(SqliteRepositoryTest, NotADatabaseIsRefused) {
+  repo_.reset();
+  std::string junk = dir_ + "/junk.db";
+  FILE* f = fopen(junk.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fputs("this is not an SQLite database, not even close; just some text that is long enough",
+        f);
+  fclose(f);
+  auto r = SqliteImageRepository::Open(junk);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kCorruption) << r.status().ToString();
+}
+
+// ---- concurrency ----
+
+TEST_F(SqliteRepositoryTest, ConcurrentWritersLoseNothing) {
+  ASSERT_TRUE(repo_->Add(MakeImage(1)).ok());
+  constexpr int kThreads = 4;
+  constexpr int kAddsPerThread = 25;
+  constexpr int kIncrementsPerThread = 20;
+  std::atomic<int> conflicts{0};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kAddsPerThread; ++i) {
+        if (!repo_->Add(MakeImage(1000 + t * kAddsPerThread + i)).ok()) ++failures;
+        auto page = repo_->List(ListQuery{}, Viewer{std::nullopt, true});
+        if (!page.ok()) ++failures;
+      }
+      // Read-modify-write a counter on one image with optimistic concurrency.
+      for (int i = 0; i < kIncrementsPerThread; ++i) {
+        while (true) {
+          auto im = repo_->Get(Uuid(1));
+          if (!im.ok()) {
+            ++failures;
+            break;
+          }
+          int n = im->properties.count("n") ? std::stoi(im->properties["n"]) : 0;
+          im->properties["n"] = std::to_string(n + 1);
+          Status s = repo_->Save(*im);
+          if (s.ok()) break;
+          if (s.code() != Code::kConflict) {
+            ++failures;
+            break;
+          }
+          ++conflicts;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto im = repo_->Get(Uuid(1));
+  ASSERT_TRUE(im.ok());
+  EXPECT_EQ(im->properties["n"], std::to_string(kThreads * kIncrementsPerThread));
+  EXPECT_EQ(im->version, 1 + kThreads * kIncrementsPerThread);
+  auto all = MustList({{"limit", "1000"}});
+  EXPECT_EQ(all.images.size(), 1u + kThreads * kAddsPerThread);
 }
 
 }  // namespace
