@@ -263,11 +263,12 @@ Status WriteChildren(Connection& c, const Image& im, bool replace) {
   return Status::Ok();
 }
 
-Result<std::optional<Image>> FindImage(Connection& c, const std::string& id) {
+Result<std::optional<Image>> FindImage(Connection& c, const std::string& id,
+                                       bool include_deleted = false) {
   INGOT_ASSIGN_OR_RETURN(
       Statement st,
-      c.Prepare(std::string("SELECT ") + kImageColumns +
-                " FROM images WHERE images.id = ? AND images.deleted = 0"));
+      c.Prepare(std::string("SELECT ") + kImageColumns + " FROM images WHERE images.id = ?" +
+                (include_deleted ? "" : " AND images.deleted = 0")));
   INGOT_RETURN_IF_ERROR(st.Bind(1, id));
   INGOT_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return std::optional<Image>();
@@ -724,8 +725,11 @@ Result<ImagePage> SqliteImageRepository::List(const ListQuery& query, const View
   AppendVisibility(q, query, viewer);
   AppendFilters(q, query);
   if (query.marker) {
-    // Glance answers 400 for a marker that names no image the caller may see.
-    INGOT_ASSIGN_OR_RETURN(std::optional<Image> marker, FindImage(c, *query.marker));
+    // Glance answers 400 for a marker that names no image the caller may see. Admins may also page
+    // on from an image deleted meanwhile (Glance lets contexts that can see deleted images do so);
+    // its row is kept, so its sort values still place the next page.
+    INGOT_ASSIGN_OR_RETURN(std::optional<Image> marker,
+                           FindImage(c, *query.marker, /*include_deleted=*/viewer.is_admin));
     bool visible = false;
     if (marker) {
       std::optional<MemberStatus> membership;

@@ -423,6 +423,15 @@ TEST_F(SqliteRepositoryTest, NextMarkerOnlyWhenMoreFollow) {
   EXPECT_TRUE(MustList({{"marker", Uuid(1)}}).images.empty());
 }
 
+TEST_F(SqliteRepositoryTest, AdminPagesOnPastADeletedMarker) {
+  for (int i = 1; i <= 4; ++i) ASSERT_TRUE(repo_->Add(MakeImage(i)).ok());
+  auto p1 = MustList({{"limit", "2"}});
+  ASSERT_EQ(p1.next_marker, Uuid(3));
+  ASSERT_TRUE(repo_->Remove(Uuid(3)).ok());
+  auto p2 = MustList({{"limit", "2"}, {"marker", Uuid(3)}});
+  EXPECT_EQ(Ids(p2), (std::vector<std::string>{Uuid(2), Uuid(1)}));
+}
+
 TEST_F(SqliteRepositoryTest, BadMarkerIsInvalidArgument) {
   ASSERT_TRUE(repo_->Add(MakeImage(1, "p1", Visibility::kPrivate)).ok());
   ASSERT_TRUE(repo_->Add(MakeImage(2)).ok());
@@ -434,7 +443,9 @@ TEST_F(SqliteRepositoryTest, BadMarkerIsInvalidArgument) {
   Status unknown = list("00000000-0000-0000-0000-000000000000", Viewer{std::nullopt, true});
   EXPECT_EQ(unknown.code(), Code::kInvalidArgument);
   EXPECT_EQ(unknown.message(), "No image found with ID 00000000-0000-0000-0000-000000000000");
-  EXPECT_EQ(list(Uuid(2), Viewer{std::nullopt, true}).code(), Code::kInvalidArgument);
+  // A marker deleted meanwhile: admins page on (as in Glance), others are told it is gone.
+  EXPECT_TRUE(list(Uuid(2), Viewer{std::nullopt, true}).ok());
+  EXPECT_EQ(list(Uuid(2), Viewer{"p1", false}).code(), Code::kInvalidArgument);
   // Another project's private image is not a marker it may use (and its existence is not told).
   Status hidden = list(Uuid(1), Viewer{"p9", false});
   EXPECT_EQ(hidden.code(), Code::kInvalidArgument);
