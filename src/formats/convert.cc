@@ -1,0 +1,554 @@
+// Conversion pipeline (see convert.h) and the two writers: raw (holes for zeros) and qcow2 v3 (the
+// layout of qemu's docs/interop/qcow2.txt, written in one forward pass; see WriteQcow2 below).
+#include "formats/convert.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "formats/mapped_image.h"
+#include "formats/qcow2_format.h"
+#include "io/file.h"
+
+namespace ingot::formats {
+
+namespace {
+
+constexpr uint64_t kChunkBytes = 2ull << 20;
+constexpr uint64_t kZeroBlock = 4096;
+
+std::string Num(uint64_t v) { return std::to_string(v); }
+
+bool AllZero(const uint8_t* p, size_t n) {
+  // Word-at-a-time with an early exit: data blocks usually differ from zero in their first word.
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    if (w) return false;
+  }
+  for (; i < n; ++i) {
+    if (p[i]) return false;
+  }
+  return true;
+}
+
+// A stretch of bytes a writer must store: virtual [voff, voff + vlen), held at `data`. For compressed
+// qcow2 clusters, `stored` is the compressed length (else equal to vlen).
+struct Piece {
+  uint64_t voff = 0;
+  uint64_t vlen = 0;
+  const uint8_t* data = nullptr;
+  uint64_t stored = 0;
+  bool compressed = false;
+};
+
+struct Chunk {
+  uint64_t index = 0;
+  uint64_t voff = 0;
+  uint64_t len = 0;
+  std::vector<uint8_t> buf;  // the chunk's virtual bytes (only where pieces say)
+  std::vector<uint8_t> out;  // compressed clusters
+  std::vector<Piece> pieces;
+  Status status;
+  bool ready = false;
+};
+
+// How a worker turns a chunk of virtual disk into pieces.
+struct FillSpec {
+  // When non-zero, pieces are whole clusters of this size (qcow2 output), zero-padded.
+  uint64_t cluster_size = 0;
+  ConvertOptions::Compression compression = ConvertOptions::Compression::kNone;
+};
+
+// Reads [chunk.voff, chunk.voff + chunk.len) of `src` into data pieces, skipping zero extents and
+// all-zero 4 KiB blocks.
+Status FillRaw(DiskImage& src, Chunk& c) {
+  c.pieces.clear();
+  if (c.buf.size() < c.len) c.buf.resize(c.len);
+  const uint64_t end = c.voff + c.len;
+  uint64_t pos = c.voff;
+  while (pos < end) {
+    INGOT_ASSIGN_OR_RETURN(Extent e, src.BlockStatus(pos, end - pos));
+    if (e.length == 0 || e.offset != pos) return Internal("reader returned an empty extent");
+    const uint64_t elen = std::min<uint64_t>(e.length, end - pos);
+    if (!e.zero) {
+      uint8_t* p = c.buf.data() + (pos - c.voff);
+      INGOT_RETURN_IF_ERROR(io::ReadExact(src, pos, std::span<uint8_t>(p, elen)));
+      // Split into data pieces at all-zero 4 KiB blocks (aligned to the virtual disk).
+      uint64_t at = pos;
+      while (at < pos + elen) {
+        const uint64_t block_end = std::min<uint64_t>((at / kZeroBlock + 1) * kZeroBlock, pos + elen);
+        const uint8_t* bp = c.buf.data() + (at - c.voff);
+        if (!AllZero(bp, block_end - at)) {
+          if (!c.pieces.empty() && c.pieces.back().voff + c.pieces.back().vlen == at) {
+            c.pieces.back().vlen += block_end - at;
+            c.pieces.back().stored = c.pieces.back().vlen;
+          } else {
+            c.pieces.push_back({at, block_end - at, bp, block_end - at, false});
+          }
+        }
+        at = block_end;
+      }
+    }
+    pos += elen;
+  }
+  return Status::Ok();
+}
+
+// Compresses one cluster the way qcow2 readers expect: zlib as a raw deflate stream with a 4 KiB
+// window; zstd as one frame. Returns 0 when the result would not be smaller than the cluster.
+size_t CompressCluster(ConvertOptions::Compression type, const uint8_t* in, size_t n, uint8_t* out,
+                       size_t cap) {
+  if (type == ConvertOptions::Compression::kZstd) {
+    thread_local ZSTD_CCtx* cctx = ZSTD_createCCtx();
+    const size_t r = ZSTD_compressCCtx(cctx, out, cap, in, n, 3);
+    return ZSTD_isError(r) ? 0 : r;
+  }
+  z_stream z{};
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY) != Z_OK) return 0;
+  z.next_in = const_cast<uint8_t*>(in);
+  z.avail_in = uInt(n);
+  z.next_out = out;
+  z.avail_out = uInt(cap);
+  const int ret = deflate(&z, Z_FINISH);
+  const size_t produced = cap - z.avail_out;
+  deflateEnd(&z);
+  return ret == Z_STREAM_END ? produced : 0;
+}
+
+// Regroups the data pieces of a cluster-aligned chunk into whole clusters (zero-filling what is not
+// data) and compresses them when asked.
+Status FillClusters(DiskImage& src, Chunk& c, const FillSpec& spec) {
+  const uint64_t cs = spec.cluster_size;
+  const uint64_t padded = (c.len + cs - 1) / cs * cs;
+  if (c.buf.size() < padded) c.buf.resize(padded);
+  INGOT_RETURN_IF_ERROR(FillRaw(src, c));
+  std::vector<Piece> data = std::move(c.pieces);
+  c.pieces.clear();
+  // Zero every byte of a data cluster that no data piece covers (zero extents were never read, so
+  // the buffer holds stale bytes there).
+  auto zero = [&](uint64_t a, uint64_t b) {
+    if (b > a) std::memset(c.buf.data() + (a - c.voff), 0, b - a);
+  };
+  auto up = [&](uint64_t v) { return (v + cs - 1) / cs * cs; };
+  std::vector<uint64_t> clusters;  // virtual offsets of clusters holding data, ascending
+  uint64_t prev_end = c.voff;     // the chunk starts on a cluster boundary
+  for (const Piece& p : data) {
+    zero(prev_end, std::min(p.voff, up(prev_end)));           // tail of the previous cluster
+    zero(std::max(prev_end, p.voff / cs * cs), p.voff);       // head of this piece's cluster
+    for (uint64_t cl = p.voff / cs * cs; cl < p.voff + p.vlen; cl += cs) {
+      if (clusters.empty() || clusters.back() < cl) clusters.push_back(cl);
+    }
+    prev_end = p.voff + p.vlen;
+  }
+  zero(prev_end, up(prev_end));
+  const bool compress = spec.compression != ConvertOptions::Compression::kNone;
+  if (compress && c.out.size() < padded + clusters.size() * 64) {
+    c.out.resize(padded + clusters.size() * 64);
+  }
+  uint64_t out_pos = 0;
+  for (uint64_t cl : clusters) {
+    const uint8_t* p = c.buf.data() + (cl - c.voff);
+    Piece piece{cl, cs, p, cs, false};
+    if (compress) {
+      const size_t n = CompressCluster(spec.compression, p, cs, c.out.data() + out_pos, cs - 512);
+      if (n > 0) {
+        piece = {cl, cs, c.out.data() + out_pos, n, true};
+        out_pos += n;
+      }
+    }
+    c.pieces.push_back(piece);
+  }
+  return Status::Ok();
+}
+
+// Workers fill chunks in parallel; Run() hands them to `consume` in order on the calling thread.
+class Pipeline {
+ public:
+  Pipeline(DiskImage& src, FillSpec spec, unsigned threads)
+      : src_(src), spec_(spec), threads_(threads), slots_(threads + 2) {
+    const uint64_t chunk = spec.cluster_size ? std::max(kChunkBytes, spec.cluster_size) : kChunkBytes;
+    chunk_ = chunk;
+    n_ = (src.Size() + chunk - 1) / chunk;
+  }
+
+  Status Run(const std::function<Status(Chunk&)>& consume, const ConvertOptions& opts) {
+    std::vector<std::thread> workers;
+    for (unsigned t = 0; t < threads_; ++t) workers.emplace_back([this] { Work(); });
+    Status result;
+    for (uint64_t i = 0; i < n_; ++i) {
+      Chunk& c = slots_[i % slots_.size()];
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return c.ready && c.index == i; });
+      }
+      result = c.status.ok() ? consume(c) : c.status;
+      if (result.ok() && opts.progress && !opts.progress(c.voff + c.len, src_.Size())) {
+        result = Cancelled("conversion cancelled");
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      c.ready = false;
+      ++consumed_;
+      if (!result.ok()) stop_ = true;
+      cv_.notify_all();
+      if (!result.ok()) break;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      cv_.notify_all();
+    }
+    for (auto& w : workers) w.join();
+    return result;
+  }
+
+ private:
+  void Work() {
+    for (;;) {
+      uint64_t i;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || (next_ < n_ && next_ < consumed_ + slots_.size()); });
+        if (stop_ || next_ >= n_) return;
+        i = next_++;
+        slots_[i % slots_.size()].index = i;
+      }
+      Chunk& c = slots_[i % slots_.size()];
+      c.voff = i * chunk_;
+      c.len = std::min<uint64_t>(chunk_, src_.Size() - c.voff);
+      c.status = spec_.cluster_size ? FillClusters(src_, c, spec_) : FillRaw(src_, c);
+      std::lock_guard<std::mutex> lock(mu_);
+      c.ready = true;
+      cv_.notify_all();
+    }
+  }
+
+  DiskImage& src_;
+  FillSpec spec_;
+  unsigned threads_;
+  std::vector<Chunk> slots_;
+  uint64_t chunk_ = kChunkBytes;
+  uint64_t n_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t next_ = 0;
+  uint64_t consumed_ = 0;
+  bool stop_ = false;
+};
+
+unsigned Threads(const ConvertOptions& o) {
+  if (o.threads) return o.threads;
+  return std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+}
+
+const std::vector<uint8_t>& Zeros() {
+  static const std::vector<uint8_t> z(kChunkBytes);
+  return z;
+}
+
+// Writes raw bytes with every gap filled by explicit zeros, in order, through `emit(offset, bytes)`.
+Status ConvertFilled(DiskImage& src, const ConvertOptions& opts,
+                     const std::function<Status(uint64_t, std::span<const uint8_t>)>& emit) {
+  uint64_t written = 0;
+  auto gap = [&](uint64_t to) -> Status {
+    while (written < to) {
+      const uint64_t n = std::min<uint64_t>(to - written, Zeros().size());
+      INGOT_RETURN_IF_ERROR(emit(written, std::span<const uint8_t>(Zeros().data(), n)));
+      written += n;
+    }
+    return Status::Ok();
+  };
+  Pipeline p(src, {}, Threads(opts));
+  INGOT_RETURN_IF_ERROR(p.Run(
+      [&](Chunk& c) -> Status {
+        for (const Piece& piece : c.pieces) {
+          INGOT_RETURN_IF_ERROR(gap(piece.voff));
+          INGOT_RETURN_IF_ERROR(emit(piece.voff, std::span<const uint8_t>(piece.data, piece.vlen)));
+          written = piece.voff + piece.vlen;
+        }
+        return gap(c.voff + c.len);
+      },
+      opts));
+  return gap(src.Size());
+}
+
+// ---- qcow2 output ----
+
+void PutBe32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = uint8_t(v >> (24 - 8 * i));
+}
+void PutBe64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = uint8_t(v >> (56 - 8 * i));
+}
+void PutBe16(uint8_t* p, uint16_t v) {
+  p[0] = uint8_t(v >> 8);
+  p[1] = uint8_t(v);
+}
+
+// The image is written front to back:
+//   cluster 0               header
+//   refcount table          covers every refcount block below
+//   refcount blocks         enough for an upper bound of the clusters the image can need
+//   L1 table
+//   L2 tables               one per L1 entry whose range holds data, in order
+//   data clusters           appended in virtual order (compressed ones packed at 512-byte steps)
+// Positions of all metadata are fixed by a first, metadata-only pass over the source's block status,
+// so each L2 table and refcount block is written once, when the data pass has moved past it.
+// Allocation only moves forward, so one refcount block and one L2 table are in memory at a time.
+class Qcow2Output {
+ public:
+  Qcow2Output(io::ByteSink& sink, uint64_t virtual_size, const ConvertOptions& o)
+      : sink_(sink), size_(virtual_size), opts_(o) {
+    cb_ = o.cluster_bits;
+    cs_ = 1ull << cb_;
+    l2_entries_ = cs_ / 8;
+    rc_per_block_ = cs_ / 2;  // refcount_order 4: 16-bit refcounts
+  }
+
+  Status Plan(DiskImage& src) {
+    const uint64_t l2_span = l2_entries_ * cs_;
+    l1_size_ = (size_ + l2_span - 1) / l2_span;
+    if (l1_size_ * 8 > mapped::kMaxTableBytes) return TooLarge("qcow2 output: virtual size too large");
+    std::vector<bool> need_l2(l1_size_, false);
+    uint64_t data_clusters = 0, last_cluster = UINT64_MAX;
+    for (uint64_t pos = 0; pos < size_;) {
+      INGOT_ASSIGN_OR_RETURN(Extent e, src.BlockStatus(pos, size_ - pos));
+      if (e.length == 0) return Internal("reader returned an empty extent");
+      if (!e.zero) {
+        uint64_t first = pos >> cb_, last = (pos + e.length - 1) >> cb_;
+        if (first == last_cluster) ++first;
+        if (last >= first) data_clusters += last - first + 1;
+        last_cluster = last;
+        for (uint64_t i = pos / l2_span; i <= (pos + e.length - 1) / l2_span; ++i) need_l2[i] = true;
+      }
+      pos += e.length;
+    }
+    uint64_t n_l2 = 0;
+    l1_.assign(l1_size_, 0);
+    const uint64_t l1_clusters = std::max<uint64_t>(1, (l1_size_ * 8 + cs_ - 1) / cs_);
+    // Compressed output may waste up to one cluster per cluster stored uncompressed (alignment).
+    const uint64_t data_bound = opts_.compression == ConvertOptions::Compression::kNone
+                                    ? data_clusters
+                                    : 2 * data_clusters + 1;
+    for (bool b : need_l2) n_l2 += b;
+    // Fixed point: the refcount blocks must count themselves and the table that points at them.
+    uint64_t rb = 1, rt = 1;
+    for (;;) {
+      const uint64_t meta = 1 + rt + rb + l1_clusters + n_l2;
+      const uint64_t total = meta + data_bound;
+      const uint64_t rb2 = (total + rc_per_block_ - 1) / rc_per_block_;
+      const uint64_t rt2 = std::max<uint64_t>(1, (rb2 * 8 + cs_ - 1) / cs_);
+      if (rb2 <= rb && rt2 <= rt) break;
+      rb = std::max(rb, rb2);
+      rt = std::max(rt, rt2);
+    }
+    rt_offset_ = cs_;
+    rb_offset_ = rt_offset_ + rt * cs_;
+    rb_count_ = rb;
+    rt_clusters_ = rt;
+    l1_offset_ = rb_offset_ + rb * cs_;
+    uint64_t next = l1_offset_ + l1_clusters * cs_;
+    for (uint64_t i = 0; i < l1_size_; ++i) {
+      if (!need_l2[i]) continue;
+      l1_[i] = next;
+      next += cs_;
+    }
+    meta_clusters_ = next >> cb_;
+    next_byte_ = next;
+    return Status::Ok();
+  }
+
+  Status Begin() {
+    INGOT_RETURN_IF_ERROR(sink_.Resize(0));
+    std::vector<uint8_t> hdr(cs_, 0);
+    using namespace qcow2;  // NOLINT
+    std::memcpy(hdr.data(), kMagic, 4);
+    PutBe32(&hdr[kVersionOff], 3);
+    PutBe32(&hdr[kClusterBitsOff], cb_);
+    PutBe64(&hdr[kSizeOff], size_);
+    PutBe32(&hdr[kL1SizeOff], uint32_t(l1_size_));
+    PutBe64(&hdr[kL1TableOffsetOff], l1_offset_);
+    PutBe64(&hdr[kRefcountTableOffsetOff], rt_offset_);
+    PutBe32(&hdr[kRefcountTableClustersOff], uint32_t(rt_clusters_));
+    const bool zstd = opts_.compression == ConvertOptions::Compression::kZstd;
+    PutBe64(&hdr[kIncompatibleOff], zstd ? kIncompatCompressionType : 0);
+    PutBe32(&hdr[kRefcountOrderOff], 4);
+    PutBe32(&hdr[kHeaderLengthOff], kV3HeaderLengthWithCompression);
+    hdr[kCompressionTypeOff] = zstd ? kCompressionZstd : kCompressionZlib;
+    // Header extensions: only the end marker (zeros) follows.
+    INGOT_RETURN_IF_ERROR(sink_.WriteAt(0, hdr));
+    // Refcount table: every block, in order.
+    std::vector<uint8_t> rt(rt_clusters_ * cs_, 0);
+    for (uint64_t i = 0; i < rb_count_; ++i) PutBe64(&rt[i * 8], rb_offset_ + i * cs_);
+    INGOT_RETURN_IF_ERROR(sink_.WriteAt(rt_offset_, rt));
+    // L1 table.
+    std::vector<uint8_t> l1((l1_size_ * 8 + cs_ - 1) / cs_ * cs_, 0);
+    for (uint64_t i = 0; i < l1_size_; ++i) {
+      if (l1_[i]) PutBe64(&l1[i * 8], l1_[i] | kCopied);
+    }
+    if (!l1.empty()) INGOT_RETURN_IF_ERROR(sink_.WriteAt(l1_offset_, l1));
+    rc_block_.assign(rc_per_block_ * 2, 0);
+    l2_.assign(cs_, 0);
+    return AddRef(0, meta_clusters_ - 1);
+  }
+
+  Status Put(const Piece& p) {
+    const uint64_t vcluster = p.voff >> cb_;
+    const uint64_t l1_index = vcluster / l2_entries_;
+    if (l1_index >= l1_size_ || l1_[l1_index] == 0) {
+      return Internal("qcow2 output: data in an L2 range the plan found empty at " + Num(p.voff));
+    }
+    if (l2_index_ != l1_index) {
+      INGOT_RETURN_IF_ERROR(FlushL2());
+      l2_index_ = l1_index;
+    }
+    uint64_t entry;
+    if (p.compressed) {
+      uint64_t host = (next_byte_ + 511) & ~uint64_t{511};
+      const uint64_t sectors = (p.stored + 511) / 512;
+      INGOT_RETURN_IF_ERROR(sink_.WriteAt(host, std::span<const uint8_t>(p.data, p.stored)));
+      INGOT_RETURN_IF_ERROR(AddRef(host >> cb_, (host + sectors * 512 - 1) >> cb_));
+      const uint32_t xbits = qcow2::CompressedOffsetBits(cb_);
+      entry = qcow2::kCompressed | ((sectors - 1) << xbits) | host;
+      next_byte_ = host + sectors * 512;
+    } else {
+      const uint64_t host = (next_byte_ + cs_ - 1) & ~(cs_ - 1);
+      INGOT_RETURN_IF_ERROR(sink_.WriteAt(host, std::span<const uint8_t>(p.data, cs_)));
+      INGOT_RETURN_IF_ERROR(AddRef(host >> cb_, host >> cb_));
+      entry = host | qcow2::kCopied;
+      next_byte_ = host + cs_;
+    }
+    PutBe64(&l2_[(vcluster % l2_entries_) * 8], entry);
+    l2_dirty_ = true;
+    return Status::Ok();
+  }
+
+  Status Finish() {
+    INGOT_RETURN_IF_ERROR(FlushL2());
+    INGOT_RETURN_IF_ERROR(FlushRefcounts());
+    // Pad to a whole cluster so every compressed run's last sector lies inside the file.
+    const uint64_t end = (next_byte_ + cs_ - 1) & ~(cs_ - 1);
+    INGOT_RETURN_IF_ERROR(sink_.Resize(end));
+    if (opts_.flush) INGOT_RETURN_IF_ERROR(sink_.Flush());
+    return Status::Ok();
+  }
+
+ private:
+  Status FlushL2() {
+    if (l2_index_ != UINT64_MAX && l2_dirty_) {
+      INGOT_RETURN_IF_ERROR(sink_.WriteAt(l1_[l2_index_], l2_));
+    }
+    std::fill(l2_.begin(), l2_.end(), 0);
+    l2_dirty_ = false;
+    l2_index_ = UINT64_MAX;
+    return Status::Ok();
+  }
+
+  // Counts one more reference to each of host clusters [first, last]. Clusters only move forward.
+  Status AddRef(uint64_t first, uint64_t last) {
+    for (uint64_t c = first; c <= last; ++c) {
+      const uint64_t block = c / rc_per_block_;
+      if (block >= rb_count_) return Internal("qcow2 output: refcount blocks undersized");
+      if (block != rc_index_) {
+        INGOT_RETURN_IF_ERROR(FlushRefcounts());
+        rc_index_ = block;
+      }
+      uint8_t* e = &rc_block_[(c % rc_per_block_) * 2];
+      const uint16_t v = uint16_t((e[0] << 8) | e[1]) + 1;
+      PutBe16(e, v);
+      rc_dirty_ = true;
+    }
+    return Status::Ok();
+  }
+
+  Status FlushRefcounts() {
+    if (rc_dirty_) INGOT_RETURN_IF_ERROR(sink_.WriteAt(rb_offset_ + rc_index_ * cs_, rc_block_));
+    std::fill(rc_block_.begin(), rc_block_.end(), 0);
+    rc_dirty_ = false;
+    return Status::Ok();
+  }
+
+  io::ByteSink& sink_;
+  uint64_t size_;
+  ConvertOptions opts_;
+  uint32_t cb_;
+  uint64_t cs_, l2_entries_, rc_per_block_;
+  uint64_t l1_size_ = 0, l1_offset_ = 0, rt_offset_ = 0, rt_clusters_ = 0, rb_offset_ = 0,
+           rb_count_ = 0, meta_clusters_ = 0, next_byte_ = 0;
+  std::vector<uint64_t> l1_;
+  std::vector<uint8_t> l2_;
+  uint64_t l2_index_ = UINT64_MAX;
+  bool l2_dirty_ = false;
+  std::vector<uint8_t> rc_block_;
+  uint64_t rc_index_ = 0;
+  bool rc_dirty_ = false;
+};
+
+}  // namespace
+
+Status ConvertToRaw(DiskImage& src, io::ByteSink& sink, const ConvertOptions& opts) {
+  INGOT_RETURN_IF_ERROR(sink.Resize(src.Size()));
+  Pipeline p(src, {}, Threads(opts));
+  INGOT_RETURN_IF_ERROR(p.Run(
+      [&](Chunk& c) -> Status {
+        for (const Piece& piece : c.pieces) {
+          INGOT_RETURN_IF_ERROR(
+              sink.WriteAt(piece.voff, std::span<const uint8_t>(piece.data, piece.vlen)));
+        }
+        return Status::Ok();
+      },
+      opts));
+  if (opts.flush) INGOT_RETURN_IF_ERROR(sink.Flush());
+  return Status::Ok();
+}
+
+Status ConvertToRawFile(DiskImage& src, const std::string& path, const ConvertOptions& opts) {
+  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(path, O_WRONLY | O_CREAT, 0644));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return FromErrno(errno, "stat " + path);
+  io::FileSink sink(std::move(fd), path);
+  if (S_ISREG(st.st_mode)) {
+    // Truncating to zero first turns every byte into a hole; only data is then written.
+    INGOT_RETURN_IF_ERROR(sink.Resize(0));
+    return ConvertToRaw(src, sink, opts);
+  }
+  INGOT_RETURN_IF_ERROR(ConvertFilled(src, opts, [&](uint64_t off, std::span<const uint8_t> b) {
+    return sink.WriteAt(off, b);
+  }));
+  if (opts.flush) INGOT_RETURN_IF_ERROR(sink.Flush());
+  return Status::Ok();
+}
+
+Status ConvertToRawStream(DiskImage& src, io::Writer& out, const ConvertOptions& opts) {
+  return ConvertFilled(src, opts,
+                       [&](uint64_t, std::span<const uint8_t> b) { return out.Write(b); });
+}
+
+Status ConvertToQcow2(DiskImage& src, io::ByteSink& sink, const ConvertOptions& opts) {
+  if (opts.cluster_bits < 9 || opts.cluster_bits > 21) {
+    return InvalidArgument("qcow2 output: cluster_bits " + Num(opts.cluster_bits));
+  }
+  Qcow2Output q(sink, src.Size(), opts);
+  INGOT_RETURN_IF_ERROR(q.Plan(src));
+  INGOT_RETURN_IF_ERROR(q.Begin());
+  Pipeline p(src, {uint64_t{1} << opts.cluster_bits, opts.compression}, Threads(opts));
+  INGOT_RETURN_IF_ERROR(p.Run(
+      [&](Chunk& c) -> Status {
+        for (const Piece& piece : c.pieces) INGOT_RETURN_IF_ERROR(q.Put(piece));
+        return Status::Ok();
+      },
+      opts));
+  return q.Finish();
+}
+
+}  // namespace ingot::formats
