@@ -86,6 +86,33 @@ done
 create_image '{"name":"queued-meta","disk_format":"qcow2","container_format":"bare","tags":["x"],"k":"v"}'
 QID=$ID
 
+# ------------------------------------------------------------------------------------------ disconnect
+echo "### client disconnects mid-upload (ingotd keeps running)"
+create_image '{"name":"disconnect","disk_format":"raw","container_format":"bare"}'; Y=$ID
+random_file "$W/y.bin" $((256*1048576))
+base=$(data_bytes)
+curl -s -m 300 --limit-rate 32M -X PUT -H 'Content-Type: application/octet-stream' -T "$W/y.bin" -o /dev/null \
+  "$INGOT_URL/v2/images/$Y/file" &
+cpid=$!
+ok=0
+for t in $(seq 1 200); do
+  [ "$(status_of "$Y")" = saving ] && [ $(( $(data_bytes) - base )) -ge $((16*1048576)) ] && { ok=1; break; }
+  sleep 0.1
+done
+expect_eq "upload in progress before the client goes away" "$ok" 1
+kill -KILL "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
+for t in $(seq 1 100); do [ "$(status_of "$Y")" = queued ] && break; sleep 0.1; done
+expect_eq "after the client vanished the image is queued with no size/checksum" \
+  "$(image "$Y" '[.status,(.size|tostring),(.checksum|tostring)]|join(",")')" "queued,null,null"
+for t in $(seq 1 50); do [ "$(data_bytes)" = "$base" ] && break; sleep 0.1; done
+expect_eq "the abandoned upload's bytes are removed at once" "$(data_bytes)" "$base"
+upload "$Y" "$W/y.bin"
+expect_code "the image can be uploaded again" 204
+expect_eq "re-upload after a disconnect is whole" "$(image "$Y" '[.status,.checksum]|join(",")')" \
+  "active,$(md5sum < "$W/y.bin" | cut -d' ' -f1)"
+SURV_FILE[$Y]="$W/y.bin"; SURV_MD5[$Y]=$(md5sum < "$W/y.bin" | cut -d' ' -f1)
+SURV_SHA[$Y]=$(sha512sum < "$W/y.bin" | cut -d' ' -f1)
+
 # ------------------------------------------------------------------------------------------ crash 1
 echo "### SIGKILL during two throttled uploads (${BIG_MIB} MiB chunked from a generator; 512 MiB with Content-Length)"
 create_image '{"name":"big-chunked","disk_format":"raw","container_format":"bare"}'; X1=$ID
