@@ -1,6 +1,6 @@
-// Catalog latency: GET of one image and a page of 25 over 1,000 images, as the API layer calls them,
-// and the cost of a durable metadata commit (synchronous=FULL against NORMAL, measured on raw SQLite
-// so the difference is the fsync alone).
+// Catalog latency: GET of one image and a page of 25 over 1,000 images, as the API layer calls
+// them, and the cost of a durable metadata commit (synchronous=FULL against NORMAL, measured on raw
+// SQLite so the difference is the fsync alone).
 //
 //   build-*/bin/catalog_bench [--benchmark_filter=...]
 // The database lives under $TMPDIR (default /tmp), so commit figures are that file system's.

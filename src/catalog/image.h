@@ -35,8 +35,8 @@ std::string_view VisibilityName(Visibility v);  // "public", ...
 std::optional<Visibility> ParseVisibility(std::string_view s);
 
 // Glance's transition table (glance/domain/__init__.py, Image.valid_state_targets): may an image in
-// `from` move to `to`? Staying in the same status is not a transition and answers false, as in Glance
-// (callers that merely re-save an image do not ask).
+// `from` move to `to`? Staying in the same status is not a transition and answers false, as in
+// Glance (callers that merely re-save an image do not ask).
 bool CanTransition(ImageStatus from, ImageStatus to);
 
 // A project's membership of a shared image, as Glance's image members API knows it.
@@ -54,33 +54,33 @@ struct ImageMember {
 
 // Where an image's bytes live in a store.
 struct Location {
-  std::string store;   // store id from the configuration ("file", ...)
-  std::string key;     // the store's own name for the object (for the file store, a path under it)
+  std::string store;  // store id from the configuration ("file", ...)
+  std::string key;    // the store's own name for the object (for the file store, a path under it)
 };
 
 struct Image {
-  std::string id;                            // lower-case UUID
+  std::string id;  // lower-case UUID
   std::optional<std::string> name;
   ImageStatus status = ImageStatus::kQueued;
   Visibility visibility = Visibility::kShared;  // Glance's default since Ocata
   bool is_protected = false;
   bool os_hidden = false;
-  std::optional<std::string> owner;          // project id
+  std::optional<std::string> owner;  // project id
   std::optional<std::string> disk_format;
   std::optional<std::string> container_format;
   std::optional<uint64_t> size;
   std::optional<uint64_t> virtual_size;
-  uint64_t min_disk = 0;                     // GiB
-  uint64_t min_ram = 0;                      // MiB
-  std::optional<std::string> checksum;       // MD5 hex
+  uint64_t min_disk = 0;                // GiB
+  uint64_t min_ram = 0;                 // MiB
+  std::optional<std::string> checksum;  // MD5 hex
   std::optional<std::string> os_hash_algo;
   std::optional<std::string> os_hash_value;
-  int64_t created_at = 0;                    // microseconds since the epoch
+  int64_t created_at = 0;  // microseconds since the epoch
   int64_t updated_at = 0;
   std::set<std::string> tags;
   std::map<std::string, std::string> properties;  // free-form extra properties
   std::vector<Location> locations;
-  int64_t version = 0;                       // optimistic concurrency; bumped by every save
+  int64_t version = 0;  // optimistic concurrency; bumped by every save
 };
 
 // Who is asking; visibility rules depend on it.
@@ -90,10 +90,11 @@ struct Viewer {
 };
 
 // Glance's rule for showing one image (glance/db/utils.py is_image_visible): admins see everything;
-// an image without an owner, and public and community images, are visible to all; the owner sees its
-// own; a shared image is visible to a project that is a member of it in any status. `membership` is
-// the viewer's membership of this image (nullopt when none or unknown). Private images are seen only
-// by their owner and admins. Listing applies narrower rules (see ImageRepository::List).
+// an image without an owner, and public and community images, are visible to all; the owner sees
+// its own; a shared image is visible to a project that is a member of it in any status.
+// `membership` is the viewer's membership of this image (nullopt when none or unknown). Private
+// images are seen only by their owner and admins. Listing applies narrower rules (see
+// ImageRepository::List).
 bool IsVisible(const Image& image, const Viewer& viewer, std::optional<MemberStatus> membership);
 
 }  // namespace ingot::catalog

@@ -9,8 +9,8 @@ namespace ingot::catalog {
 namespace {
 
 constexpr ImageStatus kAll[] = {
-    ImageStatus::kQueued,  ImageStatus::kSaving,        ImageStatus::kActive,
-    ImageStatus::kKilled,  ImageStatus::kDeleted,       ImageStatus::kPendingDelete,
+    ImageStatus::kQueued,      ImageStatus::kSaving,    ImageStatus::kActive,
+    ImageStatus::kKilled,      ImageStatus::kDeleted,   ImageStatus::kPendingDelete,
     ImageStatus::kDeactivated, ImageStatus::kUploading, ImageStatus::kImporting,
 };
 
@@ -27,8 +27,8 @@ TEST(ImageStatusTest, NamesRoundTrip) {
 }
 
 TEST(VisibilityTest, NamesRoundTrip) {
-  for (Visibility v : {Visibility::kPublic, Visibility::kPrivate, Visibility::kShared,
-                       Visibility::kCommunity}) {
+  for (Visibility v :
+       {Visibility::kPublic, Visibility::kPrivate, Visibility::kShared, Visibility::kCommunity}) {
     EXPECT_EQ(ParseVisibility(VisibilityName(v)), v);
   }
   EXPECT_EQ(VisibilityName(Visibility::kCommunity), "community");
@@ -36,7 +36,8 @@ TEST(VisibilityTest, NamesRoundTrip) {
 }
 
 TEST(MemberStatusTest, NamesRoundTrip) {
-  for (MemberStatus m : {MemberStatus::kPending, MemberStatus::kAccepted, MemberStatus::kRejected}) {
+  for (MemberStatus m :
+       {MemberStatus::kPending, MemberStatus::kAccepted, MemberStatus::kRejected}) {
     EXPECT_EQ(ParseMemberStatus(MemberStatusName(m)), m);
   }
   EXPECT_FALSE(ParseMemberStatus("all").has_value());
@@ -81,8 +82,8 @@ TEST(IsVisibleTest, GlanceRules) {
   const auto pending = std::optional<MemberStatus>(MemberStatus::kPending);
   const auto rejected = std::optional<MemberStatus>(MemberStatus::kRejected);
 
-  for (Visibility v : {Visibility::kPublic, Visibility::kPrivate, Visibility::kShared,
-                       Visibility::kCommunity}) {
+  for (Visibility v :
+       {Visibility::kPublic, Visibility::kPrivate, Visibility::kShared, Visibility::kCommunity}) {
     EXPECT_TRUE(IsVisible(Owned(v), admin, std::nullopt)) << VisibilityName(v);
     EXPECT_TRUE(IsVisible(Owned(v), owner, std::nullopt)) << VisibilityName(v);
     // Ownerless images are everyone's in Glance.

@@ -86,7 +86,8 @@ std::optional<CompareOp> ParseCompareOp(std::string_view op) {
   return std::nullopt;
 }
 
-// Fields that accept the eq:/in: operators (Glance: name, id, status, container_format, disk_format).
+// Fields that accept the eq:/in: operators (Glance: name, id, status, container_format,
+// disk_format).
 std::optional<Field> OperatorField(std::string_view key) {
   if (key == "name") return Field::kName;
   if (key == "id") return Field::kId;
@@ -282,8 +283,8 @@ Result<std::vector<std::string>> SplitInList(std::string_view value) {
 Result<ListQuery> ParseListQuery(const std::vector<std::pair<std::string, std::string>>& params) {
   ListQuery q;
   std::optional<std::string> limit_text, member_status_text;
-  // Filters keep their first value, as Glance's MultiDict.pop hands it over; order is kept so errors
-  // come out in a stable order.
+  // Filters keep their first value, as Glance's MultiDict.pop hands it over; order is kept so
+  // errors come out in a stable order.
   std::vector<std::pair<std::string, std::string>> filters;
   std::map<std::string, bool> seen;
   for (const auto& [k, v] : params) {
@@ -303,8 +304,8 @@ Result<ListQuery> ParseListQuery(const std::vector<std::pair<std::string, std::s
     }
   }
 
-  // The same order of checks as Glance: filters' visibility, member_status, limit, sorting, then the
-  // filters' values.
+  // The same order of checks as Glance: filters' visibility, member_status, limit, sorting, then
+  // the filters' values.
   for (const auto& [k, v] : filters) {
     if (k == "visibility" && !v.empty()) {
       if (v == "all") {
@@ -372,14 +373,15 @@ Result<ListQuery> ParseListQuery(const std::vector<std::pair<std::string, std::s
       auto [op_text, when] = SplitFilterOp(v);
       auto micros = ParseIso8601(when);
       if (!micros) {
-        return InvalidArgument("Bad \"" + k + "\" query filter format. Use ISO 8601 DateTime notation.");
+        return InvalidArgument("Bad \"" + k +
+                               "\" query filter format. Use ISO 8601 DateTime notation.");
       }
       auto op = ParseCompareOp(op_text);
       if (!op) return InvalidArgument("Unable to filter on a unknown operator.");
       // Floor to whole seconds (timestamps before 1970 round towards minus infinity too).
       int64_t seconds = *micros / 1000000 - (*micros % 1000000 < 0 ? 1 : 0);
-      q.times.push_back({k == "created_at" ? TimeField::kCreatedAt : TimeField::kUpdatedAt, *op,
-                         seconds});
+      q.times.push_back(
+          {k == "created_at" ? TimeField::kCreatedAt : TimeField::kUpdatedAt, *op, seconds});
     } else if (auto field = OperatorField(k)) {
       auto [op, operand] = SplitFilterOp(v);
       if (op == "in") {

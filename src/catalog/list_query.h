@@ -19,9 +19,18 @@ namespace ingot::catalog {
 inline constexpr int kDefaultListLimit = 25;
 inline constexpr int kMaxListLimit = 1000;
 
-// The sort keys Glance's v2 API accepts (glance/api/v2/images.py, _available_sort_keys), in the order
-// its error message lists them.
-enum class SortKey { kName, kStatus, kContainerFormat, kDiskFormat, kSize, kId, kCreatedAt, kUpdatedAt };
+// The sort keys Glance's v2 API accepts (glance/api/v2/images.py, _available_sort_keys), in the
+// order its error message lists them.
+enum class SortKey {
+  kName,
+  kStatus,
+  kContainerFormat,
+  kDiskFormat,
+  kSize,
+  kId,
+  kCreatedAt,
+  kUpdatedAt
+};
 enum class SortDir { kAsc, kDesc };
 
 std::string_view SortKeyName(SortKey k);  // "name", "container_format", ...
@@ -50,8 +59,9 @@ enum class Field {
   kMinRam,
 };
 
-// field = value, or field IN (values) for Glance's `in:a,b,"c,d"` form (an empty list matches nothing).
-// Values are compared as text; a numeric field compares numerically when the value is an integer.
+// field = value, or field IN (values) for Glance's `in:a,b,"c,d"` form (an empty list matches
+// nothing). Values are compared as text; a numeric field compares numerically when the value is an
+// integer.
 struct FieldFilter {
   Field field;
   std::vector<std::string> values;
@@ -67,8 +77,8 @@ struct RangeFilter {
 enum class TimeField { kCreatedAt, kUpdatedAt };
 enum class CompareOp { kEq, kNeq, kGt, kGte, kLt, kLte };
 
-// created_at=gte:2026-11-23T00:00:00Z. Compared at whole-second precision, the precision Glance shows
-// timestamps in, so a value copied from a response matches the image it came from.
+// created_at=gte:2026-11-23T00:00:00Z. Compared at whole-second precision, the precision Glance
+// shows timestamps in, so a value copied from a response matches the image it came from.
 struct TimeFilter {
   TimeField field;
   CompareOp op;
@@ -78,8 +88,8 @@ struct TimeFilter {
 // Which visibilities a list asks for. nullopt (the default) is Glance's "no visibility given":
 // community images are then included only when the viewer owns them.
 struct VisibilityFilter {
-  bool all = false;                  // visibility=all
-  std::optional<Visibility> only;    // visibility=public|private|shared|community
+  bool all = false;                // visibility=all
+  std::optional<Visibility> only;  // visibility=public|private|shared|community
 };
 
 struct ListQuery {
@@ -87,7 +97,8 @@ struct ListQuery {
   std::optional<std::string> marker;
 
   // Sort order, always ending with created_at and id so the order is total (Glance appends them).
-  std::vector<SortTerm> sort = {{SortKey::kCreatedAt, SortDir::kDesc}, {SortKey::kId, SortDir::kDesc}};
+  std::vector<SortTerm> sort = {{SortKey::kCreatedAt, SortDir::kDesc},
+                                {SortKey::kId, SortDir::kDesc}};
 
   VisibilityFilter visibility;
   // Shared images are listed for a member only in this membership status; nullopt: any (`all`).
@@ -97,7 +108,7 @@ struct ListQuery {
   std::vector<FieldFilter> fields;
   std::vector<RangeFilter> ranges;
   std::vector<TimeFilter> times;
-  std::vector<std::string> tags;  // every one must be on the image
+  std::vector<std::string> tags;                                // every one must be on the image
   std::vector<std::pair<std::string, std::string>> properties;  // extra property name = value
 };
 
@@ -105,8 +116,8 @@ struct ListQuery {
 // limit, marker, member_status, visibility, os_hidden, protected, tag (repeatable), sort or
 // sort_key/sort_dir (repeatable), name/id/status/disk_format/container_format (eq: or in:),
 // created_at/updated_at (eq|neq|gt|gte|lt|lte: ISO 8601), <numeric>_min/_max, core columns by
-// equality, and any other key as an extra property equality. A filter repeated keeps its last value.
-// kInvalidArgument, with Glance's message, for any malformed value.
+// equality, and any other key as an extra property equality. A filter repeated keeps its last
+// value. kInvalidArgument, with Glance's message, for any malformed value.
 Result<ListQuery> ParseListQuery(const std::vector<std::pair<std::string, std::string>>& params);
 
 // Splits the value of an `in:` filter the way the API working group (and Glance) specify: commas

@@ -55,9 +55,7 @@ TEST(ParseListQueryTest, Limit) {
   EXPECT_EQ(ErrorOf({{"limit", "-1"}}), "limit param must be positive");
 }
 
-TEST(ParseListQueryTest, Marker) {
-  EXPECT_EQ(MustParse({{"marker", "abc"}}).marker, "abc");
-}
+TEST(ParseListQueryTest, Marker) { EXPECT_EQ(MustParse({{"marker", "abc"}}).marker, "abc"); }
 
 TEST(ParseListQueryTest, SortKeyAndDirClassic) {
   EXPECT_EQ(MustParse({{"sort_key", "name"}}).sort,
@@ -68,15 +66,14 @@ TEST(ParseListQueryTest, SortKeyAndDirClassic) {
                   {SortKey::kSize, kAsc},
                   {SortKey::kCreatedAt, kAsc},
                   {SortKey::kId, kAsc}}));
-  EXPECT_EQ(MustParse({{"sort_key", "name"},
-                       {"sort_dir", "asc"},
-                       {"sort_key", "status"},
-                       {"sort_dir", "desc"}})
-                .sort,
-            Sort({{SortKey::kName, kAsc},
-                  {SortKey::kStatus, kDesc},
-                  {SortKey::kCreatedAt, kDesc},
-                  {SortKey::kId, kDesc}}));
+  EXPECT_EQ(
+      MustParse(
+          {{"sort_key", "name"}, {"sort_dir", "asc"}, {"sort_key", "status"}, {"sort_dir", "desc"}})
+          .sort,
+      Sort({{SortKey::kName, kAsc},
+            {SortKey::kStatus, kDesc},
+            {SortKey::kCreatedAt, kDesc},
+            {SortKey::kId, kDesc}}));
   EXPECT_EQ(MustParse({{"sort_key", "created_at"}, {"sort_dir", "asc"}}).sort,
             Sort({{SortKey::kCreatedAt, kAsc}, {SortKey::kId, kAsc}}));
   EXPECT_EQ(MustParse({{"sort_key", "id"}, {"sort_dir", "asc"}}).sort,
@@ -147,8 +144,10 @@ TEST(ParseListQueryTest, TagsRepeatAndAllMustMatch) {
 }
 
 TEST(ParseListQueryTest, OperatorFields) {
-  ListQuery q = MustParse({{"name", "cirros"}, {"status", "in:active,queued"},
-                           {"disk_format", "eq:qcow2"}, {"container_format", "in:bare"},
+  ListQuery q = MustParse({{"name", "cirros"},
+                           {"status", "in:active,queued"},
+                           {"disk_format", "eq:qcow2"},
+                           {"container_format", "in:bare"},
                            {"id", "in:a,\"b,c\""}});
   ASSERT_EQ(q.fields.size(), 5u);
   EXPECT_EQ(q.fields[0].field, Field::kName);
@@ -184,8 +183,8 @@ TEST(ParseListQueryTest, InListSplitting) {
 }
 
 TEST(ParseListQueryTest, EqualityFields) {
-  ListQuery q = MustParse({{"owner", "in:a,b"}, {"checksum", "abc"}, {"min_ram", "512"},
-                           {"os_hash_value", "f00"}});
+  ListQuery q = MustParse(
+      {{"owner", "in:a,b"}, {"checksum", "abc"}, {"min_ram", "512"}, {"os_hash_value", "f00"}});
   ASSERT_EQ(q.fields.size(), 4u);
   EXPECT_EQ(q.fields[0].field, Field::kOwner);
   EXPECT_EQ(q.fields[0].values, (std::vector<std::string>{"in:a,b"}));  // no operators on owner
@@ -203,15 +202,16 @@ TEST(ParseListQueryTest, Ranges) {
   EXPECT_EQ(q.ranges[1].field, Field::kVirtualSize);
   EXPECT_FALSE(q.ranges[1].min.has_value());
   EXPECT_EQ(q.ranges[1].max, 5);
-  EXPECT_EQ(ErrorOf({{"size_min", "big"}}), "Unable to filter on a range with a non-numeric value.");
+  EXPECT_EQ(ErrorOf({{"size_min", "big"}}),
+            "Unable to filter on a range with a non-numeric value.");
   EXPECT_EQ(ErrorOf({{"size_max", ""}}), "Unable to filter on a range with a non-numeric value.");
   EXPECT_NE(ErrorOf({{"colour_min", "3"}}), "");
 }
 
 TEST(ParseListQueryTest, Times) {
   const int64_t t = *ParseIso8601("2026-11-23T10:00:00Z") / 1000000;
-  ListQuery q = MustParse({{"created_at", "gte:2026-11-23T10:00:00Z"},
-                           {"updated_at", "2026-11-23T10:00:00.75Z"}});
+  ListQuery q = MustParse(
+      {{"created_at", "gte:2026-11-23T10:00:00Z"}, {"updated_at", "2026-11-23T10:00:00.75Z"}});
   ASSERT_EQ(q.times.size(), 2u);
   EXPECT_EQ(q.times[0].field, TimeField::kCreatedAt);
   EXPECT_EQ(q.times[0].op, CompareOp::kGte);
@@ -220,9 +220,12 @@ TEST(ParseListQueryTest, Times) {
   EXPECT_EQ(q.times[1].field, TimeField::kUpdatedAt);
   EXPECT_EQ(q.times[1].op, CompareOp::kEq);
   EXPECT_EQ(q.times[1].seconds, t);
-  for (auto [op, want] : std::vector<std::pair<std::string, CompareOp>>{
-           {"eq", CompareOp::kEq}, {"neq", CompareOp::kNeq}, {"gt", CompareOp::kGt},
-           {"gte", CompareOp::kGte}, {"lt", CompareOp::kLt}, {"lte", CompareOp::kLte}}) {
+  for (auto [op, want] : std::vector<std::pair<std::string, CompareOp>>{{"eq", CompareOp::kEq},
+                                                                        {"neq", CompareOp::kNeq},
+                                                                        {"gt", CompareOp::kGt},
+                                                                        {"gte", CompareOp::kGte},
+                                                                        {"lt", CompareOp::kLt},
+                                                                        {"lte", CompareOp::kLte}}) {
     EXPECT_EQ(MustParse({{"created_at", op + ":2026-11-23T10:00:00+01:00"}}).times[0].op, want);
   }
   EXPECT_EQ(MustParse({{"created_at", "lt:2026-11-23T10:00:00+01:00"}}).times[0].seconds, t - 3600);
@@ -235,7 +238,8 @@ TEST(ParseListQueryTest, Times) {
 }
 
 TEST(ParseListQueryTest, ExtraPropertiesAndIgnoredKeys) {
-  ListQuery q = MustParse({{"os_distro", "debian"}, {"hw_disk_bus", "virtio"}, {"deleted", "true"}});
+  ListQuery q =
+      MustParse({{"os_distro", "debian"}, {"hw_disk_bus", "virtio"}, {"deleted", "true"}});
   EXPECT_EQ(q.properties, (std::vector<std::pair<std::string, std::string>>{
                               {"os_distro", "debian"}, {"hw_disk_bus", "virtio"}}));
   EXPECT_TRUE(q.fields.empty());
@@ -254,9 +258,9 @@ TEST(ParseListQueryTest, ChangesSinceRefused) {
 }
 
 TEST(SortKeyTest, NamesRoundTrip) {
-  for (SortKey k : {SortKey::kName, SortKey::kStatus, SortKey::kContainerFormat,
-                    SortKey::kDiskFormat, SortKey::kSize, SortKey::kId, SortKey::kCreatedAt,
-                    SortKey::kUpdatedAt}) {
+  for (SortKey k :
+       {SortKey::kName, SortKey::kStatus, SortKey::kContainerFormat, SortKey::kDiskFormat,
+        SortKey::kSize, SortKey::kId, SortKey::kCreatedAt, SortKey::kUpdatedAt}) {
     EXPECT_EQ(ParseSortKey(SortKeyName(k)), k);
   }
 }

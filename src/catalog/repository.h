@@ -1,9 +1,9 @@
-// Persistence of the catalog. The API and service layers see only this interface; the embedded SQLite
-// implementation lives in sqlite/, a PostgreSQL one can slot in beside it.
+// Persistence of the catalog. The API and service layers see only this interface; the embedded
+// SQLite implementation lives in sqlite/, a PostgreSQL one can slot in beside it.
 //
 // Thread safety: every method may be called concurrently from many threads.
-// Failure: kNotFound, kAlreadyExists, kConflict as documented; kIoError/kCorruption when the database
-// fails. Nothing is partially written: each call is one transaction.
+// Failure: kNotFound, kAlreadyExists, kConflict as documented; kIoError/kCorruption when the
+// database fails. Nothing is partially written: each call is one transaction.
 #pragma once
 
 #include <map>
@@ -35,8 +35,8 @@ class ImageRepository {
   virtual Result<Image> Get(const std::string& id) = 0;
 
   // Replaces the stored record with `image` if the stored version equals image.version; the stored
-  // version becomes image.version + 1 and `updated_at` is kept as given. kConflict when another writer
-  // saved first (the caller re-reads and retries or reports 409); kNotFound when gone.
+  // version becomes image.version + 1 and `updated_at` is kept as given. kConflict when another
+  // writer saved first (the caller re-reads and retries or reports 409); kNotFound when gone.
   virtual Status Save(const Image& image) = 0;
 
   // Marks the image deleted (status `deleted`); its id stays reserved. kNotFound when gone.

@@ -1,9 +1,11 @@
-// A thin, Status-returning layer over one SQLite connection: prepared statements cached by their SQL
-// text, typed binding by position, and SQLite result codes turned into Ingot codes in one place.
+// A thin, Status-returning layer over one SQLite connection: prepared statements cached by their
+// SQL text, typed binding by position, and SQLite result codes turned into Ingot codes in one
+// place.
 //
-// Threads: a Connection is used by one thread at a time (SQLite opened with NOMUTEX); the repository
-// hands connections out from a pool. Statements borrowed from the cache are reset when the borrowing
-// Statement object goes away, so a connection never holds a read transaction open by accident.
+// Threads: a Connection is used by one thread at a time (SQLite opened with NOMUTEX); the
+// repository hands connections out from a pool. Statements borrowed from the cache are reset when
+// the borrowing Statement object goes away, so a connection never holds a read transaction open by
+// accident.
 #pragma once
 
 #include <sqlite3.h>
@@ -68,8 +70,8 @@ class Statement {
 class Connection {
  public:
   // Opens (creating if needed) the database at `path` and applies the per-connection settings:
-  // WAL journal, synchronous=FULL (a committed transaction is on disk before Commit returns), a busy
-  // timeout so writers from other processes wait instead of failing.
+  // WAL journal, synchronous=FULL (a committed transaction is on disk before Commit returns), a
+  // busy timeout so writers from other processes wait instead of failing.
   static Result<std::unique_ptr<Connection>> Open(const std::string& path);
   ~Connection();
   Connection(const Connection&) = delete;
@@ -86,7 +88,8 @@ class Connection {
  private:
   explicit Connection(sqlite3* db) : db_(db) {}
   sqlite3* db_;
-  // Statements keyed by SQL text. Bounded: list queries with unusual shapes could otherwise grow it.
+  // Statements keyed by SQL text. Bounded: list queries with unusual shapes could otherwise grow
+  // it.
   std::unordered_map<std::string, sqlite3_stmt*> cache_;
 };
 

@@ -182,8 +182,8 @@ Status LoadChildren(Connection& c, std::vector<Image>& images) {
   }
   std::string in = "(" + Placeholders(ids.size()) + ")";
   {
-    INGOT_ASSIGN_OR_RETURN(Statement st,
-                           c.Prepare("SELECT image_id, value FROM image_tags WHERE image_id IN " + in));
+    INGOT_ASSIGN_OR_RETURN(
+        Statement st, c.Prepare("SELECT image_id, value FROM image_tags WHERE image_id IN " + in));
     INGOT_RETURN_IF_ERROR(st.BindAll(ids));
     while (true) {
       INGOT_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -207,7 +207,8 @@ Status LoadChildren(Connection& c, std::vector<Image>& images) {
   {
     INGOT_ASSIGN_OR_RETURN(Statement st,
                            c.Prepare("SELECT image_id, store, key FROM image_locations "
-                                     "WHERE image_id IN " + in + " ORDER BY image_id, position"));
+                                     "WHERE image_id IN " +
+                                     in + " ORDER BY image_id, position"));
     INGOT_RETURN_IF_ERROR(st.BindAll(ids));
     while (true) {
       INGOT_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -252,7 +253,8 @@ Status WriteChildren(Connection& c, const Image& im, bool replace) {
   if (!im.locations.empty()) {
     INGOT_ASSIGN_OR_RETURN(
         Statement st,
-        c.Prepare("INSERT INTO image_locations (image_id, position, store, key) VALUES (?, ?, ?, ?)"));
+        c.Prepare(
+            "INSERT INTO image_locations (image_id, position, store, key) VALUES (?, ?, ?, ?)"));
     int64_t position = 0;
     for (const auto& loc : im.locations) {
       INGOT_RETURN_IF_ERROR(st.BindAll({im.id, position++, loc.store, loc.key}));
@@ -302,47 +304,76 @@ Status CheckImageExists(Connection& c, const std::string& id) {
 
 std::string_view SortColumn(SortKey k) {
   switch (k) {
-    case SortKey::kName: return "images.name";
-    case SortKey::kStatus: return "images.status";
-    case SortKey::kContainerFormat: return "images.container_format";
-    case SortKey::kDiskFormat: return "images.disk_format";
-    case SortKey::kSize: return "images.size";
-    case SortKey::kId: return "images.id";
-    case SortKey::kCreatedAt: return "images.created_at";
-    case SortKey::kUpdatedAt: return "images.updated_at";
+    case SortKey::kName:
+      return "images.name";
+    case SortKey::kStatus:
+      return "images.status";
+    case SortKey::kContainerFormat:
+      return "images.container_format";
+    case SortKey::kDiskFormat:
+      return "images.disk_format";
+    case SortKey::kSize:
+      return "images.size";
+    case SortKey::kId:
+      return "images.id";
+    case SortKey::kCreatedAt:
+      return "images.created_at";
+    case SortKey::kUpdatedAt:
+      return "images.updated_at";
   }
   return "images.id";
 }
 
 Value SortValue(const Image& im, SortKey k) {
   switch (k) {
-    case SortKey::kName: return Opt(im.name);
-    case SortKey::kStatus: return std::string(StatusName(im.status));
-    case SortKey::kContainerFormat: return Opt(im.container_format);
-    case SortKey::kDiskFormat: return Opt(im.disk_format);
-    case SortKey::kSize: return Opt(im.size);
-    case SortKey::kId: return im.id;
-    case SortKey::kCreatedAt: return im.created_at;
-    case SortKey::kUpdatedAt: return im.updated_at;
+    case SortKey::kName:
+      return Opt(im.name);
+    case SortKey::kStatus:
+      return std::string(StatusName(im.status));
+    case SortKey::kContainerFormat:
+      return Opt(im.container_format);
+    case SortKey::kDiskFormat:
+      return Opt(im.disk_format);
+    case SortKey::kSize:
+      return Opt(im.size);
+    case SortKey::kId:
+      return im.id;
+    case SortKey::kCreatedAt:
+      return im.created_at;
+    case SortKey::kUpdatedAt:
+      return im.updated_at;
   }
   return im.id;
 }
 
 std::string_view FieldColumn(Field f) {
   switch (f) {
-    case Field::kId: return "images.id";
-    case Field::kName: return "images.name";
-    case Field::kStatus: return "images.status";
-    case Field::kDiskFormat: return "images.disk_format";
-    case Field::kContainerFormat: return "images.container_format";
-    case Field::kOwner: return "images.owner";
-    case Field::kChecksum: return "images.checksum";
-    case Field::kOsHashAlgo: return "images.os_hash_algo";
-    case Field::kOsHashValue: return "images.os_hash_value";
-    case Field::kSize: return "images.size";
-    case Field::kVirtualSize: return "images.virtual_size";
-    case Field::kMinDisk: return "images.min_disk";
-    case Field::kMinRam: return "images.min_ram";
+    case Field::kId:
+      return "images.id";
+    case Field::kName:
+      return "images.name";
+    case Field::kStatus:
+      return "images.status";
+    case Field::kDiskFormat:
+      return "images.disk_format";
+    case Field::kContainerFormat:
+      return "images.container_format";
+    case Field::kOwner:
+      return "images.owner";
+    case Field::kChecksum:
+      return "images.checksum";
+    case Field::kOsHashAlgo:
+      return "images.os_hash_algo";
+    case Field::kOsHashValue:
+      return "images.os_hash_value";
+    case Field::kSize:
+      return "images.size";
+    case Field::kVirtualSize:
+      return "images.virtual_size";
+    case Field::kMinDisk:
+      return "images.min_disk";
+    case Field::kMinRam:
+      return "images.min_ram";
   }
   return "images.id";
 }
@@ -365,12 +396,18 @@ Value FieldValue(Field f, const std::string& v) {
 
 std::string_view CompareSql(CompareOp op) {
   switch (op) {
-    case CompareOp::kEq: return " = ?";
-    case CompareOp::kNeq: return " != ?";
-    case CompareOp::kGt: return " > ?";
-    case CompareOp::kGte: return " >= ?";
-    case CompareOp::kLt: return " < ?";
-    case CompareOp::kLte: return " <= ?";
+    case CompareOp::kEq:
+      return " = ?";
+    case CompareOp::kNeq:
+      return " != ?";
+    case CompareOp::kGt:
+      return " > ?";
+    case CompareOp::kGte:
+      return " >= ?";
+    case CompareOp::kLt:
+      return " < ?";
+    case CompareOp::kLte:
+      return " <= ?";
   }
   return " = ?";
 }
@@ -469,7 +506,8 @@ void AppendFilters(Sql& q, const ListQuery& query) {
 }
 
 // Keyset pagination: rows strictly after `marker` in the sort order. NULL sorts lowest, as SQLite
-// orders it (first ascending, last descending). The sort always ends with id, so the order is total.
+// orders it (first ascending, last descending). The sort always ends with id, so the order is
+// total.
 void AppendAfterMarker(Sql& q, const std::vector<SortTerm>& sort, const Image& marker) {
   std::string any;
   for (size_t i = 0; i < sort.size(); ++i) {
@@ -542,8 +580,8 @@ Status Migrate(Connection& c) {
     if (version == kLatestVersion) return tx.Commit();
     // Another process may have migrated between our checks; the version read above is inside the
     // write transaction, so this step is applied exactly once.
-    INGOT_RETURN_IF_ERROR(c.Exec(kMigrations[version]).WithContext(
-        "schema migration " + std::to_string(version + 1)));
+    INGOT_RETURN_IF_ERROR(c.Exec(kMigrations[version])
+                              .WithContext("schema migration " + std::to_string(version + 1)));
     {
       INGOT_ASSIGN_OR_RETURN(Statement st, c.Prepare("DELETE FROM schema_version"));
       INGOT_RETURN_IF_ERROR(st.Run());
@@ -590,8 +628,8 @@ Result<std::unique_ptr<SqliteImageRepository>> SqliteImageRepository::Open(
   return Open(path, Options{});
 }
 
-Result<std::unique_ptr<SqliteImageRepository>> SqliteImageRepository::Open(
-    const std::string& path, Options options) {
+Result<std::unique_ptr<SqliteImageRepository>> SqliteImageRepository::Open(const std::string& path,
+                                                                           Options options) {
   std::unique_ptr<SqliteImageRepository> repo(new SqliteImageRepository(path, options));
   INGOT_ASSIGN_OR_RETURN(auto conn, Connection::Open(path));
   INGOT_RETURN_IF_ERROR(Migrate(*conn).WithContext("open catalog " + path));
@@ -634,10 +672,11 @@ Status SqliteImageRepository::Add(const Image& image) {
   {
     INGOT_ASSIGN_OR_RETURN(
         Statement st,
-        c.Prepare("INSERT INTO images (name, status, visibility, protected, os_hidden, owner, "
-                  "disk_format, container_format, size, virtual_size, min_disk, min_ram, checksum, "
-                  "os_hash_algo, os_hash_value, updated_at, deleted_at, deleted, id, created_at, "
-                  "version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"));
+        c.Prepare(
+            "INSERT INTO images (name, status, visibility, protected, os_hidden, owner, "
+            "disk_format, container_format, size, virtual_size, min_disk, min_ram, checksum, "
+            "os_hash_algo, os_hash_value, updated_at, deleted_at, deleted, id, created_at, "
+            "version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"));
     std::vector<Value> values = MutableValues(image);
     values.emplace_back(image.id);
     values.emplace_back(image.created_at);
@@ -808,9 +847,9 @@ Status SqliteImageRepository::AddMember(const ImageMember& member) {
         Statement st,
         c.Prepare("INSERT INTO image_members (image_id, member, status, created_at, updated_at) "
                   "VALUES (?, ?, ?, ?, ?)"));
-    INGOT_RETURN_IF_ERROR(st.BindAll({member.image_id, member.member,
-                                      std::string(MemberStatusName(member.status)),
-                                      member.created_at, member.updated_at}));
+    INGOT_RETURN_IF_ERROR(
+        st.BindAll({member.image_id, member.member, std::string(MemberStatusName(member.status)),
+                    member.created_at, member.updated_at}));
     Status s = st.Run();
     if (s.code() == Code::kAlreadyExists) {
       return AlreadyExists("Member " + member.member + " already exists on image " +

@@ -1,12 +1,12 @@
-// The embedded catalog: an ImageRepository over one SQLite database file (WAL mode, synchronous=FULL).
+// The embedded catalog: an ImageRepository over one SQLite database file (WAL mode,
+// synchronous=FULL).
 //
 // Durability: every mutating call is one transaction, committed (and fsync'd) before it returns.
 // Threads: all methods may be called from any number of threads. Reads run in parallel on pooled
-// connections; writes are serialised in process (and across processes by SQLite's write lock, waited
-// for up to a busy timeout).
-// Schema: versioned migrations (table schema_version) run on Open, each in its own transaction; a
-// database from a newer Ingot is refused rather than guessed at. Deleted images keep their row so an id
-// is never reused.
+// connections; writes are serialised in process (and across processes by SQLite's write lock,
+// waited for up to a busy timeout). Schema: versioned migrations (table schema_version) run on
+// Open, each in its own transaction; a database from a newer Ingot is refused rather than guessed
+// at. Deleted images keep their row so an id is never reused.
 #pragma once
 
 #include <condition_variable>

@@ -473,7 +473,8 @@ class SqliteVisibilityTest : public SqliteRepositoryTest {
     ImageMember priv{Uuid(2), "member", MemberStatus::kAccepted, 1, 1};
     ASSERT_TRUE(repo_->AddMember(priv).ok());
   }
-  std::vector<int> Seen(const Viewer& v, std::vector<std::pair<std::string, std::string>> params = {}) {
+  std::vector<int> Seen(const Viewer& v,
+                        std::vector<std::pair<std::string, std::string>> params = {}) {
     params.emplace_back("sort_key", "created_at");
     params.emplace_back("sort_dir", "asc");
     std::vector<int> out;
@@ -605,8 +606,7 @@ TEST_F(SqliteRepositoryTest, NotADatabaseIsRefused) {
   std::string junk = dir_ + "/junk.db";
   FILE* f = fopen(junk.c_str(), "w");
   ASSERT_NE(f, nullptr);
-  fputs("this is not an SQLite database, not even close; just some text that is long enough",
-        f);
+  fputs("this is not an SQLite database, not even close; just some text that is long enough", f);
   fclose(f);
   auto r = SqliteImageRepository::Open(junk);
   ASSERT_FALSE(r.ok());
