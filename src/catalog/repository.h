@@ -40,10 +40,16 @@ class ImageRepository {
   virtual Status Save(const Image& image) = 0;
 
   // Marks the image deleted (status `deleted`); its id stays reserved. kNotFound when gone.
+  // Saving an image whose status is `deleted` has the same effect.
   virtual Status Remove(const std::string& id) = 0;
 
   // One page of images visible to `viewer` that match `query`, in the query's sort order.
-  // kInvalidArgument for a marker that names no visible image (Glance answers 400).
+  // kInvalidArgument for a marker that names no visible image (Glance answers 400, "No image found
+  // with ID <marker>"). Listing follows Glance's rules, narrower than IsVisible: admins list every
+  // image; others their own, public and community ones, and shared ones they are a member of in
+  // query.member_status (accepted by default). Without a visibility filter community images are
+  // listed only to their owner; with visibility=X only X (visibility=all lifts that). Ownerless
+  // non-public images are listed to admins only. next_marker is set only when more images follow.
   virtual Result<ImagePage> List(const ListQuery& query, const Viewer& viewer) = 0;
 
   // Every non-deleted image in one of `statuses`; for start-up repair.
