@@ -511,9 +511,11 @@ Status ReadSnapshots(io::ByteSource& file, const Header& h, std::vector<Snapshot
     const uint32_t date_sec = Be32(fixed + 16);
     const uint32_t vm_state32 = Be32(fixed + 32);
     const uint32_t extra_size = Be32(fixed + 36);
-    const uint64_t entry_len = (40 + uint64_t(extra_size) + id_size + name_size + 7) & ~uint64_t{7};
+    // Entries are padded to 8 bytes, but the last entry's padding need not be in the file.
+    const uint64_t used_len = 40 + uint64_t(extra_size) + id_size + name_size;
+    const uint64_t entry_len = (used_len + 7) & ~uint64_t{7};
     total += entry_len;
-    if (extra_size > 1024 || total > mapped::kMaxTableBytes || !Within(pos, entry_len, file.Size())) {
+    if (extra_size > 1024 || total > mapped::kMaxTableBytes || !Within(pos, used_len, file.Size())) {
       return Refused("qcow2.snapshots: entry " + Num(i) + " (" + Num(entry_len) +
                      " bytes) runs past the end of the file or the size bound");
     }
@@ -523,7 +525,7 @@ Status ReadSnapshots(io::ByteSource& file, const Header& h, std::vector<Snapshot
       return Refused("qcow2.snapshots: snapshot " + Num(i) + " L1 table at " + Num(l1_off) +
                      " is misaligned, in the header cluster or past the end of the file");
     }
-    std::vector<uint8_t> rest(entry_len - 40);
+    std::vector<uint8_t> rest(used_len - 40);
     INGOT_RETURN_IF_ERROR(io::ReadExact(file, pos + 40, rest));
     Snapshot snap;
     snap.vm_state_size = vm_state32;

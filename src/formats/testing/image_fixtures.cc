@@ -23,7 +23,7 @@ ScratchDir::~ScratchDir() {
   if (path_ != "/tmp") std::filesystem::remove_all(path_, ec);
 }
 
-CommandResult Run(const std::string& command) {
+CommandResult RunCommand(const std::string& command) {
   CommandResult r;
   FILE* f = ::popen((command + " 2>&1").c_str(), "r");
   if (!f) return r;
@@ -47,14 +47,14 @@ std::vector<Write> ScatteredWrites(uint64_t size) {
 }
 
 void MakeRaw(const std::string& path, uint64_t size, const std::vector<Write>& writes) {
-  CommandResult r = Run("truncate -s " + std::to_string(size) + " '" + path + "'");
+  CommandResult r = RunCommand("truncate -s " + std::to_string(size) + " '" + path + "'");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::string cmd = "qemu-io -f raw";
   for (const Write& w : writes) {
     cmd += " -c 'write -P " + std::to_string(w.pattern) + " " + std::to_string(w.offset) + " " +
            std::to_string(w.length) + "'";
   }
-  r = Run(cmd + " '" + path + "'");
+  r = RunCommand(cmd + " '" + path + "'");
   ASSERT_EQ(r.exit_code, 0) << r.output;
 }
 
@@ -63,13 +63,13 @@ void QemuConvert(const std::string& raw, const std::string& path, const std::str
   std::string cmd = "qemu-img convert -f raw -O " + format;
   if (!options.empty()) cmd += " -o " + options;
   if (compress) cmd += " -c";
-  CommandResult r = Run(cmd + " '" + raw + "' '" + path + "'");
+  CommandResult r = RunCommand(cmd + " '" + raw + "' '" + path + "'");
   ASSERT_EQ(r.exit_code, 0) << cmd << ": " << r.output;
 }
 
 namespace {
 std::string InfoField(const std::string& path, const std::string& field) {
-  CommandResult r = Run("qemu-img info --output=json '" + path +
+  CommandResult r = RunCommand("qemu-img info --output=json '" + path +
                         "' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"" + field +
                         "\"])'");
   EXPECT_EQ(r.exit_code, 0) << r.output;

@@ -28,7 +28,7 @@ struct CommandResult {
 };
 
 // Runs `command` with /bin/sh.
-CommandResult Run(const std::string& command);
+CommandResult RunCommand(const std::string& command);
 
 // The data pattern tests write: (offset, length, byte) triples, written with `qemu-io -c "write -P"`.
 struct Write {
