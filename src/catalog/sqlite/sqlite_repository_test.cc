@@ -228,6 +228,26 @@ TEST_F(SqliteRepositoryTest, ListByStatusAndCount) {
   EXPECT_EQ(counts->count(ImageStatus::kDeleted), 0u);
 }
 
+TEST_F(SqliteRepositoryTest, ListByStatusLoadsChildrenPastOneSlice) {
+  for (int i = 1; i <= 250; ++i) {
+    Image im = MakeImage(i);
+    im.status = ImageStatus::kSaving;
+    im.tags = {"t" + std::to_string(i)};
+    im.locations = {{"file", "k" + std::to_string(i)}};
+    ASSERT_TRUE(repo_->Add(im).ok());
+  }
+  auto saving = repo_->ListByStatus({ImageStatus::kSaving, ImageStatus::kUploading});
+  ASSERT_TRUE(saving.ok());
+  ASSERT_EQ(saving->size(), 250u);
+  for (int i = 1; i <= 250; ++i) {
+    const Image& im = (*saving)[i - 1];
+    EXPECT_EQ(im.id, Uuid(i));
+    EXPECT_EQ(im.tags, (std::set<std::string>{"t" + std::to_string(i)}));
+    ASSERT_EQ(im.locations.size(), 1u);
+    EXPECT_EQ(im.locations[0].key, "k" + std::to_string(i));
+  }
+}
+
 // ---- filters ----
 
 class SqliteListFilterTest : public SqliteRepositoryTest {
