@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "formats/format.h"
+#include "formats/host_map.h"
 #include "io/byte_source.h"
 
 namespace ingot::formats::mapped {
@@ -67,7 +68,9 @@ struct Run {
 // A DiskImage over `file` whose layout the subclass describes through Locate().
 // Thread safety: ReadAt/BlockStatus are as thread-safe as the subclass's Locate/ReadOther (all readers
 // here keep their tables immutable after open, or guard caches with a mutex).
-class MappedImage : public DiskImage {
+// It also says where its runs live in the file (HostMapped), so conversion can copy stored-verbatim runs
+// file to file and only asks ReadAt for the rest.
+class MappedImage : public DiskImage, public HostMapped {
  public:
   MappedImage(io::ByteSource& file, uint64_t virtual_size) : file_(file), size_(virtual_size) {}
 
@@ -79,6 +82,7 @@ class MappedImage : public DiskImage {
     uint64_t done = 0;
     while (done < want) {
       INGOT_ASSIGN_OR_RETURN(Run run, Locate(offset + done, want - done));
+      if (run.length == 0) return Internal("reader described an empty run at " + std::to_string(offset + done));
       const uint64_t n = std::min<uint64_t>(run.length, want - done);
       std::span<uint8_t> out = buf.subspan(done, n);
       switch (run.where) {
@@ -108,6 +112,7 @@ class MappedImage : public DiskImage {
     // iterations keeps one call cheap whatever the table looks like.
     for (int i = 0; i < 4096 && e.length < want; ++i) {
       INGOT_ASSIGN_OR_RETURN(Run run, Locate(offset + e.length, want - e.length));
+      if (run.length == 0) return Internal("reader described an empty run at " + std::to_string(offset + e.length));
       const bool zero = run.where == Run::Where::kZero;
       if (e.length == 0) {
         e.zero = zero;
@@ -118,6 +123,24 @@ class MappedImage : public DiskImage {
     }
     return e;
   }
+
+  Result<HostRun> MapToHost(uint64_t offset, uint64_t max_length) final {
+    if (offset >= size_ || max_length == 0) {
+      return OutOfRange("map at " + std::to_string(offset) + " outside virtual size " +
+                        std::to_string(size_));
+    }
+    const uint64_t want = std::min<uint64_t>(max_length, size_ - offset);
+    INGOT_ASSIGN_OR_RETURN(Run run, Locate(offset, want));
+    if (run.length == 0) return Internal("reader described an empty run at " + std::to_string(offset));
+    HostRun h;
+    h.kind = run.where == Run::Where::kZero   ? HostRun::Kind::kZero
+             : run.where == Run::Where::kFile ? HostRun::Kind::kFile
+                                              : HostRun::Kind::kOther;
+    h.length = std::min<uint64_t>(run.length, want);
+    h.file_offset = run.file_offset;
+    return h;
+  }
+  io::ByteSource& host_file() final { return file_; }
 
  protected:
   // Describes the bytes at virtual `offset` (< Size()), looking at most `max_length` (>= 1, within

@@ -348,8 +348,7 @@ Status CheckTables(io::ByteSource& file, const Layout& l) {
     }
   }
   std::vector<uint8_t> gt(gt_bytes);
-  // A compressed grain's length is in its marker; here only its marker must fit.
-  const uint64_t grain_span = l.compressed ? 12 : l.grain_bytes;
+  const uint64_t virtual_size = l.capacity * kSector;
   for (auto [off, gdi] : tables) {
     INGOT_RETURN_IF_ERROR(io::ReadExact(file, off, gt));
     for (uint32_t j = 0; j < l.gtes_per_gt; ++j) {
@@ -357,6 +356,13 @@ Status CheckTables(io::ByteSource& file, const Layout& l) {
       if (e == 0 || (e == 1 && l.zero_grain)) continue;
       const uint64_t goff = uint64_t(e) * kSector;
       const uint64_t grain = gdi * l.gtes_per_gt + j;
+      // grain <= 2^24 GD entries (table bound) * 512 GTEs, grain_bytes <= 2^21: cannot overflow.
+      const uint64_t grain_start = grain * l.grain_bytes;
+      if (grain_start >= virtual_size) continue;        // past the disk's end: never read
+      // A compressed grain's length is in its marker; here only its marker must fit. A plain grain
+      // must hold the part of the disk it maps (the last grain may be cut at the capacity).
+      const uint64_t grain_span =
+          l.compressed ? 12 : std::min<uint64_t>(l.grain_bytes, virtual_size - grain_start);
       if (!mapped::Within(goff, grain_span, file_size)) {
         return Refused("vmdk.grain_offset: grain " + std::to_string(grain) + " at " +
                        std::to_string(goff) + " runs past the end of the file (" +
@@ -397,12 +403,21 @@ class VmdkImage final : public mapped::MappedImage {
   Status ReadOther(uint64_t offset, std::span<uint8_t> out) override {
     const uint64_t grain = offset / l_.grain_bytes;
     const uint64_t in_grain = offset % l_.grain_bytes;
-    std::lock_guard<std::mutex> lock(grain_mu_);
-    if (cached_grain_ != grain) {
-      INGOT_RETURN_IF_ERROR(Inflate(grain));
-      cached_grain_ = grain;
+    {
+      std::lock_guard<std::mutex> lock(grain_mu_);
+      if (cached_grain_ == grain) {
+        std::memcpy(out.data(), grain_buf_.data() + in_grain, out.size());
+        return Status::Ok();
+      }
     }
-    std::memcpy(out.data(), grain_buf_.data() + in_grain, out.size());
+    // Inflate without the lock, so concurrent readers (parallel conversion) decompress in parallel;
+    // the last grain inflated is kept for the small sequential reads that follow it.
+    std::vector<uint8_t> buf;
+    INGOT_RETURN_IF_ERROR(Inflate(grain, buf));
+    std::memcpy(out.data(), buf.data() + in_grain, out.size());
+    std::lock_guard<std::mutex> lock(grain_mu_);
+    cached_grain_ = grain;
+    grain_buf_.swap(buf);
     return Status::Ok();
   }
 
@@ -422,9 +437,8 @@ class VmdkImage final : public mapped::MappedImage {
     return it->second[index];
   }
 
-  // Decompresses `grain` into grain_buf_ (grain_mu_ held).
-  Status Inflate(uint64_t grain) {
-    cached_grain_ = ~0ull;
+  // Decompresses `grain` into `out` (grain_bytes long, zero-filled past the inflated data).
+  Status Inflate(uint64_t grain, std::vector<uint8_t>& out) {
     INGOT_ASSIGN_OR_RETURN(uint32_t e, Gte(grain / l_.gtes_per_gt, grain % l_.gtes_per_gt));
     const uint64_t marker_at = uint64_t(e) * kSector;
     uint8_t marker[12];
@@ -442,13 +456,13 @@ class VmdkImage final : public mapped::MappedImage {
     }
     std::vector<uint8_t> in(size);
     INGOT_RETURN_IF_ERROR(ReadFileExact(marker_at + 12, in));
-    grain_buf_.assign(l_.grain_bytes, 0);
+    out.assign(l_.grain_bytes, 0);
     z_stream z{};
     if (inflateInit(&z) != Z_OK) return Internal("vmdk: inflateInit failed");
     z.next_in = in.data();
     z.avail_in = size;
-    z.next_out = grain_buf_.data();
-    z.avail_out = uInt(grain_buf_.size());
+    z.next_out = out.data();
+    z.avail_out = uInt(out.size());
     const int rc = inflate(&z, Z_FINISH);
     inflateEnd(&z);
     // A grain that inflates short is zero-filled (writers may trim the tail); one that does not end
@@ -463,7 +477,7 @@ class VmdkImage final : public mapped::MappedImage {
   Layout l_;
   std::mutex gt_mu_;
   std::unordered_map<uint64_t, std::vector<uint32_t>> gt_cache_;
-  std::mutex grain_mu_;  // guards the one-grain cache below; taken before gt_mu_, never after
+  std::mutex grain_mu_;  // guards the one-grain cache below; never held while taking gt_mu_
   uint64_t cached_grain_ = ~0ull;
   std::vector<uint8_t> grain_buf_;
 };

@@ -1,6 +1,8 @@
 // VMDK reader against qemu-img's vmdk driver, plus one hostile image per safety rule.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "formats/driver.h"
 #include "formats/image_test_support.h"
 #include "formats/mapped_image.h"
@@ -116,6 +118,28 @@ TEST_F(VmdkTest, SmallUnalignedReadsOfCompressedGrains) {
   auto image = VmdkDriver().open(**file);
   ASSERT_TRUE(image.ok());
   EXPECT_EQ(testing::ReadAll(**image, 777), ReadWholeFile(raw_));
+}
+
+TEST_F(VmdkTest, ConcurrentReadersOfCompressedGrains) {
+  auto file = io::FileSource::Open(Convert("streamOptimized"));
+  ASSERT_TRUE(file.ok());
+  auto image = VmdkDriver().open(**file);
+  ASSERT_TRUE(image.ok());
+  const std::vector<uint8_t> want = ReadWholeFile(raw_);
+  std::vector<std::vector<uint8_t>> got(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < got.size(); ++t) {
+    threads.emplace_back([&, t] { got[t] = testing::ReadAll(**image, 4096 + 1000 * t); });
+  }
+  for (auto& th : threads) th.join();
+  for (const auto& g : got) EXPECT_TRUE(g == want);
+}
+
+TEST_F(VmdkTest, CapacityNotAMultipleOfTheGrain) {
+  const std::string p = dir_.File("odd.vmdk");
+  ASSERT_TRUE(MustRun("qemu-img create -q -f vmdk '" + p + "' 1000K"));
+  ASSERT_TRUE(MustRun("qemu-io -f vmdk -c 'write -P 0x3a 1019904 4096' '" + p + "' >/dev/null"));
+  ExpectMatchesQemu(VmdkDriver(), "vmdk", p, 0);
 }
 
 TEST_F(VmdkTest, RefusesSeparateExtentFiles) {
