@@ -265,13 +265,6 @@ static bool IsCoreAttribute(std::string_view key) {
   return false;
 }
 
-// Glance's visibility rules for one image (list filtering applies the same rules in the repository).
-static bool CanSee(const Image& im, const auth::RequestContext& ctx) {
-  if (ctx.is_admin()) return true;
-  if (im.visibility == Visibility::kPublic || im.visibility == Visibility::kCommunity) return true;
-  return im.owner.has_value() && ctx.project.has_value() && *im.owner == *ctx.project;
-}
-
 static Result<json::value> ParseJson(Request& req) {
   auto body = req.ReadBody(kMaxJsonBody);
   if (!body.ok()) {
@@ -303,6 +296,11 @@ void ImagesApi::Register(Router& r) {
   r.Add("DELETE", "/v2/images/{id}/tags/{tag}", bind(&ImagesApi::DeleteTag));
   r.Add("POST", "/v2/images/{id}/actions/deactivate", bind(&ImagesApi::Deactivate));
   r.Add("POST", "/v2/images/{id}/actions/reactivate", bind(&ImagesApi::Reactivate));
+  r.Add("GET", "/v2/images/{id}/members", bind(&ImagesApi::ListMembers));
+  r.Add("POST", "/v2/images/{id}/members", bind(&ImagesApi::AddMember));
+  r.Add("GET", "/v2/images/{id}/members/{member}", bind(&ImagesApi::ShowMember));
+  r.Add("PUT", "/v2/images/{id}/members/{member}", bind(&ImagesApi::UpdateMember));
+  r.Add("DELETE", "/v2/images/{id}/members/{member}", bind(&ImagesApi::DeleteMember));
   r.Add("GET", "/v2/schemas/image",
         [this](Request&, const Ctx&, const Params&) {
           Response resp;
@@ -324,7 +322,13 @@ Result<Image> ImagesApi::Load(const std::string& id, const Ctx& ctx) {
   if (!IsUuid(id)) return not_found();
   auto image = repo_.Get(CanonicalUuid(id));
   if (!image.ok()) return image.status().code() == Code::kNotFound ? not_found() : image.status();
-  if (!CanSee(*image, ctx)) return not_found();
+  catalog::Viewer viewer{ctx.project, ctx.is_admin()};
+  std::optional<catalog::MemberStatus> membership;
+  if (image->visibility == Visibility::kShared && ctx.project && !ctx.is_admin() &&
+      image->owner != ctx.project) {
+    if (auto m = repo_.GetMember(image->id, *ctx.project); m.ok()) membership = m->status;
+  }
+  if (!catalog::IsVisible(*image, viewer, membership)) return not_found();
   return image;
 }
 
@@ -663,6 +667,112 @@ Response ImagesApi::Reactivate(Request&, const Ctx& ctx, const Params& p) {
     return Status::Ok();
   });
   if (!result.ok()) return ErrorResponse(result.status());
+  return NoContent();
+}
+
+// Image sharing (Glance's members API): the owner shares a `shared` image with other projects; each
+// member project accepts or rejects it, which decides whether it appears in that project's list.
+
+namespace {
+
+json::object MemberToJson(const catalog::ImageMember& m) {
+  return json::object{{"image_id", m.image_id},
+                      {"member_id", m.member},
+                      {"status", catalog::MemberStatusName(m.status)},
+                      {"created_at", FormatIso8601(m.created_at)},
+                      {"updated_at", FormatIso8601(m.updated_at)},
+                      {"schema", "/v2/schemas/member"}};
+}
+
+}  // namespace
+
+Response ImagesApi::ListMembers(Request&, const Ctx& ctx, const Params& p) {
+  auto image = Load(p[0], ctx);
+  if (!image.ok()) return ErrorResponse(image.status());
+  if (image->visibility != Visibility::kShared) {
+    return ErrorResponse(PermissionDenied("Only shared images have members."));
+  }
+  auto members = repo_.ListMembers(image->id);
+  if (!members.ok()) return ErrorResponse(members.status());
+  bool owner = ctx.is_admin() || image->owner == ctx.project;
+  json::array out;
+  for (const auto& m : *members) {
+    // A member project sees only its own membership; the owner sees them all.
+    if (owner || m.member == ctx.project) out.emplace_back(MemberToJson(m));
+  }
+  return Json(200, json::object{{"members", std::move(out)}, {"schema", "/v2/schemas/members"}});
+}
+
+Response ImagesApi::AddMember(Request& req, const Ctx& ctx, const Params& p) {
+  auto image = Load(p[0], ctx);
+  if (!image.ok()) return ErrorResponse(image.status());
+  if (Status s = auth::Authorize(auth::Action::kUpdateImage, ctx, &*image); !s.ok()) {
+    return ErrorResponse(s);
+  }
+  if (image->visibility != Visibility::kShared) {
+    return ErrorResponse(PermissionDenied("Only shared images have members."));
+  }
+  auto body = ParseJson(req);
+  if (!body.ok()) return ErrorResponse(body.status());
+  const json::value* member = body->is_object() ? body->as_object().if_contains("member") : nullptr;
+  if (member == nullptr || !member->is_string() || member->as_string().empty() ||
+      member->as_string().size() > 255) {
+    return ErrorResponse(InvalidArgument("Member to be added not specified"));
+  }
+  catalog::ImageMember m;
+  m.image_id = image->id;
+  m.member = std::string(member->as_string());
+  m.created_at = m.updated_at = NowMicros();
+  Status s = repo_.AddMember(m);
+  if (s.code() == Code::kAlreadyExists) {
+    return ErrorResponse(Conflict("Member " + m.member + " already exists on image " + image->id + "."));
+  }
+  if (!s.ok()) return ErrorResponse(s);
+  return Json(200, MemberToJson(m));
+}
+
+Response ImagesApi::ShowMember(Request&, const Ctx& ctx, const Params& p) {
+  auto image = Load(p[0], ctx);
+  if (!image.ok()) return ErrorResponse(image.status());
+  bool owner = ctx.is_admin() || image->owner == ctx.project;
+  if (!owner && p[1] != ctx.project) {
+    return ErrorResponse(NotFound("Member " + p[1] + " not found on image " + image->id + "."));
+  }
+  auto m = repo_.GetMember(image->id, p[1]);
+  if (!m.ok()) return ErrorResponse(m.status());
+  return Json(200, MemberToJson(*m));
+}
+
+Response ImagesApi::UpdateMember(Request& req, const Ctx& ctx, const Params& p) {
+  auto image = Load(p[0], ctx);
+  if (!image.ok()) return ErrorResponse(image.status());
+  // Only the member project decides whether it accepts the image (Glance: modify_member).
+  if (!ctx.can_write() || p[1] != ctx.project) {
+    return ErrorResponse(PermissionDenied("You are not authorized to complete modify_member action."));
+  }
+  auto body = ParseJson(req);
+  if (!body.ok()) return ErrorResponse(body.status());
+  const json::value* status = body->is_object() ? body->as_object().if_contains("status") : nullptr;
+  auto parsed = status && status->is_string() ? catalog::ParseMemberStatus(status->as_string())
+                                              : std::nullopt;
+  if (!parsed) {
+    return ErrorResponse(InvalidArgument("Status must be one of pending, accepted, rejected."));
+  }
+  auto m = repo_.GetMember(image->id, p[1]);
+  if (!m.ok()) return ErrorResponse(m.status());
+  m->status = *parsed;
+  m->updated_at = NowMicros();
+  if (Status s = repo_.UpdateMember(*m); !s.ok()) return ErrorResponse(s);
+  return Json(200, MemberToJson(*m));
+}
+
+Response ImagesApi::DeleteMember(Request&, const Ctx& ctx, const Params& p) {
+  auto image = Load(p[0], ctx);
+  if (!image.ok()) return ErrorResponse(image.status());
+  if (Status s = auth::Authorize(auth::Action::kUpdateImage, ctx, &*image); !s.ok()) {
+    return ErrorResponse(s);
+  }
+  if (Status s = repo_.RemoveMember(image->id, p[1]); !s.ok()) return ErrorResponse(s);
   return NoContent();
 }
 

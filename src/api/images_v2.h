@@ -29,6 +29,11 @@ class ImagesApi {
   http::Response DeleteTag(http::Request& req, const Ctx& ctx, const Params& p);
   http::Response Deactivate(http::Request& req, const Ctx& ctx, const Params& p);
   http::Response Reactivate(http::Request& req, const Ctx& ctx, const Params& p);
+  http::Response ListMembers(http::Request& req, const Ctx& ctx, const Params& p);
+  http::Response AddMember(http::Request& req, const Ctx& ctx, const Params& p);
+  http::Response ShowMember(http::Request& req, const Ctx& ctx, const Params& p);
+  http::Response UpdateMember(http::Request& req, const Ctx& ctx, const Params& p);
+  http::Response DeleteMember(http::Request& req, const Ctx& ctx, const Params& p);
 
   // The image if it exists and `ctx` may see it; kNotFound ("No image found with ID x") otherwise.
   Result<catalog::Image> Load(const std::string& id, const Ctx& ctx);

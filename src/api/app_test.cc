@@ -1,0 +1,336 @@
+// The API edge in process: real SQLite catalog and file store, requests handed straight to the
+// Application (no sockets), answers compared with Glance's recorded behaviour.
+#include "api/app.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <cstdlib>
+
+#include "catalog/sqlite/sqlite_repository.h"
+#include "io/hash.h"
+#include "store/file/file_store.h"
+
+namespace ingot::api {
+namespace {
+
+namespace json = boost::json;
+
+std::string S(const json::value& v) {
+  return v.is_string() ? std::string(v.as_string()) : json::serialize(v);
+}
+
+class StringReader final : public io::Reader {
+ public:
+  explicit StringReader(std::string s) : s_(std::move(s)) {}
+  Result<size_t> Read(std::span<uint8_t> buf) override {
+    size_t n = std::min(buf.size(), s_.size() - pos_);
+    std::memcpy(buf.data(), s_.data() + pos_, n);
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  std::string s_;
+  size_t pos_ = 0;
+};
+
+class AppTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ingot-api-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    config_.public_url = "http://127.0.0.1:9292";
+    config_.size_cap = 1 << 20;
+    repo_ = std::move(*catalog::SqliteImageRepository::Open(dir_ + "/catalog.db"));
+    store_ = std::move(*store::FileStore::Open({.id = "file", .root = dir_ + "/images"}));
+    images_ = std::make_unique<service::ImageService>(
+        *repo_, *store_, service::ImageServiceOptions{.size_cap = config_.size_cap});
+    auth_ = auth::MakeNoAuth("p1");
+    app_ = std::make_unique<Application>(AppDeps{*repo_, *images_, *auth_, config_});
+  }
+  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+
+  http::Response Call(std::string method, std::string target, std::string body = "",
+                      std::string content_type = "application/json",
+                      std::vector<std::pair<std::string, std::string>> headers = {}) {
+    http::Request req;
+    req.method = std::move(method);
+    req.target = target;
+    auto q = target.find('?');
+    req.path = target.substr(0, q);
+    if (q != std::string::npos) {
+      std::string qs = target.substr(q + 1);
+      size_t i = 0;
+      while (i <= qs.size()) {
+        size_t amp = qs.find('&', i);
+        if (amp == std::string::npos) amp = qs.size();
+        std::string kv = qs.substr(i, amp - i);
+        auto eq = kv.find('=');
+        if (!kv.empty()) {
+          req.query.emplace_back(*http::PercentDecode(kv.substr(0, eq), true),
+                                 eq == std::string::npos ? "" : *http::PercentDecode(kv.substr(eq + 1), true));
+        }
+        i = amp + 1;
+      }
+    }
+    if (!content_type.empty()) req.headers.Set("Content-Type", content_type);
+    for (auto& [k, v] : headers) req.headers.Set(k, v);
+    req.content_length = body.size();
+    StringReader reader(std::move(body));
+    req.body = &reader;
+    return app_->Handle(req);
+  }
+  json::object Body(const http::Response& r) { return json::parse(r.body).as_object(); }
+  std::string Create(std::string body = R"({"name":"a","disk_format":"raw","container_format":"bare"})") {
+    auto r = Call("POST", "/v2/images", body);
+    EXPECT_EQ(r.status, 201) << r.body;
+    return std::string(Body(r)["id"].as_string());
+  }
+
+  std::string dir_;
+  service::Config config_;
+  std::unique_ptr<catalog::ImageRepository> repo_;
+  std::unique_ptr<store::FileStore> store_;
+  std::unique_ptr<service::ImageService> images_;
+  std::unique_ptr<auth::Authenticator> auth_;
+  std::unique_ptr<Application> app_;
+};
+
+TEST_F(AppTest, CreateShowsGlanceShape) {
+  auto r = Call("POST", "/v2/images",
+                R"({"name":"img","disk_format":"qcow2","container_format":"bare","tags":["t1"],"hw_disk_bus":"scsi"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto o = Body(r);
+  std::string id(o["id"].as_string());
+  EXPECT_EQ(*r.headers.Get("Location"), "http://127.0.0.1:9292/v2/images/" + id);
+  EXPECT_TRUE(r.headers.Get("x-openstack-request-id")->starts_with("req-"));
+  EXPECT_EQ(S(o["status"]), "queued");
+  EXPECT_EQ(S(o["visibility"]), "shared");
+  EXPECT_EQ(S(o["hw_disk_bus"]), "scsi");
+  EXPECT_TRUE(o["size"].is_null());
+  EXPECT_EQ(S(o["self"]), "/v2/images/" + id);
+  EXPECT_EQ(S(o["file"]), "/v2/images/" + id + "/file");
+  EXPECT_EQ(S(o["schema"]), "/v2/schemas/image");
+  EXPECT_EQ(o["tags"].as_array().size(), 1u);
+  EXPECT_EQ(Call("GET", "/v2/images/" + id).status, 200);
+}
+
+TEST_F(AppTest, CreateRefusesBadInput) {
+  EXPECT_EQ(Call("POST", "/v2/images", "{bad").status, 400);
+  EXPECT_NE(Call("POST", "/v2/images", "{bad").body.find("Malformed JSON in request body."),
+            std::string::npos);
+  EXPECT_EQ(Call("POST", "/v2/images", R"({"disk_format":"bogus"})").status, 400);
+  EXPECT_EQ(Call("POST", "/v2/images", R"({"status":"active"})").status, 403);
+  EXPECT_EQ(Call("POST", "/v2/images", R"({"os_glance_foo":"x"})").status, 403);
+  EXPECT_EQ(Call("POST", "/v2/images", R"({"name":")" + std::string(256, 'n') + R"("})").status, 400);
+  EXPECT_EQ(Call("POST", "/v2/images", R"({"id":"not-a-uuid"})").status, 400);
+  EXPECT_EQ(Call("POST", "/v2/images", R"({"k": 5})").status, 400);
+  std::string id = Create();
+  auto dup = Call("POST", "/v2/images", R"({"id":")" + id + R"("})");
+  EXPECT_EQ(dup.status, 409);
+  EXPECT_NE(dup.body.find("Image ID " + id + " already exists!"), std::string::npos);
+}
+
+TEST_F(AppTest, UnknownIdsAndPaths) {
+  auto r = Call("GET", "/v2/images/not-a-uuid");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(S(Body(r)["message"]), "No image found with ID not-a-uuid<br /><br />\n\n\n");
+  EXPECT_EQ(S(Body(r)["code"]), "404 Not Found");
+  EXPECT_EQ(Call("GET", "/v2/nothing").status, 404);
+  std::string id = Create();
+  auto m = Call("POST", "/v2/images/" + id);
+  EXPECT_EQ(m.status, 405);
+  EXPECT_EQ(*m.headers.Get("Allow"), "GET, PATCH, DELETE");
+}
+
+TEST_F(AppTest, PatchAddReplaceRemove) {
+  std::string id = Create();
+  const std::string patch = "application/openstack-images-v2.1-json-patch";
+  auto r = Call("PATCH", "/v2/images/" + id,
+                R"([{"op":"replace","path":"/name","value":"b"},{"op":"add","path":"/k","value":"v"}])",
+                patch);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(S(Body(r)["name"]), "b");
+  EXPECT_EQ(S(Body(r)["k"]), "v");
+  r = Call("PATCH", "/v2/images/" + id, R"([{"op":"remove","path":"/k"}])", patch);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_FALSE(Body(r).contains("k"));
+  EXPECT_EQ(Call("PATCH", "/v2/images/" + id, R"([{"op":"remove","path":"/k"}])", patch).status, 409);
+  EXPECT_EQ(Call("PATCH", "/v2/images/" + id, R"([{"op":"replace","path":"/status","value":"active"}])", patch).status, 403);
+  EXPECT_EQ(Call("PATCH", "/v2/images/" + id, R"([{"op":"replace","path":"/name","value":"c"}])").status, 415);
+  EXPECT_EQ(Call("PATCH", "/v2/images/" + id, R"([{"op":"move","path":"/name"}])", patch).status, 400);
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["name"]), "b");  // failed patches changed nothing
+}
+
+TEST_F(AppTest, UploadDownloadRangeAndConflicts) {
+  std::string id = Create();
+  std::string data(100000, 'x');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 13);
+  auto up = Call("PUT", "/v2/images/" + id + "/file", data, "application/octet-stream");
+  ASSERT_EQ(up.status, 204) << up.body;
+  auto shown = Body(Call("GET", "/v2/images/" + id));
+  EXPECT_EQ(S(shown["status"]), "active");
+  EXPECT_EQ(shown["size"].as_int64(), 100000);
+  std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+  EXPECT_EQ(S(shown["checksum"]), *io::HexDigestOf("md5", bytes));
+  EXPECT_EQ(S(shown["os_hash_value"]), *io::HexDigestOf("sha512", bytes));
+
+  auto down = Call("GET", "/v2/images/" + id + "/file");
+  EXPECT_EQ(down.status, 200);
+  ASSERT_TRUE(down.file.has_value());
+  EXPECT_EQ(down.file->length, 100000u);
+  EXPECT_EQ(std::string(*down.headers.Get("Content-MD5")), S(shown["checksum"]));
+
+  auto range = Call("GET", "/v2/images/" + id + "/file", "", "", {{"Range", "bytes=0-99"}});
+  EXPECT_EQ(range.status, 206);
+  EXPECT_EQ(*range.headers.Get("Content-Range"), "bytes 0-99/100000");
+  EXPECT_EQ(range.file->length, 100u);
+  auto bad = Call("GET", "/v2/images/" + id + "/file", "", "", {{"Range", "bytes=200000-"}});
+  EXPECT_EQ(bad.status, 416);
+
+  auto again = Call("PUT", "/v2/images/" + id + "/file", data, "application/octet-stream");
+  EXPECT_EQ(again.status, 409);
+  EXPECT_NE(again.body.find("Image status transition from active to saving is not allowed"),
+            std::string::npos);
+  std::string big = Create();
+  EXPECT_EQ(Call("PUT", "/v2/images/" + big + "/file", std::string(2 << 20, 'b'),
+                 "application/octet-stream").status, 413);
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + big))["status"]), "queued");
+  std::string unformatted = Create("{}");
+  EXPECT_EQ(Call("PUT", "/v2/images/" + unformatted + "/file", "abc", "application/octet-stream").status, 400);
+  EXPECT_EQ(Call("GET", "/v2/images/" + unformatted + "/file").status, 204);
+}
+
+TEST_F(AppTest, TagsProtectedDeleteAndDeactivate) {
+  std::string id = Create(R"({"name":"p","protected":true,"disk_format":"raw","container_format":"bare"})");
+  EXPECT_EQ(Call("PUT", "/v2/images/" + id + "/tags/blue", "", "").status, 204);
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["tags"].as_array()[0]), "blue");
+  EXPECT_EQ(Call("DELETE", "/v2/images/" + id + "/tags/blue", "", "").status, 204);
+  EXPECT_EQ(Call("DELETE", "/v2/images/" + id + "/tags/blue", "", "").status, 404);
+  EXPECT_EQ(Call("DELETE", "/v2/images/" + id, "", "").status, 403);
+  EXPECT_EQ(Call("POST", "/v2/images/" + id + "/actions/deactivate", "", "").status, 403);  // queued
+
+  Call("PATCH", "/v2/images/" + id, R"([{"op":"replace","path":"/protected","value":false}])",
+       "application/openstack-images-v2.1-json-patch");
+  ASSERT_EQ(Call("PUT", "/v2/images/" + id + "/file", "data", "application/octet-stream").status, 204);
+  EXPECT_EQ(Call("POST", "/v2/images/" + id + "/actions/deactivate", "", "").status, 204);
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["status"]), "deactivated");
+  EXPECT_EQ(Call("POST", "/v2/images/" + id + "/actions/reactivate", "", "").status, 204);
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["status"]), "active");
+  EXPECT_EQ(Call("DELETE", "/v2/images/" + id, "", "").status, 204);
+  EXPECT_EQ(Call("GET", "/v2/images/" + id).status, 404);
+  EXPECT_EQ(Call("POST", "/v2/images", R"({"id":")" + id + R"("})").status, 409);  // ids never reused
+}
+
+TEST_F(AppTest, ListPaginatesWithLinks) {
+  for (int i = 0; i < 5; ++i) Create(R"({"name":"n)" + std::to_string(i) + R"("})");
+  auto r = Call("GET", "/v2/images?limit=2");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto o = Body(r);
+  EXPECT_EQ(o["images"].as_array().size(), 2u);
+  EXPECT_EQ(S(o["first"]), "/v2/images?limit=2");
+  EXPECT_EQ(S(o["schema"]), "/v2/schemas/images");
+  ASSERT_TRUE(o.contains("next"));
+  std::set<std::string> seen;
+  std::string next(o["next"].as_string());
+  for (auto& im : o["images"].as_array()) seen.insert(std::string(im.as_object().at("id").as_string()));
+  while (!next.empty()) {
+    auto page = Body(Call("GET", next));
+    for (auto& im : page["images"].as_array()) seen.insert(std::string(im.as_object().at("id").as_string()));
+    next = page.contains("next") ? std::string(page["next"].as_string()) : "";
+  }
+  EXPECT_EQ(seen.size(), 5u);
+  EXPECT_EQ(Call("GET", "/v2/images?sort_key=bogus").status, 400);
+  EXPECT_EQ(Call("GET", "/v2/images?marker=00000000-0000-0000-0000-000000000000").status, 400);
+  EXPECT_EQ(Body(Call("GET", "/v2/images?name=n3"))["images"].as_array().size(), 1u);
+}
+
+TEST_F(AppTest, DiscoveryHealthAndMetrics) {
+  auto v = Call("GET", "/versions");
+  EXPECT_EQ(v.status, 200);
+  EXPECT_EQ(S(Body(v)["versions"].as_array()[0].as_object().at("status")), "CURRENT");
+  EXPECT_EQ(Call("GET", "/").status, 300);
+  auto schema = Body(Call("GET", "/v2/schemas/image"));
+  EXPECT_EQ(S(schema["name"]), "image");
+  EXPECT_TRUE(schema["properties"].as_object().at("status").as_object().at("readOnly").as_bool());
+  EXPECT_EQ(S(Body(Call("GET", "/v2/schemas/images"))["name"]), "images");
+  EXPECT_EQ(Call("GET", "/healthcheck").body, "OK");
+  Create();
+  auto m = Call("GET", "/metrics");
+  EXPECT_NE(m.body.find("ingot_images{status=\"queued\"} 1"), std::string::npos) << m.body;
+}
+
+class AppAuthTest : public AppTest {
+ protected:
+  void SetUp() override {
+    AppTest::SetUp();
+    std::string path = dir_ + "/tokens.toml";
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs("[[token]]\ntoken = \"owner\"\nproject = \"p1\"\nroles = [\"member\"]\n"
+               "[[token]]\ntoken = \"other\"\nproject = \"p2\"\nroles = [\"member\"]\n"
+               "[[token]]\ntoken = \"reader\"\nproject = \"p1\"\nroles = [\"reader\"]\n"
+               "[[token]]\ntoken = \"admin\"\nproject = \"ops\"\nroles = [\"admin\"]\n",
+               f);
+    std::fclose(f);
+    auth_ = std::move(*auth::MakeTokenFileAuth(path));
+    app_ = std::make_unique<Application>(AppDeps{*repo_, *images_, *auth_, config_});
+  }
+  http::Response As(std::string token, std::string method, std::string target, std::string body = "",
+                    std::string ctype = "application/json") {
+    return Call(std::move(method), std::move(target), std::move(body), std::move(ctype),
+                {{"X-Auth-Token", std::move(token)}});
+  }
+  size_t Listed(std::string token, std::string query = "") {
+    return Body(As(std::move(token), "GET", "/v2/images" + query))["images"].as_array().size();
+  }
+};
+
+TEST_F(AppAuthTest, PolicyAndVisibility) {
+  EXPECT_EQ(Call("GET", "/v2/images").status, 401);
+  EXPECT_EQ(As("bogus", "GET", "/v2/images").status, 401);
+  EXPECT_EQ(Call("GET", "/versions").status, 200);  // discovery needs no token
+  EXPECT_EQ(As("reader", "POST", "/v2/images", "{}").status, 403);
+
+  auto r = As("owner", "POST", "/v2/images", R"({"name":"mine","visibility":"private"})");
+  ASSERT_EQ(r.status, 201);
+  std::string id(Body(r)["id"].as_string());
+  EXPECT_EQ(S(Body(r)["owner"]), "p1");
+  EXPECT_EQ(As("reader", "GET", "/v2/images/" + id).status, 200);
+  EXPECT_EQ(As("reader", "DELETE", "/v2/images/" + id).status, 403);
+  EXPECT_EQ(As("other", "GET", "/v2/images/" + id).status, 404);  // not 403: no existence leak
+  EXPECT_EQ(As("other", "DELETE", "/v2/images/" + id).status, 404);
+  EXPECT_EQ(As("owner", "PATCH", "/v2/images/" + id,
+                R"([{"op":"replace","path":"/visibility","value":"public"}])",
+                "application/openstack-images-v2.1-json-patch")
+                .status,
+            403);  // publicize_image is admin-only
+  EXPECT_EQ(As("admin", "GET", "/v2/images/" + id).status, 200);
+  EXPECT_EQ(As("owner", "POST", "/v2/images/" + id + "/actions/deactivate").status, 403);
+}
+
+TEST_F(AppAuthTest, SharingWithMembers) {
+  auto r = As("owner", "POST", "/v2/images", R"({"name":"s","visibility":"shared"})");
+  std::string id(Body(r)["id"].as_string());
+  EXPECT_EQ(As("other", "GET", "/v2/images/" + id).status, 404);
+  EXPECT_EQ(As("other", "POST", "/v2/images/" + id + "/members", R"({"member":"p2"})").status, 404);
+  auto m = As("owner", "POST", "/v2/images/" + id + "/members", R"({"member":"p2"})");
+  ASSERT_EQ(m.status, 200) << m.body;
+  EXPECT_EQ(S(Body(m)["status"]), "pending");
+  EXPECT_EQ(As("owner", "POST", "/v2/images/" + id + "/members", R"({"member":"p2"})").status, 409);
+  // A pending member can see the image but does not get it in its default list.
+  EXPECT_EQ(As("other", "GET", "/v2/images/" + id).status, 200);
+  EXPECT_EQ(Listed("other"), 0u);
+  EXPECT_EQ(As("owner", "PUT", "/v2/images/" + id + "/members/p2", R"({"status":"accepted"})").status,
+            403);  // only the member decides
+  auto acc = As("other", "PUT", "/v2/images/" + id + "/members/p2", R"({"status":"accepted"})");
+  ASSERT_EQ(acc.status, 200) << acc.body;
+  EXPECT_EQ(Listed("other"), 1u);
+  EXPECT_EQ(Body(As("owner", "GET", "/v2/images/" + id + "/members"))["members"].as_array().size(), 1u);
+  EXPECT_EQ(As("owner", "DELETE", "/v2/images/" + id + "/members/p2").status, 204);
+  EXPECT_EQ(As("other", "GET", "/v2/images/" + id).status, 404);
+}
+
+}  // namespace
+}  // namespace ingot::api
