@@ -36,7 +36,7 @@ int Usage() {
                "usage: ingot-img info [--output human|json] FILE\n"
                "       ingot-img check FILE\n"
                "       ingot-img convert [-f FMT] -O raw|qcow2 [-c] [-o compression_type=zlib|zstd]"
-               " [-p|-q] SRC DST\n"
+               " [-t writeback|unsafe] [-p|-q] SRC DST\n"
                "exit codes: 0 ok/safe, 1 usage, 2 refused by a safety rule, 3 malformed or "
                "unreadable, 4 I/O error, 5 other\n");
   return kExitUsage;
@@ -226,6 +226,7 @@ int Convert(const std::vector<std::string>& args) {
   bool compress = false;
   ConvertOptions::Compression ctype = ConvertOptions::Compression::kZlib;
   int progress = isatty(STDERR_FILENO) ? 1 : 0;
+  bool no_flush = false;
   std::vector<std::string> paths;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -253,6 +254,11 @@ int Convert(const std::vector<std::string>& args) {
         std::fprintf(stderr, "ingot-img: unsupported option '%s'\n", v->c_str());
         return kExitUsage;
       }
+    } else if (a == "-t") {
+      // qemu-img's cache modes: "unsafe" skips the final flush; anything else flushes.
+      const std::string* v = value();
+      if (!v) return Usage();
+      if (*v == "unsafe") no_flush = true;
     } else if (a == "-p") {
       progress = 2;
     } else if (a == "-q") {
@@ -277,6 +283,7 @@ int Convert(const std::vector<std::string>& args) {
 
   ConvertOptions opts;
   if (compress) opts.compression = ctype;
+  opts.flush = !no_flush;
   int last_shown = -1;
   if (progress) {
     opts.progress = [&](uint64_t done, uint64_t total) {
