@@ -208,7 +208,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void WriteStreamedResponse(Response& resp, const std::string& head, bool chunked, uint64_t length);
 
   Status IoFailure(const boost::system::error_code& ec, std::string_view what) const;
-  bool BodyDone() const { return parser_->is_done(); }
+  bool BodyDone() const { return direct_body_ ? body_remaining_ == 0 : parser_->is_done(); }
+  // Content-Length bodies bypass the parser: bytes go from the socket straight into the caller's buffer,
+  // in reads as large as that buffer, with no copy.
+  asio::awaitable<void> ReadDirect(std::span<uint8_t> buf, Result<size_t>* out);
   // The response head; settles keep_alive_ and the body framing.
   std::string BuildHead(Response& resp, bool head_only, bool* chunked, uint64_t* length);
 
@@ -228,6 +231,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool broken_ = false;  // the stream is unusable (I/O or framing error): close after this exchange
   bool expect_continue_ = false;
   bool continue_sent_ = false;
+  bool direct_body_ = false;     // a Content-Length body, read by ReadDirect
+  uint64_t body_remaining_ = 0;  // bytes of a direct body not yet read
   Status body_status_;  // sticky body read failure
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
@@ -619,6 +624,8 @@ asio::awaitable<bool> Connection::Serve() {
   req.remote_address = remote_;
   req.chunked = parser_->chunked();
   if (auto cl = parser_->content_length()) req.content_length = *cl;
+  direct_body_ = !req.chunked && req.content_length.has_value();
+  body_remaining_ = direct_body_ ? *req.content_length : 0;
   BodyReader reader(*this);
   req.body = &reader;
 
@@ -630,7 +637,7 @@ asio::awaitable<bool> Connection::Serve() {
   bytes_in_ = 0;
   bytes_out_ = 0;
   auto expect = msg[bhttp::field::expect];
-  expect_continue_ = msg.version() >= 11 && IEquals(expect, "100-continue") && !parser_->is_done();
+  expect_continue_ = msg.version() >= 11 && IEquals(expect, "100-continue") && !BodyDone();
   bool head_only = req.method == "HEAD";
   server_.ExchangeStarted();
   auto start = Clock::now();
@@ -744,7 +751,13 @@ asio::awaitable<void> Connection::ReadBodyInto(std::span<uint8_t> buf, Result<si
       co_return;
     }
   }
+  if (direct_body_) {
+    co_await ReadDirect(buf, out);
+    co_return;
+  }
   auto& p = *parser_;
+  // Beast reads at most min(64 KiB, free capacity) per call; give it the 64 KiB.
+  if (buffer_.capacity() < 64 * 1024) buffer_.reserve(64 * 1024);
   size_t filled = 0;
   while (filled < buf.size() && !p.is_done()) {
     p.get().body().data = buf.data() + filled;
@@ -768,6 +781,40 @@ asio::awaitable<void> Connection::ReadBodyInto(std::span<uint8_t> buf, Result<si
   }
   ClearDeadline();
   bytes_in_ += filled;
+  *out = filled;
+}
+
+asio::awaitable<void> Connection::ReadDirect(std::span<uint8_t> buf, Result<size_t>* out) {
+  size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), body_remaining_));
+  size_t filled = 0;
+  // Bytes that arrived with the headers come first.
+  if (buffer_.size() > 0 && want > 0) {
+    filled = asio::buffer_copy(asio::buffer(buf.data(), want), buffer_.data());
+    buffer_.consume(filled);
+  }
+  boost::system::error_code ec;
+  if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
+  while (!ec && filled < want) {
+    size_t n = socket_.read_some(asio::buffer(buf.data() + filled, want - filled), ec);
+    filled += n;
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec = {};
+      if (filled > 0) break;  // hand over what has arrived; the caller wants bytes, not a full buffer
+      SetDeadline(server_.options().io_timeout);
+      auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, kNoThrow);
+      ClearDeadline();
+      ec = wec;
+      if (!ec && !socket_.is_open()) ec = asio::error::operation_aborted;
+    }
+  }
+  body_remaining_ -= filled;
+  bytes_in_ += filled;
+  if (ec) {
+    body_status_ = IoFailure(ec, "reading the request body");
+    broken_ = true;
+    *out = body_status_;
+    co_return;
+  }
   *out = filled;
 }
 

@@ -135,6 +135,7 @@ class ServerTest : public ::testing::Test {
         [this](const Exchange& e) {
           std::lock_guard lock(mu_);
           exchanges_.push_back(e);
+          exchanges_cv_.notify_all();
         });
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     server_ = std::move(*s);
@@ -143,6 +144,12 @@ class ServerTest : public ::testing::Test {
     if (server_) server_->Stop();
   }
   uint16_t port() const { return server_->port(); }
+  // The observer runs after the last byte is sent, so a client can see a response before it is recorded.
+  std::unique_lock<std::mutex> WaitForExchanges(size_t n) {
+    std::unique_lock lock(mu_);
+    exchanges_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return exchanges_.size() >= n; });
+    return lock;
+  }
 
   Response Handle(Request& r) {
     Response resp;
@@ -206,6 +213,7 @@ class ServerTest : public ::testing::Test {
   std::string file_path_;
   std::mutex mu_;
   std::condition_variable body_error_cv_;
+  std::condition_variable exchanges_cv_;
   std::vector<Exchange> exchanges_;
   std::vector<Status> body_errors_;
 };
@@ -232,7 +240,7 @@ TEST_F(ServerTest, GetHeadAndKeepAlive) {
   r = c.Read();
   EXPECT_EQ(r.body(), "hello");
 
-  std::lock_guard lock(mu_);
+  auto lock = WaitForExchanges(3);
   ASSERT_EQ(exchanges_.size(), 3u);
   EXPECT_EQ(exchanges_[0].status, 200);
   EXPECT_EQ(exchanges_[0].bytes_out, 5u);
@@ -312,7 +320,7 @@ TEST_F(ServerTest, ContentLengthUploadStreamsWithBoundedMemory) {
   EXPECT_EQ(r.body(), std::to_string(kSize) + " " + PatternDigest(1, kSize));
   // Neither side may have held the body: the peak grows by far less than its size.
   EXPECT_LT(PeakRssBytes() - rss_before, 32ull << 20);
-  std::lock_guard lock(mu_);
+  auto lock = WaitForExchanges(1);
   ASSERT_EQ(exchanges_.size(), 1u);
   EXPECT_EQ(exchanges_[0].bytes_in, kSize);
 }
@@ -414,7 +422,7 @@ TEST_F(ServerTest, FileRangesAreSent) {
   c.Send("GET /file?offset=0&length=0 HTTP/1.1\r\nHost: x\r\n\r\n");
   r = c.Read();
   EXPECT_EQ(r["Content-Length"], "0");
-  std::lock_guard lock(mu_);
+  auto lock = WaitForExchanges(1);
   EXPECT_EQ(exchanges_[0].bytes_out, kSize);
   unlink(file_path_.c_str());
 }
@@ -450,7 +458,7 @@ TEST_F(ServerTest, StreamBodiesChunkedAndSized) {
   c.Send("GET /stream?size=0 HTTP/1.1\r\nHost: x\r\n\r\n");
   r = c.Read();
   EXPECT_EQ(r.body(), "");
-  std::lock_guard lock(mu_);
+  auto lock = WaitForExchanges(1);
   EXPECT_EQ(exchanges_[0].bytes_out, kSize);
 }
 
