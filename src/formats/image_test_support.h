@@ -1,6 +1,6 @@
-// Test-only support for the VMDK/VHD/VHDX/VDI/ISO reader tests: build real images with qemu-img (the
-// reference implementation) and compare what our DiskImage reads with what `qemu-img convert -O raw`
-// produces from the same file.
+// Test-only support for the VMDK/VHD/VHDX/VDI/ISO reader tests: build real images with qemu-img
+// (the reference implementation) and compare what our DiskImage reads with what `qemu-img convert
+// -O raw` produces from the same file.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -75,13 +75,14 @@ inline void WriteWholeFile(const std::string& path, const std::vector<uint8_t>& 
 }
 
 // A raw disk of `size` bytes with patterned data at scattered offsets and holes between them:
-// 64 KiB at 0, 100 KiB at 1 MiB + 4 KiB (unaligned), 512 bytes at 5 MiB - 512 (end of a block), 1 MiB at
-// size - 1 MiB (the last block), so every reader sees allocated, partial and empty blocks.
+// 64 KiB at 0, 100 KiB at 1 MiB + 4 KiB (unaligned), 512 bytes at 5 MiB - 512 (end of a block), 1
+// MiB at size - 1 MiB (the last block), so every reader sees allocated, partial and empty blocks.
 inline bool MakePatternedRaw(const std::string& path, uint64_t size) {
   return MustRun("qemu-img create -q -f raw '" + path + "' " + std::to_string(size)) &&
-         MustRun("qemu-io -f raw -c 'write -P 0xab 0 64k' -c 'write -P 0x5c 1052672 100k'"
-                 " -c 'write -P 0x11 5242368 512' -c 'write -P 0xe7 " +
-                 std::to_string(size - (1 << 20)) + " 1M' '" + path + "' >/dev/null");
+         MustRun(
+             "qemu-io -f raw -c 'write -P 0xab 0 64k' -c 'write -P 0x5c 1052672 100k'"
+             " -c 'write -P 0x11 5242368 512' -c 'write -P 0xe7 " +
+             std::to_string(size - (1 << 20)) + " 1M' '" + path + "' >/dev/null");
 }
 
 // `qemu-img info`'s virtual size for the image, or 0 when it cannot tell.
@@ -89,7 +90,8 @@ inline bool MakePatternedRaw(const std::string& path, uint64_t size) {
 // takes a fixed VHD for raw unless told.
 inline uint64_t QemuVirtualSize(const std::string& path, const std::string& qemu_format) {
   bool ok = false;
-  std::string json = Shell("qemu-img info -f " + qemu_format + " --output=json '" + path + "'", &ok);
+  std::string json =
+      Shell("qemu-img info -f " + qemu_format + " --output=json '" + path + "'", &ok);
   size_t at = json.find("\"virtual-size\":");
   if (!ok || at == std::string::npos) return 0;
   return std::strtoull(json.c_str() + at + std::strlen("\"virtual-size\":"), nullptr, 10);
@@ -109,10 +111,11 @@ inline std::vector<uint8_t> ReadAll(DiskImage& image, size_t chunk = 1 << 20) {
 }
 
 // Checks everything a reader promises against qemu for the image at `path`:
-// probe and inspect recognise it, the virtual size matches qemu-img info, the bytes read through our
-// DiskImage (in odd-sized chunks, to cross block boundaries) equal `qemu-img convert -O raw`, every
-// extent BlockStatus calls zero really reads as zeros, and `hole` (a virtual offset that was never
-// written) is reported as zero; kNoHole skips that check for fully allocated images. Returns the ImageInfo for format-specific checks.
+// probe and inspect recognise it, the virtual size matches qemu-img info, the bytes read through
+// our DiskImage (in odd-sized chunks, to cross block boundaries) equal `qemu-img convert -O raw`,
+// every extent BlockStatus calls zero really reads as zeros, and `hole` (a virtual offset that was
+// never written) is reported as zero; kNoHole skips that check for fully allocated images. Returns
+// the ImageInfo for format-specific checks.
 inline constexpr uint64_t kNoHole = ~0ull;
 inline ImageInfo ExpectMatchesQemu(const Driver& driver, const std::string& qemu_format,
                                    const std::string& path, uint64_t hole) {
@@ -134,7 +137,8 @@ inline ImageInfo ExpectMatchesQemu(const Driver& driver, const std::string& qemu
   EXPECT_EQ((*image)->Size(), info.virtual_size);
 
   const std::string raw = path + ".qemu.raw";
-  if (!MustRun("qemu-img convert -f " + qemu_format + " -O raw '" + path + "' '" + raw + "'")) return info;
+  if (!MustRun("qemu-img convert -f " + qemu_format + " -O raw '" + path + "' '" + raw + "'"))
+    return info;
   std::vector<uint8_t> want = ReadWholeFile(raw);
   std::vector<uint8_t> got = ReadAll(**image, 300 * 1024 + 512);
   EXPECT_EQ(got.size(), want.size());

@@ -1,14 +1,15 @@
 // ISO 9660 detection. An ISO is a raw disk; this reader only recognises one and reports its size.
 //
 // Spec: ECMA-119 (ISO 9660), 4th edition (2019):
-//   - The volume descriptor set starts at logical sector 16 (byte 32768 with 2048-byte sectors); the
+//   - The volume descriptor set starts at logical sector 16 (byte 32768 with 2048-byte sectors);
+//   the
 //     Primary Volume Descriptor has type 1, standard identifier "CD001", version 1 (section 8.4).
 //   - Volume Space Size: both-byte-order uint32 at bytes 80-87 (LE then BE); Logical Block Size:
-//     both-byte-order uint16 at bytes 128-131 (section 7.2.3 / 7.3.3). Block size is a power of two,
-//     512 to 2048 (section 6.1.2).
-// Size: like Glance's format inspector, the virtual size is Logical Block Size * Volume Space Size. The
-// DiskImage, though, is the whole file, as it is raw: hybrid images append partitions (e.g. an EFI
-// system partition) past the ISO 9660 volume, and dropping them would break booting.
+//     both-byte-order uint16 at bytes 128-131 (section 7.2.3 / 7.3.3). Block size is a power of
+//     two, 512 to 2048 (section 6.1.2).
+// Size: like Glance's format inspector, the virtual size is Logical Block Size * Volume Space Size.
+// The DiskImage, though, is the whole file, as it is raw: hybrid images append partitions (e.g. an
+// EFI system partition) past the ISO 9660 volume, and dropping them would break booting.
 #include <cstring>
 #include <memory>
 #include <string>
@@ -52,7 +53,8 @@ struct Volume {
 Result<Volume> Parse(io::ByteSource& file) {
   uint8_t d[2048];
   Status s = io::ReadExact(file, kPvdAt, d);
-  if (s.code() == Code::kOutOfRange) return InvalidArgument("iso: no volume descriptor at 32 KiB: " + s.message());
+  if (s.code() == Code::kOutOfRange)
+    return InvalidArgument("iso: no volume descriptor at 32 KiB: " + s.message());
   INGOT_RETURN_IF_ERROR(s);
   if (d[0] != 1 || std::memcmp(d + 1, "CD001", 5) != 0) {
     return InvalidArgument("iso: no primary volume descriptor (type 1, 'CD001') at 32 KiB");

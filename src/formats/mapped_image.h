@@ -1,10 +1,12 @@
 // Private to the VMDK, VHD, VHDX, VDI and ISO readers: the pieces they share.
 //
-//  - Little/big-endian loads from header bytes (every on-disk field is fixed-width and explicit-endian).
+//  - Little/big-endian loads from header bytes (every on-disk field is fixed-width and
+//  explicit-endian).
 //  - Checked arithmetic for every offset or size that comes from the image's own bytes.
-//  - MappedImage, a DiskImage whose reader only answers "where do the bytes at virtual offset X live,
-//    and for how long" (a Run). Reading, zero-filling and BlockStatus are written once, here, so each
-//    format's code is its header parsing, its safety checks and its Locate().
+//  - MappedImage, a DiskImage whose reader only answers "where do the bytes at virtual offset X
+//  live,
+//    and for how long" (a Run). Reading, zero-filling and BlockStatus are written once, here, so
+//    each format's code is its header parsing, its safety checks and its Locate().
 #pragma once
 
 #include <algorithm>
@@ -42,15 +44,16 @@ inline uint64_t Be64(const uint8_t* p) { return (uint64_t(Be32(p)) << 32) | uint
 inline bool Within(uint64_t offset, uint64_t length, uint64_t limit) {
   return offset <= limit && length <= limit - offset;
 }
-// True when [a, a + alen) and [b, b + blen) share a byte (both ranges already known not to overflow).
+// True when [a, a + alen) and [b, b + blen) share a byte (both ranges already known not to
+// overflow).
 inline bool Overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) {
   return alen != 0 && blen != 0 && a < b + blen && b < a + alen;
 }
 inline bool IsPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
-// The most memory a reader may spend on a table whose size comes from header values. Tables are also
-// checked against the file's length before they are read, so a small hostile file cannot make us
-// allocate more than it holds.
+// The most memory a reader may spend on a table whose size comes from header values. Tables are
+// also checked against the file's length before they are read, so a small hostile file cannot make
+// us allocate more than it holds.
 inline constexpr uint64_t kMaxTableBytes = 64ull << 20;
 
 // Where a run of virtual-disk bytes lives.
@@ -66,10 +69,10 @@ struct Run {
 };
 
 // A DiskImage over `file` whose layout the subclass describes through Locate().
-// Thread safety: ReadAt/BlockStatus are as thread-safe as the subclass's Locate/ReadOther (all readers
-// here keep their tables immutable after open, or guard caches with a mutex).
-// It also says where its runs live in the file (HostMapped), so conversion can copy stored-verbatim runs
-// file to file and only asks ReadAt for the rest.
+// Thread safety: ReadAt/BlockStatus are as thread-safe as the subclass's Locate/ReadOther (all
+// readers here keep their tables immutable after open, or guard caches with a mutex). It also says
+// where its runs live in the file (HostMapped), so conversion can copy stored-verbatim runs file to
+// file and only asks ReadAt for the rest.
 class MappedImage : public DiskImage, public HostMapped {
  public:
   MappedImage(io::ByteSource& file, uint64_t virtual_size) : file_(file), size_(virtual_size) {}
@@ -82,7 +85,8 @@ class MappedImage : public DiskImage, public HostMapped {
     uint64_t done = 0;
     while (done < want) {
       INGOT_ASSIGN_OR_RETURN(Run run, Locate(offset + done, want - done));
-      if (run.length == 0) return Internal("reader described an empty run at " + std::to_string(offset + done));
+      if (run.length == 0)
+        return Internal("reader described an empty run at " + std::to_string(offset + done));
       const uint64_t n = std::min<uint64_t>(run.length, want - done);
       std::span<uint8_t> out = buf.subspan(done, n);
       switch (run.where) {
@@ -112,7 +116,8 @@ class MappedImage : public DiskImage, public HostMapped {
     // iterations keeps one call cheap whatever the table looks like.
     for (int i = 0; i < 4096 && e.length < want; ++i) {
       INGOT_ASSIGN_OR_RETURN(Run run, Locate(offset + e.length, want - e.length));
-      if (run.length == 0) return Internal("reader described an empty run at " + std::to_string(offset + e.length));
+      if (run.length == 0)
+        return Internal("reader described an empty run at " + std::to_string(offset + e.length));
       const bool zero = run.where == Run::Where::kZero;
       if (e.length == 0) {
         e.zero = zero;
@@ -131,7 +136,8 @@ class MappedImage : public DiskImage, public HostMapped {
     }
     const uint64_t want = std::min<uint64_t>(max_length, size_ - offset);
     INGOT_ASSIGN_OR_RETURN(Run run, Locate(offset, want));
-    if (run.length == 0) return Internal("reader described an empty run at " + std::to_string(offset));
+    if (run.length == 0)
+      return Internal("reader described an empty run at " + std::to_string(offset));
     HostRun h;
     h.kind = run.where == Run::Where::kZero   ? HostRun::Kind::kZero
              : run.where == Run::Where::kFile ? HostRun::Kind::kFile
@@ -146,8 +152,8 @@ class MappedImage : public DiskImage, public HostMapped {
   // Describes the bytes at virtual `offset` (< Size()), looking at most `max_length` (>= 1, within
   // Size()) ahead. The returned run may be longer than max_length; callers clip it.
   virtual Result<Run> Locate(uint64_t offset, uint64_t max_length) = 0;
-  // Produces the bytes of a kOther run: `out` covers virtual [offset, offset + out.size()), which lies
-  // inside one run Locate() described as kOther.
+  // Produces the bytes of a kOther run: `out` covers virtual [offset, offset + out.size()), which
+  // lies inside one run Locate() described as kOther.
   virtual Status ReadOther(uint64_t offset, std::span<uint8_t> out) {
     return Internal("reader described a run it cannot read");
   }

@@ -1,15 +1,17 @@
 // VDI (VirtualBox Disk Image) reader.
 //
 // Spec: VirtualBox has no separate specification document; the format is defined by its own source,
-// src/VBox/Storage/VDICore.h (VDIPREHEADER, VDIHEADER1PLUS; format version 1.1), which is what we follow:
-//   - 64-byte text banner, then (little-endian) signature 0xbeda107f, version (major.minor, 1.1 read),
+// src/VBox/Storage/VDICore.h (VDIPREHEADER, VDIHEADER1PLUS; format version 1.1), which is what we
+// follow:
+//   - 64-byte text banner, then (little-endian) signature 0xbeda107f, version (major.minor, 1.1
+//   read),
 //     header size, image type (1 normal/dynamic, 2 fixed, 3 undo, 4 differencing), flags, comment,
 //     offset of the block map, offset of the data, legacy geometry, disk size, block size,
 //     extra bytes per block, blocks in image, blocks allocated, image/snapshot/link/parent UUIDs.
 //   - Block map: uint32 per block, the index of the block in the data area; 0xffffffff = never
 //     allocated, 0xfffffffe = discarded (both read as zeros).
-// Safety: differencing and undo images depend on a parent and are refused; the block map and every block
-// must lie inside the file and clear of the header and the map; all arithmetic is checked.
+// Safety: differencing and undo images depend on a parent and are refused; the block map and every
+// block must lie inside the file and clear of the header and the map; all arithmetic is checked.
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,11 +51,13 @@ bool Probe(io::ByteSource& file) {
 Result<Layout> Parse(io::ByteSource& file) {
   const uint64_t file_size = file.Size();
   if (file_size < kHeaderBytes) {
-    return InvalidArgument("vdi: file of " + std::to_string(file_size) + " bytes is shorter than a header");
+    return InvalidArgument("vdi: file of " + std::to_string(file_size) +
+                           " bytes is shorter than a header");
   }
   uint8_t h[kHeaderBytes];
   INGOT_RETURN_IF_ERROR(io::ReadExact(file, 0, h));
-  if (Le32(h + 64) != kSignature) return InvalidArgument("vdi: no signature 0xbeda107f at offset 64");
+  if (Le32(h + 64) != kSignature)
+    return InvalidArgument("vdi: no signature 0xbeda107f at offset 64");
   const uint32_t version = Le32(h + 68);
   if (version >> 16 != 1) {
     return Unsupported("vdi: version " + std::to_string(version >> 16) + "." +
@@ -61,7 +65,8 @@ Result<Layout> Parse(io::ByteSource& file) {
   }
   const uint32_t header_size = Le32(h + 72);
   if (header_size < 384 || header_size > kHeaderBytes - 64) {
-    return InvalidArgument("vdi: header size " + std::to_string(header_size) + " is not a 1.1 header");
+    return InvalidArgument("vdi: header size " + std::to_string(header_size) +
+                           " is not a 1.1 header");
   }
   Layout l;
   l.image_type = Le32(h + 76);
@@ -92,7 +97,8 @@ Result<Layout> Parse(io::ByteSource& file) {
     return Unsupported("vdi: " + std::to_string(block_extra) + " extra bytes per block");
   }
   if (l.disk_size % 512 != 0) {
-    return InvalidArgument("vdi: disk size " + std::to_string(l.disk_size) + " is not a multiple of 512");
+    return InvalidArgument("vdi: disk size " + std::to_string(l.disk_size) +
+                           " is not a multiple of 512");
   }
   uint64_t coverable;
   if (!mapped::Mul(blocks, l.block_size, &coverable) || coverable < l.disk_size) {
@@ -126,8 +132,9 @@ Result<Layout> Parse(io::ByteSource& file) {
     // data_offset + e * block_size < 2^32 + 2^32 * 2^26: cannot overflow.
     const uint64_t start = l.data_offset + uint64_t(e) * l.block_size;
     if (!mapped::Within(start, l.block_size, file_size)) {
-      return Refused("vdi.block_offset: block " + std::to_string(i) + " at " + std::to_string(start) +
-                     " runs past the end of the file (" + std::to_string(file_size) + " bytes)");
+      return Refused("vdi.block_offset: block " + std::to_string(i) + " at " +
+                     std::to_string(start) + " runs past the end of the file (" +
+                     std::to_string(file_size) + " bytes)");
     }
   }
   return l;
@@ -142,7 +149,8 @@ class VdiImage final : public mapped::MappedImage {
     const uint64_t block = offset / l_.block_size;
     const uint64_t in_block = offset % l_.block_size;
     const uint32_t e = l_.block_map[block];
-    if (e == kBlockFree || e == kBlockZero) return Run{Run::Where::kZero, l_.block_size - in_block, 0};
+    if (e == kBlockFree || e == kBlockZero)
+      return Run{Run::Where::kZero, l_.block_size - in_block, 0};
     return Run{Run::Where::kFile, l_.block_size - in_block,
                l_.data_offset + uint64_t(e) * l_.block_size + in_block};
   }

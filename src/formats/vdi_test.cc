@@ -103,7 +103,7 @@ TEST_F(VdiTest, RefusesMapOverlappingHeader) {
 
 TEST_F(VdiTest, RefusesAbsurdBlockMap) {
   std::vector<uint8_t> b = Dynamic();
-  PutLe32(b, 384, 0xfffffff0);        // ~4 Gi blocks: a 16 GiB map
+  PutLe32(b, 384, 0xfffffff0);           // ~4 Gi blocks: a 16 GiB map
   PutLe64(b, 368, 0xfffffff0ull << 20);  // a disk size that the blocks cover
   Status s = InspectBytes(VdiDriver(), b);
   EXPECT_EQ(s.code(), Code::kRefused);
@@ -112,7 +112,7 @@ TEST_F(VdiTest, RefusesAbsurdBlockMap) {
 
 TEST_F(VdiTest, RefusesMapPastEnd) {
   std::vector<uint8_t> b = Dynamic();
-  PutLe32(b, 384, 2 << 20);           // 8 MiB map in a 4 MiB file
+  PutLe32(b, 384, 2 << 20);  // 8 MiB map in a 4 MiB file
   PutLe64(b, 368, 1ull << 40);
   PutLe32(b, 344, 16 << 20);
   Status s = InspectBytes(VdiDriver(), b);

@@ -1,21 +1,23 @@
 // VHD (qemu "vpc", Glance "vhd") reader.
 //
 // Spec: Microsoft "Virtual Hard Disk Image Format Specification", version 1.0 (October 2006):
-//   - Hard disk footer (512 bytes, big-endian) at the end of every VHD; dynamic disks also keep a copy
+//   - Hard disk footer (512 bytes, big-endian) at the end of every VHD; dynamic disks also keep a
+//   copy
 //     at offset 0. Disk type 2 = fixed, 3 = dynamic, 4 = differencing.
 //   - Dynamic disk header ("cxsparse", 1024 bytes) at the footer's Data Offset.
 //   - Block Allocation Table: big-endian uint32 sector offsets, 0xFFFFFFFF = unallocated.
-//   - Each data block starts with a sector bitmap (1 bit per sector, padded to a 512-byte boundary);
+//   - Each data block starts with a sector bitmap (1 bit per sector, padded to a 512-byte
+//   boundary);
 //     a clear bit means the sector holds no data, which on a dynamic disk reads as zeros.
-// Safety (Glance format_inspector, CVE-2024-32498 family): differencing disks name a parent file and are
-// refused; the BAT and every block must lie inside the file and clear of the footer copy, the dynamic
-// header and the BAT itself; all arithmetic on header values is checked.
+// Safety (Glance format_inspector, CVE-2024-32498 family): differencing disks name a parent file
+// and are refused; the BAT and every block must lie inside the file and clear of the footer copy,
+// the dynamic header and the BAT itself; all arithmetic on header values is checked.
 //
-// Virtual size: the spec defines Current Size, but Virtual PC and the tools that copied it size the disk
-// from the CHS geometry instead, and images carry the creator in the footer. Like qemu (so `qemu-img info`
-// and we agree), we use the geometry unless the creator is one known to use Current Size (Hyper-V "win ",
-// qemu "qem2", Disk2vhd "d2v ", XenServer "tap\0", XenConverter "CTXS") or the geometry is the maximum
-// (which means "too big for CHS").
+// Virtual size: the spec defines Current Size, but Virtual PC and the tools that copied it size the
+// disk from the CHS geometry instead, and images carry the creator in the footer. Like qemu (so
+// `qemu-img info` and we agree), we use the geometry unless the creator is one known to use Current
+// Size (Hyper-V "win ", qemu "qem2", Disk2vhd "d2v ", XenServer "tap\0", XenConverter "CTXS") or
+// the geometry is the maximum (which means "too big for CHS").
 #include <cstring>
 #include <memory>
 #include <string>
@@ -38,7 +40,8 @@ constexpr uint32_t kTypeDynamic = 3;
 constexpr uint32_t kTypeDifferencing = 4;
 constexpr uint32_t kUnallocated = 0xFFFFFFFFu;
 constexpr uint64_t kMaxGeometrySectors = 65535ull * 16 * 255;
-// The spec limits VHDs to 2040 GiB; we allow some slack for tools that exceed it but still bound it.
+// The spec limits VHDs to 2040 GiB; we allow some slack for tools that exceed it but still bound
+// it.
 constexpr uint64_t kMaxVirtualSize = 2ull << 40;
 
 bool HasCookie(const uint8_t* p, const char* cookie) { return std::memcmp(p, cookie, 8) == 0; }
@@ -74,20 +77,24 @@ bool Probe(io::ByteSource& file) {
 
 Result<Layout> Parse(io::ByteSource& file) {
   const uint64_t file_size = file.Size();
-  if (file_size < kSector) return InvalidArgument("vhd: file of " + std::to_string(file_size) +
-                                                  " bytes is shorter than a footer");
+  if (file_size < kSector)
+    return InvalidArgument("vhd: file of " + std::to_string(file_size) +
+                           " bytes is shorter than a footer");
   uint8_t footer[kSector];
   Layout l;
   // The footer at the end is authoritative; a dynamic disk keeps a copy at offset 0 that survives a
-  // truncated tail, so it is the fallback (never first: a fixed disk's data may start with anything).
+  // truncated tail, so it is the fallback (never first: a fixed disk's data may start with
+  // anything).
   INGOT_RETURN_IF_ERROR(io::ReadExact(file, file_size - kSector, footer));
-  bool footer_ok = HasCookie(footer, "conectix") && Checksum(footer, kSector, 64) == Be32(footer + 64);
+  bool footer_ok =
+      HasCookie(footer, "conectix") && Checksum(footer, kSector, 64) == Be32(footer + 64);
   bool from_copy = false;
   if (!footer_ok) {
     INGOT_RETURN_IF_ERROR(io::ReadExact(file, 0, footer));
     if (!HasCookie(footer, "conectix")) return InvalidArgument("vhd: no 'conectix' footer");
     if (Checksum(footer, kSector, 64) != Be32(footer + 64)) {
-      return Corruption("vhd: footer checksum mismatch (stored " + std::to_string(Be32(footer + 64)) + ")");
+      return Corruption("vhd: footer checksum mismatch (stored " +
+                        std::to_string(Be32(footer + 64)) + ")");
     }
     from_copy = true;
   }
@@ -125,7 +132,8 @@ Result<Layout> Parse(io::ByteSource& file) {
     if (from_copy) return Corruption("vhd: fixed disk without a valid footer at its end");
     if (l.virtual_size > file_size - kSector) {
       return Refused("vhd.fixed_size: virtual size " + std::to_string(l.virtual_size) +
-                     " exceeds the " + std::to_string(file_size - kSector) + " data bytes in the file");
+                     " exceeds the " + std::to_string(file_size - kSector) +
+                     " data bytes in the file");
     }
     return l;
   }
@@ -145,7 +153,8 @@ Result<Layout> Parse(io::ByteSource& file) {
   l.bat_offset = Be64(hdr + 16);
   l.bat_entries = Be32(hdr + 28);
   l.block_size = Be32(hdr + 32);
-  if (!mapped::IsPowerOfTwo(l.block_size) || l.block_size < kSector || l.block_size > (256u << 20)) {
+  if (!mapped::IsPowerOfTwo(l.block_size) || l.block_size < kSector ||
+      l.block_size > (256u << 20)) {
     return InvalidArgument("vhd: block size " + std::to_string(l.block_size) +
                            " is not a power of two in [512, 256 MiB]");
   }
@@ -163,7 +172,8 @@ Result<Layout> Parse(io::ByteSource& file) {
     return Refused("vhd.bat_offset: BAT at " + std::to_string(l.bat_offset) +
                    " overlaps the footer copy or the dynamic header");
   }
-  INGOT_ASSIGN_OR_RETURN(std::vector<uint8_t> raw, mapped::ReadTable(file, l.bat_offset, bat_bytes, "vhd.bat"));
+  INGOT_ASSIGN_OR_RETURN(std::vector<uint8_t> raw,
+                         mapped::ReadTable(file, l.bat_offset, bat_bytes, "vhd.bat"));
   l.bat.resize(l.bat_entries);
   // Blocks must sit clear of the metadata; the footer copy at the end is excluded too.
   const uint64_t data_end = file_size - kSector;
@@ -176,13 +186,13 @@ Result<Layout> Parse(io::ByteSource& file) {
     if (e == kUnallocated || i >= used_entries) continue;
     const uint64_t start = uint64_t(e) * kSector;
     if (!mapped::Within(start, block_span, data_end)) {
-      return Refused("vhd.block_offset: block " + std::to_string(i) + " at " + std::to_string(start) +
-                     " runs past the end of the file");
+      return Refused("vhd.block_offset: block " + std::to_string(i) + " at " +
+                     std::to_string(start) + " runs past the end of the file");
     }
     if (start < kSector || mapped::Overlaps(start, block_span, l.header_offset, 1024) ||
         mapped::Overlaps(start, block_span, l.bat_offset, bat_bytes)) {
-      return Refused("vhd.block_offset: block " + std::to_string(i) + " at " + std::to_string(start) +
-                     " overlaps the footer, dynamic header or BAT");
+      return Refused("vhd.block_offset: block " + std::to_string(i) + " at " +
+                     std::to_string(start) + " overlaps the footer, dynamic header or BAT");
     }
   }
   return l;
@@ -203,15 +213,16 @@ class VhdImage final : public mapped::MappedImage {
     const uint64_t block_start = uint64_t(e) * kSector;
     // The sector bitmap says which sectors of the block hold data; a run ends where the bit flips.
     const uint64_t first = in_block / kSector;
-    const uint64_t last = std::min<uint64_t>(l_.block_size / kSector,
-                                             first + (max_length + in_block % kSector + kSector - 1) / kSector);
+    const uint64_t last = std::min<uint64_t>(
+        l_.block_size / kSector, first + (max_length + in_block % kSector + kSector - 1) / kSector);
     std::vector<uint8_t> bitmap(last / 8 - first / 8 + 1);
     const uint64_t bitmap_bytes_in_block = (l_.block_size / kSector + 7) / 8;
     const uint64_t read = std::min<uint64_t>(bitmap.size(), bitmap_bytes_in_block - first / 8);
     INGOT_RETURN_IF_ERROR(ReadFileExact(block_start + first / 8, std::span(bitmap).first(read)));
     auto bit = [&](uint64_t sector) {
       const uint64_t rel = sector - (first / 8) * 8;
-      return (bitmap[rel / 8] >> (7 - rel % 8)) & 1;  // the spec's bitmap is most-significant-bit first
+      return (bitmap[rel / 8] >> (7 - rel % 8)) &
+             1;  // the spec's bitmap is most-significant-bit first
     };
     const int present = bit(first);
     uint64_t s = first + 1;

@@ -76,7 +76,8 @@ TEST_F(VhdTest, FixedMatchesQemu) {
 TEST_F(VhdTest, CurrentSizeCreatorAndOddSize) {
   // force_size makes qemu write creator "qem2" and size from Current Size, not the CHS geometry.
   const std::string p = dir_.File("force.vhd");
-  ASSERT_TRUE(MustRun("qemu-img create -q -f vpc -o subformat=dynamic,force_size=on '" + p + "' 40000000"));
+  ASSERT_TRUE(
+      MustRun("qemu-img create -q -f vpc -o subformat=dynamic,force_size=on '" + p + "' 40000000"));
   ASSERT_TRUE(MustRun("qemu-io -f vpc -c 'write -P 0x42 39990000 4096' '" + p + "' >/dev/null"));
   ImageInfo info = ExpectMatchesQemu(VhdDriver(), "vpc", p, 0);
   EXPECT_EQ(info.virtual_size, 40000000u);

@@ -2,22 +2,25 @@
 //
 // Spec: Microsoft "VHDX Format Specification" version 1.00 (August 2012), [MS-VHDX]:
 //   - File type identifier at 0 ("vhdxfile"); two 4 KiB headers at 64 KiB and 128 KiB ("head",
-//     CRC-32C over the 4 KiB with the checksum field zero, sequence number, log GUID, version 1, log
-//     offset/length); the current header is the valid one with the higher sequence number.
-//   - Two region tables at 192 KiB and 256 KiB ("regi", CRC-32C over 64 KiB): entries locate the BAT
+//     CRC-32C over the 4 KiB with the checksum field zero, sequence number, log GUID, version 1,
+//     log offset/length); the current header is the valid one with the higher sequence number.
+//   - Two region tables at 192 KiB and 256 KiB ("regi", CRC-32C over 64 KiB): entries locate the
+//   BAT
 //     region and the metadata region by GUID; an unknown region marked required cannot be read.
-//   - Metadata region: a table ("metadata") of items by GUID: File Parameters (block size, flags bit 1
-//     HasParent), Virtual Disk Size, Logical Sector Size, Physical Sector Size, Virtual Disk ID, and for
-//     differencing disks the Parent Locator. An unknown required item cannot be read.
+//   - Metadata region: a table ("metadata") of items by GUID: File Parameters (block size, flags
+//   bit 1
+//     HasParent), Virtual Disk Size, Logical Sector Size, Physical Sector Size, Virtual Disk ID,
+//     and for differencing disks the Parent Locator. An unknown required item cannot be read.
 //   - BAT: uint64 entries; bits 0-2 state, bits 20-63 file offset in MiB. Payload block entries and
-//     sector bitmap entries are interleaved: after every `chunk ratio` payload entries comes one sector
-//     bitmap entry, chunk ratio = 2^23 * logical sector size / block size.
-//     Payload states: 0 not present, 1 undefined, 2 zero, 3 unmapped (all read as zeros on a disk
-//     without a parent), 6 fully present, 7 partially present (differencing only).
-// Safety: a log that needs replay (non-zero LogGuid) is refused (replaying it would mean writing, and a
-// hostile log can describe any write); differencing disks (HasParent, a Parent Locator) are refused;
-// regions must be MiB-aligned inside the file, past the first MiB and apart from each other; every
-// payload block must lie inside the file and clear of the headers, log and regions; the BAT is bounded.
+//     sector bitmap entries are interleaved: after every `chunk ratio` payload entries comes one
+//     sector bitmap entry, chunk ratio = 2^23 * logical sector size / block size. Payload states: 0
+//     not present, 1 undefined, 2 zero, 3 unmapped (all read as zeros on a disk without a parent),
+//     6 fully present, 7 partially present (differencing only).
+// Safety: a log that needs replay (non-zero LogGuid) is refused (replaying it would mean writing,
+// and a hostile log can describe any write); differencing disks (HasParent, a Parent Locator) are
+// refused; regions must be MiB-aligned inside the file, past the first MiB and apart from each
+// other; every payload block must lie inside the file and clear of the headers, log and regions;
+// the BAT is bounded.
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -39,7 +42,8 @@ using mapped::Run;
 
 using Guid = std::array<uint8_t, 16>;
 
-// A GUID in its on-disk form: the first three fields little-endian, the last eight bytes as written.
+// A GUID in its on-disk form: the first three fields little-endian, the last eight bytes as
+// written.
 constexpr Guid MakeGuid(uint32_t a, uint16_t b, uint16_t c, uint64_t d) {
   Guid g{};
   for (int i = 0; i < 4; ++i) g[i] = uint8_t(a >> (8 * i));
@@ -77,11 +81,13 @@ bool IsZero(const Guid& g) {
 std::string GuidString(const Guid& g) {
   char s[37];
   std::snprintf(s, sizeof s, "%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x", Le32(g.data()),
-                Le16(g.data() + 4), Le16(g.data() + 6), g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
+                Le16(g.data() + 4), Le16(g.data() + 6), g[8], g[9], g[10], g[11], g[12], g[13],
+                g[14], g[15]);
   return s;
 }
 
-// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as the spec requires for headers and regions.
+// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as the spec requires for headers and
+// regions.
 uint32_t Crc32c(const uint8_t* p, size_t n) {
   static const std::array<uint32_t, 256> table = [] {
     std::array<uint32_t, 256> t{};
@@ -132,7 +138,8 @@ Result<std::vector<uint8_t>> ReadBlock(io::ByteSource& file, uint64_t offset, ui
 Result<Layout> Parse(io::ByteSource& file) {
   const uint64_t file_size = file.Size();
   if (file_size < kMiB) {
-    return InvalidArgument("vhdx: file of " + std::to_string(file_size) + " bytes is shorter than its headers");
+    return InvalidArgument("vhdx: file of " + std::to_string(file_size) +
+                           " bytes is shorter than its headers");
   }
   if (!Probe(file)) return InvalidArgument("vhdx: no 'vhdxfile' identifier");
 
@@ -151,7 +158,8 @@ Result<Layout> Parse(io::ByteSource& file) {
   if (header.empty()) return Corruption("vhdx: neither header has a valid signature and CRC-32C");
   const Guid log_guid = GuidAt(header.data() + 48);
   if (!IsZero(log_guid)) {
-    return Refused("vhdx.log_replay: log " + GuidString(log_guid) + " must be replayed before reading");
+    return Refused("vhdx.log_replay: log " + GuidString(log_guid) +
+                   " must be replayed before reading");
   }
   const uint16_t version = Le16(header.data() + 66);
   if (version != 1) return Unsupported("vhdx: header version " + std::to_string(version));
@@ -167,9 +175,11 @@ Result<Layout> Parse(io::ByteSource& file) {
       break;
     }
   }
-  if (regions.empty()) return Corruption("vhdx: neither region table has a valid signature and CRC-32C");
+  if (regions.empty())
+    return Corruption("vhdx: neither region table has a valid signature and CRC-32C");
   const uint32_t region_count = Le32(regions.data() + 8);
-  if (region_count > 2047) return InvalidArgument("vhdx: " + std::to_string(region_count) + " regions");
+  if (region_count > 2047)
+    return InvalidArgument("vhdx: " + std::to_string(region_count) + " regions");
   std::vector<Range> taken = {{0, kMiB, "headers"}};
   if (log_length != 0) taken.push_back({log_offset, log_length, "log"});
   std::optional<Range> bat_region, meta_region;
@@ -186,14 +196,15 @@ Result<Layout> Parse(io::ByteSource& file) {
     }
     const char* what = is_bat ? "BAT" : "metadata";
     if (off < kMiB || off % kMiB != 0 || len == 0 || !mapped::Within(off, len, file_size)) {
-      return Refused(std::string("vhdx.region_offset: ") + what + " region at " + std::to_string(off) +
-                     " of " + std::to_string(len) + " bytes is not MiB-aligned inside the file (" +
-                     std::to_string(file_size) + " bytes)");
+      return Refused(std::string("vhdx.region_offset: ") + what + " region at " +
+                     std::to_string(off) + " of " + std::to_string(len) +
+                     " bytes is not MiB-aligned inside the file (" + std::to_string(file_size) +
+                     " bytes)");
     }
     for (const Range& t : taken) {
       if (mapped::Overlaps(off, len, t.offset, t.length)) {
-        return Refused(std::string("vhdx.region_offset: ") + what + " region at " + std::to_string(off) +
-                       " overlaps the " + t.what);
+        return Refused(std::string("vhdx.region_offset: ") + what + " region at " +
+                       std::to_string(off) + " overlaps the " + t.what);
       }
     }
     taken.push_back({off, len, what});
@@ -201,14 +212,17 @@ Result<Layout> Parse(io::ByteSource& file) {
   }
   if (!bat_region || !meta_region) return InvalidArgument("vhdx: BAT or metadata region missing");
 
-  // Metadata table and the items we need; item values are read one by one (the region may be large).
+  // Metadata table and the items we need; item values are read one by one (the region may be
+  // large).
   if (meta_region->length < 64 * kKiB) return InvalidArgument("vhdx: metadata region under 64 KiB");
-  INGOT_ASSIGN_OR_RETURN(std::vector<uint8_t> meta, ReadBlock(file, meta_region->offset, 64 * kKiB));
+  INGOT_ASSIGN_OR_RETURN(std::vector<uint8_t> meta,
+                         ReadBlock(file, meta_region->offset, 64 * kKiB));
   if (std::memcmp(meta.data(), "metadata", 8) != 0) {
     return InvalidArgument("vhdx: no 'metadata' table at the metadata region");
   }
   const uint16_t item_count = Le16(meta.data() + 10);
-  if (item_count > 2047) return InvalidArgument("vhdx: " + std::to_string(item_count) + " metadata items");
+  if (item_count > 2047)
+    return InvalidArgument("vhdx: " + std::to_string(item_count) + " metadata items");
   Layout l;
   bool have_params = false, have_size = false, have_sector = false;
   uint32_t param_flags = 0;
@@ -218,8 +232,8 @@ Result<Layout> Parse(io::ByteSource& file) {
     const uint32_t off = Le32(e + 16), len = Le32(e + 20), flags = Le32(e + 24);
     const bool required = flags & 4;
     if (len != 0 && (off < 64 * kKiB || !mapped::Within(off, len, meta_region->length))) {
-      return InvalidArgument("vhdx: metadata item " + GuidString(id) + " at " + std::to_string(off) +
-                             " outside its region");
+      return InvalidArgument("vhdx: metadata item " + GuidString(id) + " at " +
+                             std::to_string(off) + " outside its region");
     }
     uint8_t value[8] = {};
     if (len != 0) {
@@ -248,7 +262,8 @@ Result<Layout> Parse(io::ByteSource& file) {
     }
   }
   if (!have_params || !have_size || !have_sector) {
-    return InvalidArgument("vhdx: file parameters, virtual disk size or logical sector size missing");
+    return InvalidArgument(
+        "vhdx: file parameters, virtual disk size or logical sector size missing");
   }
   if (param_flags & 2) {
     return Refused("vhdx.has_parent: file parameters flag HasParent set (differencing disk)");
@@ -261,7 +276,8 @@ Result<Layout> Parse(io::ByteSource& file) {
     return InvalidArgument("vhdx: logical sector size " + std::to_string(l.logical_sector));
   }
   if (l.virtual_size == 0 || l.virtual_size > kMaxVirtualSize) {
-    return Refused("vhdx.virtual_size: " + std::to_string(l.virtual_size) + " is outside (0, 64 TiB]");
+    return Refused("vhdx.virtual_size: " + std::to_string(l.virtual_size) +
+                   " is outside (0, 64 TiB]");
   }
   if (l.virtual_size % l.logical_sector != 0) {
     return InvalidArgument("vhdx: virtual size " + std::to_string(l.virtual_size) +
@@ -269,7 +285,8 @@ Result<Layout> Parse(io::ByteSource& file) {
   }
 
   // BAT: payload entries interleaved with one sector bitmap entry per chunk.
-  l.chunk_ratio = (uint64_t(1) << 23) * l.logical_sector / l.block_size;  // >= 16 by the bounds above
+  l.chunk_ratio =
+      (uint64_t(1) << 23) * l.logical_sector / l.block_size;  // >= 16 by the bounds above
   const uint64_t data_blocks = (l.virtual_size + l.block_size - 1) / l.block_size;
   const uint64_t entries = data_blocks + (data_blocks - 1) / l.chunk_ratio;
   const uint64_t bat_bytes = entries * 8;  // <= 2^46 / 2^20 * 8: cannot overflow
@@ -277,7 +294,8 @@ Result<Layout> Parse(io::ByteSource& file) {
     return Refused("vhdx.bat_size: " + std::to_string(entries) + " entries do not fit the " +
                    std::to_string(bat_region->length) + "-byte BAT region");
   }
-  INGOT_ASSIGN_OR_RETURN(std::vector<uint8_t> raw, mapped::ReadTable(file, bat_region->offset, bat_bytes, "vhdx.bat"));
+  INGOT_ASSIGN_OR_RETURN(std::vector<uint8_t> raw,
+                         mapped::ReadTable(file, bat_region->offset, bat_bytes, "vhdx.bat"));
   l.bat.resize(entries);
   for (uint64_t i = 0; i < entries; ++i) l.bat[i] = Le64(raw.data() + 8 * i);
 
@@ -286,20 +304,24 @@ Result<Layout> Parse(io::ByteSource& file) {
     const unsigned state = e & 7;
     if (state <= 3) continue;
     if (state == 7) {
-      return InvalidArgument("vhdx: block " + std::to_string(b) + " partially present in a disk without a parent");
+      return InvalidArgument("vhdx: block " + std::to_string(b) +
+                             " partially present in a disk without a parent");
     }
-    if (state != 6) return InvalidArgument("vhdx: block " + std::to_string(b) + " in unknown state " + std::to_string(state));
+    if (state != 6)
+      return InvalidArgument("vhdx: block " + std::to_string(b) + " in unknown state " +
+                             std::to_string(state));
     const uint64_t off = (e >> 20) * kMiB;  // < 2^44 * 2^20: cannot overflow
     // Only the part of the last block inside the virtual size must be present.
     const uint64_t need = std::min<uint64_t>(l.block_size, l.virtual_size - b * l.block_size);
     if (!mapped::Within(off, need, file_size)) {
-      return Refused("vhdx.block_offset: block " + std::to_string(b) + " at " + std::to_string(off) +
-                     " runs past the end of the file (" + std::to_string(file_size) + " bytes)");
+      return Refused("vhdx.block_offset: block " + std::to_string(b) + " at " +
+                     std::to_string(off) + " runs past the end of the file (" +
+                     std::to_string(file_size) + " bytes)");
     }
     for (const Range& t : taken) {
       if (mapped::Overlaps(off, need, t.offset, t.length)) {
-        return Refused("vhdx.block_offset: block " + std::to_string(b) + " at " + std::to_string(off) +
-                       " overlaps the " + t.what);
+        return Refused("vhdx.block_offset: block " + std::to_string(b) + " at " +
+                       std::to_string(off) + " overlaps the " + t.what);
       }
     }
   }
@@ -331,7 +353,8 @@ Result<ImageInfo> InspectVhdx(io::ByteSource& file) {
   info.actual_size = file.Size();
   info.cluster_size = l.block_size;
   info.format_specific["logical-sector-size"] = std::to_string(l.logical_sector);
-  if (l.physical_sector) info.format_specific["physical-sector-size"] = std::to_string(l.physical_sector);
+  if (l.physical_sector)
+    info.format_specific["physical-sector-size"] = std::to_string(l.physical_sector);
   return info;
 }
 

@@ -101,19 +101,24 @@ TEST_F(VhdxTest, FixedMatchesQemu) {
 }
 
 TEST_F(VhdxTest, BlocksAfterASectorBitmapEntry) {
-  // 16 MiB blocks with 512-byte sectors give a chunk ratio of 256 (4 GiB per chunk), so in a 5 GiB disk
-  // the BAT holds a sector bitmap entry between payload blocks 255 and 256.
+  // 16 MiB blocks with 512-byte sectors give a chunk ratio of 256 (4 GiB per chunk), so in a 5 GiB
+  // disk the BAT holds a sector bitmap entry between payload blocks 255 and 256.
   const std::string p = dir_.File("big.vhdx");
   ASSERT_TRUE(MustRun("qemu-img create -q -f vhdx -o block_size=16M '" + p + "' 5G"));
-  ASSERT_TRUE(MustRun("qemu-io -f vhdx -c 'write -P 0x77 0 4k' -c 'write -P 0x99 4294967296 1M'"
-                      " -c 'write -P 0x55 5368705024 4096' '" + p + "' >/dev/null"));
+  ASSERT_TRUE(
+      MustRun("qemu-io -f vhdx -c 'write -P 0x77 0 4k' -c 'write -P 0x99 4294967296 1M'"
+              " -c 'write -P 0x55 5368705024 4096' '" +
+              p + "' >/dev/null"));
   auto file = io::FileSource::Open(p);
   ASSERT_TRUE(file.ok());
   auto image = VhdxDriver().open(**file);
   ASSERT_TRUE(image.ok()) << image.status().ToString();
   EXPECT_EQ((*image)->Size(), 5ull << 30);
-  for (auto [off, byte] : {std::pair<uint64_t, uint8_t>{0, 0x77}, {4294967296, 0x99},
-                           {4294967296 + (1 << 20) - 1, 0x99}, {5368705024, 0x55}, {1 << 30, 0}}) {
+  for (auto [off, byte] : {std::pair<uint64_t, uint8_t>{0, 0x77},
+                           {4294967296, 0x99},
+                           {4294967296 + (1 << 20) - 1, 0x99},
+                           {5368705024, 0x55},
+                           {1 << 30, 0}}) {
     uint8_t b = 0xff;
     ASSERT_TRUE((*image)->ReadAt(off, std::span(&b, 1)).ok());
     EXPECT_EQ(b, byte) << "at " << off;
@@ -125,7 +130,8 @@ TEST_F(VhdxTest, BlocksAfterASectorBitmapEntry) {
 TEST_F(VhdxTest, FallsBackToOlderValidHeader) {
   std::vector<uint8_t> b = Image();
   // Damage whichever header is newer; the other one still describes the same disk.
-  const int newer = mapped::Le64(b.data() + kHeaders[1] + 8) > mapped::Le64(b.data() + kHeaders[0] + 8);
+  const int newer =
+      mapped::Le64(b.data() + kHeaders[1] + 8) > mapped::Le64(b.data() + kHeaders[0] + 8);
   b[kHeaders[newer] + 100] ^= 1;
   EXPECT_TRUE(InspectBytes(VhdxDriver(), b).ok());
   b[kHeaders[1 - newer] + 100] ^= 1;
@@ -155,7 +161,7 @@ TEST_F(VhdxTest, RefusesBlocksPastEndOrOverMetadata) {
     uint64_t entry;
     const char* want;
   } cases[] = {
-      {(uint64_t(1) << 40) | 6, "past the end"},         // block 0 at 1 TiB
+      {(uint64_t(1) << 40) | 6, "past the end"},          // block 0 at 1 TiB
       {(uint64_t(0) << 20) | 6, "overlaps the headers"},  // block 0 over the file's first MiB
       {(meta.offset / (1 << 20)) << 20 | 6, "overlaps the metadata"},
       {(bat.offset / (1 << 20)) << 20 | 6, "overlaps the BAT"},

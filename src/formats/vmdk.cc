@@ -1,27 +1,31 @@
 // VMDK reader: hosted sparse extents (monolithicSparse) and streamOptimized, in one file.
 //
-// Spec: VMware "Virtual Disk Format 5.0" (VMware Technical Note, "Virtual Disk Format 1.1" before it):
-//   - SparseExtentHeader (512 bytes, little-endian, magic "KDMV"): version, flags (bit 0 newline test
+// Spec: VMware "Virtual Disk Format 5.0" (VMware Technical Note, "Virtual Disk Format 1.1" before
+// it):
+//   - SparseExtentHeader (512 bytes, little-endian, magic "KDMV"): version, flags (bit 0 newline
+//   test
 //     valid, bit 1 redundant grain table, bit 2 zeroed-grain GTEs, bit 16 compressed grains, bit 17
 //     markers), capacity and grain size in sectors, embedded descriptor offset/size, GTEs per GT,
 //     redundant and primary grain directory offsets, overhead, the four newline-test characters,
 //     compression algorithm (1 = deflate).
-//   - Grain directory (uint32 sector offsets of grain tables) -> grain tables (uint32 sector offsets of
+//   - Grain directory (uint32 sector offsets of grain tables) -> grain tables (uint32 sector
+//   offsets of
 //     grains). GTE 0 = never written (zeros); GTE 1 with the zeroed-grain flag = a zero grain.
-//   - streamOptimized: every grain is a marker {uint64 lba, uint32 size} then `size` bytes of RFC 1950
+//   - streamOptimized: every grain is a marker {uint64 lba, uint32 size} then `size` bytes of RFC
+//   1950
 //     (zlib) deflate data; a GTE points at the marker. When the header's gdOffset is GD_AT_END
-//     (0xffffffffffffffff) the real header is the footer: the sector before the last (end-of-stream)
-//     one, itself after a footer marker.
+//     (0xffffffffffffffff) the real header is the footer: the sector before the last
+//     (end-of-stream) one, itself after a footer marker.
 //   - Descriptor (text): createType, CID, parentCID, parentFileNameHint, extent lines
 //     `RW <sectors> SPARSE|FLAT|ZERO|VMFS... "<file>" [offset]`, and the disk database (ddb.*).
-// Safety (Glance format_inspector after CVE-2022-47951): an extent naming any file other than the image
-// itself would make a reader open that file, so the only extent allowed is the sparse extent an embedded
-// descriptor describes (the file itself). A text descriptor (monolithicFlat, twoGbMaxExtent*, vmfs) names
-// separate extent files by definition and is refused naming the first. Only monolithicSparse and
-// streamOptimized create types are accepted; parents (parentCID / parentFileNameHint) are refused. The
-// grain directory, every grain table and every grain must lie inside the file and clear of the header,
-// the descriptor and the directory; grain tables may not overlap each other (which also bounds the work
-// of checking them to the file's size).
+// Safety (Glance format_inspector after CVE-2022-47951): an extent naming any file other than the
+// image itself would make a reader open that file, so the only extent allowed is the sparse extent
+// an embedded descriptor describes (the file itself). A text descriptor (monolithicFlat,
+// twoGbMaxExtent*, vmfs) names separate extent files by definition and is refused naming the first.
+// Only monolithicSparse and streamOptimized create types are accepted; parents (parentCID /
+// parentFileNameHint) are refused. The grain directory, every grain table and every grain must lie
+// inside the file and clear of the header, the descriptor and the directory; grain tables may not
+// overlap each other (which also bounds the work of checking them to the file's size).
 #include <zlib.h>
 
 #include <algorithm>
@@ -101,7 +105,8 @@ Result<ExtentLine> ParseExtentLine(const std::string& line) {
   if (pos < line.size()) {
     if (line[pos] == '"') {
       size_t close = line.find('"', pos + 1);
-      if (close == std::string::npos) return InvalidArgument("vmdk: unterminated file name in '" + line + "'");
+      if (close == std::string::npos)
+        return InvalidArgument("vmdk: unterminated file name in '" + line + "'");
       x.file = line.substr(pos + 1, close - pos - 1);
     } else {
       x.file = word();
@@ -119,7 +124,8 @@ Result<Descriptor> ParseDescriptor(std::string_view text) {
     std::string line = Trim(text.substr(start, nl - start));
     start = nl + 1;
     if (line.empty() || line[0] == '#') continue;
-    if (line.rfind("RW ", 0) == 0 || line.rfind("RDONLY ", 0) == 0 || line.rfind("NOACCESS ", 0) == 0) {
+    if (line.rfind("RW ", 0) == 0 || line.rfind("RDONLY ", 0) == 0 ||
+        line.rfind("NOACCESS ", 0) == 0) {
       INGOT_ASSIGN_OR_RETURN(ExtentLine x, ParseExtentLine(line));
       d.extents.push_back(std::move(x));
       continue;
@@ -137,8 +143,8 @@ std::string Key(const Descriptor& d, const std::string& k) {
   return it == d.keys.end() ? "" : it->second;
 }
 
-// The safety rules that depend on the descriptor alone. `embedded` says whether it came from inside a
-// sparse extent (whose one SPARSE extent line describes that very file) or stands alone as text.
+// The safety rules that depend on the descriptor alone. `embedded` says whether it came from inside
+// a sparse extent (whose one SPARSE extent line describes that very file) or stands alone as text.
 Status CheckDescriptor(const Descriptor& d, bool embedded, uint64_t capacity_sectors) {
   const std::string parent_hint = Key(d, "parentFileNameHint");
   if (!parent_hint.empty()) return Refused("vmdk.parent: parentFileNameHint '" + parent_hint + "'");
@@ -173,14 +179,14 @@ Status CheckDescriptor(const Descriptor& d, bool embedded, uint64_t capacity_sec
 struct Layout {
   uint32_t version = 0;
   uint32_t flags = 0;
-  uint64_t capacity = 0;      // sectors
+  uint64_t capacity = 0;  // sectors
   uint64_t grain_bytes = 0;
   uint32_t gtes_per_gt = 0;
-  uint64_t gd_offset = 0;     // bytes
-  std::vector<uint32_t> gd;   // sector offsets of grain tables
+  uint64_t gd_offset = 0;    // bytes
+  std::vector<uint32_t> gd;  // sector offsets of grain tables
   bool compressed = false;
   bool zero_grain = false;
-  Descriptor descriptor;      // empty when the extent has none
+  Descriptor descriptor;  // empty when the extent has none
   bool has_descriptor = false;
   // Metadata ranges (bytes) no grain may overlap: header, descriptor, grain directory.
   std::vector<std::pair<uint64_t, uint64_t>> metadata;
@@ -198,10 +204,12 @@ bool Probe(io::ByteSource& file) {
 // A descriptor file (text, no sparse header): parse it only to refuse it with the reason.
 Status RefuseTextDescriptor(io::ByteSource& file) {
   if (file.Size() > kMaxDescriptorBytes) {
-    return Refused("vmdk.descriptor_size: " + std::to_string(file.Size()) + "-byte descriptor file");
+    return Refused("vmdk.descriptor_size: " + std::to_string(file.Size()) +
+                   "-byte descriptor file");
   }
   std::string text(file.Size(), '\0');
-  INGOT_RETURN_IF_ERROR(io::ReadExact(file, 0, std::span(reinterpret_cast<uint8_t*>(text.data()), text.size())));
+  INGOT_RETURN_IF_ERROR(
+      io::ReadExact(file, 0, std::span(reinterpret_cast<uint8_t*>(text.data()), text.size())));
   INGOT_ASSIGN_OR_RETURN(Descriptor d, ParseDescriptor(text));
   INGOT_RETURN_IF_ERROR(CheckDescriptor(d, /*embedded=*/false, 0));
   return Unsupported("vmdk: descriptor file");
@@ -251,7 +259,8 @@ Result<Layout> Parse(io::ByteSource& file) {
     if (file_size < 3 * kSector) return InvalidArgument("vmdk: GD_AT_END but no room for a footer");
     uint8_t f[kSector];
     INGOT_RETURN_IF_ERROR(io::ReadExact(file, file_size - 2 * kSector, f));
-    if (Le32(f) != kMagic) return InvalidArgument("vmdk: GD_AT_END but no footer before end-of-stream");
+    if (Le32(f) != kMagic)
+      return InvalidArgument("vmdk: GD_AT_END but no footer before end-of-stream");
     gd_sector = Le64(f + 56);
     if (gd_sector == kGdAtEnd) return InvalidArgument("vmdk: footer also says GD_AT_END");
   }
@@ -267,7 +276,8 @@ Result<Layout> Parse(io::ByteSource& file) {
   }
   l.grain_bytes = grain_sectors * kSector;
   if (l.gtes_per_gt == 0 || l.gtes_per_gt > 512) {
-    return InvalidArgument("vmdk: " + std::to_string(l.gtes_per_gt) + " GTEs per grain table (1..512)");
+    return InvalidArgument("vmdk: " + std::to_string(l.gtes_per_gt) +
+                           " GTEs per grain table (1..512)");
   }
   uint64_t virtual_size;
   if (!mapped::Mul(l.capacity, kSector, &virtual_size)) {
@@ -280,15 +290,17 @@ Result<Layout> Parse(io::ByteSource& file) {
     uint64_t off, len;
     if (!mapped::Mul(desc_sector, kSector, &off) || !mapped::Mul(desc_sectors, kSector, &len) ||
         len > kMaxDescriptorBytes) {
-      return Refused("vmdk.descriptor_size: " + std::to_string(desc_sectors) + " sectors at sector " +
-                     std::to_string(desc_sector));
+      return Refused("vmdk.descriptor_size: " + std::to_string(desc_sectors) +
+                     " sectors at sector " + std::to_string(desc_sector));
     }
     if (off < kSector || !mapped::Within(off, len, file_size)) {
-      return Refused("vmdk.descriptor_offset: " + std::to_string(desc_sectors) + " sectors at sector " +
-                     std::to_string(desc_sector) + " outside the file or over the header");
+      return Refused("vmdk.descriptor_offset: " + std::to_string(desc_sectors) +
+                     " sectors at sector " + std::to_string(desc_sector) +
+                     " outside the file or over the header");
     }
     std::string text(len, '\0');
-    INGOT_RETURN_IF_ERROR(io::ReadExact(file, off, std::span(reinterpret_cast<uint8_t*>(text.data()), len)));
+    INGOT_RETURN_IF_ERROR(
+        io::ReadExact(file, off, std::span(reinterpret_cast<uint8_t*>(text.data()), len)));
     text.resize(std::strlen(text.c_str()));  // the descriptor area is NUL-padded
     INGOT_ASSIGN_OR_RETURN(l.descriptor, ParseDescriptor(text));
     INGOT_RETURN_IF_ERROR(CheckDescriptor(l.descriptor, /*embedded=*/true, l.capacity));
@@ -301,7 +313,8 @@ Result<Layout> Parse(io::ByteSource& file) {
   if (!mapped::Mul(l.grain_bytes, l.gtes_per_gt, &grains_per_gt_bytes)) {
     return InvalidArgument("vmdk: grain table span overflows");
   }
-  const uint64_t gd_entries = virtual_size / grains_per_gt_bytes + (virtual_size % grains_per_gt_bytes != 0);
+  const uint64_t gd_entries =
+      virtual_size / grains_per_gt_bytes + (virtual_size % grains_per_gt_bytes != 0);
   if (!mapped::Mul(gd_sector, kSector, &l.gd_offset)) {
     return Refused("vmdk.gd_offset: sector " + std::to_string(gd_sector) + " overflows");
   }
@@ -312,7 +325,8 @@ Result<Layout> Parse(io::ByteSource& file) {
                      " overlaps the header or descriptor");
     }
   }
-  INGOT_ASSIGN_OR_RETURN(std::vector<uint8_t> raw, mapped::ReadTable(file, l.gd_offset, gd_bytes, "vmdk.gd"));
+  INGOT_ASSIGN_OR_RETURN(std::vector<uint8_t> raw,
+                         mapped::ReadTable(file, l.gd_offset, gd_bytes, "vmdk.gd"));
   l.metadata.push_back({l.gd_offset, gd_bytes});
   l.gd.resize(gd_entries);
   for (uint64_t i = 0; i < gd_entries; ++i) l.gd[i] = Le32(raw.data() + 4 * i);
@@ -329,8 +343,9 @@ Status CheckTables(io::ByteSource& file, const Layout& l) {
     if (l.gd[i] == 0) continue;
     const uint64_t off = uint64_t(l.gd[i]) * kSector;
     if (!mapped::Within(off, gt_bytes, file_size)) {
-      return Refused("vmdk.gt_offset: grain table " + std::to_string(i) + " at " + std::to_string(off) +
-                     " runs past the end of the file (" + std::to_string(file_size) + " bytes)");
+      return Refused("vmdk.gt_offset: grain table " + std::to_string(i) + " at " +
+                     std::to_string(off) + " runs past the end of the file (" +
+                     std::to_string(file_size) + " bytes)");
     }
     for (auto [moff, mlen] : l.metadata) {
       if (mapped::Overlaps(off, gt_bytes, moff, mlen)) {
@@ -343,8 +358,9 @@ Status CheckTables(io::ByteSource& file, const Layout& l) {
   std::sort(tables.begin(), tables.end());
   for (size_t k = 1; k < tables.size(); ++k) {
     if (tables[k].first < tables[k - 1].first + gt_bytes) {
-      return Refused("vmdk.gt_overlap: grain tables " + std::to_string(tables[k - 1].second) + " and " +
-                     std::to_string(tables[k].second) + " overlap at " + std::to_string(tables[k].first));
+      return Refused("vmdk.gt_overlap: grain tables " + std::to_string(tables[k - 1].second) +
+                     " and " + std::to_string(tables[k].second) + " overlap at " +
+                     std::to_string(tables[k].first));
     }
   }
   std::vector<uint8_t> gt(gt_bytes);
@@ -358,7 +374,7 @@ Status CheckTables(io::ByteSource& file, const Layout& l) {
       const uint64_t grain = gdi * l.gtes_per_gt + j;
       // grain <= 2^24 GD entries (table bound) * 512 GTEs, grain_bytes <= 2^21: cannot overflow.
       const uint64_t grain_start = grain * l.grain_bytes;
-      if (grain_start >= virtual_size) continue;        // past the disk's end: never read
+      if (grain_start >= virtual_size) continue;  // past the disk's end: never read
       // A compressed grain's length is in its marker; here only its marker must fit. A plain grain
       // must hold the part of the disk it maps (the last grain may be cut at the capacity).
       const uint64_t grain_span =
@@ -371,7 +387,8 @@ Status CheckTables(io::ByteSource& file, const Layout& l) {
       for (auto [moff, mlen] : l.metadata) {
         if (mapped::Overlaps(goff, grain_span, moff, mlen)) {
           return Refused("vmdk.grain_offset: grain " + std::to_string(grain) + " at " +
-                         std::to_string(goff) + " overlaps the header, descriptor or grain directory");
+                         std::to_string(goff) +
+                         " overlaps the header, descriptor or grain directory");
         }
       }
     }
@@ -446,13 +463,15 @@ class VmdkImage final : public mapped::MappedImage {
     const uint64_t lba = Le64(marker);
     const uint32_t size = Le32(marker + 8);
     if (lba != grain * (l_.grain_bytes / kSector)) {
-      return Corruption("vmdk: grain " + std::to_string(grain) + " marker says sector " + std::to_string(lba));
+      return Corruption("vmdk: grain " + std::to_string(grain) + " marker says sector " +
+                        std::to_string(lba));
     }
     // Deflate never expands data by more than a small fraction; anything bigger is not a grain.
     if (size == 0 || size > l_.grain_bytes + l_.grain_bytes / 2 + 1024 ||
         !mapped::Within(marker_at + 12, size, file_.Size())) {
       return Corruption("vmdk: grain " + std::to_string(grain) + " of " + std::to_string(size) +
-                        " compressed bytes at " + std::to_string(marker_at) + " does not fit the file");
+                        " compressed bytes at " + std::to_string(marker_at) +
+                        " does not fit the file");
     }
     std::vector<uint8_t> in(size);
     INGOT_RETURN_IF_ERROR(ReadFileExact(marker_at + 12, in));

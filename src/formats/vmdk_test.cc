@@ -30,7 +30,9 @@ void PutLe64(std::vector<uint8_t>& b, size_t at, uint64_t v) {
   PutLe32(b, at + 4, uint32_t(v >> 32));
 }
 uint64_t GdOffset(const std::vector<uint8_t>& b) { return mapped::Le64(b.data() + 56) * 512; }
-uint64_t Gt0Offset(const std::vector<uint8_t>& b) { return uint64_t(mapped::Le32(b.data() + GdOffset(b))) * 512; }
+uint64_t Gt0Offset(const std::vector<uint8_t>& b) {
+  return uint64_t(mapped::Le32(b.data() + GdOffset(b))) * 512;
+}
 
 // Replaces the embedded descriptor's text (NUL-padding the rest of its area).
 void SetDescriptor(std::vector<uint8_t>& b, const std::string& text) {
@@ -89,8 +91,8 @@ TEST_F(VmdkTest, StreamOptimizedMatchesQemu) {
 }
 
 TEST_F(VmdkTest, StreamOptimizedWithDirectoryAtEnd) {
-  // Rewrite qemu's stream image the way streaming writers lay it out: header gdOffset = GD_AT_END and
-  // the real header in a footer (footer marker, footer, end-of-stream marker) at the end.
+  // Rewrite qemu's stream image the way streaming writers lay it out: header gdOffset = GD_AT_END
+  // and the real header in a footer (footer marker, footer, end-of-stream marker) at the end.
   std::vector<uint8_t> b = ReadWholeFile(Convert("streamOptimized"));
   std::vector<uint8_t> footer(b.begin(), b.begin() + 512);
   PutLe64(b, 56, ~0ull);
@@ -155,7 +157,8 @@ TEST_F(VmdkTest, RefusesSeparateExtentFiles) {
     ASSERT_TRUE(file.ok());
     EXPECT_TRUE(VmdkDriver().probe(**file)) << c.subformat;
     Status s = VmdkDriver().inspect(**file).status();
-    Expect(s, Code::kRefused, std::string("vmdk.extent_file: '") + c.extent + "' is not this image");
+    Expect(s, Code::kRefused,
+           std::string("vmdk.extent_file: '") + c.extent + "' is not this image");
     EXPECT_FALSE(VmdkDriver().open(**file).ok());
   }
 }
@@ -163,12 +166,14 @@ TEST_F(VmdkTest, RefusesSeparateExtentFiles) {
 TEST_F(VmdkTest, RefusesEmbeddedDescriptorNamingAnotherFile) {
   std::vector<uint8_t> b = Sparse();
   SetDescriptor(b, Descriptor("monolithicSparse", "RW 24576 FLAT \"/etc/passwd\" 0"));
-  Expect(InspectBytes(VmdkDriver(), b), Code::kRefused, "vmdk.extent_file: '/etc/passwd' is not this image");
+  Expect(InspectBytes(VmdkDriver(), b), Code::kRefused,
+         "vmdk.extent_file: '/etc/passwd' is not this image");
 
   b = Sparse();
   SetDescriptor(b, Descriptor("monolithicSparse",
                               "RW 24576 SPARSE \"self.vmdk\"\nRW 2048 FLAT \"other.vmdk\" 0"));
-  Expect(InspectBytes(VmdkDriver(), b), Code::kRefused, "vmdk.extent_file: 'other.vmdk' is not this image");
+  Expect(InspectBytes(VmdkDriver(), b), Code::kRefused,
+         "vmdk.extent_file: 'other.vmdk' is not this image");
 }
 
 TEST_F(VmdkTest, RefusesOtherCreateTypes) {
@@ -181,7 +186,8 @@ TEST_F(VmdkTest, RefusesParents) {
   std::vector<uint8_t> b = Sparse();
   SetDescriptor(b, Descriptor("monolithicSparse", "RW 24576 SPARSE \"self.vmdk\"",
                               "parentFileNameHint=\"base.vmdk\"\n"));
-  Expect(InspectBytes(VmdkDriver(), b), Code::kRefused, "vmdk.parent: parentFileNameHint 'base.vmdk'");
+  Expect(InspectBytes(VmdkDriver(), b), Code::kRefused,
+         "vmdk.parent: parentFileNameHint 'base.vmdk'");
   b = Sparse();
   std::string d = Descriptor("monolithicSparse", "RW 24576 SPARSE \"self.vmdk\"");
   d.replace(d.find("parentCID=ffffffff"), 18, "parentCID=0badf00d");
@@ -218,7 +224,8 @@ TEST_F(VmdkTest, RefusesTablesPastEndOrOverHeaders) {
 TEST_F(VmdkTest, RefusesOverlappingGrainTables) {
   const std::string p = dir_.File("big.vmdk");
   ASSERT_TRUE(MustRun("qemu-img create -q -f vmdk '" + p + "' 100M"));
-  ASSERT_TRUE(MustRun("qemu-io -f vmdk -c 'write -P 1 0 4k' -c 'write -P 2 64M 4k' '" + p + "' >/dev/null"));
+  ASSERT_TRUE(MustRun("qemu-io -f vmdk -c 'write -P 1 0 4k' -c 'write -P 2 64M 4k' '" + p +
+                      "' >/dev/null"));
   std::vector<uint8_t> b = ReadWholeFile(p);
   ASSERT_TRUE(InspectBytes(VmdkDriver(), b).ok());
   PutLe32(b, GdOffset(b) + 8, mapped::Le32(b.data() + GdOffset(b)));  // GD[2] = GD[0]
