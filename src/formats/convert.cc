@@ -9,6 +9,9 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <memory>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -52,11 +55,32 @@ struct Piece {
   bool compressed = false;
 };
 
+// A buffer aligned for O_DIRECT writes; its contents are not kept across resize().
+class AlignedBuffer {
+ public:
+  static constexpr size_t kAlign = 4096;
+  uint8_t* data() { return p_.get(); }
+  size_t size() const { return n_; }
+  void resize(size_t n) {
+    if (n <= n_) return;
+    const size_t rounded = (n + kAlign - 1) / kAlign * kAlign;
+    p_.reset(static_cast<uint8_t*>(std::aligned_alloc(kAlign, rounded)));
+    n_ = p_ ? rounded : 0;
+  }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> p_;
+  size_t n_ = 0;
+};
+
 struct Chunk {
   uint64_t index = 0;
   uint64_t voff = 0;
   uint64_t len = 0;
-  std::vector<uint8_t> buf;  // the chunk's virtual bytes (only where pieces say)
+  AlignedBuffer buf;         // the chunk's virtual bytes (only where pieces say)
   std::vector<uint8_t> out;  // compressed clusters
   std::vector<Piece> pieces;
   Status status;
@@ -74,7 +98,8 @@ struct FillSpec {
 // all-zero 4 KiB blocks.
 Status FillRaw(DiskImage& src, Chunk& c) {
   c.pieces.clear();
-  if (c.buf.size() < c.len) c.buf.resize(c.len);
+  c.buf.resize(c.len);
+  if (c.buf.size() < c.len) return Internal("out of memory for a conversion buffer");
   const uint64_t end = c.voff + c.len;
   uint64_t pos = c.voff;
   while (pos < end) {
@@ -131,7 +156,8 @@ size_t CompressCluster(ConvertOptions::Compression type, const uint8_t* in, size
 Status FillClusters(DiskImage& src, Chunk& c, const FillSpec& spec) {
   const uint64_t cs = spec.cluster_size;
   const uint64_t padded = (c.len + cs - 1) / cs * cs;
-  if (c.buf.size() < padded) c.buf.resize(padded);
+  c.buf.resize(padded);
+  if (c.buf.size() < padded) return Internal("out of memory for a conversion buffer");
   INGOT_RETURN_IF_ERROR(FillRaw(src, c));
   std::vector<Piece> data = std::move(c.pieces);
   c.pieces.clear();
@@ -175,8 +201,11 @@ Status FillClusters(DiskImage& src, Chunk& c, const FillSpec& spec) {
 // Workers fill chunks in parallel; Run() hands them to `consume` in order on the calling thread.
 class Pipeline {
  public:
-  Pipeline(DiskImage& src, FillSpec spec, unsigned threads)
-      : src_(src), spec_(spec), threads_(threads), slots_(threads + 2) {
+  // `in_worker`, when set, is called on the worker right after a chunk is filled (for sinks that take
+  // concurrent writes, e.g. pwrite to one file); Run's `consume` then sees chunks already written.
+  Pipeline(DiskImage& src, FillSpec spec, unsigned threads,
+           std::function<Status(Chunk&)> in_worker = nullptr)
+      : src_(src), spec_(spec), threads_(threads), slots_(threads + 2), in_worker_(std::move(in_worker)) {
     const uint64_t chunk = spec.cluster_size ? std::max(kChunkBytes, spec.cluster_size) : kChunkBytes;
     chunk_ = chunk;
     n_ = (src.Size() + chunk - 1) / chunk;
@@ -227,6 +256,7 @@ class Pipeline {
       c.voff = i * chunk_;
       c.len = std::min<uint64_t>(chunk_, src_.Size() - c.voff);
       c.status = spec_.cluster_size ? FillClusters(src_, c, spec_) : FillRaw(src_, c);
+      if (c.status.ok() && in_worker_) c.status = in_worker_(c);
       std::lock_guard<std::mutex> lock(mu_);
       c.ready = true;
       cv_.notify_all();
@@ -237,6 +267,7 @@ class Pipeline {
   FillSpec spec_;
   unsigned threads_;
   std::vector<Chunk> slots_;
+  std::function<Status(Chunk&)> in_worker_;
   uint64_t chunk_ = kChunkBytes;
   uint64_t n_ = 0;
   std::mutex mu_;
@@ -531,28 +562,40 @@ Status ConvertToRawFile(DiskImage& src, const std::string& path, const ConvertOp
   // Truncating to zero first turns every byte into a hole; only data is then written.
   INGOT_RETURN_IF_ERROR(sink.Resize(0));
   INGOT_RETURN_IF_ERROR(sink.Resize(src.Size()));
-  // When the result must be durable, start writing each finished stretch back to the disk at once
-  // (asynchronously) instead of leaving gigabytes of dirty pages for the final fdatasync: the disk
-  // then works while we copy, and the final flush has little left to do.
-  constexpr uint64_t kWritebackStep = 16ull << 20;
-  uint64_t unsynced_from = 0;
-  Pipeline p(src, {}, Threads(opts));
-  INGOT_RETURN_IF_ERROR(p.Run(
-      [&](Chunk& c) -> Status {
-        for (const Piece& piece : c.pieces) {
-          INGOT_RETURN_IF_ERROR(
-              sink.WriteAt(piece.voff, std::span<const uint8_t>(piece.data, piece.vlen)));
-        }
-        const uint64_t end = c.voff + c.len;
-        if (opts.flush && end - unsynced_from >= kWritebackStep) {
-          // Advisory: a failure here only loses the head start; the final flush reports errors.
-          (void)::sync_file_range(raw_fd, off_t(unsynced_from), off_t(end - unsynced_from),
-                                  SYNC_FILE_RANGE_WRITE);
-          unsynced_from = end;
-        }
-        return Status::Ok();
-      },
-      opts));
+  // Data goes out with O_DIRECT where the file system takes it: a conversion writes gigabytes once,
+  // and through the page cache they would be copied an extra time, then throttled as dirty pages and
+  // flushed in one burst at the end. Direct writes keep the disk busy from the start, leave the cache
+  // to others, and need block-aligned pieces: chunks are then cut into 4 KiB blocks (zero-padded).
+  // Workers write their own chunks (pwrite at distinct offsets), so several writes are in flight.
+  std::atomic<bool> direct = opts.direct_io && ::fcntl(raw_fd, F_SETFL, O_DIRECT) == 0;
+  const FillSpec spec = direct ? FillSpec{AlignedBuffer::kAlign} : FillSpec{};
+  auto write_chunk = [&](Chunk& c) -> Status {
+    const std::vector<Piece>& ps = c.pieces;
+    for (size_t i = 0; i < ps.size();) {
+      // Coalesce pieces adjacent both on the disk and in the buffer into one write.
+      size_t j = i + 1;
+      uint64_t len = ps[i].vlen;
+      while (j < ps.size() && ps[j].voff == ps[i].voff + len && ps[j].data == ps[i].data + len) {
+        len += ps[j].vlen;
+        ++j;
+      }
+      std::span<const uint8_t> bytes(ps[i].data, len);
+      Status st = sink.WriteAt(ps[i].voff, bytes);
+      if (!st.ok() && direct.exchange(false)) {
+        // The file system refused direct I/O after all: carry on through the page cache.
+        (void)::fcntl(raw_fd, F_SETFL, 0);
+        st = sink.WriteAt(ps[i].voff, bytes);
+      }
+      INGOT_RETURN_IF_ERROR(st);
+      i = j;
+    }
+    return Status::Ok();
+  };
+  const unsigned threads = opts.threads ? opts.threads : std::max(4u, Threads(opts));
+  Pipeline p(src, spec, threads, write_chunk);
+  INGOT_RETURN_IF_ERROR(p.Run([](Chunk&) { return Status::Ok(); }, opts));
+  // The last block may have been written whole past the end; cut back to the virtual size.
+  INGOT_RETURN_IF_ERROR(sink.Resize(src.Size()));
   if (opts.flush) INGOT_RETURN_IF_ERROR(sink.Flush());
   return Status::Ok();
 }

@@ -24,6 +24,8 @@ struct ConvertOptions {
   std::function<bool(uint64_t done, uint64_t total)> progress;
   // Make the output durable (fdatasync / ByteSink::Flush) before returning.
   bool flush = true;
+  // ConvertToRawFile only: write with O_DIRECT when the file system allows (falls back silently).
+  bool direct_io = true;
   // qcow2 output only.
   enum class Compression { kNone, kZlib, kZstd };
   Compression compression = Compression::kNone;

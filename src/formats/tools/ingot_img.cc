@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -36,7 +37,7 @@ int Usage() {
                "usage: ingot-img info [--output human|json] FILE\n"
                "       ingot-img check FILE\n"
                "       ingot-img convert [-f FMT] -O raw|qcow2 [-c] [-o compression_type=zlib|zstd]"
-               " [-t writeback|unsafe] [-p|-q] SRC DST\n"
+               " [-t writeback|unsafe] [-m WORKERS] [-p|-q] SRC DST\n"
                "exit codes: 0 ok/safe, 1 usage, 2 refused by a safety rule, 3 malformed or "
                "unreadable, 4 I/O error, 5 other\n");
   return kExitUsage;
@@ -227,6 +228,7 @@ int Convert(const std::vector<std::string>& args) {
   ConvertOptions::Compression ctype = ConvertOptions::Compression::kZlib;
   int progress = isatty(STDERR_FILENO) ? 1 : 0;
   bool no_flush = false;
+  unsigned workers = 0;
   std::vector<std::string> paths;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -254,6 +256,11 @@ int Convert(const std::vector<std::string>& args) {
         std::fprintf(stderr, "ingot-img: unsupported option '%s'\n", v->c_str());
         return kExitUsage;
       }
+    } else if (a == "-m") {
+      // Worker threads (qemu-img's -m is its count of parallel coroutines).
+      const std::string* v = value();
+      if (!v || v->empty() || v->find_first_not_of("0123456789") != std::string::npos) return Usage();
+      workers = unsigned(std::min(64ul, std::stoul(*v)));
     } else if (a == "-t") {
       // qemu-img's cache modes: "unsafe" skips the final flush; anything else flushes.
       const std::string* v = value();
@@ -284,6 +291,7 @@ int Convert(const std::vector<std::string>& args) {
   ConvertOptions opts;
   if (compress) opts.compression = ctype;
   opts.flush = !no_flush;
+  opts.threads = workers;
   int last_shown = -1;
   if (progress) {
     opts.progress = [&](uint64_t done, uint64_t total) {
