@@ -75,6 +75,7 @@ Response Application::Handle(Request& req) {
     log::Error("request.exception", {{"request_id", ctx.request_id}, {"what", e.what()}});
     r = ErrorResponse(Internal("The server failed to handle the request (" + ctx.request_id + ")."));
   }
+  NegotiateErrorBody(req.headers.Get("Accept").value_or(""), r);
   r.headers.Set("x-openstack-request-id", ctx.request_id);
   return r;
 }

@@ -76,6 +76,7 @@ class AppTest : public ::testing::Test {
       }
     }
     if (!content_type.empty()) req.headers.Set("Content-Type", content_type);
+    req.headers.Set("Accept", "application/json");
     for (auto& [k, v] : headers) req.headers.Set(k, v);
     req.content_length = body.size();
     StringReader reader(std::move(body));
@@ -143,6 +144,15 @@ TEST_F(AppTest, UnknownIdsAndPaths) {
   auto m = Call("POST", "/v2/images/" + id);
   EXPECT_EQ(m.status, 405);
   EXPECT_EQ(*m.headers.Get("Allow"), "GET, PATCH, DELETE");
+}
+
+TEST_F(AppTest, ErrorsAreHtmlUnlessJsonIsAccepted) {
+  auto r = Call("GET", "/v2/images/<script>", "", "", {{"Accept", "*/*"}});
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(*r.headers.Get("Content-Type"), "text/html; charset=UTF-8");
+  EXPECT_EQ(r.body,
+            "<html>\n <head>\n  <title>404 Not Found</title>\n </head>\n <body>\n  <h1>404 Not "
+            "Found</h1>\n  No image found with ID &lt;script&gt;<br /><br />\n\n\n\n </body>\n</html>");
 }
 
 TEST_F(AppTest, PatchAddReplaceRemove) {

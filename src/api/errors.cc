@@ -69,4 +69,38 @@ http::Response ErrorResponse(const Status& status) {
   return ErrorResponse(HttpStatusOf(status.code()), status.message());
 }
 
+void NegotiateErrorBody(std::string_view accept, http::Response& r) {
+  if (r.status < 400 || accept.find("application/json") != std::string_view::npos) return;
+  auto ctype = r.headers.Get("Content-Type");
+  if (!ctype || *ctype != "application/json") return;
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(r.body, ec);
+  const boost::json::value* m = (!ec && v.is_object()) ? v.as_object().if_contains("message") : nullptr;
+  if (m == nullptr || !m->is_string()) return;
+  std::string_view text = m->as_string();
+  // The JSON message carries Glance's "<br /><br />" separator, the only markup we ever put there;
+  // everything else came from the request and is escaped.
+  constexpr std::string_view kBreak = "<br /><br />";
+  auto cut = text.find(kBreak);
+  std::string_view head = text.substr(0, cut);
+  std::string_view tail = cut == std::string_view::npos ? "" : text.substr(cut + kBreak.size());
+  auto escape = [](std::string_view s) {
+    std::string out;
+    for (char c : s) {
+      switch (c) {
+        case '<': out += "&lt;"; break;
+        case '>': out += "&gt;"; break;
+        case '&': out += "&amp;"; break;
+        case '"': out += "&quot;"; break;
+        default: out += c;
+      }
+    }
+    return out;
+  };
+  std::string title = std::to_string(r.status) + " " + std::string(ReasonPhrase(r.status));
+  r.body = "<html>\n <head>\n  <title>" + title + "</title>\n </head>\n <body>\n  <h1>" + title +
+           "</h1>\n  " + escape(head) + "<br /><br />" + escape(tail) + "\n </body>\n</html>";
+  r.headers.Set("Content-Type", "text/html; charset=UTF-8");
+}
+
 }  // namespace ingot::api

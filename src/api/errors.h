@@ -17,4 +17,9 @@ http::Response ErrorResponse(const Status& status);
 // An error response with an explicit HTTP status (405, 404 for unknown paths, ...).
 http::Response ErrorResponse(int http_status, std::string_view message);
 
+// Glance answers errors in JSON only to clients that accept it (Accept: application/json) and in HTML
+// to everyone else; the glance CLI relies on that. Rewrites a JSON error body from ErrorResponse as
+// Glance's HTML page (with the message HTML-escaped) unless `accept` asks for JSON.
+void NegotiateErrorBody(std::string_view accept, http::Response& response);
+
 }  // namespace ingot::api
