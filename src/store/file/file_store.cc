@@ -56,8 +56,6 @@ class FilePendingObject final : public PendingObject {
                           static_cast<off_t>(writeback_chunk_),
                           SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                               SYNC_FILE_RANGE_WAIT_AFTER);
-        ::posix_fadvise(fd_.get(), static_cast<off_t>(flushed_ - writeback_chunk_),
-                        static_cast<off_t>(writeback_chunk_), POSIX_FADV_DONTNEED);
       }
       flushed_ = written_;
     }
