@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "formats/streaming.h"
 #include "io/digest_pipeline.h"
 
 namespace ingot::service {
@@ -64,6 +65,9 @@ Result<Image> ImageService::StreamIn(Image image, io::Reader& body,
   INGOT_ASSIGN_OR_RETURN(auto digests,
                          io::DigestPipeline::Start({"md5", options_.hash_algo},
                                                    options_.buffer_size, options_.buffer_count));
+  // Every image is hostile until inspected: the inspector sees the bytes as they pass and keeps only
+  // the header regions it needs.
+  formats::StreamingInspector inspector;
   uint64_t total = 0;
   for (;;) {
     std::span<uint8_t> buf = digests->Acquire();
@@ -76,11 +80,24 @@ Result<Image> ImageService::StreamIn(Image image, io::Reader& body,
     }
     // The store write overlaps with both digests of this and earlier buffers.
     INGOT_RETURN_IF_ERROR(object->Write(buf.first(n)));
+    INGOT_RETURN_IF_ERROR(inspector.Write(buf.first(n)));
     digests->Submit(n);
   }
   if (content_length && total != *content_length) {
     return InvalidArgument("Upload ended after " + std::to_string(total) + " of " +
                            std::to_string(*content_length) + " bytes.");
+  }
+  std::optional<uint64_t> virtual_size;
+  auto info = inspector.Finish();
+  if (info.ok()) {
+    virtual_size = info->virtual_size;
+  } else if (info.status().code() == Code::kRefused) {
+    // A trap (backing file, external data file, extents naming other files, two formats at once…):
+    // never stored, whatever disk_format the client declared.
+    return Refused("Image data was refused by the format safety checks: " +
+                   info.status().message());
+  } else {
+    log::Warn("upload.inspect_incomplete", {{"image", image.id}, {"why", info.status().ToString()}});
   }
   std::vector<std::string> hex = digests->Finish();
   INGOT_RETURN_IF_ERROR(object->Commit());  // durable from here on
@@ -106,6 +123,7 @@ Result<Image> ImageService::StreamIn(Image image, io::Reader& body,
     }
     image.status = ImageStatus::kActive;
     image.size = total;
+    image.virtual_size = virtual_size;
     image.checksum = hex[0];
     image.os_hash_algo = options_.hash_algo;
     image.os_hash_value = hex[1];
@@ -137,6 +155,7 @@ void ImageService::RevertToQueued(const std::string& id) {
     if (!image.ok() || image->status != ImageStatus::kSaving) return;
     image->status = ImageStatus::kQueued;
     image->size.reset();
+    image->virtual_size.reset();
     image->checksum.reset();
     image->os_hash_algo.reset();
     image->os_hash_value.reset();

@@ -98,6 +98,7 @@ TEST_F(ImageServiceTest, UploadActivatesWithChecksumsAndDurableBytes) {
   auto expected = PatternBody::Bytes(size);
   EXPECT_EQ(image->status, ImageStatus::kActive);
   EXPECT_EQ(*image->size, size);
+  EXPECT_EQ(*image->virtual_size, size);  // pattern bytes are a raw disk
   EXPECT_EQ(*image->checksum, *io::HexDigestOf("md5", expected));
   EXPECT_EQ(*image->os_hash_algo, "sha512");
   EXPECT_EQ(*image->os_hash_value, *io::HexDigestOf("sha512", expected));
@@ -107,6 +108,53 @@ TEST_F(ImageServiceTest, UploadActivatesWithChecksumsAndDurableBytes) {
   auto data = service_->OpenData(*stored);
   ASSERT_TRUE(data.ok());
   EXPECT_EQ(data->size, size);
+}
+
+// A qcow2 header that names a backing file: the classic trap (CVE-2022-47951 family).
+class HostileQcow2 final : public io::Reader {
+ public:
+  HostileQcow2() : data_(4 * 65536, 0) {
+    auto be32 = [&](size_t off, uint32_t v) {
+      for (int i = 0; i < 4; ++i) data_[off + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+    };
+    auto be64 = [&](size_t off, uint64_t v) {
+      for (int i = 0; i < 8; ++i) data_[off + i] = static_cast<uint8_t>(v >> (56 - 8 * i));
+    };
+    be32(0, 0x514649fb);   // "QFI\xfb"
+    be32(4, 3);            // version
+    be64(8, 512);          // backing_file_offset
+    be32(16, 11);          // backing_file_size
+    be32(20, 16);          // cluster_bits
+    be64(24, 1 << 20);     // size
+    be32(36, 1);           // l1_size
+    be64(40, 3 * 65536);   // l1_table_offset
+    be64(48, 65536);       // refcount_table_offset
+    be32(56, 1);           // refcount_table_clusters
+    be32(96, 4);           // refcount_order
+    be32(100, 104);        // header_length
+    std::memcpy(&data_[512], "/etc/shadow", 11);
+  }
+  Result<size_t> Read(std::span<uint8_t> buf) override {
+    size_t n = std::min(buf.size(), data_.size() - pos_);
+    std::memcpy(buf.data(), data_.data() + pos_, n);
+    pos_ += n;
+    return n;
+  }
+  size_t size() const { return data_.size(); }
+
+ private:
+  std::vector<uint8_t> data_;
+  size_t pos_ = 0;
+};
+
+TEST_F(ImageServiceTest, HostileImageIsRefusedAndNothingStored) {
+  std::string id = NewQueued();
+  HostileQcow2 body;
+  auto r = service_->Upload(id, body, body.size());
+  ASSERT_EQ(r.status().code(), Code::kRefused) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("backing"), std::string::npos) << r.status().message();
+  EXPECT_EQ(repo_->Get(id)->status, ImageStatus::kQueued);
+  EXPECT_EQ(FilesInStore(), 0);
 }
 
 TEST_F(ImageServiceTest, SecondUploadConflicts) {
