@@ -1,0 +1,48 @@
+// What the `ingot` CLI draws: tables on stdout, a progress bar on stderr.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+namespace ingot::cli {
+
+// A progress line ("upload [####    ] 45% 460.8/1024.0 MiB 312.4 MiB/s ETA 0:02") redrawn in place
+// at most ten times a second. Draws nothing unless `enabled` (the CLI passes isatty(stderr)).
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, bool enabled);
+  void Update(uint64_t done, std::optional<uint64_t> total);
+  // Draws the final state and ends the line (if anything was drawn).
+  void Finish();
+
+  // The line for a state; exposed for tests.
+  static std::string Render(const std::string& label, uint64_t done, std::optional<uint64_t> total,
+                            double seconds);
+
+ private:
+  void Draw(bool force);
+  std::string label_;
+  bool enabled_;
+  bool drawn_ = false;
+  uint64_t done_ = 0;
+  std::optional<uint64_t> total_;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_draw_;
+};
+
+// A value as the glance client shows it: strings bare, lists joined with ", ", null as "None".
+std::string ValueText(const boost::json::value& v);
+
+// A boxed table, columns as wide as their widest cell.
+void PrintTable(FILE* out, const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+
+// An image (or any object) as a two-column Property/Value table, keys sorted.
+void PrintProperties(FILE* out, const boost::json::object& object);
+
+}  // namespace ingot::cli
