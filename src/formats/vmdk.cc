@@ -302,6 +302,11 @@ Result<Layout> Parse(io::ByteSource& file) {
     INGOT_RETURN_IF_ERROR(
         io::ReadExact(file, off, std::span(reinterpret_cast<uint8_t*>(text.data()), len)));
     text.resize(std::strlen(text.c_str()));  // the descriptor area is NUL-padded
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+      // qemu leaves the area empty in the extents of a split (twoGbMaxExtentSparse) image: a piece
+      // of a disk, not a disk. qemu refuses to open one too.
+      return InvalidArgument("vmdk: empty embedded descriptor (an extent of a split image?)");
+    }
     INGOT_ASSIGN_OR_RETURN(l.descriptor, ParseDescriptor(text));
     INGOT_RETURN_IF_ERROR(CheckDescriptor(l.descriptor, /*embedded=*/true, l.capacity));
     l.has_descriptor = true;

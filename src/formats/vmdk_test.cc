@@ -144,6 +144,24 @@ TEST_F(VmdkTest, CapacityNotAMultipleOfTheGrain) {
   ExpectMatchesQemu(VmdkDriver(), "vmdk", p, 0);
 }
 
+TEST_F(VmdkTest, ZeroedGrainEntries) {
+  const std::string p = dir_.File("zg.vmdk");
+  ASSERT_TRUE(MustRun("qemu-img create -q -f vmdk -o zeroed_grain=on '" + p + "' 1M"));
+  ASSERT_TRUE(MustRun("qemu-io -f vmdk -c 'write -P 1 0 192k' -c 'write -z 64k 64k' '" + p +
+                      "' >/dev/null"));
+  std::vector<uint8_t> b = ReadWholeFile(p);
+  ASSERT_EQ(mapped::Le32(b.data() + Gt0Offset(b) + 4), 1u);  // grain 1 is a zeroed-grain GTE
+  ExpectMatchesQemu(VmdkDriver(), "vmdk", p, 64 << 10);
+}
+
+TEST_F(VmdkTest, SplitImageExtentAloneIsInvalid) {
+  ASSERT_TRUE(MustRun("qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse '" +
+                      dir_.File("split.vmdk") + "' 100M"));
+  auto file = io::FileSource::Open(dir_.File("split-s001.vmdk"));
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ(VmdkDriver().inspect(**file).status().code(), Code::kInvalidArgument);
+}
+
 TEST_F(VmdkTest, RefusesSeparateExtentFiles) {
   const struct {
     const char* subformat;
