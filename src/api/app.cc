@@ -1,5 +1,6 @@
 #include "api/app.h"
 
+#include <boost/json.hpp>
 #include <exception>
 
 #include "api/errors.h"
@@ -62,6 +63,45 @@ Application::Application(AppDeps deps)
         return r;
       },
       false);
+  // Discovery of what this deployment offers (the glance client's import-info and stores-info).
+  auto json_response = [](std::string body) {
+    Response r;
+    r.body = std::move(body);
+    r.headers.Set("Content-Type", "application/json");
+    return r;
+  };
+  router_.Add("GET", "/v2/info/import",
+              [json_response](Request&, const auth::RequestContext&, const Params&) {
+                // No interoperable import method is offered yet: clients fall back to PUT …/file.
+                return json_response(R"({"import-methods": {"description": "Import methods available.", "type": "array", "value": []}})");
+              });
+  auto stores = [this](bool detail) {
+    boost::json::object store{{"id", deps_.images.store().id()},
+                              {"description", "embedded file store"},
+                              {"default", "true"}};
+    if (detail) {
+      store["type"] = "file";
+      store["weight"] = 0;
+      store["properties"] = boost::json::object{{"data_dir", deps_.config.data_dir + "/images"}};
+    }
+    return boost::json::serialize(boost::json::object{{"stores", boost::json::array{store}}});
+  };
+  router_.Add("GET", "/v2/info/stores",
+              [stores, json_response](Request&, const auth::RequestContext&, const Params&) {
+                return json_response(stores(false));
+              });
+  router_.Add("GET", "/v2/info/stores/detail",
+              [stores, json_response](Request&, const auth::RequestContext& ctx, const Params&) {
+                if (!ctx.is_admin()) {
+                  return ErrorResponse(PermissionDenied(
+                      "You are not authorized to complete stores_info_detail action."));
+                }
+                return json_response(stores(true));
+              });
+  router_.Add("GET", "/v2/info/usage",
+              [json_response](Request&, const auth::RequestContext&, const Params&) {
+                return json_response(R"({"usage": {}})");
+              });
   images_api_.Register(router_);
 }
 

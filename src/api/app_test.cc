@@ -267,6 +267,8 @@ TEST_F(AppTest, DiscoveryHealthAndMetrics) {
   EXPECT_TRUE(schema["properties"].as_object().at("status").as_object().at("readOnly").as_bool());
   EXPECT_EQ(S(Body(Call("GET", "/v2/schemas/images"))["name"]), "images");
   EXPECT_EQ(Call("GET", "/healthcheck").body, "OK");
+  EXPECT_EQ(S(Body(Call("GET", "/v2/info/stores"))["stores"].as_array()[0].as_object().at("id")), "file");
+  EXPECT_EQ(Body(Call("GET", "/v2/info/import"))["import-methods"].as_object().at("value").as_array().size(), 0u);
   Create();
   auto m = Call("GET", "/metrics");
   EXPECT_NE(m.body.find("ingot_images{status=\"queued\"} 1"), std::string::npos) << m.body;

@@ -76,6 +76,7 @@ class ImageService {
   int64_t missing_data_count() const { return missing_data_.load(); }
 
   const ImageServiceOptions& options() const { return options_; }
+  const store::Store& store() const { return store_; }
 
  private:
   Result<catalog::Image> StreamIn(catalog::Image image, io::Reader& body,
