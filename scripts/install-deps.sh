@@ -6,7 +6,7 @@ pkgs=(
   libboost1.81-dev libboost-json1.81-dev         # HTTP (Beast/Asio) and JSON
   libsqlite3-dev                                 # embedded catalog
   libssl-dev                                     # MD5 / SHA-2 (EVP)
-  zlib1g-dev libzstd-dev                         # qcow2 compressed clusters
+  zlib1g-dev libzstd-dev libdeflate-dev          # qcow2 compressed clusters (libdeflate: fast inflate)
   libtomlplusplus-dev                            # --config file
   libgtest-dev libgmock-dev libbenchmark-dev     # tests and micro-benchmarks
   clang libclang-rt-14-dev                       # libFuzzer targets

@@ -44,18 +44,21 @@ for name in img c; do
   src=$SCR/$name.qcow2
   alloc=$(qemu-img map --output=json "$src" | python3 -c 'import json,sys; print(sum(e["length"] for e in json.load(sys.stdin) if e["data"]))')
   cat "$src" > /dev/null  # warm the page cache for both tools alike
-  Q=(); I=()
+  Q=(); I=(); D=()
   for _ in $(seq "$N"); do
     rm -f "$SCR/q.raw"; sync; Q+=("$(secs qemu-img convert -f qcow2 -O raw "$src" "$SCR/q.raw")")
     rm -f "$SCR/i.raw"; sync; I+=("$(secs "$IMG" convert -q -O raw "$src" "$SCR/i.raw")")
+    # For reference only: qemu-img with its own direct-I/O cache mode (not its default).
+    rm -f "$SCR/q.raw"; sync; D+=("$(secs qemu-img convert -t none -f qcow2 -O raw "$src" "$SCR/q.raw")")
   done
   rm -f "$SCR/i.raw"; sync
   rss=$( { /usr/bin/time -f '%M' "$IMG" convert -q -O raw "$src" "$SCR/i.raw" >/dev/null; } 2>&1 | tail -1)
   same=$(cmp -s "$SCR/q.raw" "$SCR/i.raw" && echo identical || echo DIFFERENT)
-  qm=$(median "${Q[@]}"); im=$(median "${I[@]}")
-  python3 - "$name" "$qm" "$im" "$VS" "$alloc" "$rss" "$same" "${Q[*]}" "${I[*]}" <<'PY'
+  qm=$(median "${Q[@]}"); im=$(median "${I[@]}"); dm=$(median "${D[@]}")
+  python3 - "$name" "$qm" "$im" "$VS" "$alloc" "$rss" "$same" "${Q[*]}" "${I[*]}" "$dm" <<'PY'
 import sys
-name, qm, im, vs, alloc, rss, same, qs, is_ = sys.argv[1:]
+name, qm, im, vs, alloc, rss, same, qs, is_, dm = sys.argv[1:]
+dm = float(dm)
 qm, im, vs, alloc = float(qm), float(im), int(vs), int(alloc)
 label = {"img": "qcow2 (uncompressed)", "c": "qcow2 (zlib-compressed)"}[name]
 mb = lambda b, t: b / 1e6 / t
@@ -63,6 +66,7 @@ print(f"{label}: allocated {alloc / 2**20:.0f} MiB")
 print(f"  qemu-img : {qm:.2f} s  {mb(vs, qm):7.0f} MB/s virtual  {mb(alloc, qm):6.0f} MB/s data   [{qs}]")
 print(f"  ingot-img: {im:.2f} s  {mb(vs, im):7.0f} MB/s virtual  {mb(alloc, im):6.0f} MB/s data   [{is_}]")
 print(f"  ratio (qemu-img time / ingot-img time): {qm / im:.2f}x   ingot-img peak RSS {int(rss) / 1024:.1f} MiB   output {same}")
+print(f"  (reference: qemu-img -t none {dm:.2f} s, ratio {dm / im:.2f}x)")
 PY
   rm -f "$SCR/q.raw" "$SCR/i.raw"
 done
