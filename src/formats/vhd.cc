@@ -77,21 +77,25 @@ bool Probe(io::ByteSource& file) {
 
 Result<Layout> Parse(io::ByteSource& file) {
   const uint64_t file_size = file.Size();
-  if (file_size < kSector)
+  if (file_size < kSector) {
     return InvalidArgument("vhd: file of " + std::to_string(file_size) +
                            " bytes is shorter than a footer");
+  }
   uint8_t footer[kSector];
   Layout l;
   // The footer at the end is authoritative; a dynamic disk keeps a copy at offset 0 that survives a
   // truncated tail, so it is the fallback (never first: a fixed disk's data may start with
   // anything).
   INGOT_RETURN_IF_ERROR(io::ReadExact(file, file_size - kSector, footer));
-  bool footer_ok =
-      HasCookie(footer, "conectix") && Checksum(footer, kSector, 64) == Be32(footer + 64);
+  const bool end_cookie = HasCookie(footer, "conectix");
+  const bool footer_ok = end_cookie && Checksum(footer, kSector, 64) == Be32(footer + 64);
   bool from_copy = false;
   if (!footer_ok) {
     INGOT_RETURN_IF_ERROR(io::ReadExact(file, 0, footer));
-    if (!HasCookie(footer, "conectix")) return InvalidArgument("vhd: no 'conectix' footer");
+    if (!HasCookie(footer, "conectix")) {
+      if (end_cookie) return Corruption("vhd: footer checksum mismatch and no footer copy at 0");
+      return InvalidArgument("vhd: no 'conectix' footer");
+    }
     if (Checksum(footer, kSector, 64) != Be32(footer + 64)) {
       return Corruption("vhd: footer checksum mismatch (stored " +
                         std::to_string(Be32(footer + 64)) + ")");

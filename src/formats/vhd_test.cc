@@ -171,6 +171,16 @@ TEST_F(VhdTest, BadChecksumIsCorruption) {
   EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
 }
 
+TEST_F(VhdTest, FixedWithBadFooterChecksumIsCorruption) {
+  const std::string p = dir_.File("f.vhd");
+  ASSERT_TRUE(MustRun("qemu-img convert -O vpc -o subformat=fixed '" + raw_ + "' '" + p + "'"));
+  std::vector<uint8_t> b = ReadWholeFile(p);
+  b[b.size() - 512 + 40] ^= 1;
+  Status s = InspectBytes(VhdDriver(), b);
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
+  EXPECT_NE(s.message().find("checksum"), std::string::npos) << s.message();
+}
+
 TEST(VhdProbe, IgnoresOtherBytes) {
   io::MemorySource empty(std::string(4096, '\0'));
   EXPECT_FALSE(VhdDriver().probe(empty));
