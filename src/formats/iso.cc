@@ -53,8 +53,9 @@ struct Volume {
 Result<Volume> Parse(io::ByteSource& file) {
   uint8_t d[2048];
   Status s = io::ReadExact(file, kPvdAt, d);
-  if (s.code() == Code::kOutOfRange)
+  if (s.code() == Code::kOutOfRange) {
     return InvalidArgument("iso: no volume descriptor at 32 KiB: " + s.message());
+  }
   INGOT_RETURN_IF_ERROR(s);
   if (d[0] != 1 || std::memcmp(d + 1, "CD001", 5) != 0) {
     return InvalidArgument("iso: no primary volume descriptor (type 1, 'CD001') at 32 KiB");

@@ -56,8 +56,9 @@ Result<Layout> Parse(io::ByteSource& file) {
   }
   uint8_t h[kHeaderBytes];
   INGOT_RETURN_IF_ERROR(io::ReadExact(file, 0, h));
-  if (Le32(h + 64) != kSignature)
+  if (Le32(h + 64) != kSignature) {
     return InvalidArgument("vdi: no signature 0xbeda107f at offset 64");
+  }
   const uint32_t version = Le32(h + 68);
   if (version >> 16 != 1) {
     return Unsupported("vdi: version " + std::to_string(version >> 16) + "." +
@@ -149,8 +150,9 @@ class VdiImage final : public mapped::MappedImage {
     const uint64_t block = offset / l_.block_size;
     const uint64_t in_block = offset % l_.block_size;
     const uint32_t e = l_.block_map[block];
-    if (e == kBlockFree || e == kBlockZero)
+    if (e == kBlockFree || e == kBlockZero) {
       return Run{Run::Where::kZero, l_.block_size - in_block, 0};
+    }
     return Run{Run::Where::kFile, l_.block_size - in_block,
                l_.data_offset + uint64_t(e) * l_.block_size + in_block};
   }

@@ -175,13 +175,19 @@ Result<Layout> Parse(io::ByteSource& file) {
       break;
     }
   }
-  if (regions.empty())
+  if (regions.empty()) {
     return Corruption("vhdx: neither region table has a valid signature and CRC-32C");
+  }
   const uint32_t region_count = Le32(regions.data() + 8);
-  if (region_count > 2047)
+  if (region_count > 2047) {
     return InvalidArgument("vhdx: " + std::to_string(region_count) + " regions");
+  }
   std::vector<Range> taken = {{0, kMiB, "headers"}};
-  if (log_length != 0) taken.push_back({log_offset, log_length, "log"});
+  // The log is empty (LogGuid zero) but its area is still not for data; one outside the file holds
+  // nothing to protect.
+  if (log_length != 0 && mapped::Within(log_offset, log_length, file_size)) {
+    taken.push_back({log_offset, log_length, "log"});
+  }
   std::optional<Range> bat_region, meta_region;
   for (uint32_t i = 0; i < region_count; ++i) {
     const uint8_t* e = regions.data() + 16 + 32 * i;
@@ -221,8 +227,9 @@ Result<Layout> Parse(io::ByteSource& file) {
     return InvalidArgument("vhdx: no 'metadata' table at the metadata region");
   }
   const uint16_t item_count = Le16(meta.data() + 10);
-  if (item_count > 2047)
+  if (item_count > 2047) {
     return InvalidArgument("vhdx: " + std::to_string(item_count) + " metadata items");
+  }
   Layout l;
   bool have_params = false, have_size = false, have_sector = false;
   uint32_t param_flags = 0;
@@ -307,9 +314,10 @@ Result<Layout> Parse(io::ByteSource& file) {
       return InvalidArgument("vhdx: block " + std::to_string(b) +
                              " partially present in a disk without a parent");
     }
-    if (state != 6)
+    if (state != 6) {
       return InvalidArgument("vhdx: block " + std::to_string(b) + " in unknown state " +
                              std::to_string(state));
+    }
     const uint64_t off = (e >> 20) * kMiB;  // < 2^44 * 2^20: cannot overflow
     // Only the part of the last block inside the virtual size must be present.
     const uint64_t need = std::min<uint64_t>(l.block_size, l.virtual_size - b * l.block_size);
@@ -353,8 +361,9 @@ Result<ImageInfo> InspectVhdx(io::ByteSource& file) {
   info.actual_size = file.Size();
   info.cluster_size = l.block_size;
   info.format_specific["logical-sector-size"] = std::to_string(l.logical_sector);
-  if (l.physical_sector)
+  if (l.physical_sector) {
     info.format_specific["physical-sector-size"] = std::to_string(l.physical_sector);
+  }
   return info;
 }
 

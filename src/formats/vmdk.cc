@@ -105,8 +105,9 @@ Result<ExtentLine> ParseExtentLine(const std::string& line) {
   if (pos < line.size()) {
     if (line[pos] == '"') {
       size_t close = line.find('"', pos + 1);
-      if (close == std::string::npos)
+      if (close == std::string::npos) {
         return InvalidArgument("vmdk: unterminated file name in '" + line + "'");
+      }
       x.file = line.substr(pos + 1, close - pos - 1);
     } else {
       x.file = word();
@@ -259,8 +260,9 @@ Result<Layout> Parse(io::ByteSource& file) {
     if (file_size < 3 * kSector) return InvalidArgument("vmdk: GD_AT_END but no room for a footer");
     uint8_t f[kSector];
     INGOT_RETURN_IF_ERROR(io::ReadExact(file, file_size - 2 * kSector, f));
-    if (Le32(f) != kMagic)
+    if (Le32(f) != kMagic) {
       return InvalidArgument("vmdk: GD_AT_END but no footer before end-of-stream");
+    }
     gd_sector = Le64(f + 56);
     if (gd_sector == kGdAtEnd) return InvalidArgument("vmdk: footer also says GD_AT_END");
   }
