@@ -201,6 +201,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                  asio::const_buffer c = {});
   asio::awaitable<void> SendFile(int fd, uint64_t offset, uint64_t length, bool* ok);
 
+  // An operation a worker thread started on the strand and will wait for.
+  class Pending {
+   public:
+    void Done() {
+      std::lock_guard lock(mu_);
+      done_ = true;
+      cv_.notify_one();
+    }
+    void Wait() {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return done_; });
+    }
+
+   private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;
+  };
+  // Starts `op` on the connection's strand; `pending` (which must outlive it) is signalled at the end.
+  void Launch(asio::awaitable<void> op, Pending* pending);
   // Runs `op` on the connection's strand and waits for it. Worker threads only.
   void BlockOn(asio::awaitable<void> op);
   Result<size_t> ReadBodyBlocking(std::span<uint8_t> buf);
@@ -610,6 +630,13 @@ asio::awaitable<bool> Connection::Serve() {
   req.method = std::string(msg.method_string());
   req.target = std::string(msg.target());
   std::string_view target = req.target;
+  // Absolute form ("http://host/path"), which proxies send and servers must accept: keep the path.
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.size() > scheme.size() && IEquals(target.substr(0, scheme.size()), scheme)) {
+      size_t slash = target.find('/', scheme.size());
+      target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+    }
+  }
   size_t qmark = target.find('?');
   auto path = PercentDecode(target.substr(0, qmark));
   if (!path || target.empty() || (target.front() != '/' && target != "*")) {
@@ -860,18 +887,17 @@ asio::awaitable<void> Connection::SendFile(int fd, uint64_t offset, uint64_t len
   *ok = true;
 }
 
-void Connection::BlockOn(asio::awaitable<void> op) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  asio::co_spawn(executor(), std::move(op), [&](std::exception_ptr e) {
+void Connection::Launch(asio::awaitable<void> op, Pending* pending) {
+  asio::co_spawn(executor(), std::move(op), [this, pending](std::exception_ptr e) {
     if (e) broken_ = true;
-    std::lock_guard lock(mu);
-    done = true;
-    cv.notify_one();
+    pending->Done();
   });
-  std::unique_lock lock(mu);
-  cv.wait(lock, [&] { return done; });
+}
+
+void Connection::BlockOn(asio::awaitable<void> op) {
+  Pending pending;
+  Launch(std::move(op), &pending);
+  pending.Wait();
 }
 
 Result<size_t> Connection::ReadBodyBlocking(std::span<uint8_t> buf) {
@@ -888,36 +914,61 @@ void Connection::WriteStreamedResponse(Response& resp, const std::string& head, 
     broken_ = true;
     return;
   }
-  std::unique_ptr<uint8_t[]> chunk(new uint8_t[kStreamChunk]);
+  // Two buffers: the next chunk is read from the stream while the previous one is on its way out.
+  // Socket writes stay strictly one after another.
+  struct Slot {
+    std::unique_ptr<uint8_t[]> data{new uint8_t[kStreamChunk]};
+    char size_line[32];
+    bool ok = false;
+    std::optional<Pending> pending;
+  };
+  Slot slots[2];
+  auto settle = [](Slot& s) {
+    if (!s.pending) return true;
+    s.pending->Wait();
+    s.pending.reset();
+    return s.ok;
+  };
   uint64_t sent = 0;
+  int cur = 0;
+  bool failed = false;
   for (;;) {
     size_t want = kStreamChunk;
     if (!chunked) {
       if (sent == length) break;
       want = static_cast<size_t>(std::min<uint64_t>(want, length - sent));
     }
-    auto n = resp.stream->Read(std::span<uint8_t>(chunk.get(), want));
+    Slot& s = slots[cur];
+    auto n = resp.stream->Read(std::span<uint8_t>(s.data.get(), want));
+    if (!settle(slots[cur ^ 1])) {
+      failed = true;
+      break;
+    }
     if (!n.ok()) {
       log::Error("response stream failed", {{"error", n.status().ToString()}});
-      broken_ = true;  // the client sees a truncated body and a closed connection
-      return;
+      failed = true;  // the client sees a truncated body and a closed connection
+      break;
     }
     if (*n == 0) break;
-    char size_line[32];
+    s.pending.emplace();
     if (chunked) {
-      int len = snprintf(size_line, sizeof(size_line), "%zx\r\n", *n);
-      BlockOn(WriteAll(&ok, asio::buffer(size_line, static_cast<size_t>(len)), asio::buffer(chunk.get(), *n),
-                       asio::buffer("\r\n", 2)));
+      int len = snprintf(s.size_line, sizeof(s.size_line), "%zx\r\n", *n);
+      Launch(WriteAll(&s.ok, asio::buffer(s.size_line, static_cast<size_t>(len)), asio::buffer(s.data.get(), *n),
+                      asio::buffer("\r\n", 2)),
+             &*s.pending);
     } else {
-      BlockOn(WriteAll(&ok, asio::buffer(chunk.get(), *n)));
-    }
-    if (!ok) {
-      broken_ = true;
-      return;
+      Launch(WriteAll(&s.ok, asio::buffer(s.data.get(), *n)), &*s.pending);
     }
     sent += *n;
-    bytes_out_ += *n;
+    cur ^= 1;
   }
+  // Both writes must be over before the buffers go away.
+  bool last_ok = settle(slots[0]) & settle(slots[1]);
+  if (failed || !last_ok) {
+    broken_ = true;
+    return;
+  }
+  bytes_out_ += sent;
   if (chunked) {
     BlockOn(WriteAll(&ok, asio::buffer("0\r\n\r\n", 5)));
     if (!ok) broken_ = true;

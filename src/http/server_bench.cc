@@ -2,6 +2,7 @@
 //   PUT /sink        reads the body with a 1 MiB buffer and discards it (server cost only)
 //   PUT /hash        the same, through MD5 and SHA-512 as an upload does
 //   GET /file        FILE with sendfile(2)
+//   GET /stream      FILE through a Reader (pread), as stores without a file descriptor are served
 // and prints one line per exchange (bytes, MiB/s). Stops on SIGINT/SIGTERM.
 #include <fcntl.h>
 #include <signal.h>
@@ -10,9 +11,26 @@
 #include <vector>
 
 #include "http/server.h"
+#include "io/file.h"
 #include "io/hash.h"
 
 using namespace ingot;
+
+namespace {
+class SourceReader final : public io::Reader {
+ public:
+  explicit SourceReader(std::unique_ptr<io::FileSource> src) : src_(std::move(src)) {}
+  Result<size_t> Read(std::span<uint8_t> buf) override {
+    INGOT_ASSIGN_OR_RETURN(size_t n, src_->ReadAt(pos_, buf));
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  std::unique_ptr<io::FileSource> src_;
+  uint64_t pos_ = 0;
+};
+}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -53,6 +71,11 @@ int main(int argc, char** argv) {
           if (!fd.ok()) return resp;
           off_t size = lseek(fd->get(), 0, SEEK_END);
           resp.file = http::FileRange{std::move(*fd), 0, static_cast<uint64_t>(size)};
+        } else if (r.path == "/stream") {
+          auto src = io::FileSource::Open(file);
+          if (!src.ok()) return resp;
+          resp.stream_length = (*src)->Size();
+          resp.stream = std::make_unique<SourceReader>(std::move(*src));
         } else {
           resp.status = 404;
         }

@@ -489,6 +489,34 @@ TEST_F(ServerTest, StalledUploadTimesOutWhileOthersAreServed) {
   EXPECT_EQ(other.Read().body(), "hello");
 }
 
+TEST_F(ServerTest, StalledDownloadTimesOut) {
+  file_path_ = ::testing::TempDir() + "/http_server_test_stalled";
+  {
+    std::ofstream out(file_path_, std::ios::binary);
+    std::string mib(1 << 20, 's');
+    for (int i = 0; i < 64; ++i) out << mib;
+  }
+  ServerOptions o;
+  o.io_timeout = std::chrono::milliseconds(300);
+  Start(o);
+  Client c(port());
+  c.Send("GET /file?offset=0&length=" + std::to_string(64 << 20) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  // Never read: the socket buffers fill, sendfile stops making progress, the server gives up.
+  auto lock = WaitForExchanges(1);
+  ASSERT_EQ(exchanges_.size(), 1u);
+  EXPECT_FALSE(exchanges_[0].completed);
+  EXPECT_LT(exchanges_[0].bytes_out, 64u << 20);
+  lock.unlock();
+  unlink(file_path_.c_str());
+}
+
+TEST_F(ServerTest, AbsoluteFormTargets) {
+  Start();
+  Client c(port());
+  c.Send("GET http://example.org:9292/echo-request?a=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(c.Read().body(), "/echo-request [a=1]");
+}
+
 TEST_F(ServerTest, ClientDisconnectMidBodyIsCancelled) {
   Start();
   {
