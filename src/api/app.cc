@@ -124,7 +124,8 @@ Response Application::Dispatch(Request& req, auth::RequestContext& ctx) {
   Router::Match m = router_.Find(req.method, req.path);
   if (m.route == nullptr) {
     if (!m.allow.empty()) {
-      Response r = ErrorResponse(405, "The method " + req.method + " is not allowed for this resource. ");
+      Response r = ErrorResponseVerbatim(
+          405, "The method " + req.method + " is not allowed for this resource. <br /><br />\n");
       r.headers.Set("Allow", m.allow);
       return r;
     }

@@ -53,11 +53,17 @@ std::string_view ReasonPhrase(int s) {
 }
 
 http::Response ErrorResponse(int http_status, std::string_view message) {
+  std::string full(message);
+  full += message.find("<br /><br />") == std::string_view::npos ? "<br /><br />\n\n\n" : "\n\n";
+  return ErrorResponseVerbatim(http_status, std::move(full));
+}
+
+http::Response ErrorResponseVerbatim(int http_status, std::string message) {
   http::Response r;
   r.status = http_status;
   std::string code = std::to_string(http_status) + " " + std::string(ReasonPhrase(http_status));
   boost::json::object body;
-  body["message"] = std::string(message) + "<br /><br />\n\n\n";
+  body["message"] = std::move(message);
   body["code"] = code;
   body["title"] = ReasonPhrase(http_status);
   r.body = boost::json::serialize(body);

@@ -99,7 +99,13 @@ json::object ImageToJson(const Image& im) {
   return o;
 }
 
-std::string Describe(const json::value& v) { return json::serialize(v); }
+// The value as Glance's (Python's) schema errors show it: 'text', 5, True, None.
+std::string Describe(const json::value& v) {
+  if (v.is_string()) return "'" + std::string(v.as_string()) + "'";
+  if (v.is_bool()) return v.as_bool() ? "True" : "False";
+  if (v.is_null()) return "None";
+  return json::serialize(v);
+}
 
 Status SchemaError(std::string detail) {
   return InvalidArgument("Provided object does not match schema 'image': " + std::move(detail));
@@ -186,7 +192,8 @@ static Status SetAttribute(Image& im, const std::string& key, const json::value&
     auto vis = v.is_string() ? catalog::ParseVisibility(v.as_string()) : std::nullopt;
     if (!vis) {
       return SchemaError(Describe(v) +
-                         " is not one of ['community', 'public', 'private', 'shared']");
+                         " is not one of ['community', 'public', 'private', 'shared']\n\nFailed "
+                         "validating 'enum' in schema['properties']['visibility']");
     }
     if (*vis == Visibility::kPublic) {
       INGOT_RETURN_IF_ERROR(auth::Authorize(auth::Action::kPublicizeImage, ctx, &im));
@@ -204,8 +211,8 @@ static Status SetAttribute(Image& im, const std::string& key, const json::value&
     std::optional<std::string> value;
     if (!v.is_null()) {
       if (!v.is_string() || !Allowed(allowed, std::string(v.as_string()))) {
-        return SchemaError(Describe(v) + " is not one of " + JoinList(allowed) + " for '" + key +
-                           "'");
+        return SchemaError(Describe(v) + " is not one of " + JoinList(allowed) +
+                           "\n\nFailed validating 'enum' in schema['properties']['" + key + "']");
       }
       value = std::string(v.as_string());
     }
@@ -413,9 +420,9 @@ Response ImagesApi::Update(Request& req, const Ctx& ctx, const Params& p) {
   std::string_view media = ctype.substr(0, ctype.find(';'));
   while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
   if (media != kPatchMediaType && media != kPatchMediaTypeOld) {
-    return ErrorResponse(UnsupportedMedia("The request media type " +
+    return ErrorResponseVerbatim(415, "The request media type " +
                                           std::string(media.empty() ? "(none)" : media) +
-                                          " is not supported by this server."));
+                                          " is not supported by this server.\n<br /><br />\n");
   }
   auto body = ParseJson(req);
   if (!body.ok()) return ErrorResponse(body.status());
@@ -487,8 +494,8 @@ Response ImagesApi::Upload(Request& req, const Ctx& ctx, const Params& p) {
   }
   auto ctype = req.headers.Get("Content-Type");
   if (ctype && ctype->substr(0, ctype->find(';')) != "application/octet-stream") {
-    return ErrorResponse(UnsupportedMedia("The request media type " + std::string(*ctype) +
-                                          " is not supported by this server."));
+    return ErrorResponseVerbatim(415, "The request media type " + std::string(*ctype) +
+                                          " is not supported by this server.\n<br /><br />\n");
   }
   service::UploadStats stats;
   auto done = images_.Upload(image->id, *req.body, req.content_length, &stats);
