@@ -44,10 +44,10 @@ inline uint64_t Be64(const uint8_t* p) { return (uint64_t(Be32(p)) << 32) | uint
 inline bool Within(uint64_t offset, uint64_t length, uint64_t limit) {
   return offset <= limit && length <= limit - offset;
 }
-// True when [a, a + alen) and [b, b + blen) share a byte (both ranges already known not to
-// overflow).
+// True when [a, a + alen) and [b, b + blen) share a byte; exact even where a + alen would wrap.
 inline bool Overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) {
-  return alen != 0 && blen != 0 && a < b + blen && b < a + alen;
+  if (alen == 0 || blen == 0) return false;
+  return a >= b ? a - b < blen : b - a < alen;
 }
 inline bool IsPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
