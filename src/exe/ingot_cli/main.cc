@@ -433,6 +433,8 @@ std::vector<Command> Commands() {
        [](Context& ctx, const CommandLine& cl) { return ctx.images.Reactivate(cl.positional[0]); }},
       {"image-delete", "ID [ID...]", "Delete images.", 1, 1000, {}, {},
        [](Context& ctx, const CommandLine& cl) {
+         if (cl.positional.size() == 1) return ctx.images.Delete(cl.positional[0]);
+         // Several: try them all, name each failure, then fail as a whole.
          Status first;
          for (const auto& id : cl.positional) {
            Status s = ctx.images.Delete(id);
