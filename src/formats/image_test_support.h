@@ -111,7 +111,7 @@ inline std::vector<uint8_t> ReadAll(DiskImage& image, size_t chunk = 1 << 20) {
 }
 
 // Checks everything a reader promises against qemu for the image at `path`:
-// probe and inspect recognise it, the virtual size matches qemu-img info, the bytes read through
+// probe, Detect and inspect recognise it, the virtual size matches qemu-img info, the bytes read through
 // our DiskImage (in odd-sized chunks, to cross block boundaries) equal `qemu-img convert -O raw`,
 // every extent BlockStatus calls zero really reads as zeros, and `hole` (a virtual offset that was
 // never written) is reported as zero; kNoHole skips that check for fully allocated images. Returns
@@ -124,6 +124,13 @@ inline ImageInfo ExpectMatchesQemu(const Driver& driver, const std::string& qemu
   EXPECT_TRUE(file.ok()) << file.status().ToString();
   if (!file.ok()) return info;
   EXPECT_TRUE(driver.probe(**file));
+  // Through the registry too: the format is detected from the bytes alone, and no other driver
+  // claims them.
+  auto detected = Detect(**file);
+  EXPECT_TRUE(detected.ok()) << detected.status().ToString();
+  if (detected.ok()) {
+    EXPECT_EQ(*detected, driver.format);
+  }
   auto inspected = driver.inspect(**file);
   EXPECT_TRUE(inspected.ok()) << inspected.status().ToString();
   if (!inspected.ok()) return info;
