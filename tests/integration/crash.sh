@@ -9,7 +9,7 @@
 # window: fsync, rename, catalog update): each image must end either active and whole, or queued and empty.
 # Usage: crash.sh [PATH-TO-INGOTD]
 # Env: CRASH_BIG_MIB (default 1024): size of the throttled big upload; CRASH_RATE (default 48M): its
-#      curl --limit-rate; CRASH_ROUNDS (default 6): random-moment rounds.
+#      curl --limit-rate; CRASH_ROUNDS (default 8): random-moment rounds.
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib.sh"
 it_init "$@"
@@ -17,7 +17,7 @@ is_peer && { echo "SKIP  crash test needs ingotd (peer mode)"; exit 77; }
 W="$IT_TMP"
 BIG_MIB="${CRASH_BIG_MIB:-1024}"
 RATE="${CRASH_RATE:-48M}"
-ROUNDS="${CRASH_ROUNDS:-6}"
+ROUNDS="${CRASH_ROUNDS:-8}"
 INGOT_DATA="$W/data"
 CURL_PIDS=()
 
@@ -181,7 +181,7 @@ echo "      one 48 MiB upload takes ${DUR_MS} ms"
 n_active=0; n_queued=0
 for r in $(seq 1 "$ROUNDS"); do
   create_image "{\"name\":\"round-$r\",\"disk_format\":\"raw\",\"container_format\":\"bare\"}"; R=$ID
-  delay_ms=$(( (RANDOM * 32768 + RANDOM) % (DUR_MS * 12 / 10 + 1) ))
+  delay_ms=$(( (RANDOM * 32768 + RANDOM) % (DUR_MS * 15 / 10 + 1) ))
   curl -s -m 300 -X PUT -H 'Content-Type: application/octet-stream' -T "$W/round.bin" -o /dev/null \
     "$INGOT_URL/v2/images/$R/file" &
   cp_pid=$!
