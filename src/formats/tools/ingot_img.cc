@@ -303,8 +303,14 @@ int Convert(const std::vector<std::string>& args) {
       return true;
     };
   }
-  struct stat st;
+  struct stat st, src_st;
   const bool existed = ::stat(dst_path.c_str(), &st) == 0;
+  if (existed && ::stat(src_path.c_str(), &src_st) == 0 && st.st_dev == src_st.st_dev &&
+      st.st_ino == src_st.st_ino) {
+    std::fprintf(stderr, "ingot-img: %s: source and destination are the same file\n",
+                 dst_path.c_str());
+    return kExitUsage;
+  }
   const bool regular_target = !existed || S_ISREG(st.st_mode);
   Status s;
   if (out_fmt == "raw") {
