@@ -205,21 +205,25 @@ class Pipeline {
   // concurrent writes, e.g. pwrite to one file); Run's `consume` then sees chunks already written.
   Pipeline(DiskImage& src, FillSpec spec, unsigned threads,
            std::function<Status(Chunk&)> in_worker = nullptr)
-      : src_(src), spec_(spec), threads_(threads), slots_(threads + 2), in_worker_(std::move(in_worker)) {
-    const uint64_t chunk = spec.cluster_size ? std::max(kChunkBytes, spec.cluster_size) : kChunkBytes;
-    chunk_ = chunk;
-    n_ = (src.Size() + chunk - 1) / chunk;
+      : src_(src),
+        spec_(spec),
+        threads_(threads),
+        slots_(threads + 2),
+        in_worker_(std::move(in_worker)) {
+    chunk_ = spec.cluster_size ? std::max(kChunkBytes, spec.cluster_size) : kChunkBytes;
+    align_ = spec.cluster_size ? spec.cluster_size : kZeroBlock;
   }
 
   Status Run(const std::function<Status(Chunk&)>& consume, const ConvertOptions& opts) {
     std::vector<std::thread> workers;
     for (unsigned t = 0; t < threads_; ++t) workers.emplace_back([this] { Work(); });
     Status result;
-    for (uint64_t i = 0; i < n_; ++i) {
+    for (uint64_t i = 0;; ++i) {
       Chunk& c = slots_[i % slots_.size()];
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return c.ready && c.index == i; });
+        cv_.wait(lock, [&] { return (c.ready && c.index == i) || (i >= total_); });
+        if (i >= total_ && !(c.ready && c.index == i)) break;
       }
       result = c.status.ok() ? consume(c) : c.status;
       if (result.ok() && opts.progress && !opts.progress(c.voff + c.len, src_.Size())) {
@@ -238,23 +242,53 @@ class Pipeline {
       cv_.notify_all();
     }
     for (auto& w : workers) w.join();
+    if (result.ok()) result = claim_error_;
+    if (result.ok() && opts.progress && !opts.progress(src_.Size(), src_.Size())) {
+      result = Cancelled("conversion cancelled");
+    }
     return result;
   }
 
  private:
+  // Under mu_: the next chunk that holds data. Zero extents are skipped here, from block status alone,
+  // so a huge sparse disk costs metadata lookups, not one round trip per chunk of nothing.
+  bool ClaimLocked(uint64_t* voff, uint64_t* len) {
+    const uint64_t size = src_.Size();
+    while (cursor_ < size) {
+      Result<Extent> e = src_.BlockStatus(cursor_, size - cursor_);
+      if (!e.ok() || e->length == 0) {
+        claim_error_ = e.ok() ? Internal("reader returned an empty extent") : e.status();
+        return false;
+      }
+      if (!e->zero) break;
+      cursor_ += e->length;
+    }
+    if (cursor_ >= size) return false;
+    const uint64_t start = std::max(cursor_ / align_ * align_, prev_end_);
+    *voff = start;
+    *len = std::min<uint64_t>(chunk_ - start % chunk_, size - start);
+    cursor_ = prev_end_ = start + *len;
+    return true;
+  }
+
   void Work() {
     for (;;) {
-      uint64_t i;
+      uint64_t i, voff, len;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || (next_ < n_ && next_ < consumed_ + slots_.size()); });
-        if (stop_ || next_ >= n_) return;
+        cv_.wait(lock, [&] { return stop_ || total_ != kUnknown || next_ < consumed_ + slots_.size(); });
+        if (stop_ || total_ != kUnknown) return;
+        if (!ClaimLocked(&voff, &len)) {
+          total_ = next_;
+          cv_.notify_all();
+          return;
+        }
         i = next_++;
         slots_[i % slots_.size()].index = i;
       }
       Chunk& c = slots_[i % slots_.size()];
-      c.voff = i * chunk_;
-      c.len = std::min<uint64_t>(chunk_, src_.Size() - c.voff);
+      c.voff = voff;
+      c.len = len;
       c.status = spec_.cluster_size ? FillClusters(src_, c, spec_) : FillRaw(src_, c);
       if (c.status.ok() && in_worker_) c.status = in_worker_(c);
       std::lock_guard<std::mutex> lock(mu_);
@@ -263,17 +297,22 @@ class Pipeline {
     }
   }
 
+  static constexpr uint64_t kUnknown = UINT64_MAX;
   DiskImage& src_;
   FillSpec spec_;
   unsigned threads_;
   std::vector<Chunk> slots_;
   std::function<Status(Chunk&)> in_worker_;
   uint64_t chunk_ = kChunkBytes;
-  uint64_t n_ = 0;
+  uint64_t align_ = kZeroBlock;
   std::mutex mu_;
   std::condition_variable cv_;
   uint64_t next_ = 0;
   uint64_t consumed_ = 0;
+  uint64_t total_ = kUnknown;  // chunks in all, once the claim cursor reached the end
+  uint64_t cursor_ = 0;
+  uint64_t prev_end_ = 0;
+  Status claim_error_;
   bool stop_ = false;
 };
 

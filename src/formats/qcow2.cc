@@ -23,6 +23,7 @@
 #include <list>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "formats/driver.h"
 #include "formats/host_map.h"
@@ -561,9 +562,13 @@ Status ScanL2Tables(io::ByteSource& file, const Layout& l, bool* any_compressed)
   const Header& h = l.h;
   std::vector<uint8_t> table(h.cluster_size());
   const uint32_t subs = h.extended_l2() ? kSubclustersPerCluster : 1;
+  // Each distinct table is scanned once: L1 entries that all name the same L2 table must not turn a
+  // small file into terabytes of reading. Distinct tables are distinct clusters of the file, so the
+  // scan reads at most the file's length.
+  std::unordered_set<uint64_t> scanned;
   for (uint64_t i = 0; i < l.l1.size(); ++i) {
     INGOT_ASSIGN_OR_RETURN(uint64_t off, L2OffsetOf(h, l.l1[i], i, file.Size()));
-    if (off == 0) continue;
+    if (off == 0 || !scanned.insert(off).second) continue;
     INGOT_RETURN_IF_ERROR(io::ReadExact(file, off, table));
     for (uint64_t j = 0; j < h.l2_entries(); ++j) {
       const uint64_t vcluster = i * h.l2_entries() + j;
