@@ -218,6 +218,19 @@ Status CheckHeaderRegion(io::ByteSource& file, const Header& h, std::string* bac
   return Status::Ok();
 }
 
+// The metadata a table or data cluster may never share bytes with: the L1 table and the refcount
+// table (the header cluster is ruled out separately).
+const char* OverlapsMetadata(const Header& h, uint64_t off, uint64_t len) {
+  if (h.l1_size > 0 && mapped::Overlaps(off, len, h.l1_table_offset, uint64_t(h.l1_size) * 8)) {
+    return "the L1 table";
+  }
+  if (mapped::Overlaps(off, len, h.refcount_table_offset,
+                       uint64_t(h.refcount_table_clusters) << h.cluster_bits)) {
+    return "the refcount table";
+  }
+  return nullptr;
+}
+
 // Checks one L1 entry; returns the L2 table's offset (0: none).
 Result<uint64_t> L2OffsetOf(const Header& h, uint64_t entry, uint64_t index, uint64_t file_size) {
   if (entry & kL1ReservedMask) {
@@ -231,6 +244,10 @@ Result<uint64_t> L2OffsetOf(const Header& h, uint64_t entry, uint64_t index, uin
     return Refused("qcow2.l2_table: L1 entry " + Num(index) + " points at " + Num(off) +
                    ", misaligned, in the header cluster or past the end of the file (" +
                    Num(file_size) + " bytes)");
+  }
+  if (const char* what = OverlapsMetadata(h, off, cs)) {
+    return Refused("qcow2.l2_table: L1 entry " + Num(index) + " points at " + Num(off) +
+                   ", inside " + what);
   }
   return off;
 }
@@ -259,6 +276,9 @@ Result<Unit> DecodeL2(const Header& h, const uint8_t* table, uint64_t i, uint32_
     if (host < cs || host >= file_size) {
       return bad("points at " + Num(host) + ", in the header cluster or past the end of the file");
     }
+    if (const char* what = OverlapsMetadata(h, host, 1)) {
+      return bad("points at " + Num(host) + ", inside " + what);
+    }
     return Unit{HostRun::Kind::kOther, entry};
   }
   const uint64_t host = entry & kOffsetMask;
@@ -266,6 +286,11 @@ Result<Unit> DecodeL2(const Header& h, const uint8_t* table, uint64_t i, uint32_
   if (host != 0 && (host % cs != 0 || host < cs || host >= file_size)) {
     return bad("points at " + Num(host) + ", misaligned, in the header cluster or past the end of "
                "the file (" + Num(file_size) + " bytes)");
+  }
+  if (host != 0) {
+    if (const char* what = OverlapsMetadata(h, host, cs)) {
+      return bad("points at " + Num(host) + ", inside " + what);
+    }
   }
   if (h.extended_l2()) {
     if (entry & kZeroFlag) return bad("sets bit 0, reserved with extended L2 entries");

@@ -242,6 +242,17 @@ TEST_F(Qcow2Hostile, DataClusterOverlappingTheHeaderIsRefused) {
   ExpectRefused("qcow2.cluster: virtual cluster 1");
 }
 
+TEST_F(Qcow2Hostile, L2TableOnTheL1TableIsRefused) {
+  Put64(0x30000, 0x30000 | qcow2::kCopied);  // the L2 table would be the L1 table itself
+  ExpectRefused("qcow2.l2_table: L1 entry 0 points at 196608, inside the L1 table");
+}
+
+TEST_F(Qcow2Hostile, DataClusterOnTheRefcountTableIsRefused) {
+  Put64(l2_, 0x10000 | qcow2::kCopied);  // guest data would overwrite/read the refcount table
+  ExpectRefused("qcow2.cluster: virtual cluster 0 (L2 entry 0x8000000000010000) points at 65536, "
+                "inside the refcount table");
+}
+
 TEST_F(Qcow2Hostile, SnapshotTablePastTheEndIsRefused) {
   Put32(qcow2::kNbSnapshotsOff, 1);
   Put64(qcow2::kSnapshotsOffsetOff, 1ull << 40);
