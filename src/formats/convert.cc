@@ -651,7 +651,12 @@ Status ConvertToQcow2(DiskImage& src, io::ByteSink& sink, const ConvertOptions& 
   Qcow2Output q(sink, src.Size(), opts);
   INGOT_RETURN_IF_ERROR(q.Plan(src));
   INGOT_RETURN_IF_ERROR(q.Begin());
-  Pipeline p(src, {uint64_t{1} << opts.cluster_bits, opts.compression}, Threads(opts));
+  // Compression is the bottleneck of compressed output: give it at least four workers, so it keeps
+  // its share of the cores when the machine is busy with other work.
+  const bool compress = opts.compression != ConvertOptions::Compression::kNone;
+  const unsigned threads = opts.threads ? opts.threads : (compress ? std::max(4u, Threads(opts))
+                                                                   : Threads(opts));
+  Pipeline p(src, {uint64_t{1} << opts.cluster_bits, opts.compression}, threads);
   INGOT_RETURN_IF_ERROR(p.Run(
       [&](Chunk& c) -> Status {
         for (const Piece& piece : c.pieces) INGOT_RETURN_IF_ERROR(q.Put(piece));
