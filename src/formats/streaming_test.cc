@@ -136,6 +136,19 @@ TEST(Streaming, LargeQcowWhoseTablesLieBeyondTheHeadIsInspectedFromItsHeader) {
   EXPECT_EQ(r->virtual_size, 4ull << 30);
 }
 
+TEST(Streaming, UndecidableFromTheKeptRegionsMeansInspectTheStoredImage) {
+  ScratchDir dir;
+  const std::string img = dir.File("big_clusters.qcow2");
+  ASSERT_EQ(RunCommand("qemu-img create -q -f qcow2 -o cluster_size=2M " + img + " 64M").exit_code, 0);
+  StreamingInspector::Options o;
+  o.head_bytes = 64 << 10;  // less than the 2 MiB header cluster the extensions may fill
+  o.tail_bytes = 4096;
+  auto r = Stream(testing::ReadAll(img), o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("inspect the stored image"), std::string::npos);
+}
+
 TEST(Streaming, EmptyStreamIsAnEmptyRawImage) {
   StreamingInspector in;
   auto r = in.Finish();
