@@ -175,55 +175,63 @@ rss_sampler() {
   done
 }
 
-# updown LABEL URL: BENCH_RUNS x (create, upload, check checksums, download, delete). Appends
-# "up MiB/s" and "down MiB/s" to $RES/LABEL-up.txt / LABEL-down.txt.
-updown() {
-  local label="$1" url="$2" r id out code secs got t0 t1 c0 c1
-  : > "$RES/$label-up.txt"; : > "$RES/$label-down.txt"; : > "$RES/$label-upcpu.txt"
-  for r in $(seq 1 "$RUNS"); do
-    id=$(create_image "$url" "bench-$label-$r")
-    sync
-    log "$label run $r: load before upload $(quiet) busy cores"
-    c0=0; [ "$label" = ingot ] && c0=$(cpu_ticks "$INGOT_PID")
-    out=$(curl -s -m 1800 -X PUT -T "$DATA" -H 'Content-Type: application/octet-stream' -o "$RES/$label-up-$r.body" \
-          -w '%{http_code} %{time_total}' "$url/v2/images/$id/file")
-    read -r code secs <<< "$out"
-    [ "$label" = ingot ] && { c1=$(cpu_ticks "$INGOT_PID"); echo "($c1 - $c0) / $TCK" | bc -l | xargs printf '%.2f\n' >> "$RES/$label-upcpu.txt"; }
-    curl -s "$url/v2/images/$id" > "$RES/$label-image-$r.json"
-    local ok
-    ok=$(jq -r --arg m "$MD5" --arg s "$SHA512" \
-         'if .status=="active" and .checksum==$m and .os_hash_value==$s then "ok" else "MISMATCH \(.status) \(.checksum)" end' \
-         "$RES/$label-image-$r.json")
-    log "$label upload run $r: http=$code ${secs}s $(awk -v b="$BYTES" -v s="$secs" 'BEGIN{printf "%.1f", b/1048576/s}') MiB/s $ok"
-    if [ "$code" = 204 ] && [ "$ok" = ok ]; then
-      awk -v b="$BYTES" -v s="$secs" 'BEGIN{printf "%.1f\n", b/1048576/s}' >> "$RES/$label-up.txt"
-    else
-      UP_ERRORS="$UP_ERRORS $label:run$r:$code:$ok"
-    fi
-    log "$label run $r: load before download $(quiet) busy cores"
-    out=$(curl -s -m 1800 -o /dev/null -w '%{http_code} %{time_total} %{size_download}' "$url/v2/images/$id/file")
-    read -r code secs got <<< "$out"
-    log "$label download run $r: http=$code ${secs}s $got bytes $(awk -v b="$got" -v s="$secs" 'BEGIN{printf "%.1f", b/1048576/s}') MiB/s"
-    if [ "$code" = 200 ] && [ "$got" = "$BYTES" ]; then
-      awk -v b="$BYTES" -v s="$secs" 'BEGIN{printf "%.1f\n", b/1048576/s}' >> "$RES/$label-down.txt"
-    else
-      UP_ERRORS="$UP_ERRORS $label:download$r:$code:$got"
-    fi
-    curl -s -m 120 -o /dev/null -X DELETE "$url/v2/images/$id"
-  done
+# server_ticks LABEL: CPU ticks used so far by that server (ingotd; every process of Glance's group).
+server_ticks() {
+  case "$1" in
+    ingot) cpu_ticks "$INGOT_PID" ;;
+    glance) local pg t=0 p; pg=$(cat "$GLANCE_STATE/glance-api.pid" 2>/dev/null)
+            for p in $(ps -o pid= -g "$pg" 2>/dev/null); do t=$((t + $(cpu_ticks "$p"))); done; echo "$t" ;;
+    *) echo 0 ;;
+  esac
 }
 
+# updown LABEL URL RUN: create, upload (timed, CPU counted), check checksums, download (timed), delete.
+# Appends MiB/s to $RES/LABEL-up.txt / LABEL-down.txt and server CPU-s per GiB to LABEL-upcpu/downcpu.txt.
+updown() {
+  local label="$1" url="$2" r="$3" id out code secs got c0 c1 ok
+  id=$(create_image "$url" "bench-$label-$r")
+  sync
+  log "$label run $r: load before upload $(quiet) busy cores"
+  c0=$(server_ticks "$label")
+  out=$(curl -s -m 1800 -X PUT -T "$DATA" -H 'Content-Type: application/octet-stream' -o "$RES/$label-up-$r.body" \
+        -w '%{http_code} %{time_total}' "$url/v2/images/$id/file")
+  read -r code secs <<< "$out"
+  c1=$(server_ticks "$label")
+  awk -v d="$((c1 - c0))" -v t="$TCK" -v m="$SIZE_MIB" 'BEGIN{printf "%.2f\n", d/t/(m/1024)}' >> "$RES/$label-upcpu.txt"
+  curl -s "$url/v2/images/$id" > "$RES/$label-image-$r.json"
+  ok=$(jq -r --arg m "$MD5" --arg s "$SHA512" \
+       'if .status=="active" and .checksum==$m and .os_hash_value==$s then "ok" else "MISMATCH \(.status) \(.checksum)" end' \
+       "$RES/$label-image-$r.json")
+  log "$label upload run $r: http=$code ${secs}s $(awk -v b="$BYTES" -v s="$secs" 'BEGIN{printf "%.1f", b/1048576/s}') MiB/s, server $(tail -1 "$RES/$label-upcpu.txt") CPU-s/GiB $ok"
+  if [ "$code" = 204 ] && [ "$ok" = ok ]; then
+    awk -v b="$BYTES" -v s="$secs" 'BEGIN{printf "%.1f\n", b/1048576/s}' >> "$RES/$label-up.txt"
+  else
+    UP_ERRORS="$UP_ERRORS $label:run$r:$code:$ok"
+  fi
+  log "$label run $r: load before download $(quiet) busy cores"
+  c0=$(server_ticks "$label")
+  out=$(curl -s -m 1800 -o /dev/null -w '%{http_code} %{time_total} %{size_download}' "$url/v2/images/$id/file")
+  read -r code secs got <<< "$out"
+  c1=$(server_ticks "$label")
+  awk -v d="$((c1 - c0))" -v t="$TCK" -v m="$SIZE_MIB" 'BEGIN{printf "%.2f\n", d/t/(m/1024)}' >> "$RES/$label-downcpu.txt"
+  log "$label download run $r: http=$code ${secs}s $got bytes $(awk -v b="$got" -v s="$secs" 'BEGIN{printf "%.1f", b/1048576/s}') MiB/s, server $(tail -1 "$RES/$label-downcpu.txt") CPU-s/GiB"
+  if [ "$code" = 200 ] && [ "$got" = "$BYTES" ]; then
+    awk -v b="$BYTES" -v s="$secs" 'BEGIN{printf "%.1f\n", b/1048576/s}' >> "$RES/$label-down.txt"
+  else
+    UP_ERRORS="$UP_ERRORS $label:download$r:$code:$got"
+  fi
+  curl -s -m 120 -o /dev/null -X DELETE "$url/v2/images/$id"
+}
+
+# nginx_down RUN: one timed download of the same file from nginx (sendfile).
 nginx_down() {
-  : > "$RES/nginx-down.txt"
-  local r out code secs got
-  for r in $(seq 1 "$RUNS"); do
-    log "nginx run $r: load before download $(quiet) busy cores"
-    out=$(curl -s -m 1800 -o /dev/null -w '%{http_code} %{time_total} %{size_download}' "$NGINX_URL/data.bin")
-    read -r code secs got <<< "$out"
-    log "nginx download run $r: http=$code ${secs}s $got bytes"
-    [ "$code" = 200 ] && [ "$got" = "$BYTES" ] && \
-      awk -v b="$BYTES" -v s="$secs" 'BEGIN{printf "%.1f\n", b/1048576/s}' >> "$RES/nginx-down.txt"
-  done
+  local r="$1" out code secs got
+  log "nginx run $r: load before download $(quiet) busy cores"
+  out=$(curl -s -m 1800 -o /dev/null -w '%{http_code} %{time_total} %{size_download}' "$NGINX_URL/data.bin")
+  read -r code secs got <<< "$out"
+  log "nginx download run $r: http=$code ${secs}s $got bytes $(awk -v b="$got" -v s="$secs" 'BEGIN{printf "%.1f", b/1048576/s}') MiB/s"
+  [ "$code" = 200 ] && [ "$got" = "$BYTES" ] && \
+    awk -v b="$BYTES" -v s="$secs" 'BEGIN{printf "%.1f\n", b/1048576/s}' >> "$RES/nginx-down.txt"
 }
 
 # creates LABEL URL: N sequential creates from one curl (keep-alive), -> creates/s in $RES/LABEL-creates.txt
@@ -250,22 +258,27 @@ EOF
   log "$label creates: $(cat "$RES/$label-creates.txt") (creates/s, ok, seconds)"
 }
 
-# wrk_runs LABEL URL: WRK_REPEAT runs each of GET image and GET list?limit=25, medians to $RES/LABEL-wrk.txt
-wrk_runs() {
-  local label="$1" url="$2" target ep path r
-  target=$(create_image "$url" bench-wrk-target)
+# wrk_target LABEL URL: an active image (1 MiB) to GET; its id in $RES/LABEL-target.
+wrk_target() {
+  local id; id=$(create_image "$2" bench-wrk-target)
   head -c 1048576 /dev/urandom > "$RES/small.bin"
-  curl -s -m 60 -o /dev/null -X PUT -T "$RES/small.bin" -H 'Content-Type: application/octet-stream' "$url/v2/images/$target/file"
+  curl -s -m 60 -o /dev/null -X PUT -T "$RES/small.bin" -H 'Content-Type: application/octet-stream' "$2/v2/images/$id/file"
+  echo "$id" > "$RES/$1-target"
+}
+# wrk_run LABEL URL EP RUN: one wrk run of GET image (EP=image) or GET list?limit=25 (EP=list).
+wrk_run() {
+  local label="$1" url="$2" ep="$3" r="$4" path
+  if [ "$ep" = image ]; then path="/v2/images/$(cat "$RES/$label-target")"; else path="/v2/images?limit=25"; fi
+  log "$label wrk $ep run $r: load before $(quiet) busy cores"
+  wrk -t2 -c"$WRK_C" -d"$WRK_D" --timeout 5s -s "$HERE/wrk_report.lua" "$url$path" > "$RES/$label-wrk-$ep-$r.txt" 2>&1
+  grep WRK_RESULT "$RES/$label-wrk-$ep-$r.txt" | tee -a "$RES/$label-wrk-$ep.raw" >> "$LOG"
+}
+# wrk_summary LABEL: medians over the runs -> "$RES/LABEL-wrk.txt" lines "EP rps p50 p99 errors".
+wrk_summary() {
+  local label="$1" ep rps p50 p99 err
   : > "$RES/$label-wrk.txt"
   for ep in image list; do
-    if [ "$ep" = image ]; then path="/v2/images/$target"; else path="/v2/images?limit=25"; fi
-    : > "$RES/$label-wrk-$ep.raw"
-    for r in $(seq 1 "$WRK_R"); do
-      log "$label wrk $ep run $r: load before $(quiet) busy cores"
-      wrk -t2 -c"$WRK_C" -d"$WRK_D" --timeout 5s -s "$HERE/wrk_report.lua" "$url$path" > "$RES/$label-wrk-$ep-$r.txt" 2>&1
-      grep WRK_RESULT "$RES/$label-wrk-$ep-$r.txt" | tee -a "$RES/$label-wrk-$ep.raw" >> "$LOG"
-    done
-    local rps p50 p99 err
+    [ -s "$RES/$label-wrk-$ep.raw" ] || continue
     rps=$(grep -oE 'rps=[0-9.]+' "$RES/$label-wrk-$ep.raw" | cut -d= -f2 | median)
     p50=$(grep -oE 'p50_ms=[0-9.]+' "$RES/$label-wrk-$ep.raw" | cut -d= -f2 | median)
     p99=$(grep -oE 'p99_ms=[0-9.]+' "$RES/$label-wrk-$ep.raw" | cut -d= -f2 | median)
@@ -305,34 +318,53 @@ if [ "$SKIP_DATA" != 1 ]; then
   mkdir -p "$BD/www"; ln -f "$DATA" "$BD/www/data.bin" 2>/dev/null || cp "$DATA" "$BD/www/data.bin"
 fi
 
+DATA_SRC=/dev/zero; [ -s "${DATA:-}" ] && DATA_SRC="$DATA"   # incompressible when we have it
+# durable-write ceiling of the disk under $BD (Ingot fsyncs before an image is active; Glance does not)
+mkdir -p "$BD"
+DISK_RATE=$( { dd if="${DATA_SRC}" of="$BD/dd.tmp" bs=1M count=1024 conv=fdatasync 2>&1 >/dev/null | tail -1 \
+  | awk '{for(i=1;i<=NF;i++) if ($i=="s,") {printf "%.1f", $1/$(i-1)/1048576}}'; } )
+rm -f "$BD/dd.tmp"; DISK_RATE=${DISK_RATE:-nan}
+log "durable sequential write (dd 1 GiB conv=fdatasync): $DISK_RATE MiB/s"
 start_ingot
 [ "$SKIP_GLANCE" = 1 ] || start_glance
 [ "$SKIP_DATA" = 1 ] || start_nginx
 UP_ERRORS=""
 
 RSS_UP="nan"; RSS_END="nan"
+# Runs are interleaved (Ingot, Glance, nginx, then again), so that the load other users put on this
+# shared host falls on all of them alike; medians are reported.
 if [ "$SKIP_DATA" != 1 ]; then
   : > "$RES/ingot-rss.txt"
   rss_sampler "$INGOT_PID" "$RES/ingot-rss.txt" & SAMPLER=$!
-  updown ingot "$INGOT_URL"
+  for r in $(seq 1 "$RUNS"); do
+    updown ingot "$INGOT_URL" "$r"
+    [ "$SKIP_GLANCE" = 1 ] || updown glance "$GLANCE_URL" "$r"
+    nginx_down "$r"
+  done
   kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null
   RSS_UP=$(awk '/^VmHWM:/{printf "%.1f", $2/1024}' "/proc/$INGOT_PID/status")
   RSS_SAMPLED=$(sort -n "$RES/ingot-rss.txt" | tail -1 | awk '{printf "%.1f", $1/1024}')
   log "ingotd peak RSS after uploads/downloads: VmHWM $RSS_UP MiB (max sampled VmRSS $RSS_SAMPLED MiB)"
-  [ "$SKIP_GLANCE" = 1 ] || updown glance "$GLANCE_URL"
-  nginx_down
 fi
 
 creates ingot "$INGOT_URL"
 [ "$SKIP_GLANCE" = 1 ] || creates glance "$GLANCE_URL"
-wrk_runs ingot "$INGOT_URL"
-[ "$SKIP_GLANCE" = 1 ] || wrk_runs glance "$GLANCE_URL"
+wrk_target ingot "$INGOT_URL"
+[ "$SKIP_GLANCE" = 1 ] || wrk_target glance "$GLANCE_URL"
+for r in $(seq 1 "$WRK_R"); do
+  for ep in image list; do
+    wrk_run ingot "$INGOT_URL" "$ep" "$r"
+    [ "$SKIP_GLANCE" = 1 ] || wrk_run glance "$GLANCE_URL" "$ep" "$r"
+  done
+done
+wrk_summary ingot
+[ "$SKIP_GLANCE" = 1 ] || wrk_summary glance
 RSS_END=$(awk '/^VmHWM:/{printf "%.1f", $2/1024}' "/proc/$INGOT_PID/status")
 
 # ------------------------------------------------------------------------------------------ table
 med() { [ -s "$RES/$1.txt" ] && median < "$RES/$1.txt" || echo nan; }
 I_UP=$(med ingot-up); I_DOWN=$(med ingot-down); G_UP=$(med glance-up); G_DOWN=$(med glance-down); N_DOWN=$(med nginx-down)
-I_UPCPU=$(med ingot-upcpu)
+I_UPCPU=$(med ingot-upcpu); G_UPCPU=$(med glance-upcpu); I_DNCPU=$(med ingot-downcpu); G_DNCPU=$(med glance-downcpu)
 I_CR=$(awk '{print $1}' "$RES/ingot-creates.txt" 2>/dev/null); I_CR=${I_CR:-nan}
 G_CR=$(awk '{print $1}' "$RES/glance-creates.txt" 2>/dev/null); G_CR=${G_CR:-nan}
 gw() { local v; v=$(wrk_field "$1" "$2" "$3" 2>/dev/null); echo "${v:-nan}"; }
@@ -355,9 +387,11 @@ echo "|---|---:|---:|---:|---:|---|---|"
 if [ "$SKIP_DATA" != 1 ]; then
 echo "| upload ${SIZE_MIB} MiB, MiB/s (median of $RUNS) | $I_UP | $G_UP | slower hash $SLOW_HASH | $R_UP_G x Glance | >= 2x Glance | $(verdict "$R_UP_G" ">=" 2) |"
 echo "| upload vs slower hash (md5 $MD5_RATE, sha512 $SHA512_RATE MiB/s) | $I_UP | | $SLOW_HASH | $R_UP_H | >= 0.80 | $(verdict "$R_UP_H" ">=" 0.8) |"
+echo "| upload vs durable disk write (dd conv=fdatasync) | $I_UP | | $DISK_RATE | $(ratio "$I_UP" "$DISK_RATE") | (context) | |"
 echo "| download ${SIZE_MIB} MiB, MiB/s (median of $RUNS) | $I_DOWN | $G_DOWN | nginx $N_DOWN | $R_DN_N x nginx ($R_DN_G x Glance) | >= 1.0x nginx | $(verdict "$R_DN_N" ">=" 1.0) |"
 echo "| ingotd peak RSS during upload (VmHWM), MiB | $RSS_UP | | | | < 100 | $(verdict "$RSS_UP" "<" 100) |"
-echo "| ingotd CPU per upload, s (median) | $I_UPCPU | | | | | |"
+echo "| server CPU-s per GiB uploaded (median) | $I_UPCPU | $G_UPCPU | md5+sha512 $(awk -v a="$MD5_RATE" -v b="$SHA512_RATE" 'BEGIN{printf "%.2f", 1024/a+1024/b}') | | | |"
+echo "| server CPU-s per GiB downloaded (median) | $I_DNCPU | $G_DNCPU | | | | |"
 fi
 echo "| GET /v2/images/{id}, req/s (wrk -t2 -c$WRK_C $WRK_D, median of $WRK_R) | $I_IMG_RPS | $G_IMG_RPS | | $R_IMG x Glance | >= 50x | $(verdict "$R_IMG" ">=" 50) |"
 echo "| GET /v2/images/{id}, p50 / p99 ms | $I_IMG_P50 / $I_IMG_P99 | $G_IMG_P50 / $G_IMG_P99 | | | p99 < 10 ms | $(verdict "$I_IMG_P99" "<" 10) |"
