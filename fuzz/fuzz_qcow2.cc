@@ -19,8 +19,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   formats::DiskImage& disk = **image;
   const uint64_t vsize = disk.Size();
   std::vector<uint8_t> buf(256 * 1024);
-  const uint64_t probes[] = {0, 65536 - 7, vsize / 3, vsize / 2 + 511,
-                             vsize > 4096 ? vsize - 4096 : 0, vsize ? vsize - 1 : 0};
+  const uint64_t probes[] = {0,
+                             65536 - 7,
+                             vsize / 3,
+                             vsize / 2 + 511,
+                             vsize > 4096 ? vsize - 4096 : 0,
+                             vsize ? vsize - 1 : 0};
   for (uint64_t off : probes) {
     if (off >= vsize) continue;
     (void)disk.ReadAt(off, buf);

@@ -10,10 +10,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <memory>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -45,8 +45,8 @@ bool AllZero(const uint8_t* p, size_t n) {
   return true;
 }
 
-// A stretch of bytes a writer must store: virtual [voff, voff + vlen), held at `data`. For compressed
-// qcow2 clusters, `stored` is the compressed length (else equal to vlen).
+// A stretch of bytes a writer must store: virtual [voff, voff + vlen), held at `data`. For
+// compressed qcow2 clusters, `stored` is the compressed length (else equal to vlen).
 struct Piece {
   uint64_t voff = 0;
   uint64_t vlen = 0;
@@ -112,7 +112,8 @@ Status FillRaw(DiskImage& src, Chunk& c) {
       // Split into data pieces at all-zero 4 KiB blocks (aligned to the virtual disk).
       uint64_t at = pos;
       while (at < pos + elen) {
-        const uint64_t block_end = std::min<uint64_t>((at / kZeroBlock + 1) * kZeroBlock, pos + elen);
+        const uint64_t block_end =
+            std::min<uint64_t>((at / kZeroBlock + 1) * kZeroBlock, pos + elen);
         const uint8_t* bp = c.buf.data() + (at - c.voff);
         if (!AllZero(bp, block_end - at)) {
           if (!c.pieces.empty() && c.pieces.back().voff + c.pieces.back().vlen == at) {
@@ -140,7 +141,8 @@ size_t CompressCluster(ConvertOptions::Compression type, const uint8_t* in, size
     return ZSTD_isError(r) ? 0 : r;
   }
   z_stream z{};
-  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY) != Z_OK) return 0;
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+    return 0;
   z.next_in = const_cast<uint8_t*>(in);
   z.avail_in = uInt(n);
   z.next_out = out;
@@ -168,10 +170,10 @@ Status FillClusters(DiskImage& src, Chunk& c, const FillSpec& spec) {
   };
   auto up = [&](uint64_t v) { return (v + cs - 1) / cs * cs; };
   std::vector<uint64_t> clusters;  // virtual offsets of clusters holding data, ascending
-  uint64_t prev_end = c.voff;     // the chunk starts on a cluster boundary
+  uint64_t prev_end = c.voff;      // the chunk starts on a cluster boundary
   for (const Piece& p : data) {
-    zero(prev_end, std::min(p.voff, up(prev_end)));           // tail of the previous cluster
-    zero(std::max(prev_end, p.voff / cs * cs), p.voff);       // head of this piece's cluster
+    zero(prev_end, std::min(p.voff, up(prev_end)));      // tail of the previous cluster
+    zero(std::max(prev_end, p.voff / cs * cs), p.voff);  // head of this piece's cluster
     for (uint64_t cl = p.voff / cs * cs; cl < p.voff + p.vlen; cl += cs) {
       if (clusters.empty() || clusters.back() < cl) clusters.push_back(cl);
     }
@@ -201,8 +203,9 @@ Status FillClusters(DiskImage& src, Chunk& c, const FillSpec& spec) {
 // Workers fill chunks in parallel; Run() hands them to `consume` in order on the calling thread.
 class Pipeline {
  public:
-  // `in_worker`, when set, is called on the worker right after a chunk is filled (for sinks that take
-  // concurrent writes, e.g. pwrite to one file); Run's `consume` then sees chunks already written.
+  // `in_worker`, when set, is called on the worker right after a chunk is filled (for sinks that
+  // take concurrent writes, e.g. pwrite to one file); Run's `consume` then sees chunks already
+  // written.
   Pipeline(DiskImage& src, FillSpec spec, unsigned threads,
            std::function<Status(Chunk&)> in_worker = nullptr)
       : src_(src),
@@ -250,8 +253,8 @@ class Pipeline {
   }
 
  private:
-  // Under mu_: the next chunk that holds data. Zero extents are skipped here, from block status alone,
-  // so a huge sparse disk costs metadata lookups, not one round trip per chunk of nothing.
+  // Under mu_: the next chunk that holds data. Zero extents are skipped here, from block status
+  // alone, so a huge sparse disk costs metadata lookups, not one round trip per chunk of nothing.
   bool ClaimLocked(uint64_t* voff, uint64_t* len) {
     const uint64_t size = src_.Size();
     while (cursor_ < size) {
@@ -276,7 +279,8 @@ class Pipeline {
       uint64_t i, voff, len;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || total_ != kUnknown || next_ < consumed_ + slots_.size(); });
+        cv_.wait(lock,
+                 [&] { return stop_ || total_ != kUnknown || next_ < consumed_ + slots_.size(); });
         if (stop_ || total_ != kUnknown) return;
         if (!ClaimLocked(&voff, &len)) {
           total_ = next_;
@@ -326,7 +330,8 @@ const std::vector<uint8_t>& Zeros() {
   return z;
 }
 
-// Writes raw bytes with every gap filled by explicit zeros, in order, through `emit(offset, bytes)`.
+// Writes raw bytes with every gap filled by explicit zeros, in order, through `emit(offset,
+// bytes)`.
 Status ConvertFilled(DiskImage& src, const ConvertOptions& opts,
                      const std::function<Status(uint64_t, std::span<const uint8_t>)>& emit) {
   uint64_t written = 0;
@@ -372,9 +377,10 @@ void PutBe16(uint8_t* p, uint16_t v) {
 //   L1 table
 //   L2 tables               one per L1 entry whose range holds data, in order
 //   data clusters           appended in virtual order (compressed ones packed at 512-byte steps)
-// Positions of all metadata are fixed by a first, metadata-only pass over the source's block status,
-// so each L2 table and refcount block is written once, when the data pass has moved past it.
-// Allocation only moves forward, so one refcount block and one L2 table are in memory at a time.
+// Positions of all metadata are fixed by a first, metadata-only pass over the source's block
+// status, so each L2 table and refcount block is written once, when the data pass has moved past
+// it. Allocation only moves forward, so one refcount block and one L2 table are in memory at a
+// time.
 class Qcow2Output {
  public:
   // qcow2 sizes are whole 512-byte sectors; like qemu-img, a source of another size is padded with
@@ -390,7 +396,8 @@ class Qcow2Output {
   Status Plan(DiskImage& src) {
     const uint64_t l2_span = l2_entries_ * cs_;
     l1_size_ = (size_ + l2_span - 1) / l2_span;
-    if (l1_size_ * 8 > mapped::kMaxTableBytes) return TooLarge("qcow2 output: virtual size too large");
+    if (l1_size_ * 8 > mapped::kMaxTableBytes)
+      return TooLarge("qcow2 output: virtual size too large");
     std::vector<bool> need_l2(l1_size_, false);
     uint64_t data_clusters = 0, last_cluster = UINT64_MAX;
     for (uint64_t pos = 0; pos < src.Size();) {
@@ -401,7 +408,8 @@ class Qcow2Output {
         if (first == last_cluster) ++first;
         if (last >= first) data_clusters += last - first + 1;
         last_cluster = last;
-        for (uint64_t i = pos / l2_span; i <= (pos + e.length - 1) / l2_span; ++i) need_l2[i] = true;
+        for (uint64_t i = pos / l2_span; i <= (pos + e.length - 1) / l2_span; ++i)
+          need_l2[i] = true;
       }
       pos += e.length;
     }
@@ -592,9 +600,8 @@ Status ConvertToRawFile(DiskImage& src, const std::string& path, const ConvertOp
   const int raw_fd = fd.get();
   io::FileSink sink(std::move(fd), path);
   if (!S_ISREG(st.st_mode)) {
-    INGOT_RETURN_IF_ERROR(ConvertFilled(src, opts, [&](uint64_t off, std::span<const uint8_t> b) {
-      return sink.WriteAt(off, b);
-    }));
+    INGOT_RETURN_IF_ERROR(ConvertFilled(
+        src, opts, [&](uint64_t off, std::span<const uint8_t> b) { return sink.WriteAt(off, b); }));
     if (opts.flush) INGOT_RETURN_IF_ERROR(sink.Flush());
     return Status::Ok();
   }
@@ -602,10 +609,11 @@ Status ConvertToRawFile(DiskImage& src, const std::string& path, const ConvertOp
   INGOT_RETURN_IF_ERROR(sink.Resize(0));
   INGOT_RETURN_IF_ERROR(sink.Resize(src.Size()));
   // Data goes out with O_DIRECT where the file system takes it: a conversion writes gigabytes once,
-  // and through the page cache they would be copied an extra time, then throttled as dirty pages and
-  // flushed in one burst at the end. Direct writes keep the disk busy from the start, leave the cache
-  // to others, and need block-aligned pieces: chunks are then cut into 4 KiB blocks (zero-padded).
-  // Workers write their own chunks (pwrite at distinct offsets), so several writes are in flight.
+  // and through the page cache they would be copied an extra time, then throttled as dirty pages
+  // and flushed in one burst at the end. Direct writes keep the disk busy from the start, leave the
+  // cache to others, and need block-aligned pieces: chunks are then cut into 4 KiB blocks
+  // (zero-padded). Workers write their own chunks (pwrite at distinct offsets), so several writes
+  // are in flight.
   std::atomic<bool> direct = opts.direct_io && ::fcntl(raw_fd, F_SETFL, O_DIRECT) == 0;
   const FillSpec spec = direct ? FillSpec{AlignedBuffer::kAlign} : FillSpec{};
   auto write_chunk = [&](Chunk& c) -> Status {
@@ -654,8 +662,8 @@ Status ConvertToQcow2(DiskImage& src, io::ByteSink& sink, const ConvertOptions& 
   // Compression is the bottleneck of compressed output: give it at least four workers, so it keeps
   // its share of the cores when the machine is busy with other work.
   const bool compress = opts.compression != ConvertOptions::Compression::kNone;
-  const unsigned threads = opts.threads ? opts.threads : (compress ? std::max(4u, Threads(opts))
-                                                                   : Threads(opts));
+  const unsigned threads =
+      opts.threads ? opts.threads : (compress ? std::max(4u, Threads(opts)) : Threads(opts));
   Pipeline p(src, {uint64_t{1} << opts.cluster_bits, opts.compression}, threads);
   INGOT_RETURN_IF_ERROR(p.Run(
       [&](Chunk& c) -> Status {

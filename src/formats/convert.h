@@ -19,8 +19,8 @@ namespace ingot::formats {
 struct ConvertOptions {
   // Worker threads reading/decoding the source; 0 means one per core (at most 4).
   unsigned threads = 0;
-  // Called on the calling thread after each chunk is written, with bytes of virtual disk done and the
-  // total. Returning false cancels the conversion (kCancelled).
+  // Called on the calling thread after each chunk is written, with bytes of virtual disk done and
+  // the total. Returning false cancels the conversion (kCancelled).
   std::function<bool(uint64_t done, uint64_t total)> progress;
   // Make the output durable (fdatasync / ByteSink::Flush) before returning.
   bool flush = true;
@@ -38,7 +38,8 @@ Status ConvertToRaw(DiskImage& src, io::ByteSink& sink, const ConvertOptions& op
 
 // Raw into the file at `path`, created or truncated. A regular file gets holes for zero ranges; any
 // other file (a block device) gets them written (or discarded) explicitly so they read as zeros.
-Status ConvertToRawFile(DiskImage& src, const std::string& path, const ConvertOptions& options = {});
+Status ConvertToRawFile(DiskImage& src, const std::string& path,
+                        const ConvertOptions& options = {});
 
 // Raw as a sequential stream (e.g. to an object store without random writes): zeros are written.
 Status ConvertToRawStream(DiskImage& src, io::Writer& out, const ConvertOptions& options = {});

@@ -18,14 +18,14 @@ using testing::CommandResult;
 using testing::RunCommand;
 using testing::ScratchDir;
 
-// A raw disk image in memory: zeros with a few data runs, one of random (incompressible) bytes, and a
-// virtual size that is not a multiple of any cluster size.
+// A raw disk image in memory: zeros with a few data runs, one of random (incompressible) bytes, and
+// a virtual size that is not a multiple of any cluster size.
 std::vector<uint8_t> SampleDisk() {
   std::vector<uint8_t> d((5ull << 20) + 1234, 0);
   std::mt19937 rng(7);
   for (size_t i = 0; i < 200000; ++i) d[100000 + i] = uint8_t(i % 251);
   for (size_t i = 0; i < 300000; ++i) d[(2 << 20) + i] = uint8_t(rng());
-  d[(4 << 20) + 17] = 0x5a;                      // a lone byte in an otherwise empty cluster
+  d[(4 << 20) + 17] = 0x5a;  // a lone byte in an otherwise empty cluster
   for (size_t i = d.size() - 700; i < d.size(); ++i) d[i] = 0xee;  // the partial last cluster
   return d;
 }
@@ -127,8 +127,8 @@ TEST_P(ConvertToQcow2Modes, PassesQemuCheckAndReadsBackTheSame) {
   }
   CommandResult check = RunCommand("qemu-img check " + out);
   EXPECT_EQ(check.exit_code, 0) << check.output;
-  ASSERT_EQ(RunCommand("qemu-img convert -f qcow2 -O raw " + out + " " + dir.File("b.raw")).exit_code,
-            0);
+  ASSERT_EQ(
+      RunCommand("qemu-img convert -f qcow2 -O raw " + out + " " + dir.File("b.raw")).exit_code, 0);
   // qcow2 holds whole sectors: the disk comes back padded with zeros to the next 512 bytes.
   std::vector<uint8_t> padded = disk;
   padded.resize((disk.size() + 511) / 512 * 512, 0);

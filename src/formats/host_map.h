@@ -1,5 +1,5 @@
 // An optional capability of a DiskImage: saying where its bytes live in the image file. Private to
-// formats/. The raw and qcow2 readers implement it (qcow2 builds its ReadAt on it). It is meant for
+// formats/. The readers implement it (qcow2 builds its ReadAt on it). It is meant for
 // copy offload (copy_file_range / reflink of stored-verbatim runs); conversion does not use it yet,
 // because with O_DIRECT output the copy is disk-bound and zero detection needs the bytes anyway.
 #pragma once

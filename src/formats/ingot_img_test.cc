@@ -1,5 +1,5 @@
-// ingot-img end to end, against the real qemu-img: for every format and variant, `info --output json`
-// agrees with `qemu-img info --output=json` on format and virtual size, `convert -O raw` is
+// ingot-img end to end, against the real qemu-img: for every format and variant, `info --output
+// json` agrees with `qemu-img info --output=json` on format and virtual size, `convert -O raw` is
 // byte-identical to `qemu-img convert -O raw` and sparse, and `convert -O qcow2 [-c]` passes
 // `qemu-img check` and converts back to the same bytes. Then exit codes and messages for refusals.
 #include <gtest/gtest.h>
@@ -25,8 +25,9 @@ struct Variant {
 };
 
 std::string JsonField(const std::string& json_file, const std::string& field) {
-  CommandResult r = RunCommand("python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"" +
-                               field + "\"])' " + json_file);
+  CommandResult r =
+      RunCommand("python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"" + field +
+                 "\"])' " + json_file);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   while (!r.output.empty() && r.output.back() == '\n') r.output.pop_back();
   return r.output;
@@ -53,8 +54,8 @@ TEST_P(EveryFormat, InfoConvertAndCheckAgreeWithQemu) {
 
   // info
   CommandResult info = RunCommand(kImg + " info --output json " + img + " > " + dir.File("i.json"));
-  if (info.exit_code == 3 && testing::RunCommand("grep -q 'not readable yet' " + dir.File("i.json"))
-                                     .exit_code != 0) {
+  if (info.exit_code == 3 &&
+      testing::RunCommand("grep -q 'not readable yet' " + dir.File("i.json")).exit_code != 0) {
     CommandResult again = RunCommand(kImg + " info " + img);
     if (again.output.find("not readable yet") != std::string::npos) {
       GTEST_SKIP() << v.qemu_format << " reader not available yet";
@@ -79,8 +80,8 @@ TEST_P(EveryFormat, InfoConvertAndCheckAgreeWithQemu) {
   const std::string ours = dir.File("ours.raw"), theirs = dir.File("theirs.raw");
   CommandResult conv = RunCommand(kImg + " convert -O raw " + img + " " + ours);
   ASSERT_EQ(conv.exit_code, 0) << conv.output;
-  ASSERT_EQ(RunCommand(std::string("qemu-img convert -f ") + v.qemu_format + " -O raw " + img + " " +
-                       theirs)
+  ASSERT_EQ(RunCommand(std::string("qemu-img convert -f ") + v.qemu_format + " -O raw " + img +
+                       " " + theirs)
                 .exit_code,
             0);
   CommandResult cmp = RunCommand("cmp " + ours + " " + theirs);
@@ -121,9 +122,9 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(IngotImg, CheckRefusesABackingFileNamingRuleAndValue) {
   ScratchDir dir;
   const std::string img = dir.File("child.qcow2");
-  ASSERT_EQ(RunCommand("qemu-img create -q -f qcow2 -b /etc/shadow -F raw -u " + img + " 1M")
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      RunCommand("qemu-img create -q -f qcow2 -b /etc/shadow -F raw -u " + img + " 1M").exit_code,
+      0);
   CommandResult r = RunCommand(kImg + " check " + img);
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("refused: qcow2.backing_file: '/etc/shadow'"), std::string::npos)
@@ -163,10 +164,11 @@ TEST(IngotImg, DeclaredFormatThatLiesIsRefused) {
 TEST(IngotImg, InfoJsonCarriesQcow2FormatSpecificKeys) {
   ScratchDir dir;
   const std::string img = dir.File("a.qcow2");
-  ASSERT_EQ(RunCommand("qemu-img create -q -f qcow2 -o compression_type=zstd " + img + " 1M")
-                .exit_code,
+  ASSERT_EQ(
+      RunCommand("qemu-img create -q -f qcow2 -o compression_type=zstd " + img + " 1M").exit_code,
+      0);
+  ASSERT_EQ(RunCommand(kImg + " info --output json " + img + " > " + dir.File("i.json")).exit_code,
             0);
-  ASSERT_EQ(RunCommand(kImg + " info --output json " + img + " > " + dir.File("i.json")).exit_code, 0);
   CommandResult r = RunCommand(
       "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); f=d[\"format-specific\"]; "
       "print(f[\"type\"], f[\"data\"][\"compat\"], f[\"data\"][\"compression-type\"], "
@@ -188,9 +190,9 @@ TEST(IngotImg, RefusesToConvertAFileOntoItself) {
 
 TEST(IngotImg, IsoConvertsToItsOwnBytes) {
   ScratchDir dir;
-  ASSERT_EQ(RunCommand("mkdir " + dir.File("t") + " && seq 1 20000 > " + dir.File("t/n.txt"))
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      RunCommand("mkdir " + dir.File("t") + " && seq 1 20000 > " + dir.File("t/n.txt")).exit_code,
+      0);
   const std::string iso = dir.File("t.iso");
   ASSERT_EQ(RunCommand("genisoimage -quiet -o " + iso + " " + dir.File("t")).exit_code, 0);
   CommandResult r = RunCommand(kImg + " info " + iso);

@@ -2,8 +2,8 @@
 //
 // Specs: MBR layout as in the UEFI specification 2.10, section 5.2.1 ("Legacy Master Boot Record");
 // GPT header and partition entries as in section 5.3 ("GUID Partition Table (GPT) Disk Layout").
-// Only what detection needs is parsed: which table, and where each partition starts and how long it is.
-// Sector size 512 is tried first, then 4096 for GPT.
+// Only what detection needs is parsed: which table, and where each partition starts and how long it
+// is. Sector size 512 is tried first, then 4096 for GPT.
 #pragma once
 
 #include <cstdint>

@@ -6,9 +6,10 @@
 //   qcow2.backing_file, qcow2.data_file        the image would make us open another file
 //   qcow2.encryption                           encrypted images are not readable here
 //   qcow2.incompatible_features                an unknown bit: the spec says "must fail to open"
-//   qcow2.version, qcow2.cluster_bits, qcow2.header_length, qcow2.refcount_order, qcow2.compression_type
-//   qcow2.size, qcow2.l1_size                  sizes that overflow or do not match each other
-//   qcow2.l1_table, qcow2.refcount_table, qcow2.snapshots, qcow2.l2_table, qcow2.cluster
+//   qcow2.version, qcow2.cluster_bits, qcow2.header_length, qcow2.refcount_order,
+//   qcow2.compression_type qcow2.size, qcow2.l1_size                  sizes that overflow or do not
+//   match each other qcow2.l1_table, qcow2.refcount_table, qcow2.snapshots, qcow2.l2_table,
+//   qcow2.cluster
 //                                              tables or clusters past the end, misaligned, or
 //                                              overlapping the header cluster
 // Inspect scans every L2 table (bounded memory: one table at a time) so a hostile entry is refused
@@ -102,7 +103,8 @@ Result<Header> ParseHeader(std::span<const uint8_t> b, uint64_t file_size) {
   h.snapshots_offset = Be64(&b[kSnapshotsOffsetOff]);
   if (h.version != 2 && h.version != 3) return Refused("qcow2.version: " + Num(h.version));
   if (h.version == 3) {
-    if (b.size() < kV3MinHeaderLength) return InvalidArgument("qcow2.header_length: header truncated");
+    if (b.size() < kV3MinHeaderLength)
+      return InvalidArgument("qcow2.header_length: header truncated");
     h.incompatible = Be64(&b[kIncompatibleOff]);
     h.compatible = Be64(&b[kCompatibleOff]);
     h.autoclear = Be64(&b[kAutoclearOff]);
@@ -125,11 +127,14 @@ Result<Header> ParseHeader(std::span<const uint8_t> b, uint64_t file_size) {
   if (h.header_length > cs) return Refused("qcow2.header_length: " + Num(h.header_length));
   if (h.refcount_order > 6) return Refused("qcow2.refcount_order: " + Num(h.refcount_order));
   if (h.incompatible & ~kIncompatKnown) {
-    return Refused("qcow2.incompatible_features: unknown bits " + Hex(h.incompatible & ~kIncompatKnown));
+    return Refused("qcow2.incompatible_features: unknown bits " +
+                   Hex(h.incompatible & ~kIncompatKnown));
   }
   if ((h.incompatible & kIncompatDataFile) || (h.autoclear & kAutoclearRawDataFile)) {
-    return Refused("qcow2.data_file: the image keeps its data in an external file (incompatible "
-                   "features " + Hex(h.incompatible) + ")");
+    return Refused(
+        "qcow2.data_file: the image keeps its data in an external file (incompatible "
+        "features " +
+        Hex(h.incompatible) + ")");
   }
   if (h.crypt_method != 0) return Refused("qcow2.encryption: crypt_method " + Num(h.crypt_method));
   if (h.incompatible & kIncompatCompressionType) {
@@ -156,21 +161,24 @@ Result<Header> ParseHeader(std::span<const uint8_t> b, uint64_t file_size) {
   if (h.l1_size > 0) {
     if (h.l1_table_offset % cs != 0 || h.l1_table_offset < cs ||
         !Within(h.l1_table_offset, l1_bytes, file_size)) {
-      return Refused("qcow2.l1_table: offset " + Num(h.l1_table_offset) + " (" + Num(l1_bytes) +
-                     " bytes) is misaligned, overlaps the header or runs past the end of the file (" +
-                     Num(file_size) + " bytes)");
+      return Refused(
+          "qcow2.l1_table: offset " + Num(h.l1_table_offset) + " (" + Num(l1_bytes) +
+          " bytes) is misaligned, overlaps the header or runs past the end of the file (" +
+          Num(file_size) + " bytes)");
     }
   }
   uint64_t rt_bytes;
   if (!mapped::Mul(h.refcount_table_clusters, cs, &rt_bytes) || h.refcount_table_offset % cs != 0 ||
       h.refcount_table_offset < cs || !Within(h.refcount_table_offset, rt_bytes, file_size)) {
     return Refused("qcow2.refcount_table: offset " + Num(h.refcount_table_offset) + " (" +
-                   Num(h.refcount_table_clusters) + " clusters) is misaligned, overlaps the header "
-                   "or runs past the end of the file (" + Num(file_size) + " bytes)");
+                   Num(h.refcount_table_clusters) +
+                   " clusters) is misaligned, overlaps the header "
+                   "or runs past the end of the file (" +
+                   Num(file_size) + " bytes)");
   }
   if (h.nb_snapshots > kMaxSnapshots) return Refused("qcow2.snapshots: " + Num(h.nb_snapshots));
-  if (h.nb_snapshots > 0 &&
-      (h.snapshots_offset % cs != 0 || h.snapshots_offset < cs || h.snapshots_offset >= file_size)) {
+  if (h.nb_snapshots > 0 && (h.snapshots_offset % cs != 0 || h.snapshots_offset < cs ||
+                             h.snapshots_offset >= file_size)) {
     return Refused("qcow2.snapshots: table offset " + Num(h.snapshots_offset) +
                    " is misaligned, overlaps the header or lies past the end of the file");
   }
@@ -189,7 +197,8 @@ Status CheckHeaderRegion(io::ByteSource& file, const Header& h, std::string* bac
       name.assign(reinterpret_cast<const char*>(head.data() + h.backing_file_offset),
                   h.backing_file_size);
     }
-    return Refused("qcow2.backing_file: '" + name + "' (offset " + Num(h.backing_file_offset) + ")");
+    return Refused("qcow2.backing_file: '" + name + "' (offset " + Num(h.backing_file_offset) +
+                   ")");
   }
   uint64_t pos = h.header_length;
   while (pos + 8 <= head_len) {
@@ -258,8 +267,8 @@ struct Unit {
   uint64_t host = 0;  // kFile: host offset of the unit; kOther: the compressed entry itself
 };
 
-// Decodes L2 entry `i` of `table` (already read) at subcluster `sub` (0 without extended L2), checking
-// it. `vcluster` is only for messages.
+// Decodes L2 entry `i` of `table` (already read) at subcluster `sub` (0 without extended L2),
+// checking it. `vcluster` is only for messages.
 Result<Unit> DecodeL2(const Header& h, const uint8_t* table, uint64_t i, uint32_t sub,
                       uint64_t file_size, uint64_t vcluster) {
   const uint8_t* e = table + i * h.l2_entry_bytes();
@@ -270,7 +279,8 @@ Result<Unit> DecodeL2(const Header& h, const uint8_t* table, uint64_t i, uint32_
                    ") " + why);
   };
   if (entry & kCompressed) {
-    if (h.extended_l2() && Be64(e + 8) != 0) return bad("is compressed but has a subcluster bitmap");
+    if (h.extended_l2() && Be64(e + 8) != 0)
+      return bad("is compressed but has a subcluster bitmap");
     const uint32_t xbits = CompressedOffsetBits(h.cluster_bits);
     const uint64_t host = entry & ((1ull << xbits) - 1);
     if (host < cs || host >= file_size) {
@@ -284,8 +294,10 @@ Result<Unit> DecodeL2(const Header& h, const uint8_t* table, uint64_t i, uint32_
   const uint64_t host = entry & kOffsetMask;
   if (entry & kL2StandardReservedMask) return bad("has reserved bits set");
   if (host != 0 && (host % cs != 0 || host < cs || host >= file_size)) {
-    return bad("points at " + Num(host) + ", misaligned, in the header cluster or past the end of "
-               "the file (" + Num(file_size) + " bytes)");
+    return bad("points at " + Num(host) +
+               ", misaligned, in the header cluster or past the end of "
+               "the file (" +
+               Num(file_size) + " bytes)");
   }
   if (host != 0) {
     if (const char* what = OverlapsMetadata(h, host, cs)) {
@@ -311,12 +323,13 @@ Result<Unit> DecodeL2(const Header& h, const uint8_t* table, uint64_t i, uint32_
 Status Decompress(uint8_t type, std::span<const uint8_t> in, std::span<uint8_t> out) {
   if (type == kCompressionZlib) {
 #ifdef INGOT_HAVE_LIBDEFLATE
-    // Whole-buffer inflate, much faster than zlib's. It wants a complete stream; the rare stream that
-    // fills the cluster without its end marker (which qemu accepts) falls through to zlib.
+    // Whole-buffer inflate, much faster than zlib's. It wants a complete stream; the rare stream
+    // that fills the cluster without its end marker (which qemu accepts) falls through to zlib.
     thread_local libdeflate_decompressor* d = libdeflate_alloc_decompressor();
     size_t in_used = 0, out_got = 0;
-    if (d && libdeflate_deflate_decompress_ex(d, in.data(), in.size(), out.data(), out.size(),
-                                              &in_used, &out_got) == LIBDEFLATE_SUCCESS &&
+    if (d &&
+        libdeflate_deflate_decompress_ex(d, in.data(), in.size(), out.data(), out.size(), &in_used,
+                                         &out_got) == LIBDEFLATE_SUCCESS &&
         out_got == out.size()) {
       return Status::Ok();
     }
@@ -451,8 +464,8 @@ class Qcow2Image final : public DiskImage, public HostMapped {
   io::ByteSource& host_file() override { return file_; }
 
  private:
-  // Data clusters whose start lies inside the file may end past it (qemu writes only the subclusters
-  // it needs); like qemu, the missing tail reads as zeros.
+  // Data clusters whose start lies inside the file may end past it (qemu writes only the
+  // subclusters it needs); like qemu, the missing tail reads as zeros.
   Status ReadHost(uint64_t host, std::span<uint8_t> out) {
     INGOT_ASSIGN_OR_RETURN(size_t n, file_.ReadAt(host, out));
     if (n < out.size()) std::memset(out.data() + n, 0, out.size() - n);
@@ -471,8 +484,8 @@ class Qcow2Image final : public DiskImage, public HostMapped {
     INGOT_ASSIGN_OR_RETURN(size_t n, file_.ReadAt(host, in));
     if (n < csize) std::memset(in.data() + n, 0, csize - n);
     cluster.resize(cs);
-    INGOT_RETURN_IF_ERROR(Decompress(h.compression_type, in, cluster).WithContext(
-        "virtual offset " + Num(voff)));
+    INGOT_RETURN_IF_ERROR(
+        Decompress(h.compression_type, in, cluster).WithContext("virtual offset " + Num(voff)));
     std::memcpy(out.data(), cluster.data() + (voff & (cs - 1)), out.size());
     return Status::Ok();
   }
@@ -513,8 +526,8 @@ class Qcow2Image final : public DiskImage, public HostMapped {
 
 bool IsPartial(io::ByteSource& file) { return dynamic_cast<PartialSource*>(&file) != nullptr; }
 
-// With a streaming inspector only the head and tail of the upload are held: a check that needs bytes
-// outside them is left to open time rather than failing inspection.
+// With a streaming inspector only the head and tail of the upload are held: a check that needs
+// bytes outside them is left to open time rather than failing inspection.
 bool Deferred(const Status& s, bool partial) { return partial && s.code() == Code::kUnavailable; }
 
 Result<Layout> ReadLayout(io::ByteSource& file) {
@@ -555,13 +568,13 @@ Status ReadSnapshots(io::ByteSource& file, const Header& h, std::vector<Snapshot
     const uint64_t used_len = 40 + uint64_t(extra_size) + id_size + name_size;
     const uint64_t entry_len = (used_len + 7) & ~uint64_t{7};
     total += entry_len;
-    if (extra_size > 1024 || total > mapped::kMaxTableBytes || !Within(pos, used_len, file.Size())) {
+    if (extra_size > 1024 || total > mapped::kMaxTableBytes ||
+        !Within(pos, used_len, file.Size())) {
       return Refused("qcow2.snapshots: entry " + Num(i) + " (" + Num(entry_len) +
                      " bytes) runs past the end of the file or the size bound");
     }
-    if (l1_size > 0 &&
-        (l1_off % h.cluster_size() != 0 || l1_off < h.cluster_size() ||
-         !Within(l1_off, uint64_t(l1_size) * 8, file.Size()))) {
+    if (l1_size > 0 && (l1_off % h.cluster_size() != 0 || l1_off < h.cluster_size() ||
+                        !Within(l1_off, uint64_t(l1_size) * 8, file.Size()))) {
       return Refused("qcow2.snapshots: snapshot " + Num(i) + " L1 table at " + Num(l1_off) +
                      " is misaligned, in the header cluster or past the end of the file");
     }

@@ -57,11 +57,11 @@ inline constexpr uint32_t kExtEncryption = 0x0537be77;
 inline constexpr uint32_t kExtDataFile = 0x44415441;
 
 // L1 and standard L2 entries.
-inline constexpr uint64_t kOffsetMask = 0x00fffffffffffe00ull;   // bits 9-55
+inline constexpr uint64_t kOffsetMask = 0x00fffffffffffe00ull;      // bits 9-55
 inline constexpr uint64_t kL1ReservedMask = 0x7f000000000001ffull;  // bits 0-8 and 56-62
 inline constexpr uint64_t kCopied = 1ull << 63;
 inline constexpr uint64_t kCompressed = 1ull << 62;
-inline constexpr uint64_t kZeroFlag = 1ull << 0;                   // standard L2 entry, v3
+inline constexpr uint64_t kZeroFlag = 1ull << 0;                            // standard L2 entry, v3
 inline constexpr uint64_t kL2StandardReservedMask = 0x3f000000000001feull;  // bits 1-8, 56-61
 
 inline constexpr uint32_t kMinClusterBits = 9;
@@ -72,6 +72,8 @@ inline constexpr uint32_t kMaxBackingFileSize = 1023;
 
 // For a compressed L2 entry: bits 0..x-1 are the host offset and bits x..61 the count of additional
 // 512-byte sectors, where x = 62 - (cluster_bits - 8).
-inline constexpr uint32_t CompressedOffsetBits(uint32_t cluster_bits) { return 62 - (cluster_bits - 8); }
+inline constexpr uint32_t CompressedOffsetBits(uint32_t cluster_bits) {
+  return 62 - (cluster_bits - 8);
+}
 
 }  // namespace ingot::formats::qcow2

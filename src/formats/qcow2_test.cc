@@ -57,10 +57,13 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(Qcow2, ExtendedL2SubclusterWritesReadLikeQemu) {
   ScratchDir dir;
   const std::string img = dir.File("sub.qcow2");
-  ASSERT_EQ(RunCommand("qemu-img create -q -f qcow2 -o extended_l2=on " + img + " 8M").exit_code, 0);
+  ASSERT_EQ(RunCommand("qemu-img create -q -f qcow2 -o extended_l2=on " + img + " 8M").exit_code,
+            0);
   // Single subclusters (2 KiB each at 64 KiB clusters), one zeroed subcluster inside data.
-  CommandResult r = RunCommand("qemu-io -f qcow2 -c 'write -P 7 2048 2048' -c 'write -P 9 1M 64k' "
-                        "-c 'write -z 1M 2048' -c 'write -P 3 6144 1024' " + img);
+  CommandResult r = RunCommand(
+      "qemu-io -f qcow2 -c 'write -P 7 2048 2048' -c 'write -P 9 1M 64k' "
+      "-c 'write -z 1M 2048' -c 'write -P 3 6144 1024' " +
+      img);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ImageInfo info = testing::ExpectMatchesQemu(Qcow2Driver(), "qcow2", img, 4ull << 20);
   EXPECT_EQ(info.format_specific["extended-l2"], "true");
@@ -85,7 +88,9 @@ TEST(Qcow2, ListsSnapshotsAndReadsTheActiveLayer) {
 TEST(Qcow2, FormatSpecificMatchesQemuKeys) {
   ScratchDir dir;
   const std::string img = dir.File("a.qcow2");
-  ASSERT_EQ(RunCommand("qemu-img create -q -f qcow2 -o compression_type=zstd " + img + " 1M").exit_code, 0);
+  ASSERT_EQ(
+      RunCommand("qemu-img create -q -f qcow2 -o compression_type=zstd " + img + " 1M").exit_code,
+      0);
   auto file = io::FileSource::Open(img);
   ASSERT_TRUE(file.ok());
   auto info = Inspect(**file);
@@ -101,8 +106,8 @@ TEST(Qcow2, FormatSpecificMatchesQemuKeys) {
 
 // ---- hostile images ----
 
-// A small valid qcow2 (4 MiB virtual, one data cluster at 0) made by qemu-img, as bytes to tamper with.
-// qemu lays it out as: header 0, refcount table 0x10000, refcount block 0x20000, L1 0x30000,
+// A small valid qcow2 (4 MiB virtual, one data cluster at 0) made by qemu-img, as bytes to tamper
+// with. qemu lays it out as: header 0, refcount table 0x10000, refcount block 0x20000, L1 0x30000,
 // L2 0x40000, data 0x50000.
 class Qcow2Hostile : public ::testing::Test {
  protected:
@@ -156,7 +161,9 @@ TEST_F(Qcow2Hostile, BackingFileIsRefusedWithItsName) {
 
 TEST_F(Qcow2Hostile, ExternalDataFileIsRefused) {
   const std::string img = dir_.File("ext.qcow2"), data = dir_.File("data.raw");
-  ASSERT_EQ(RunCommand("qemu-img create -q -f qcow2 -o data_file=" + data + " " + img + " 1M").exit_code, 0);
+  ASSERT_EQ(
+      RunCommand("qemu-img create -q -f qcow2 -o data_file=" + data + " " + img + " 1M").exit_code,
+      0);
   bytes_ = testing::ReadAll(img);
   ExpectRefused("qcow2.data_file");
 }
@@ -249,8 +256,9 @@ TEST_F(Qcow2Hostile, L2TableOnTheL1TableIsRefused) {
 
 TEST_F(Qcow2Hostile, DataClusterOnTheRefcountTableIsRefused) {
   Put64(l2_, 0x10000 | qcow2::kCopied);  // guest data would overwrite/read the refcount table
-  ExpectRefused("qcow2.cluster: virtual cluster 0 (L2 entry 0x8000000000010000) points at 65536, "
-                "inside the refcount table");
+  ExpectRefused(
+      "qcow2.cluster: virtual cluster 0 (L2 entry 0x8000000000010000) points at 65536, "
+      "inside the refcount table");
 }
 
 TEST_F(Qcow2Hostile, SnapshotTablePastTheEndIsRefused) {
@@ -274,8 +282,8 @@ TEST_F(Qcow2Hostile, TruncatedHeaderIsMalformedNotACrash) {
 }
 
 TEST_F(Qcow2Hostile, ReaderRefusesEntriesItMeetsLate) {
-  // Open first, then corrupt nothing: reading must work; a reader opened over bytes whose L2 entry is
-  // bad cannot be built at all (open runs inspect's scan).
+  // Open first, then corrupt nothing: reading must work; a reader opened over bytes whose L2 entry
+  // is bad cannot be built at all (open runs inspect's scan).
   io::MemorySource good(bytes_);
   auto image = Qcow2Driver().open(good);
   ASSERT_TRUE(image.ok()) << image.status().ToString();

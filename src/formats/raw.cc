@@ -1,5 +1,6 @@
-// Raw images: the virtual disk is the file. Inspection reports a GPT or MBR partition table when one
-// is present (partition_table.h); the "raw hiding another format" rule lives in Detect (registry.cc).
+// Raw images: the virtual disk is the file. Inspection reports a GPT or MBR partition table when
+// one is present (partition_table.h); the "raw hiding another format" rule lives in Detect
+// (registry.cc).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -72,13 +73,10 @@ Result<ImageInfo> InspectRaw(io::ByteSource& file) {
 }  // namespace
 
 const Driver& RawDriver() {
-  static const Driver d{
-      Format::kRaw,
-      [](io::ByteSource&) { return true; },
-      InspectRaw,
-      [](io::ByteSource& file) -> Result<std::unique_ptr<DiskImage>> {
-        return std::unique_ptr<DiskImage>(std::make_unique<RawImage>(file));
-      }};
+  static const Driver d{Format::kRaw, [](io::ByteSource&) { return true; }, InspectRaw,
+                        [](io::ByteSource& file) -> Result<std::unique_ptr<DiskImage>> {
+                          return std::unique_ptr<DiskImage>(std::make_unique<RawImage>(file));
+                        }};
   return d;
 }
 

@@ -1,5 +1,5 @@
-// Format names, the explicit list of drivers, and the format-agnostic entry points: Detect (with the
-// "two formats at once" rule), Inspect and Open.
+// Format names, the explicit list of drivers, and the format-agnostic entry points: Detect (with
+// the "two formats at once" rule), Inspect and Open.
 #include <array>
 #include <string>
 
@@ -11,8 +11,8 @@ namespace ingot::formats {
 
 namespace {
 
-// Every driver except raw, which is what bytes are when no signature matches. The order is the order
-// conflicts are reported in.
+// Every driver except raw, which is what bytes are when no signature matches. The order is the
+// order conflicts are reported in.
 const std::array<const Driver*, 6>& SignatureDrivers() {
   static const std::array<const Driver*, 6> drivers = {&Qcow2Driver(), &VmdkDriver(), &VhdxDriver(),
                                                        &VhdDriver(),   &VdiDriver(),  &IsoDriver()};
@@ -21,13 +21,20 @@ const std::array<const Driver*, 6>& SignatureDrivers() {
 
 const Driver& DriverFor(Format format) {
   switch (format) {
-    case Format::kRaw: return RawDriver();
-    case Format::kQcow2: return Qcow2Driver();
-    case Format::kVmdk: return VmdkDriver();
-    case Format::kVhd: return VhdDriver();
-    case Format::kVhdx: return VhdxDriver();
-    case Format::kVdi: return VdiDriver();
-    case Format::kIso: return IsoDriver();
+    case Format::kRaw:
+      return RawDriver();
+    case Format::kQcow2:
+      return Qcow2Driver();
+    case Format::kVmdk:
+      return VmdkDriver();
+    case Format::kVhd:
+      return VhdDriver();
+    case Format::kVhdx:
+      return VhdxDriver();
+    case Format::kVdi:
+      return VdiDriver();
+    case Format::kIso:
+      return IsoDriver();
   }
   return RawDriver();
 }
@@ -60,13 +67,20 @@ Status CheckPartitionsHideNothing(io::ByteSource& file) {
 
 std::string_view FormatName(Format format) {
   switch (format) {
-    case Format::kRaw: return "raw";
-    case Format::kQcow2: return "qcow2";
-    case Format::kVmdk: return "vmdk";
-    case Format::kVhd: return "vpc";
-    case Format::kVhdx: return "vhdx";
-    case Format::kVdi: return "vdi";
-    case Format::kIso: return "iso";
+    case Format::kRaw:
+      return "raw";
+    case Format::kQcow2:
+      return "qcow2";
+    case Format::kVmdk:
+      return "vmdk";
+    case Format::kVhd:
+      return "vpc";
+    case Format::kVhdx:
+      return "vhdx";
+    case Format::kVdi:
+      return "vdi";
+    case Format::kIso:
+      return "iso";
   }
   return "raw";
 }
@@ -76,8 +90,8 @@ std::string_view GlanceDiskFormatName(Format format) {
 }
 
 std::optional<Format> ParseFormatName(std::string_view name) {
-  static constexpr Format kAll[] = {Format::kRaw, Format::kQcow2, Format::kVmdk, Format::kVhd,
-                                    Format::kVhdx, Format::kVdi,  Format::kIso};
+  static constexpr Format kAll[] = {Format::kRaw,  Format::kQcow2, Format::kVmdk, Format::kVhd,
+                                    Format::kVhdx, Format::kVdi,   Format::kIso};
   for (Format f : kAll) {
     if (name == FormatName(f) || name == GlanceDiskFormatName(f)) return f;
   }
@@ -90,7 +104,8 @@ Result<Format> Detect(io::ByteSource& file) {
     if (!d->probe(file)) continue;
     if (found) {
       return Refused("detect.multiple_formats: the bytes are both " +
-                     std::string(FormatName(*found)) + " and " + std::string(FormatName(d->format)));
+                     std::string(FormatName(*found)) + " and " +
+                     std::string(FormatName(d->format)));
     }
     found = d->format;
   }

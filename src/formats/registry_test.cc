@@ -1,4 +1,5 @@
-// Detection from the bytes alone: names, partition tables on raw, and the "two formats at once" rule.
+// Detection from the bytes alone: names, partition tables on raw, and the "two formats at once"
+// rule.
 #include <gtest/gtest.h>
 
 #include <cstring>

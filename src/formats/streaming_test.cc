@@ -82,9 +82,9 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(Streaming, RefusesABackingFileFromTheHeadAlone) {
   ScratchDir dir;
   const std::string img = dir.File("c.qcow2");
-  ASSERT_EQ(RunCommand("qemu-img create -q -f qcow2 -b /srv/base.img -F raw -u " + img + " 1G")
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      RunCommand("qemu-img create -q -f qcow2 -b /srv/base.img -F raw -u " + img + " 1G").exit_code,
+      0);
   auto r = Stream(testing::ReadAll(img));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kRefused);
@@ -124,9 +124,9 @@ TEST(Streaming, LargeQcowWhoseTablesLieBeyondTheHeadIsInspectedFromItsHeader) {
   ScratchDir dir;
   const std::string img = dir.File("big.qcow2");
   ASSERT_EQ(RunCommand("qemu-img create -q -f qcow2 " + img + " 4G").exit_code, 0);
-  ASSERT_EQ(RunCommand("qemu-io -f qcow2 -c 'write -P 1 0 8M' -c 'write -P 2 3G 1M' " + img)
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      RunCommand("qemu-io -f qcow2 -c 'write -P 1 0 8M' -c 'write -P 2 3G 1M' " + img).exit_code,
+      0);
   StreamingInspector::Options o;
   o.head_bytes = 256 << 10;  // the L2 table of the data at 3 GiB lies far beyond
   o.tail_bytes = 64 << 10;
@@ -139,7 +139,8 @@ TEST(Streaming, LargeQcowWhoseTablesLieBeyondTheHeadIsInspectedFromItsHeader) {
 TEST(Streaming, UndecidableFromTheKeptRegionsMeansInspectTheStoredImage) {
   ScratchDir dir;
   const std::string img = dir.File("big_clusters.qcow2");
-  ASSERT_EQ(RunCommand("qemu-img create -q -f qcow2 -o cluster_size=2M " + img + " 64M").exit_code, 0);
+  ASSERT_EQ(RunCommand("qemu-img create -q -f qcow2 -o cluster_size=2M " + img + " 64M").exit_code,
+            0);
   StreamingInspector::Options o;
   o.head_bytes = 64 << 10;  // less than the 2 MiB header cluster the extensions may fill
   o.tail_bytes = 4096;

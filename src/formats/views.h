@@ -2,10 +2,11 @@
 //
 //  - SliceSource: bytes [offset, offset + length) of another source, as a source of its own (a
 //    partition of a raw disk, probed for a hidden header).
-//  - PartialSource: a source that holds only some regions of a stream (its head and tail) and knows the
+//  - PartialSource: a source that holds only some regions of a stream (its head and tail) and knows
+//  the
 //    stream's full length; reads elsewhere fail with kUnavailable. The streaming inspector runs the
-//    drivers over it; a driver that needs bytes it does not hold fails cleanly, and the qcow2 reader
-//    leaves the checks that need such bytes to open time.
+//    drivers over it; a driver that needs bytes it does not hold fails cleanly, and the qcow2
+//    reader leaves the checks that need such bytes to open time.
 #pragma once
 
 #include <algorithm>

@@ -38,11 +38,11 @@ CommandResult RunCommand(const std::string& command) {
 std::vector<Write> ScatteredWrites(uint64_t size) {
   const uint64_t mib = 1 << 20;
   return {
-      {0, 64 * 1024, 0x11},                       // the first cluster
-      {3 * mib + 60 * 1024, 12 * 1024, 0x22},     // crosses a 64 KiB boundary
-      {size / 2, 2 * mib, 0x33},                  // a longer run in the middle
-      {size / 2 + 5 * mib + 4096, 4096, 0x44},    // a lone 4 KiB block
-      {size - 128 * 1024, 128 * 1024, 0x55},      // the very end
+      {0, 64 * 1024, 0x11},                     // the first cluster
+      {3 * mib + 60 * 1024, 12 * 1024, 0x22},   // crosses a 64 KiB boundary
+      {size / 2, 2 * mib, 0x33},                // a longer run in the middle
+      {size / 2 + 5 * mib + 4096, 4096, 0x44},  // a lone 4 KiB block
+      {size - 128 * 1024, 128 * 1024, 0x55},    // the very end
   };
 }
 
@@ -70,8 +70,8 @@ void QemuConvert(const std::string& raw, const std::string& path, const std::str
 namespace {
 std::string InfoField(const std::string& path, const std::string& field) {
   CommandResult r = RunCommand("qemu-img info --output=json '" + path +
-                        "' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"" + field +
-                        "\"])'");
+                               "' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"" +
+                               field + "\"])'");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   while (!r.output.empty() && (r.output.back() == '\n')) r.output.pop_back();
   return r.output;

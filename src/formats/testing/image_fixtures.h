@@ -1,5 +1,6 @@
-// Test support shared by the formats tests: scratch directories, shell commands, and images built with
-// the real qemu-img / qemu-io (Debian's qemu-utils) holding data patterns at scattered offsets.
+// Test support shared by the formats tests: scratch directories, shell commands, and images built
+// with the real qemu-img / qemu-io (Debian's qemu-utils) holding data patterns at scattered
+// offsets.
 #pragma once
 
 #include <cstdint>
@@ -30,14 +31,16 @@ struct CommandResult {
 // Runs `command` with /bin/sh.
 CommandResult RunCommand(const std::string& command);
 
-// The data pattern tests write: (offset, length, byte) triples, written with `qemu-io -c "write -P"`.
+// The data pattern tests write: (offset, length, byte) triples, written with `qemu-io -c "write
+// -P"`.
 struct Write {
   uint64_t offset;
   uint64_t length;
   int pattern;
 };
-// A default layout over a disk of `virtual_size` bytes (>= 64 MiB): data at the start, in the middle
-// (crossing a 64 KiB boundary, an odd 4 KiB-aligned stretch), near the end, and holes between.
+// A default layout over a disk of `virtual_size` bytes (>= 64 MiB): data at the start, in the
+// middle (crossing a 64 KiB boundary, an odd 4 KiB-aligned stretch), near the end, and holes
+// between.
 std::vector<Write> ScatteredWrites(uint64_t virtual_size);
 
 // Creates a raw file of `virtual_size` bytes holding `writes` (via qemu-io).

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -77,11 +77,21 @@ std::string JsonString(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -95,7 +105,8 @@ std::string JsonString(const std::string& s) {
   return out + "\"";
 }
 
-// format_specific values are strings; qemu's JSON has booleans and numbers where they look like one.
+// format_specific values are strings; qemu's JSON has booleans and numbers where they look like
+// one.
 std::string JsonValue(const std::string& v) {
   if (v == "true" || v == "false") return v;
   if (!v.empty() && v.size() < 19 && v.find_first_not_of("0123456789") == std::string::npos &&
@@ -162,7 +173,8 @@ int Info(const std::vector<std::string>& args) {
     o += "    \"format\": " + JsonString(std::string(FormatName(in.format))) + ",\n";
     o += "    \"actual-size\": " + std::to_string(actual) + ",\n";
     if (!in.compression.empty()) o += "    \"compression\": " + JsonString(in.compression) + ",\n";
-    if (in.partition_table) o += "    \"partition-table\": " + JsonString(*in.partition_table) + ",\n";
+    if (in.partition_table)
+      o += "    \"partition-table\": " + JsonString(*in.partition_table) + ",\n";
     if (!in.snapshots.empty()) {
       o += "    \"snapshots\": [";
       for (size_t i = 0; i < in.snapshots.size(); ++i) {
@@ -190,15 +202,16 @@ int Info(const std::vector<std::string>& args) {
   }
   std::printf("image: %s\nfile format: %s\nvirtual size: %s (%llu bytes)\ndisk size: %s\n",
               path.c_str(), std::string(FormatName(in.format)).c_str(),
-              HumanSize(in.virtual_size).c_str(),
-              static_cast<unsigned long long>(in.virtual_size), HumanSize(actual).c_str());
+              HumanSize(in.virtual_size).c_str(), static_cast<unsigned long long>(in.virtual_size),
+              HumanSize(actual).c_str());
   if (in.cluster_size) std::printf("cluster_size: %u\n", *in.cluster_size);
   if (!in.compression.empty()) std::printf("compression: %s\n", in.compression.c_str());
   if (in.partition_table) std::printf("partition table: %s\n", in.partition_table->c_str());
   if (!in.snapshots.empty()) {
     std::printf("Snapshot list:\nID        TAG               VM SIZE\n");
     for (const Snapshot& s : in.snapshots) {
-      std::printf("%-9s %-17s %s\n", s.id.c_str(), s.name.c_str(), HumanSize(s.vm_state_size).c_str());
+      std::printf("%-9s %-17s %s\n", s.id.c_str(), s.name.c_str(),
+                  HumanSize(s.vm_state_size).c_str());
     }
   }
   if (!in.format_specific.empty()) {
@@ -259,7 +272,8 @@ int Convert(const std::vector<std::string>& args) {
     } else if (a == "-m") {
       // Worker threads (qemu-img's -m is its count of parallel coroutines).
       const std::string* v = value();
-      if (!v || v->empty() || v->find_first_not_of("0123456789") != std::string::npos) return Usage();
+      if (!v || v->empty() || v->find_first_not_of("0123456789") != std::string::npos)
+        return Usage();
       workers = unsigned(std::min(64ul, std::stoul(*v)));
     } else if (a == "-t") {
       // qemu-img's cache modes: "unsafe" skips the final flush; anything else flushes.
