@@ -1,5 +1,5 @@
-// The synchronous client: a non-blocking socket with poll(2) for every wait (so the no-progress timeout
-// holds everywhere), Beast's parser for responses.
+// The synchronous client: a non-blocking socket with poll(2) for every wait (so the no-progress
+// timeout holds everywhere), Beast's parser for responses.
 #include "http/client.h"
 
 #include <fcntl.h>
@@ -46,10 +46,12 @@ Result<Url> ParseUrl(std::string_view url) {
   std::string_view port;
   if (!authority.empty() && authority.front() == '[') {  // [v6]:port
     size_t close = authority.find(']');
-    if (close == std::string_view::npos) return InvalidArgument("malformed URL '" + std::string(url) + "'");
+    if (close == std::string_view::npos)
+      return InvalidArgument("malformed URL '" + std::string(url) + "'");
     host = authority.substr(1, close - 1);
     if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') return InvalidArgument("malformed URL '" + std::string(url) + "'");
+      if (authority[close + 1] != ':')
+        return InvalidArgument("malformed URL '" + std::string(url) + "'");
       port = authority.substr(close + 2);
     }
   } else if (size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
@@ -61,7 +63,8 @@ Result<Url> ParseUrl(std::string_view url) {
   if (!port.empty()) {
     uint32_t p = 0;
     for (char c : port) {
-      if (c < '0' || c > '9' || p > 65535) return InvalidArgument("bad port in URL '" + std::string(url) + "'");
+      if (c < '0' || c > '9' || p > 65535)
+        return InvalidArgument("bad port in URL '" + std::string(url) + "'");
       p = p * 10 + static_cast<uint32_t>(c - '0');
     }
     if (p == 0 || p > 65535) return InvalidArgument("bad port in URL '" + std::string(url) + "'");
@@ -74,12 +77,14 @@ Result<Url> ParseUrl(std::string_view url) {
 // timeout on every wait.
 class Client::Stream {
  public:
-  Stream(io::UniqueFd fd, std::chrono::milliseconds timeout) : fd_(std::move(fd)), timeout_(timeout) {}
+  Stream(io::UniqueFd fd, std::chrono::milliseconds timeout)
+      : fd_(std::move(fd)), timeout_(timeout) {}
 
   template <typename MutableBufferSequence>
   size_t read_some(const MutableBufferSequence& buffers, boost::system::error_code& ec) {
     ec = {};
-    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+         ++it) {
       asio::mutable_buffer b = *it;
       if (b.size() == 0) continue;
       for (;;) {
@@ -119,7 +124,8 @@ class Client::Stream {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         boost::system::error_code ec;
-        if (!Wait(POLLOUT, ec)) return Timeout("sending to the server: no progress for " + TimeoutText());
+        if (!Wait(POLLOUT, ec))
+          return Timeout("sending to the server: no progress for " + TimeoutText());
         continue;
       }
       return FromErrno(errno, "sending to the server");
@@ -155,7 +161,8 @@ class Client::Stream {
   bool timed_out_ = false;
 };
 
-Client::Client(Url url, std::chrono::milliseconds io_timeout) : url_(std::move(url)), io_timeout_(io_timeout) {}
+Client::Client(Url url, std::chrono::milliseconds io_timeout)
+    : url_(std::move(url)), io_timeout_(io_timeout) {}
 Client::~Client() = default;
 
 void Client::Disconnect() { stream_.reset(); }
@@ -171,7 +178,8 @@ Status Client::Connect() {
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
   Status last = Unavailable("cannot connect to " + where);
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    io::UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol));
+    io::UniqueFd fd(
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol));
     if (!fd) {
       last = FromErrno(errno, "socket");
       continue;
@@ -216,11 +224,13 @@ Status Client::SendRequest(const ClientRequest& req, const Progress& progress) {
   head += " HTTP/1.1\r\n";
   if (!req.headers.Get("Host")) {
     bool v6 = url_.host.find(':') != std::string::npos;
-    head += "Host: " + (v6 ? "[" + url_.host + "]" : url_.host) + ":" + std::to_string(url_.port) + "\r\n";
+    head += "Host: " + (v6 ? "[" + url_.host + "]" : url_.host) + ":" + std::to_string(url_.port) +
+            "\r\n";
   }
   if (!req.headers.Get("User-Agent")) head += "User-Agent: ingot-cli\r\n";
   for (const auto& [name, value] : req.headers.fields()) {
-    if (strcasecmp(name.c_str(), "Content-Length") == 0 || strcasecmp(name.c_str(), "Transfer-Encoding") == 0) {
+    if (strcasecmp(name.c_str(), "Content-Length") == 0 ||
+        strcasecmp(name.c_str(), "Transfer-Encoding") == 0) {
       continue;
     }
     head += name + ": " + value + "\r\n";
@@ -232,7 +242,8 @@ Status Client::SendRequest(const ClientRequest& req, const Progress& progress) {
   } else {
     total = req.body_stream ? *req.body_length : req.body.size();
     bool bodyless_method = req.method == "GET" || req.method == "HEAD" || req.method == "DELETE";
-    if (*total > 0 || !bodyless_method) head += "Content-Length: " + std::to_string(*total) + "\r\n";
+    if (*total > 0 || !bodyless_method)
+      head += "Content-Length: " + std::to_string(*total) + "\r\n";
   }
   head += "\r\n";
   if (!req.body_stream) {
@@ -253,8 +264,8 @@ Status Client::SendRequest(const ClientRequest& req, const Progress& progress) {
     INGOT_ASSIGN_OR_RETURN(size_t n, req.body_stream->Read(std::span<uint8_t>(buf.data(), want)));
     if (n == 0) {
       if (total) {
-        return IoError("the request body ended after " + std::to_string(sent) + " of " + std::to_string(*total) +
-                       " bytes");
+        return IoError("the request body ended after " + std::to_string(sent) + " of " +
+                       std::to_string(*total) + " bytes");
       }
       break;
     }
@@ -272,12 +283,15 @@ Status Client::SendRequest(const ClientRequest& req, const Progress& progress) {
   return Status::Ok();
 }
 
-Result<ClientResponse> Client::ReadResponse(const ClientRequest& req, io::Writer* sink, const Progress& progress) {
+Result<ClientResponse> Client::ReadResponse(const ClientRequest& req, io::Writer* sink,
+                                            const Progress& progress) {
   auto& buffer = stream_->buffer();
   if (buffer.capacity() < 64 * 1024) buffer.reserve(64 * 1024);
   auto fail = [&](const boost::system::error_code& ec) -> Status {
-    if (stream_->timed_out()) return Timeout("waiting for the server: no progress for " + stream_->TimeoutText());
-    if (ec == asio::error::eof || ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message) {
+    if (stream_->timed_out())
+      return Timeout("waiting for the server: no progress for " + stream_->TimeoutText());
+    if (ec == asio::error::eof || ec == bhttp::error::end_of_stream ||
+        ec == bhttp::error::partial_message) {
       return Unavailable("the server closed the connection");
     }
     return IoError("reading the response: " + ec.message());
@@ -317,14 +331,16 @@ Result<ClientResponse> Client::ReadResponse(const ClientRequest& req, io::Writer
       INGOT_RETURN_IF_ERROR(sink->Write(std::span<const uint8_t>(buf.data(), n)));
       if (progress) progress(received, total);
     } else if (out.body.size() < kErrorBodyCap) {
-      out.body.append(reinterpret_cast<const char*>(buf.data()), std::min(n, kErrorBodyCap - out.body.size()));
+      out.body.append(reinterpret_cast<const char*>(buf.data()),
+                      std::min(n, kErrorBodyCap - out.body.size()));
     }
   }
   if (!parser->keep_alive()) Disconnect();
   return out;
 }
 
-Result<ClientResponse> Client::Send(const ClientRequest& req, io::Writer* sink, const Progress& progress) {
+Result<ClientResponse> Client::Send(const ClientRequest& req, io::Writer* sink,
+                                    const Progress& progress) {
   for (int attempt = 0;; ++attempt) {
     bool reused = stream_ != nullptr;
     header_received_ = false;
@@ -338,7 +354,8 @@ Result<ClientResponse> Client::Send(const ClientRequest& req, io::Writer* sink, 
     auto resp = ReadResponse(req, sink, progress);
     if (resp.ok()) return resp;
     Disconnect();
-    // A kept-alive connection the server closed meanwhile: retry once if the request can be replayed.
+    // A kept-alive connection the server closed meanwhile: retry once if the request can be
+    // replayed.
     if (reused && attempt == 0 && req.body_stream == nullptr && !header_received_ &&
         resp.status().code() == Code::kUnavailable) {
       continue;

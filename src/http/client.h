@@ -1,10 +1,11 @@
-// A small synchronous HTTP/1.1 client for the `ingot` CLI and tests: one connection, requests one at a
-// time, bodies streamed both ways so an image of any size passes through a fixed buffer.
+// A small synchronous HTTP/1.1 client for the `ingot` CLI and tests: one connection, requests one
+// at a time, bodies streamed both ways so an image of any size passes through a fixed buffer.
 //
 // Contract:
-//  - Every socket wait is bounded by `io_timeout` of no progress (kTimeout); connection failures are
-//    kUnavailable with the address in the message.
-//  - The connection is kept alive between requests and re-opened transparently when the server closed it.
+//  - Every socket wait is bounded by `io_timeout` of no progress (kTimeout); connection failures
+//    are kUnavailable with the address in the message.
+//  - The connection is kept alive between requests and re-opened transparently when the server
+//    closed it.
 //  - Not thread-safe: one Client per thread.
 #pragma once
 
@@ -34,8 +35,9 @@ struct ClientRequest {
   std::string method = "GET";
   std::string target;  // path and query, appended to the URL's base path
   Headers headers;
-  std::string body;                     // sent when `body_stream` is null (with Content-Length)
-  io::Reader* body_stream = nullptr;    // not owned; sent with Content-Length `body_length`, or chunked
+  std::string body;  // sent when `body_stream` is null (with Content-Length)
+  // Not owned; sent with Content-Length `body_length`, or chunked when that is unset.
+  io::Reader* body_stream = nullptr;
   std::optional<uint64_t> body_length;  // required for a sized streamed body
 };
 
@@ -51,15 +53,18 @@ using Progress = std::function<void(uint64_t done, std::optional<uint64_t> total
 
 class Client {
  public:
-  explicit Client(Url url, std::chrono::milliseconds io_timeout = std::chrono::milliseconds(300000));
+  explicit Client(Url url,
+                  std::chrono::milliseconds io_timeout = std::chrono::milliseconds(300000));
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Sends `req` and reads the response. When `sink` is given and the status is 2xx, the body is written
-  // to it instead of ClientResponse::body (error bodies are always kept as text, capped at 1 MiB).
-  // A failing sink fails the call with its Status. `progress` sees the upload, then the download.
-  Result<ClientResponse> Send(const ClientRequest& req, io::Writer* sink = nullptr, const Progress& progress = {});
+  // Sends `req` and reads the response. When `sink` is given and the status is 2xx, the body is
+  // written to it instead of ClientResponse::body (error bodies are always kept as text, capped at
+  // 1 MiB). A failing sink fails the call with its Status. `progress` sees the upload, then the
+  // download.
+  Result<ClientResponse> Send(const ClientRequest& req, io::Writer* sink = nullptr,
+                              const Progress& progress = {});
 
   const Url& url() const { return url_; }
 
@@ -67,7 +72,8 @@ class Client {
   Status Connect();
   void Disconnect();
   Status SendRequest(const ClientRequest& req, const Progress& progress);
-  Result<ClientResponse> ReadResponse(const ClientRequest& req, io::Writer* sink, const Progress& progress);
+  Result<ClientResponse> ReadResponse(const ClientRequest& req, io::Writer* sink,
+                                      const Progress& progress);
 
   class Stream;
   Url url_;

@@ -66,8 +66,8 @@ Result<std::string> Request::ReadBody(size_t limit) {
   std::string out;
   if (body == nullptr) return out;
   if (content_length && *content_length > limit) {
-    return TooLarge("request body of " + std::to_string(*content_length) + " bytes is over the limit of " +
-                    std::to_string(limit));
+    return TooLarge("request body of " + std::to_string(*content_length) +
+                    " bytes is over the limit of " + std::to_string(limit));
   }
   if (content_length) out.reserve(*content_length);
   uint8_t buf[64 * 1024];

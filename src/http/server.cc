@@ -1,12 +1,14 @@
-// The HTTP/1.1 server: Boost.Asio coroutines on `io_threads` for all network I/O, a fixed pool of worker
-// threads for handlers. A connection is one coroutine on its own strand; while its handler runs the
-// coroutine is suspended, and the handler's blocking body reads (and streamed response writes) are
-// short coroutines spawned onto the same strand and waited for on the worker thread. Nothing blocks an
-// I/O thread, so idle, slow and stalled connections cost only their buffers.
+// The HTTP/1.1 server: Boost.Asio coroutines on `io_threads` for all network I/O, a fixed pool of
+// worker threads for handlers. A connection is one coroutine on its own strand; while its handler
+// runs the coroutine is suspended, and the handler's blocking body reads (and streamed response
+// writes) are short coroutines spawned onto the same strand and waited for on the worker thread.
+// Nothing blocks an I/O thread, so idle, slow and stalled connections cost only their buffers.
 //
-// Timeouts: one watchdog timer per connection closes the socket when the current deadline passes; every
-// network operation sets the deadline (header, idle or I/O timeout) before it starts, so a deadline is
-// "no progress for that long", never a cap on a whole transfer.
+// Timeouts: one watchdog timer per connection closes the socket when the current deadline passes;
+// every network operation sets the deadline (header, idle or I/O timeout) before it starts, so a
+// deadline is "no progress for that long", never a cap on a whole transfer.
+#include "http/server.h"
+
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -24,7 +26,6 @@
 #include <unordered_map>
 
 #include "common/log.h"
-#include "http/server.h"
 
 namespace ingot::http {
 namespace {
@@ -64,7 +65,8 @@ std::string HttpDate() {
 bool IEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
       return false;
     }
   }
@@ -177,7 +179,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(ServerImpl& server, tcp::socket socket);
 
   asio::awaitable<void> Run();
-  // Called on the strand by Server::Stop: closes the socket now, or only if no exchange is in flight.
+  // Called on the strand by Server::Stop: closes the socket now, or only if no exchange is in
+  // flight.
   void CloseIfIdle();
   void CloseNow();
   asio::any_io_executor executor() { return socket_.get_executor(); }
@@ -219,18 +222,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::condition_variable cv_;
     bool done_ = false;
   };
-  // Starts `op` on the connection's strand; `pending` (which must outlive it) is signalled at the end.
+  // Starts `op` on the connection's strand; `pending` (which must outlive it) is signalled at the
+  // end.
   void Launch(asio::awaitable<void> op, Pending* pending);
   // Runs `op` on the connection's strand and waits for it. Worker threads only.
   void BlockOn(asio::awaitable<void> op);
   Result<size_t> ReadBodyBlocking(std::span<uint8_t> buf);
   // Worker side of a Reader response body: pulls chunks and writes them through the strand.
-  void WriteStreamedResponse(Response& resp, const std::string& head, bool chunked, uint64_t length);
+  void WriteStreamedResponse(Response& resp, const std::string& head, bool chunked,
+                             uint64_t length);
 
   Status IoFailure(const boost::system::error_code& ec, std::string_view what) const;
   bool BodyDone() const { return direct_body_ ? body_remaining_ == 0 : parser_->is_done(); }
-  // Content-Length bodies bypass the parser: bytes go from the socket straight into the caller's buffer,
-  // in reads as large as that buffer, with no copy.
+  // Content-Length bodies bypass the parser: bytes go from the socket straight into the caller's
+  // buffer, in reads as large as that buffer, with no copy.
   asio::awaitable<void> ReadDirect(std::span<uint8_t> buf, Result<size_t>* out);
   // The response head; settles keep_alive_ and the body framing.
   std::string BuildHead(Response& resp, bool head_only, bool* chunked, uint64_t* length);
@@ -253,7 +258,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool continue_sent_ = false;
   bool direct_body_ = false;     // a Content-Length body, read by ReadDirect
   uint64_t body_remaining_ = 0;  // bytes of a direct body not yet read
-  Status body_status_;  // sticky body read failure
+  Status body_status_;           // sticky body read failure
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   std::unique_ptr<uint8_t[]> scratch_;  // drain/linger buffer, allocated on first use
@@ -279,7 +284,8 @@ class ServerImpl final : public Server {
       tcp::resolver resolver(ioc_);
       auto results = resolver.resolve(options_.host, std::to_string(options_.port), ec);
       if (ec || results.empty()) {
-        return InvalidArgument("cannot resolve listen host '" + options_.host + "': " + ec.message());
+        return InvalidArgument("cannot resolve listen host '" + options_.host +
+                               "': " + ec.message());
       }
       endpoint = results.begin()->endpoint();
     } else {
@@ -325,7 +331,8 @@ class ServerImpl final : public Server {
     });
     workers_.Join();
     {
-      // Connections finish quickly once closed; the bound only guards against a bug hanging shutdown.
+      // Connections finish quickly once closed; the bound only guards against a bug hanging
+      // shutdown.
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, std::chrono::seconds(5), [&] { return connections_.empty(); });
     }
@@ -437,14 +444,16 @@ Connection::Connection(ServerImpl& server, tcp::socket socket)
   boost::system::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
   if (!ec) {
-    remote_ = ep.address().is_v6() ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
-                                   : ep.address().to_string() + ":" + std::to_string(ep.port());
+    remote_ = ep.address().is_v6()
+                  ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
+                  : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 }
 
 void Connection::SetDeadline(std::chrono::milliseconds timeout) {
   deadline_ = Clock::now() + timeout;
-  if (deadline_ < timer_.expiry()) timer_.cancel();  // the watchdog re-arms for the earlier deadline
+  if (deadline_ < timer_.expiry())
+    timer_.cancel();  // the watchdog re-arms for the earlier deadline
 }
 
 void Connection::ClearDeadline() { deadline_ = Clock::time_point::max(); }
@@ -491,7 +500,8 @@ asio::awaitable<void> Connection::Run() {
   bool first = true;
   while (!server_.stopping() && socket_.is_open()) {
     parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(std::min<size_t>(opt.max_header_bytes, UINT32_MAX)));
+    parser_->header_limit(
+        static_cast<uint32_t>(std::min<size_t>(opt.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(std::numeric_limits<uint64_t>::max());
     SetDeadline(first || buffer_.size() > 0 ? opt.header_timeout : opt.idle_timeout);
     auto [ec, n] = co_await bhttp::async_read_header(socket_, buffer_, *parser_, kNoThrow);
@@ -514,9 +524,10 @@ asio::awaitable<void> Connection::Run() {
 
 asio::awaitable<void> Connection::WriteSimpleError(int status, std::string_view message) {
   std::string body = std::string(message) + "\n";
-  std::string head = "HTTP/1.1 " + std::to_string(status) + " " + std::string(message) +
-                     "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-                     "\r\nConnection: close\r\nDate: " + HttpDate() + "\r\n\r\n";
+  std::string head =
+      "HTTP/1.1 " + std::to_string(status) + " " + std::string(message) +
+      "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nConnection: close\r\nDate: " + HttpDate() + "\r\n\r\n";
   bool ok = false;
   co_await WriteAll(&ok, asio::buffer(head), asio::buffer(body));
 }
@@ -529,7 +540,8 @@ asio::awaitable<void> Connection::CloseGracefully() {
     if (!scratch_) scratch_.reset(new uint8_t[64 * 1024]);
     SetDeadline(kLingerTime);
     for (;;) {
-      auto [rec, n] = co_await socket_.async_read_some(asio::buffer(scratch_.get(), 64 * 1024), kNoThrow);
+      auto [rec, n] =
+          co_await socket_.async_read_some(asio::buffer(scratch_.get(), 64 * 1024), kNoThrow);
       if (rec) break;
     }
   }
@@ -541,10 +553,12 @@ std::string Connection::BuildHead(Response& resp, bool head_only, bool* chunked,
   *chunked = false;
   *length = 0;
   const ServerOptions& opt = server_.options();
-  bool no_body_status = (resp.status >= 100 && resp.status < 200) || resp.status == 204 || resp.status == 304;
+  bool no_body_status =
+      (resp.status >= 100 && resp.status < 200) || resp.status == 204 || resp.status == 304;
   std::optional<uint64_t> handler_length;
   if (auto cl = resp.headers.Get("Content-Length")) handler_length = ParseUint(*cl);
-  if (auto conn = resp.headers.Get("Connection"); conn && HasToken(*conn, "close")) keep_alive_ = false;
+  if (auto conn = resp.headers.Get("Connection"); conn && HasToken(*conn, "close"))
+    keep_alive_ = false;
   if (server_.stopping()) keep_alive_ = false;
 
   // The body length this response announces.
@@ -578,11 +592,13 @@ std::string Connection::BuildHead(Response& resp, bool head_only, bool* chunked,
   bool has_date = false;
   bool has_server = false;
   for (const auto& [name, value] : resp.headers.fields()) {
-    if (IEquals(name, "Content-Length") || IEquals(name, "Transfer-Encoding") || IEquals(name, "Connection")) {
+    if (IEquals(name, "Content-Length") || IEquals(name, "Transfer-Encoding") ||
+        IEquals(name, "Connection")) {
       continue;
     }
     // Header injection: a value carrying CR or LF would let a caller forge fields.
-    if (value.find_first_of("\r\n") != std::string::npos || name.find_first_of("\r\n: ") != std::string::npos) {
+    if (value.find_first_of("\r\n") != std::string::npos ||
+        name.find_first_of("\r\n: ") != std::string::npos) {
       continue;
     }
     has_date |= IEquals(name, "Date");
@@ -771,8 +787,9 @@ asio::awaitable<void> Connection::ReadBodyInto(std::span<uint8_t> buf, Result<si
     bool ok = false;
     co_await WriteAll(&ok, asio::buffer(k100.data(), k100.size()));
     if (!ok) {
-      body_status_ = timed_out_ ? Timeout("writing 100 Continue: no progress within the I/O timeout")
-                                : Cancelled("writing 100 Continue: the client went away");
+      body_status_ = timed_out_
+                         ? Timeout("writing 100 Continue: no progress within the I/O timeout")
+                         : Cancelled("writing 100 Continue: the client went away");
       broken_ = true;
       *out = body_status_;
       co_return;
@@ -801,8 +818,8 @@ asio::awaitable<void> Connection::ReadBodyInto(std::span<uint8_t> buf, Result<si
       *out = body_status_;
       co_return;
     }
-    // Return what has arrived once the socket has nothing more ready: the caller wants bytes to work on,
-    // not a full buffer.
+    // Return what has arrived once the socket has nothing more ready: the caller wants bytes to
+    // work on, not a full buffer.
     boost::system::error_code aec;
     if (filled > 0 && socket_.available(aec) == 0) break;
   }
@@ -826,7 +843,8 @@ asio::awaitable<void> Connection::ReadDirect(std::span<uint8_t> buf, Result<size
     filled += n;
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       ec = {};
-      if (filled > 0) break;  // hand over what has arrived; the caller wants bytes, not a full buffer
+      if (filled > 0)
+        break;  // hand over what has arrived; the caller wants bytes, not a full buffer
       SetDeadline(server_.options().io_timeout);
       auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, kNoThrow);
       ClearDeadline();
@@ -873,7 +891,8 @@ asio::awaitable<void> Connection::SendFile(int fd, uint64_t offset, uint64_t len
       continue;
     }
     if (n == 0) {
-      // The file is shorter than the range promised in Content-Length: the response cannot be completed.
+      // The file is shorter than the range promised in Content-Length: the response cannot be
+      // completed.
       log::Error("sendfile hit the end of the file early", {{"remaining", length}});
       co_return;
     }
@@ -907,7 +926,8 @@ Result<size_t> Connection::ReadBodyBlocking(std::span<uint8_t> buf) {
   return out;
 }
 
-void Connection::WriteStreamedResponse(Response& resp, const std::string& head, bool chunked, uint64_t length) {
+void Connection::WriteStreamedResponse(Response& resp, const std::string& head, bool chunked,
+                                       uint64_t length) {
   bool ok = false;
   BlockOn(WriteAll(&ok, asio::buffer(head)));
   if (!ok) {
@@ -953,8 +973,8 @@ void Connection::WriteStreamedResponse(Response& resp, const std::string& head, 
     s.pending.emplace();
     if (chunked) {
       int len = snprintf(s.size_line, sizeof(s.size_line), "%zx\r\n", *n);
-      Launch(WriteAll(&s.ok, asio::buffer(s.size_line, static_cast<size_t>(len)), asio::buffer(s.data.get(), *n),
-                      asio::buffer("\r\n", 2)),
+      Launch(WriteAll(&s.ok, asio::buffer(s.size_line, static_cast<size_t>(len)),
+                      asio::buffer(s.data.get(), *n), asio::buffer("\r\n", 2)),
              &*s.pending);
     } else {
       Launch(WriteAll(&s.ok, asio::buffer(s.data.get(), *n)), &*s.pending);
@@ -980,9 +1000,11 @@ void Connection::WriteStreamedResponse(Response& resp, const std::string& head, 
 
 }  // namespace
 
-Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Handler handler, ExchangeObserver observer) {
+Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Handler handler,
+                                              ExchangeObserver observer) {
   if (!handler) return InvalidArgument("http::Server needs a handler");
-  auto server = std::make_unique<ServerImpl>(std::move(options), std::move(handler), std::move(observer));
+  auto server =
+      std::make_unique<ServerImpl>(std::move(options), std::move(handler), std::move(observer));
   INGOT_RETURN_IF_ERROR(server->Listen());
   server->StartThreads();
   return std::unique_ptr<Server>(std::move(server));

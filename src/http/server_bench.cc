@@ -84,8 +84,9 @@ int main(int argc, char** argv) {
       [](const http::Exchange& e) {
         double secs = static_cast<double>(e.duration.count()) / 1e6;
         uint64_t bytes = e.bytes_in + e.bytes_out;
-        fprintf(stderr, "%s %s %d bytes=%llu %.1f MiB/s\n", e.method.c_str(), e.target.c_str(), e.status,
-                static_cast<unsigned long long>(bytes), secs > 0 ? static_cast<double>(bytes) / secs / 1048576 : 0);
+        fprintf(stderr, "%s %s %d bytes=%llu %.1f MiB/s\n", e.method.c_str(), e.target.c_str(),
+                e.status, static_cast<unsigned long long>(bytes),
+                secs > 0 ? static_cast<double>(bytes) / secs / 1048576 : 0);
       });
   if (!server.ok()) {
     fprintf(stderr, "%s\n", server.status().ToString().c_str());

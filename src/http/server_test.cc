@@ -25,8 +25,8 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
-// Deterministic bytes: the same (seed, offset) always gives the same byte, so sender and checker agree
-// without holding the whole body.
+// Deterministic bytes: the same (seed, offset) always gives the same byte, so sender and checker
+// agree without holding the whole body.
 void FillPattern(uint64_t seed, uint64_t offset, std::span<uint8_t> out) {
   for (size_t i = 0; i < out.size(); ++i) {
     uint64_t x = (offset + i) * 0x9E3779B97F4A7C15ull ^ seed;
@@ -60,7 +60,8 @@ class PatternReader final : public io::Reader {
  public:
   PatternReader(uint64_t seed, uint64_t size) : seed_(seed), size_(size) {}
   Result<size_t> Read(std::span<uint8_t> buf) override {
-    size_t n = static_cast<size_t>(std::min<uint64_t>({buf.size(), size_ - pos_, 70000 + pos_ % 5000}));
+    size_t n =
+        static_cast<size_t>(std::min<uint64_t>({buf.size(), size_ - pos_, 70000 + pos_ % 5000}));
     FillPattern(seed_, pos_, buf.subspan(0, n));
     pos_ += n;
     return n;
@@ -144,7 +145,8 @@ class ServerTest : public ::testing::Test {
     if (server_) server_->Stop();
   }
   uint16_t port() const { return server_->port(); }
-  // The observer runs after the last byte is sent, so a client can see a response before it is recorded.
+  // The observer runs after the last byte is sent, so a client can see a response before it is
+  // recorded.
   std::unique_lock<std::mutex> WaitForExchanges(size_t n) {
     std::unique_lock lock(mu_);
     exchanges_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return exchanges_.size() >= n; });
@@ -355,7 +357,9 @@ TEST_F(ServerTest, ExpectContinueIsAnsweredOnTheFirstRead) {
 TEST_F(ServerTest, ExpectContinueRefusedWithoutReadingClosesTheConnection) {
   Start();
   Client c(port());
-  c.Send("PUT /reject HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\nExpect: 100-continue\r\n\r\n");
+  c.Send(
+      "PUT /reject HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\nExpect: "
+      "100-continue\r\n\r\n");
   auto r = c.Read();  // the final status comes first, no 100 Continue
   EXPECT_EQ(r.result_int(), 413);
   EXPECT_FALSE(r.keep_alive());
@@ -476,7 +480,8 @@ TEST_F(ServerTest, StalledUploadTimesOutWhileOthersAreServed) {
   EXPECT_EQ(other.Read().body(), "hello");
   {
     std::unique_lock lock(mu_);
-    ASSERT_TRUE(body_error_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return !body_errors_.empty(); }));
+    ASSERT_TRUE(body_error_cv_.wait_for(lock, std::chrono::seconds(30),
+                                        [&] { return !body_errors_.empty(); }));
     EXPECT_EQ(body_errors_[0].code(), Code::kTimeout) << body_errors_[0].ToString();
   }
   // The timed-out connection is closed; its response is lost with it.
@@ -525,7 +530,8 @@ TEST_F(ServerTest, ClientDisconnectMidBodyIsCancelled) {
     c.SendPattern(6, 1000, false);
   }
   std::unique_lock lock(mu_);
-  ASSERT_TRUE(body_error_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return !body_errors_.empty(); }));
+  ASSERT_TRUE(body_error_cv_.wait_for(lock, std::chrono::seconds(30),
+                                      [&] { return !body_errors_.empty(); }));
   EXPECT_EQ(body_errors_[0].code(), Code::kCancelled) << body_errors_[0].ToString();
 }
 
@@ -563,8 +569,8 @@ TEST_F(ServerTest, IdleKeepAliveConnectionsAreClosed) {
 TEST_F(ServerTest, MalformedRequestsGet400AndClose) {
   Start();
   for (std::string bad : {"GARBAGE\r\n\r\n", "GET /hello HTTP/1.1\r\nBad Header\r\n\r\n",
-                          "GET /hello HTTP/1.1\r\nContent-Length: abc\r\n\r\n", "GET nopath HTTP/1.1\r\n\r\n",
-                          "GET /%zz HTTP/1.1\r\n\r\n"}) {
+                          "GET /hello HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+                          "GET nopath HTTP/1.1\r\n\r\n", "GET /%zz HTTP/1.1\r\n\r\n"}) {
     Client c(port());
     c.Send(bad);
     auto r = c.Read();
@@ -579,7 +585,8 @@ TEST_F(ServerTest, BadChunkFailsTheBodyRead) {
   Client c(port());
   c.Send("PUT /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n");
   std::unique_lock lock(mu_);
-  ASSERT_TRUE(body_error_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return !body_errors_.empty(); }));
+  ASSERT_TRUE(body_error_cv_.wait_for(lock, std::chrono::seconds(30),
+                                      [&] { return !body_errors_.empty(); }));
   EXPECT_EQ(body_errors_[0].code(), Code::kInvalidArgument) << body_errors_[0].ToString();
 }
 

@@ -27,7 +27,8 @@ std::string ReadFile(const std::string& path) {
 }
 
 std::string Md5(const std::string& s) {
-  return *io::HexDigestOf("md5", std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
+  return *io::HexDigestOf(
+      "md5", std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
 }
 
 // Just enough of the Image API v2 to check what the CLI sends and how it shows the answers.
@@ -41,7 +42,8 @@ class FakeImageApi {
     for (std::string p; std::getline(ss, p, '/');) {
       if (!p.empty()) parts.push_back(p);
     }
-    if (parts.size() < 2 || parts[0] != "v2" || parts[1] != "images") return Error(404, "Not Found", "no route");
+    if (parts.size() < 2 || parts[0] != "v2" || parts[1] != "images")
+      return Error(404, "Not Found", "no route");
     if (parts.size() == 2 && r.method == "POST") {
       auto body = r.ReadBody(1 << 20);
       json::object im = json::parse(*body).as_object();
@@ -71,8 +73,9 @@ class FakeImageApi {
       }
       json::object out{{"images", page}, {"first", "/v2/images"}};
       if (i < order_.size() && !page.empty()) {
-        out["next"] = "/v2/images?marker=" + std::string(page.back().as_object().at("id").as_string()) +
-                      "&limit=" + std::to_string(limit);
+        out["next"] =
+            "/v2/images?marker=" + std::string(page.back().as_object().at("id").as_string()) +
+            "&limit=" + std::to_string(limit);
       }
       return Json(200, out);
     }
@@ -188,12 +191,13 @@ class CliTest : public ::testing::Test {
     std::system(("rm -rf '" + dir_ + "'").c_str());
   }
 
-  // Runs `ingot ARGS` with INGOT_URL pointing at the fake; stdin from `stdin_path` (default /dev/null).
+  // Runs `ingot ARGS` with INGOT_URL pointing at the fake; stdin from `stdin_path` (default
+  // /dev/null).
   CliRun Ingot(const std::string& args, const std::string& stdin_path = "/dev/null") {
     std::string out = dir_ + "/stdout", err = dir_ + "/stderr";
     std::string cmd = "INGOT_URL=http://127.0.0.1:" + std::to_string(server_->port()) +
-                      " OS_AUTH_TOKEN=env-token " + INGOT_CLI + " " + args + " <" + stdin_path + " >" + out +
-                      " 2>" + err;
+                      " OS_AUTH_TOKEN=env-token " + INGOT_CLI + " " + args + " <" + stdin_path +
+                      " >" + out + " 2>" + err;
     int status = std::system(cmd.c_str());
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ReadFile(out), ReadFile(err)};
   }
@@ -212,8 +216,11 @@ class CliTest : public ::testing::Test {
 TEST_F(CliTest, CreateWithFileUploadsAndShowsTheActiveImage) {
   std::string data(3'000'000, 'x');
   std::string path = WriteData("disk.raw", data);
-  CliRun r = Ingot("--json image-create --name cirros --disk-format raw --container-format bare --visibility private "
-                "--property hw_disk_bus=scsi --property os_distro=cirros --file " + path);
+  CliRun r = Ingot(
+      "--json image-create --name cirros --disk-format raw --container-format bare --visibility "
+      "private "
+      "--property hw_disk_bus=scsi --property os_distro=cirros --file " +
+      path);
   ASSERT_EQ(r.code, 0) << r.err;
   json::object shown = json::parse(r.out).as_object();
   EXPECT_EQ(shown["status"], "active");
@@ -229,7 +236,8 @@ TEST_F(CliTest, CreateWithFileUploadsAndShowsTheActiveImage) {
 }
 
 TEST_F(CliTest, CreateWithoutFileLeavesTheImageQueuedAndPrintsATable) {
-  CliRun r = Ingot("--token cli-token image-create --name empty --disk-format qcow2 --container-format bare");
+  CliRun r = Ingot(
+      "--token cli-token image-create --name empty --disk-format qcow2 --container-format bare");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("| Property"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("| status           | queued"), std::string::npos) << r.out;
@@ -243,7 +251,8 @@ TEST_F(CliTest, UploadFromAPipeIsChunked) {
   std::string id(json::parse(c.out).as_object()["id"].as_string());
   std::string path = WriteData("pipe-src", std::string(100000, 'p'));
   std::string out = dir_ + "/o";
-  std::string cmd = "cat " + path + " | INGOT_URL=http://127.0.0.1:" + std::to_string(server_->port()) + " " +
+  std::string cmd = "cat " + path +
+                    " | INGOT_URL=http://127.0.0.1:" + std::to_string(server_->port()) + " " +
                     INGOT_CLI + " image-upload " + id + " >" + out + " 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << ReadFile(out);
   EXPECT_TRUE(api_.upload_chunked);
@@ -252,7 +261,9 @@ TEST_F(CliTest, UploadFromAPipeIsChunked) {
 
 TEST_F(CliTest, ListFollowsPagesAndFilters) {
   for (int i = 0; i < 5; ++i) {
-    ASSERT_EQ(Ingot("image-create --name img" + std::to_string(i) + " --disk-format raw --container-format bare").code,
+    ASSERT_EQ(Ingot("image-create --name img" + std::to_string(i) +
+                    " --disk-format raw --container-format bare")
+                  .code,
               0);
   }
   CliRun r = Ingot("--json image-list");
@@ -268,15 +279,18 @@ TEST_F(CliTest, ListFollowsPagesAndFilters) {
 }
 
 TEST_F(CliTest, UpdateSendsAddReplaceRemoveAsJsonPatch) {
-  CliRun c = Ingot("--json image-create --name a --disk-format raw --container-format bare --property old=1");
+  CliRun c = Ingot(
+      "--json image-create --name a --disk-format raw --container-format bare --property old=1");
   std::string id(json::parse(c.out).as_object()["id"].as_string());
-  CliRun r = Ingot("--json image-update " + id + " --name b --property new=2 --property old=3 --remove-property old");
+  CliRun r = Ingot("--json image-update " + id +
+                   " --name b --property new=2 --property old=3 --remove-property old");
   ASSERT_EQ(r.code, 0) << r.err;
   json::array want = json::parse(R"([
       {"op":"replace","path":"/name","value":"b"},
       {"op":"add","path":"/new","value":"2"},
       {"op":"replace","path":"/old","value":"3"},
-      {"op":"remove","path":"/old"}])").as_array();
+      {"op":"remove","path":"/old"}])")
+                         .as_array();
   EXPECT_EQ(api_.last_patch, want);
   json::object shown = json::parse(r.out).as_object();
   EXPECT_EQ(shown["name"], "b");
@@ -302,8 +316,9 @@ TEST_F(CliTest, TagsActionsAndDelete) {
 
 TEST_F(CliTest, DownloadChecksTheMd5) {
   std::string data(2'500'000, 'd');
-  CliRun c = Ingot("--json image-create --name d --disk-format raw --container-format bare --file " +
-                WriteData("src", data));
+  CliRun c =
+      Ingot("--json image-create --name d --disk-format raw --container-format bare --file " +
+            WriteData("src", data));
   std::string id(json::parse(c.out).as_object()["id"].as_string());
   std::string out = dir_ + "/downloaded";
   CliRun r = Ingot("image-download " + id + " --file " + out);
@@ -325,7 +340,9 @@ TEST_F(CliTest, DownloadChecksTheMd5) {
 TEST_F(CliTest, ServerErrorsExitOneWithTheServersMessage) {
   CliRun r = Ingot("image-show 00000000-0000-0000-0000-000000000000");
   EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.err, "ingot: HTTP 404 Not Found: No image found with ID 00000000-0000-0000-0000-000000000000\n");
+  EXPECT_EQ(
+      r.err,
+      "ingot: HTTP 404 Not Found: No image found with ID 00000000-0000-0000-0000-000000000000\n");
   r = Ingot("--url http://127.0.0.1:1 image-list");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("cannot connect"), std::string::npos);
@@ -349,24 +366,34 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
 }
 
 TEST(StatusFromResponse, GlanceJsonAndHtmlErrors) {
-  http::ClientResponse json_error{403, "Forbidden", {},
+  http::ClientResponse json_error{
+      403,
+      "Forbidden",
+      {},
       R"({"message": "Image x is protected and cannot be deleted.<br /><br />\n\n\n", "code": "403 Forbidden", "title": "Forbidden"})"};
   Status s = StatusFromResponse(json_error);
   EXPECT_EQ(s.code(), Code::kPermissionDenied);
   EXPECT_EQ(s.message(), "HTTP 403 Forbidden: Image x is protected and cannot be deleted.");
-  http::ClientResponse html_error{409, "Conflict", {},
-      "<html>\n <head>\n  <title>409 Conflict</title>\n </head>\n <body>\n  <h1>409 Conflict</h1>\n  Image "
-      "status transition from active to saving is not allowed<br /><br />\n\n\n\n </body>\n</html>"};
+  http::ClientResponse html_error{409,
+                                  "Conflict",
+                                  {},
+                                  "<html>\n <head>\n  <title>409 Conflict</title>\n </head>\n "
+                                  "<body>\n  <h1>409 Conflict</h1>\n  Image "
+                                  "status transition from active to saving is not allowed<br /><br "
+                                  "/>\n\n\n\n </body>\n</html>"};
   s = StatusFromResponse(html_error);
   EXPECT_EQ(s.code(), Code::kConflict);
-  EXPECT_EQ(s.message(), "HTTP 409 Conflict: Image status transition from active to saving is not allowed");
-  EXPECT_EQ(StatusFromResponse({500, "Internal Server Error", {}, ""}).message(), "HTTP 500 Internal Server Error");
+  EXPECT_EQ(s.message(),
+            "HTTP 409 Conflict: Image status transition from active to saving is not allowed");
+  EXPECT_EQ(StatusFromResponse({500, "Internal Server Error", {}, ""}).message(),
+            "HTTP 500 Internal Server Error");
 }
 
 TEST(ProgressBar, Render) {
   EXPECT_EQ(ProgressBar::Render("upload", 512ull << 20, 1024ull << 20, 2.0),
             "upload [###############               ]  50% 512.0/1024.0 MiB 256.0 MiB/s ETA 0:02");
-  EXPECT_EQ(ProgressBar::Render("download", 3ull << 20, std::nullopt, 1.0), "download 3.0 MiB 3.0 MiB/s");
+  EXPECT_EQ(ProgressBar::Render("download", 3ull << 20, std::nullopt, 1.0),
+            "download 3.0 MiB 3.0 MiB/s");
   EXPECT_EQ(ProgressBar::Render("upload", 0, 0, 0.0), "upload 0.0 MiB 0.0 MiB/s");
 }
 

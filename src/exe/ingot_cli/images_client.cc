@@ -36,17 +36,28 @@ std::string PlainText(std::string_view s) {
 
 Code CodeForStatus(int status) {
   switch (status) {
-    case 400: return Code::kInvalidArgument;
-    case 401: return Code::kUnauthenticated;
-    case 403: return Code::kPermissionDenied;
-    case 404: return Code::kNotFound;
-    case 409: return Code::kConflict;
-    case 413: return Code::kTooLarge;
-    case 415: return Code::kUnsupportedMedia;
-    case 416: return Code::kOutOfRange;
-    case 408: return Code::kTimeout;
-    case 503: return Code::kUnavailable;
-    default: return status >= 500 ? Code::kIoError : Code::kInvalidArgument;
+    case 400:
+      return Code::kInvalidArgument;
+    case 401:
+      return Code::kUnauthenticated;
+    case 403:
+      return Code::kPermissionDenied;
+    case 404:
+      return Code::kNotFound;
+    case 409:
+      return Code::kConflict;
+    case 413:
+      return Code::kTooLarge;
+    case 415:
+      return Code::kUnsupportedMedia;
+    case 416:
+      return Code::kOutOfRange;
+    case 408:
+      return Code::kTimeout;
+    case 503:
+      return Code::kUnavailable;
+    default:
+      return status >= 500 ? Code::kIoError : Code::kInvalidArgument;
   }
 }
 
@@ -76,11 +87,13 @@ Status StatusFromResponse(const http::ClientResponse& resp) {
     // Glance: {"message": …, "code": …, "title": …}; some paths nest it under "error".
     const json::object* e = &o;
     if (auto* inner = o.if_contains("error"); inner && inner->is_object()) e = &inner->as_object();
-    if (auto* m = e->if_contains("message"); m && m->is_string()) message = PlainText(m->as_string());
+    if (auto* m = e->if_contains("message"); m && m->is_string())
+      message = PlainText(m->as_string());
   }
   if (message.empty()) {
     message = PlainText(resp.body);
-    // An HTML page repeats its title ("403 Forbidden 403 Forbidden …"): drop what the prefix says already.
+    // An HTML page repeats its title ("403 Forbidden 403 Forbidden …"): drop what the prefix says
+    // already.
     std::string title = std::to_string(resp.status) + " " + resp.reason;
     while (message.rfind(title, 0) == 0) message = PlainText(message.substr(title.size()));
   }
@@ -102,7 +115,8 @@ Result<json::object> ImagesClient::CallForObject(http::ClientRequest req) {
   INGOT_ASSIGN_OR_RETURN(http::ClientResponse resp, Call(std::move(req)));
   boost::system::error_code ec;
   json::value v = json::parse(resp.body, ec);
-  if (ec || !v.is_object()) return Corruption("the server answered with something that is not a JSON object");
+  if (ec || !v.is_object())
+    return Corruption("the server answered with something that is not a JSON object");
   return std::move(v.as_object());
 }
 
@@ -130,12 +144,14 @@ Result<std::vector<json::object>> ImagesClient::List(const std::string& query) {
     req.target = target;
     INGOT_ASSIGN_OR_RETURN(json::object body, CallForObject(std::move(req)));
     auto* images = body.if_contains("images");
-    if (images == nullptr || !images->is_array()) return Corruption("the image list has no 'images' array");
+    if (images == nullptr || !images->is_array())
+      return Corruption("the image list has no 'images' array");
     for (auto& im : images->as_array()) {
       if (im.is_object()) out.push_back(std::move(im.as_object()));
     }
     target.clear();
-    if (auto* next = body.if_contains("next"); next && next->is_string() && !images->as_array().empty()) {
+    if (auto* next = body.if_contains("next");
+        next && next->is_string() && !images->as_array().empty()) {
       target = std::string(next->as_string());
     }
   }

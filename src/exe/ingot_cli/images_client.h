@@ -1,6 +1,6 @@
-// The Image API v2 as the `ingot` CLI uses it: one call per API operation, JSON in and out, errors as
-// Status carrying the server's own message ("HTTP 404 Not Found: No image found with ID …").
-// Not thread-safe (one connection).
+// The Image API v2 as the `ingot` CLI uses it: one call per API operation, JSON in and out, errors
+// as Status carrying the server's own message ("HTTP 404 Not Found: No image found with ID …"). Not
+// thread-safe (one connection).
 #pragma once
 
 #include <boost/json.hpp>
@@ -33,9 +33,10 @@ class ImagesClient {
   // PUT /v2/images/{id}/file from `data`; `size` known gives Content-Length, else chunked.
   Status Upload(const std::string& id, io::Reader& data, std::optional<uint64_t> size,
                 const http::Progress& progress);
-  // GET /v2/images/{id}/file into `sink`. Returns the response headers (Content-MD5, Content-Length);
-  // kNotFound with "no data" when the image has none (204).
-  Result<http::Headers> Download(const std::string& id, io::Writer& sink, const http::Progress& progress);
+  // GET /v2/images/{id}/file into `sink`. Returns the response headers (Content-MD5,
+  // Content-Length); kNotFound with "no data" when the image has none (204).
+  Result<http::Headers> Download(const std::string& id, io::Writer& sink,
+                                 const http::Progress& progress);
 
  private:
   Result<http::ClientResponse> Call(http::ClientRequest req, io::Writer* sink = nullptr,
@@ -49,8 +50,8 @@ class ImagesClient {
 // Percent-encodes `s` for a path segment or query value (unreserved characters kept).
 std::string UrlEncode(std::string_view s);
 
-// The Status for a non-2xx response: code from the HTTP status, message from the body (Glance's JSON
-// `message`, or the text of an HTML error page) prefixed with "HTTP <status> <reason>".
+// The Status for a non-2xx response: code from the HTTP status, message from the body (Glance's
+// JSON `message`, or the text of an HTML error page) prefixed with "HTTP <status> <reason>".
 Status StatusFromResponse(const http::ClientResponse& resp);
 
 }  // namespace ingot::cli

@@ -32,7 +32,7 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 
-// ---- Arguments -------------------------------------------------------------------------------------
+// ---- Arguments ----------------------------------------------------------------------------------
 
 struct CommandLine {
   std::vector<std::string> positional;
@@ -84,7 +84,8 @@ bool Contains(const std::vector<std::string>& v, const std::string& s) {
 
 // Parses argv after the program name: global options, the command, its options and positionals.
 // Returns the command name ("" when none) or a usage error message.
-std::variant<std::string, UsageError> Parse(int argc, char** argv, const std::vector<Command>& commands,
+std::variant<std::string, UsageError> Parse(int argc, char** argv,
+                                            const std::vector<Command>& commands,
                                             CommandLine& out) {
   std::string command;
   const Command* spec = nullptr;
@@ -102,8 +103,10 @@ std::variant<std::string, UsageError> Parse(int argc, char** argv, const std::ve
         name = arg.substr(0, eq);
         value = arg.substr(eq + 1);
       }
-      bool takes_value = Contains(kGlobalValueOptions, name) || (spec && Contains(spec->value_options, name));
-      bool is_flag = Contains(kGlobalFlagOptions, name) || (spec && Contains(spec->flag_options, name));
+      bool takes_value =
+          Contains(kGlobalValueOptions, name) || (spec && Contains(spec->value_options, name));
+      bool is_flag =
+          Contains(kGlobalFlagOptions, name) || (spec && Contains(spec->flag_options, name));
       if (takes_value) {
         if (!value) {
           if (i + 1 >= argc) return UsageError(name + " needs a value");
@@ -122,7 +125,8 @@ std::variant<std::string, UsageError> Parse(int argc, char** argv, const std::ve
       for (const auto& c : commands) {
         if (command == c.name) spec = &c;
       }
-      if (spec == nullptr && command != "help") return UsageError("unknown command '" + command + "'");
+      if (spec == nullptr && command != "help")
+        return UsageError("unknown command '" + command + "'");
       continue;
     }
     out.positional.push_back(arg);
@@ -133,7 +137,8 @@ std::variant<std::string, UsageError> Parse(int argc, char** argv, const std::ve
 // "k=v" -> {k, v}.
 std::pair<std::string, std::string> KeyValue(const std::string& option, const std::string& arg) {
   size_t eq = arg.find('=');
-  if (eq == std::string::npos || eq == 0) throw UsageError(option + " wants KEY=VALUE, not '" + arg + "'");
+  if (eq == std::string::npos || eq == 0)
+    throw UsageError(option + " wants KEY=VALUE, not '" + arg + "'");
   return {arg.substr(0, eq), arg.substr(eq + 1)};
 }
 
@@ -155,7 +160,7 @@ bool Boolean(const std::string& option, const std::string& arg) {
   throw UsageError(option + " wants true or false, not '" + arg + "'");
 }
 
-// ---- Local files -----------------------------------------------------------------------------------
+// ---- Local files --------------------------------------------------------------------------------
 
 class FdReader final : public io::Reader {
  public:
@@ -194,8 +199,8 @@ struct UploadSource {
   std::optional<uint64_t> size;
 };
 
-// Data piped or redirected in from a file counts as the image; a terminal or /dev/null does not (the
-// glance client's rule, so scripts run with stdin closed do not upload an empty image).
+// Data piped or redirected in from a file counts as the image; a terminal or /dev/null does not
+// (the glance client's rule, so scripts run with stdin closed do not upload an empty image).
 bool StdinHasData() {
   struct stat st;
   return fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode));
@@ -218,7 +223,7 @@ Result<UploadSource> OpenUpload(const std::optional<std::string>& path) {
   return src;
 }
 
-// ---- Output ----------------------------------------------------------------------------------------
+// ---- Output -------------------------------------------------------------------------------------
 
 void PrintImage(const Context& ctx, const json::object& image) {
   if (ctx.json_output) {
@@ -233,14 +238,15 @@ std::string Field(const json::object& o, std::string_view key) {
   return v ? ValueText(*v) : "";
 }
 
-// ---- Commands --------------------------------------------------------------------------------------
+// ---- Commands -----------------------------------------------------------------------------------
 
 Status UploadData(Context& ctx, const std::string& id, const std::optional<std::string>& path) {
   INGOT_ASSIGN_OR_RETURN(UploadSource src, OpenUpload(path));
   FdReader reader(src.fd);
   ProgressBar bar("upload", ctx.progress);
-  Status s = ctx.images.Upload(id, reader, src.size,
-                               [&](uint64_t done, std::optional<uint64_t> total) { bar.Update(done, total); });
+  Status s = ctx.images.Upload(
+      id, reader, src.size,
+      [&](uint64_t done, std::optional<uint64_t> total) { bar.Update(done, total); });
   bar.Finish();
   return s;
 }
@@ -290,10 +296,17 @@ Status ImageList(Context& ctx, const CommandLine& cl) {
     query += (query.empty() ? "" : "&") + UrlEncode(k) + "=" + UrlEncode(v);
   };
   static const std::vector<std::pair<const char*, const char*>> kFilters = {
-      {"--name", "name"},         {"--status", "status"},         {"--visibility", "visibility"},
-      {"--owner", "owner"},       {"--member-status", "member_status"}, {"--sort-key", "sort_key"},
-      {"--sort-dir", "sort_dir"}, {"--sort", "sort"},             {"--checksum", "checksum"},
-      {"--disk-format", "disk_format"}, {"--container-format", "container_format"}};
+      {"--name", "name"},
+      {"--status", "status"},
+      {"--visibility", "visibility"},
+      {"--owner", "owner"},
+      {"--member-status", "member_status"},
+      {"--sort-key", "sort_key"},
+      {"--sort-dir", "sort_dir"},
+      {"--sort", "sort"},
+      {"--checksum", "checksum"},
+      {"--disk-format", "disk_format"},
+      {"--container-format", "container_format"}};
   for (const auto& [option, key] : kFilters) {
     for (const auto& v : cl.All(option)) add(key, v);
   }
@@ -310,7 +323,8 @@ Status ImageList(Context& ctx, const CommandLine& cl) {
     add("limit", std::to_string(std::min<int64_t>(*limit, 1000)));
   }
   INGOT_ASSIGN_OR_RETURN(auto images, ctx.images.List(query));
-  if (limit && images.size() > static_cast<size_t>(*limit)) images.resize(static_cast<size_t>(*limit));
+  if (limit && images.size() > static_cast<size_t>(*limit))
+    images.resize(static_cast<size_t>(*limit));
   if (ctx.json_output) {
     json::array a;
     for (auto& im : images) a.emplace_back(std::move(im));
@@ -318,7 +332,8 @@ Status ImageList(Context& ctx, const CommandLine& cl) {
     return Status::Ok();
   }
   std::vector<std::vector<std::string>> rows;
-  for (const auto& im : images) rows.push_back({Field(im, "id"), Field(im, "name"), Field(im, "status")});
+  for (const auto& im : images)
+    rows.push_back({Field(im, "id"), Field(im, "name"), Field(im, "status")});
   PrintTable(stdout, {"ID", "Name", "Status"}, rows);
   return Status::Ok();
 }
@@ -335,11 +350,14 @@ Status ImageUpdate(Context& ctx, const CommandLine& cl) {
   INGOT_ASSIGN_OR_RETURN(json::object image, ctx.images.Show(id));
   json::array ops;
   auto set = [&](const std::string& key, json::value value) {
-    ops.push_back(json::object{{"op", image.contains(key) ? "replace" : "add"}, {"path", "/" + key},
+    ops.push_back(json::object{{"op", image.contains(key) ? "replace" : "add"},
+                               {"path", "/" + key},
                                {"value", std::move(value)}});
   };
   static const std::vector<std::pair<const char*, const char*>> kStrings = {
-      {"--name", "name"}, {"--visibility", "visibility"}, {"--disk-format", "disk_format"},
+      {"--name", "name"},
+      {"--visibility", "visibility"},
+      {"--disk-format", "disk_format"},
       {"--container-format", "container_format"}};
   for (const auto& [option, key] : kStrings) {
     if (auto v = cl.Value(option)) set(key, json::value(*v));
@@ -373,65 +391,131 @@ Status ImageDownload(Context& ctx, const CommandLine& cl) {
   io::UniqueFd owned;
   int fd = STDOUT_FILENO;
   if (path && *path != "-") {
-    INGOT_ASSIGN_OR_RETURN(owned, io::OpenFile(*path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    INGOT_ASSIGN_OR_RETURN(owned,
+                           io::OpenFile(*path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     fd = owned.get();
   }
   CheckedFdWriter sink(fd);
   ProgressBar bar("download", ctx.progress);
-  auto headers = ctx.images.Download(id, sink, [&](uint64_t done, std::optional<uint64_t> total) {
-    bar.Update(done, total);
-  });
+  auto headers = ctx.images.Download(
+      id, sink, [&](uint64_t done, std::optional<uint64_t> total) { bar.Update(done, total); });
   bar.Finish();
   Status result = headers.status();
   if (headers.ok()) {
     auto expected = headers->Get("Content-MD5");
     std::string got = sink.Md5();
     if (expected && !expected->empty() && *expected != got) {
-      result = Corruption("downloaded data has MD5 " + got + " but the server announced " + std::string(*expected));
+      result = Corruption("downloaded data has MD5 " + got + " but the server announced " +
+                          std::string(*expected));
     }
   }
   if (!result.ok() && owned) {
-    unlink(path->c_str());  // never leave a truncated or corrupt image behind under the asked-for name
+    unlink(
+        path->c_str());  // never leave a truncated or corrupt image behind under the asked-for name
   }
   return result;
 }
 
 std::vector<Command> Commands() {
-  const std::vector<std::string> kImageFields = {"--name", "--disk-format", "--container-format", "--visibility",
-                                                 "--property", "--min-disk", "--min-ram", "--protected"};
+  const std::vector<std::string> kImageFields = {
+      "--name",     "--disk-format", "--container-format", "--visibility",
+      "--property", "--min-disk",    "--min-ram",          "--protected"};
   auto with = [](std::vector<std::string> a, std::vector<std::string> b) {
     a.insert(a.end(), b.begin(), b.end());
     return a;
   };
   return {
-      {"image-create", "--name NAME --disk-format FMT --container-format FMT [--visibility V] [--property K=V]... "
-                       "[--tag T]... [--min-disk GB] [--min-ram MB] [--protected BOOL] [--id UUID] [--file PATH]",
-       "Create an image; with --file (or data piped in) upload its data too.", 0, 0,
-       with(kImageFields, {"--file", "--id", "--tag"}), {}, ImageCreate},
-      {"image-list", "[--name N] [--status S] [--visibility V] [--owner O] [--tag T]... [--property-filter K=V]... "
-                     "[--sort-key K] [--sort-dir asc|desc] [--sort K:DIR,...] [--limit N] [--page-size N]",
-       "List the images visible to you (all pages).", 0, 0,
-       {"--name", "--status", "--visibility", "--owner", "--member-status", "--tag", "--property-filter", "--sort-key",
-        "--sort-dir", "--sort", "--limit", "--page-size", "--checksum", "--disk-format", "--container-format"},
-       {}, ImageList},
+      {"image-create",
+       "--name NAME --disk-format FMT --container-format FMT [--visibility V] [--property K=V]... "
+       "[--tag T]... [--min-disk GB] [--min-ram MB] [--protected BOOL] [--id UUID] [--file PATH]",
+       "Create an image; with --file (or data piped in) upload its data too.",
+       0,
+       0,
+       with(kImageFields, {"--file", "--id", "--tag"}),
+       {},
+       ImageCreate},
+      {"image-list",
+       "[--name N] [--status S] [--visibility V] [--owner O] [--tag T]... [--property-filter "
+       "K=V]... "
+       "[--sort-key K] [--sort-dir asc|desc] [--sort K:DIR,...] [--limit N] [--page-size N]",
+       "List the images visible to you (all pages).",
+       0,
+       0,
+       {"--name", "--status", "--visibility", "--owner", "--member-status", "--tag",
+        "--property-filter", "--sort-key", "--sort-dir", "--sort", "--limit", "--page-size",
+        "--checksum", "--disk-format", "--container-format"},
+       {},
+       ImageList},
       {"image-show", "ID", "Show an image's properties.", 1, 1, {}, {}, ImageShow},
-      {"image-update", "ID [--name N] [--property K=V]... [--remove-property K]... [--visibility V] ...",
-       "Change an image's properties (JSON patch).", 1, 1, with(kImageFields, {"--remove-property"}), {},
+      {"image-update",
+       "ID [--name N] [--property K=V]... [--remove-property K]... [--visibility V] ...",
+       "Change an image's properties (JSON patch).",
+       1,
+       1,
+       with(kImageFields, {"--remove-property"}),
+       {},
        ImageUpdate},
-      {"image-tag-update", "ID TAG", "Add a tag to an image.", 2, 2, {}, {},
-       [](Context& ctx, const CommandLine& cl) { return ctx.images.AddTag(cl.positional[0], cl.positional[1]); }},
-      {"image-tag-delete", "ID TAG", "Remove a tag from an image.", 2, 2, {}, {},
-       [](Context& ctx, const CommandLine& cl) { return ctx.images.DeleteTag(cl.positional[0], cl.positional[1]); }},
-      {"image-upload", "ID [--file PATH]", "Upload an image's data (from PATH, or standard input).", 1, 1,
-       {"--file"}, {},
-       [](Context& ctx, const CommandLine& cl) { return UploadData(ctx, cl.positional[0], cl.Value("--file")); }},
-      {"image-download", "ID [--file OUT]", "Download an image's data (to OUT, or standard output); checks MD5.",
-       1, 1, {"--file"}, {}, ImageDownload},
-      {"image-deactivate", "ID", "Deactivate an image (admin).", 1, 1, {}, {},
+      {"image-tag-update",
+       "ID TAG",
+       "Add a tag to an image.",
+       2,
+       2,
+       {},
+       {},
+       [](Context& ctx, const CommandLine& cl) {
+         return ctx.images.AddTag(cl.positional[0], cl.positional[1]);
+       }},
+      {"image-tag-delete",
+       "ID TAG",
+       "Remove a tag from an image.",
+       2,
+       2,
+       {},
+       {},
+       [](Context& ctx, const CommandLine& cl) {
+         return ctx.images.DeleteTag(cl.positional[0], cl.positional[1]);
+       }},
+      {"image-upload",
+       "ID [--file PATH]",
+       "Upload an image's data (from PATH, or standard input).",
+       1,
+       1,
+       {"--file"},
+       {},
+       [](Context& ctx, const CommandLine& cl) {
+         return UploadData(ctx, cl.positional[0], cl.Value("--file"));
+       }},
+      {"image-download",
+       "ID [--file OUT]",
+       "Download an image's data (to OUT, or standard output); checks MD5.",
+       1,
+       1,
+       {"--file"},
+       {},
+       ImageDownload},
+      {"image-deactivate",
+       "ID",
+       "Deactivate an image (admin).",
+       1,
+       1,
+       {},
+       {},
        [](Context& ctx, const CommandLine& cl) { return ctx.images.Deactivate(cl.positional[0]); }},
-      {"image-reactivate", "ID", "Reactivate a deactivated image (admin).", 1, 1, {}, {},
+      {"image-reactivate",
+       "ID",
+       "Reactivate a deactivated image (admin).",
+       1,
+       1,
+       {},
+       {},
        [](Context& ctx, const CommandLine& cl) { return ctx.images.Reactivate(cl.positional[0]); }},
-      {"image-delete", "ID [ID...]", "Delete images.", 1, 1000, {}, {},
+      {"image-delete",
+       "ID [ID...]",
+       "Delete images.",
+       1,
+       1000,
+       {},
+       {},
        [](Context& ctx, const CommandLine& cl) {
          if (cl.positional.size() == 1) return ctx.images.Delete(cl.positional[0]);
          // Several: try them all, name each failure, then fail as a whole.
@@ -450,17 +534,20 @@ std::vector<Command> Commands() {
 
 void PrintUsage(FILE* out, const std::vector<Command>& commands, const Command* only) {
   if (only) {
-    fprintf(out, "usage: ingot [global options] %s %s\n\n%s\n", only->name, only->usage, only->help);
+    fprintf(out, "usage: ingot [global options] %s %s\n\n%s\n", only->name, only->usage,
+            only->help);
     return;
   }
-  fprintf(out,
-          "usage: ingot [--url URL] [--token TOKEN] [--json] [--progress] [--timeout SECONDS] COMMAND [ARGS]\n\n"
-          "  --url URL      the Image API endpoint (default $INGOT_URL, else http://127.0.0.1:9292)\n"
-          "  --token TOKEN  sent as X-Auth-Token (default $OS_AUTH_TOKEN)\n"
-          "  --json         print JSON instead of tables\n"
-          "  --progress     draw progress bars even when standard error is not a terminal\n"
-          "  --timeout S    give up when the server makes no progress for S seconds (default 300)\n\n"
-          "commands:\n");
+  fprintf(
+      out,
+      "usage: ingot [--url URL] [--token TOKEN] [--json] [--progress] [--timeout SECONDS] COMMAND "
+      "[ARGS]\n\n"
+      "  --url URL      the Image API endpoint (default $INGOT_URL, else http://127.0.0.1:9292)\n"
+      "  --token TOKEN  sent as X-Auth-Token (default $OS_AUTH_TOKEN)\n"
+      "  --json         print JSON instead of tables\n"
+      "  --progress     draw progress bars even when standard error is not a terminal\n"
+      "  --timeout S    give up when the server makes no progress for S seconds (default 300)\n\n"
+      "commands:\n");
   for (const auto& c : commands) fprintf(out, "  %-18s %s\n", c.name, c.help);
   fprintf(out, "\n`ingot help COMMAND` shows a command's arguments.\n");
 }
@@ -517,7 +604,8 @@ int Main(int argc, char** argv) {
   try {
     if (auto t = cl.Value("--timeout")) timeout = std::chrono::seconds(Integer("--timeout", *t));
     ImagesClient images(std::move(*url), token, timeout);
-    Context ctx{images, cl.flags.count("--json") > 0, cl.flags.count("--progress") > 0 || isatty(STDERR_FILENO)};
+    Context ctx{images, cl.flags.count("--json") > 0,
+                cl.flags.count("--progress") > 0 || isatty(STDERR_FILENO)};
     Status s = command->run(ctx, cl);
     if (!s.ok()) {
       fprintf(stderr, "ingot: %s\n", s.message().c_str());

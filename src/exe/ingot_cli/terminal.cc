@@ -35,8 +35,8 @@ void ProgressBar::Draw(bool force) {
   fflush(stderr);
 }
 
-std::string ProgressBar::Render(const std::string& label, uint64_t done, std::optional<uint64_t> total,
-                                double seconds) {
+std::string ProgressBar::Render(const std::string& label, uint64_t done,
+                                std::optional<uint64_t> total, double seconds) {
   constexpr double kMiB = 1024.0 * 1024.0;
   double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;
   char buf[256];
@@ -46,7 +46,8 @@ std::string ProgressBar::Render(const std::string& label, uint64_t done, std::op
     constexpr int kWidth = 30;
     int filled = static_cast<int>(fraction * kWidth);
     line += " [" + std::string(filled, '#') + std::string(kWidth - filled, ' ') + "]";
-    snprintf(buf, sizeof(buf), " %3d%% %.1f/%.1f MiB", static_cast<int>(fraction * 100), done / kMiB, *total / kMiB);
+    snprintf(buf, sizeof(buf), " %3d%% %.1f/%.1f MiB", static_cast<int>(fraction * 100),
+             done / kMiB, *total / kMiB);
     line += buf;
   } else {
     snprintf(buf, sizeof(buf), " %.1f MiB", done / kMiB);
@@ -84,11 +85,13 @@ std::string ValueText(const json::value& v) {
   }
 }
 
-void PrintTable(FILE* out, const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+void PrintTable(FILE* out, const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width(header.size());
   for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
   for (const auto& row : rows) {
-    for (size_t i = 0; i < row.size() && i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
+    for (size_t i = 0; i < row.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], row[i].size());
   }
   std::string rule = "+";
   for (size_t w : width) rule += std::string(w + 2, '-') + "+";

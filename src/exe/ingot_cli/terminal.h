@@ -1,14 +1,13 @@
 // What the `ingot` CLI draws: tables on stdout, a progress bar on stderr.
 #pragma once
 
+#include <boost/json.hpp>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <boost/json.hpp>
 
 namespace ingot::cli {
 
@@ -40,7 +39,8 @@ class ProgressBar {
 std::string ValueText(const boost::json::value& v);
 
 // A boxed table, columns as wide as their widest cell.
-void PrintTable(FILE* out, const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+void PrintTable(FILE* out, const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows);
 
 // An image (or any object) as a two-column Property/Value table, keys sorted.
 void PrintProperties(FILE* out, const boost::json::object& object);
