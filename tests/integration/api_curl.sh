@@ -281,6 +281,23 @@ expect_sample "change disk_format of an active image" image_patch_disk_format_ac
 req GET "/v2/images/$A"
 expect_eq "active image unchanged" "$(jb '[.status,.checksum,.disk_format]|join(",")')" "active,$MD5,raw"
 
+# A second upload while the first is still streaming is refused, and the first one completes whole.
+create_image '{"name":"it-concurrent","disk_format":"raw","container_format":"bare"}'; K=$ID
+random_file "$W/k.bin" $((64*1048576))
+curl -s -m 120 --limit-rate 16M -o /dev/null -w '%{http_code}' -X PUT -T "$W/k.bin" \
+  -H 'Content-Type: application/octet-stream' "$INGOT_URL/v2/images/$K/file" > "$W/k.code" &
+KPID=$!
+for t in $(seq 1 100); do req GET "/v2/images/$K"; [ "$(jb .status)" = saving ] && break; sleep 0.05; done
+expect_eq "first upload is saving" "$(jb .status)" saving
+upload "$K" "$W/k.bin"
+expect_error "second upload while the first is saving -> 409" 409 "Image status transition from saving to saving is not allowed"
+wait "$KPID"
+expect_eq "first upload completes" "$(cat "$W/k.code")" 204
+req GET "/v2/images/$K"
+expect_eq "first upload's bytes are the image" "$(jb '[.status,.checksum]|join(",")')" \
+  "active,$(md5sum < "$W/k.bin" | cut -d' ' -f1)"
+req DELETE "/v2/images/$K"
+
 section "deactivate / reactivate"
 req POST "/v2/images/$A/actions/deactivate"
 expect_code "deactivate" 204
