@@ -458,10 +458,14 @@ EOF
 fi
 
 # ==================================================================================== tokens
-if is_peer; then
-  skip "token authentication and policy" "peer mode"
+# In peer mode this section runs only against a Glance started with GLANCE_AUTH=headers and secure RBAC
+# (enforce_secure_rbac and [oslo_policy] enforce_new_defaults true): PEER_AUTH=headers.
+if is_peer && [ "${PEER_AUTH:-}" != headers ]; then
+  skip "token authentication and policy" "peer mode without PEER_AUTH=headers"
 else
   section "auth tokens: roles and projects"
+  PEER_IDS=([t-admin]="proj-a alice admin,member,reader" [t-member-a]="proj-a bob member,reader"
+            [t-reader-a]="proj-a carol reader" [t-member-b]="proj-b dave member,reader")
   cat > "$W/tokens.toml" <<'EOF'
 [[token]]
 token = "t-admin"
@@ -489,17 +493,19 @@ roles = ["member"]
 EOF
   INGOT_DATA="$W/data-auth"
   ingot_start --auth tokens --tokens-file "$W/tokens.toml" || exit 1
-  AUTH_TOKEN=""
-  req GET /v2/images
-  expect_code "no token -> 401" 401
-  AUTH_TOKEN="wrong"
-  req GET /v2/images
-  expect_code "unknown token -> 401" 401
-  req_json POST /v2/images '{"name":"x"}'
-  expect_code "unknown token cannot create -> 401" 401
-  AUTH_TOKEN=""
-  req GET /healthcheck
-  expect_code "healthcheck needs no token" 200
+  if ! is_peer; then   # the headers-mode peer has no tokens to refuse
+    AUTH_TOKEN=""
+    req GET /v2/images
+    expect_code "no token -> 401" 401
+    AUTH_TOKEN="wrong"
+    req GET /v2/images
+    expect_code "unknown token -> 401" 401
+    req_json POST /v2/images '{"name":"x"}'
+    expect_code "unknown token cannot create -> 401" 401
+    AUTH_TOKEN=""
+    req GET /healthcheck
+    expect_code "healthcheck needs no token" 200
+  fi
 
   AUTH_TOKEN=t-member-a
   create_image '{"name":"priv-a","disk_format":"raw","container_format":"bare","visibility":"private"}'; P=$ID
@@ -513,14 +519,26 @@ EOF
   req_json POST /v2/images '{"name":"pub","visibility":"public"}'
   expect_error "member creates a public image -> 403" 403
   req POST "/v2/images/$P/actions/deactivate"
-  expect_code "member deactivates -> 403 (admin only)" 403
+  if is_peer; then
+    # Glance 25 with secure RBAC lets a project member deactivate its own images (ADMIN_OR_PROJECT_MEMBER);
+    # Ingot's policy table keeps deactivate/reactivate admin-only (README) -- see notes/api-mismatches.md.
+    expect_code "member deactivates own image (Glance secure RBAC)" 204
+    req POST "/v2/images/$P/actions/reactivate"
+  else
+    expect_code "member deactivates -> 403 (admin only, README policy)" 403
+  fi
 
   AUTH_TOKEN=t-reader-a
   req GET "/v2/images/$P"
   expect_code "reader reads its project's image" 200
   OUT="$W/auth-dl.bin" req GET "/v2/images/$P/file"
-  expect_code "reader downloads its project's image" 200
-  expect_true "reader's download is byte-identical" cmp "$W/auth.bin" "$W/auth-dl.bin"
+  if is_peer; then
+    # Glance's secure-RBAC download_image needs member; Ingot lets readers download what they can see.
+    expect_code "reader download (Glance secure RBAC: member needed)" 403
+  else
+    expect_code "reader downloads its project's image (README policy)" 200
+    expect_true "reader's download is byte-identical" cmp "$W/auth.bin" "$W/auth-dl.bin"
+  fi
   req GET /v2/images
   expect_eq "reader lists its project's image" "$(jb "[.images[].id]|index(\"$P\") != null")" true
   req_json POST /v2/images '{"name":"by-reader"}'

@@ -27,6 +27,8 @@ INGOT_PID=""
 INGOT_LOG=""
 INGOT_DATA=""
 AUTH_TOKEN=""   # when set, req sends it as X-Auth-Token
+# Peer mode only: token -> "project user roles,..." sent as keystonemiddleware's identity headers instead.
+declare -A PEER_IDS=()
 CODE=""
 BODY=""
 HDRS=""
@@ -157,8 +159,14 @@ ingot_kill9() {
 # answers errors in HTML otherwise) unless ACCEPT says something else.
 req() {
   local method="$1" path="$2"; shift 2
-  local auth=()
-  [ -n "$AUTH_TOKEN" ] && auth=(-H "X-Auth-Token: $AUTH_TOKEN")
+  local auth=() proj user roles
+  if [ -n "$AUTH_TOKEN" ] && is_peer && [ -n "${PEER_IDS[$AUTH_TOKEN]:-}" ]; then
+    # a Glance peer started with GLANCE_AUTH=headers trusts the identity headers keystonemiddleware sets
+    read -r proj user roles <<< "${PEER_IDS[$AUTH_TOKEN]}"
+    auth=(-H "X-Identity-Status: Confirmed" -H "X-Project-Id: $proj" -H "X-User-Id: $user" -H "X-Roles: $roles")
+  elif [ -n "$AUTH_TOKEN" ]; then
+    auth=(-H "X-Auth-Token: $AUTH_TOKEN")
+  fi
   CODE="$(curl -s -m "${REQ_TIMEOUT:-120}" -X "$method" -D "$HDRS" -o "${OUT:-$BODY}" -w '%{http_code}' \
           -H "Accept: ${ACCEPT:-application/json}" "${auth[@]}" "$@" "$INGOT_URL$path")"
 }
