@@ -3,6 +3,10 @@
 # and recorded behaviour (/work/shared/peers/glance/samples: status codes and exact error bodies).
 # Usage: api_curl.sh [PATH-TO-INGOTD]
 #        TARGET_URL=http://127.0.0.1:9292 api_curl.sh   # same checks against a running Glance (peer mode)
+#        TARGET_URL=... PEER_AUTH=headers api_curl.sh    # + the token/policy checks, against a Glance started
+#            with GLANCE_AUTH=headers and secure RBAC (enforce_secure_rbac = true in [DEFAULT] and
+#            enforce_new_defaults = true in [oslo_policy] of its glance-api.conf)
+# Last checked 2026-11-23: Glance noauth 186/186, Glance secure RBAC 215/215, ingotd 232/232.
 # Prints one PASS/FAIL line per check; exits non-zero if any check failed.
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib.sh"
