@@ -203,5 +203,34 @@ for id in "${!SURV_FILE[@]}"; do
   expect_true "after all rounds, survivor $id still downloads byte-identical" cmp "${SURV_FILE[$id]}" "$W/dl.bin"
 done
 
+# ------------------------------------------------------------------------------------------ repair
+echo "### start-up repair: planted orphan and temp files, a truncated image file"
+ingot_stop
+IMGDIR="$INGOT_DATA/images"
+random_file "$IMGDIR/11111111-2222-4333-8444-555555555555" 4096                 # bytes no image owns
+random_file "$IMGDIR/.tmp-11111111-2222-4333-8444-555555555556-x1" 4096         # a write cut short
+# truncate one survivor's bytes behind the daemon's back (a disk that lost data)
+VICTIM=""
+for id in "${!SURV_FILE[@]}"; do
+  [ "$(stat -c %s "${SURV_FILE[$id]}")" -gt 4096 ] && { VICTIM=$id; break; }
+done
+VFILE=$(find "$INGOT_DATA" -type f -name "$VICTIM*" | head -1)
+expect_true "the victim's bytes are a file named after the image" test -n "$VFILE"
+truncate -s 4096 "$VFILE"
+ingot_start --auth noauth || exit 1
+expect_eq "planted orphan and temp files are removed at start" \
+  "$(find "$IMGDIR" -name '11111111-2222-4333-8444-55555555555*' -o -name '.tmp-11111111-*' | wc -l)" 0
+curl -s "$INGOT_URL/metrics" > "$W/metrics2.txt"
+expect_eq "/metrics counts the image with short data" \
+  "$(awk '$1 ~ /^ingot_images_missing_data/ {print $2+0}' "$W/metrics2.txt" | head -1)" 1
+code=$(curl -s -o "$W/short.bin" -w '%{http_code}' "$INGOT_URL/v2/images/$VICTIM/file")
+expect_true "a download of the short image is refused (5xx), not served partially (got $code, $(stat -c %s "$W/short.bin") bytes)" \
+  bash -c "[[ '$code' == 5* ]]"
+for id in "${!SURV_FILE[@]}"; do
+  [ "$id" = "$VICTIM" ] && continue
+  curl -s -m 60 -o "$W/dl.bin" "$INGOT_URL/v2/images/$id/file"
+  expect_true "the other images are unaffected ($id)" cmp "${SURV_FILE[$id]}" "$W/dl.bin"
+done
+
 ingot_stop
 it_finish
