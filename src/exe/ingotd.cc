@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -105,7 +106,11 @@ int Run(int argc, char** argv) {
   }
 
   if (Status s = io::MakeDirs(config.data_dir); !s.ok()) return Fail(s);
-  auto repo = catalog::SqliteImageRepository::Open(config.data_dir + "/catalog.db");
+  // One pooled connection per worker thread: a request never pays for opening a connection (schema
+  // load, statement preparation), which under load showed up as allocator churn and a long latency tail.
+  auto repo = catalog::SqliteImageRepository::Open(
+      config.data_dir + "/catalog.db",
+      catalog::SqliteImageRepository::Options{.pool_size = std::max(8, config.worker_threads)});
   if (!repo.ok()) return Fail(repo.status());
   auto store = store::FileStore::Open({.id = "file", .root = config.data_dir + "/images"});
   if (!store.ok()) return Fail(store.status());
