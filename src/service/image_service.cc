@@ -108,7 +108,7 @@ Result<Image> ImageService::StreamIn(Image image, io::Reader& body,
     if (attempt > 0) {
       auto fresh = repo_.Get(image.id);
       if (!fresh.ok()) {
-        store_.Delete(image.id);  // deleted during the upload: its bytes must not linger
+        DiscardBytes(image.id);  // deleted during the upload: its bytes must not linger
         return fresh.status().code() == Code::kNotFound
                    ? NotFound("Image " + image.id +
                               " could not be found after upload. The image may have been deleted "
@@ -117,7 +117,7 @@ Result<Image> ImageService::StreamIn(Image image, io::Reader& body,
       }
       image = std::move(*fresh);
       if (image.status != ImageStatus::kSaving) {
-        store_.Delete(image.id);
+        DiscardBytes(image.id);
         return Conflict(TransitionRefused(image.status, ImageStatus::kActive));
       }
     }
@@ -141,12 +141,20 @@ Result<Image> ImageService::StreamIn(Image image, io::Reader& body,
       return image;
     }
     if (saved.code() != Code::kConflict && saved.code() != Code::kNotFound) {
-      store_.Delete(image.id);
+      DiscardBytes(image.id);
       return saved;
     }
   }
-  store_.Delete(image.id);
+  DiscardBytes(image.id);
   return Conflict("Image " + image.id + " kept changing during the upload; retry.");
+}
+
+void ImageService::DiscardBytes(const std::string& key) {
+  Status s = store_.Delete(key);
+  if (!s.ok()) {
+    // Harmless for the catalog (no image points at them); the next Repair() sweeps the orphan.
+    log::Warn("upload.discard_failed", {{"key", key}, {"error", s.ToString()}});
+  }
 }
 
 void ImageService::RevertToQueued(const std::string& id) {

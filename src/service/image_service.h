@@ -82,6 +82,8 @@ class ImageService {
   Result<catalog::Image> StreamIn(catalog::Image image, io::Reader& body,
                                   std::optional<uint64_t> content_length, UploadStats* stats);
   void RevertToQueued(const std::string& id);
+  // Removes committed bytes no image will own; failures are logged and left to Repair().
+  void DiscardBytes(const std::string& key);
 
   catalog::ImageRepository& repo_;
   store::Store& store_;
