@@ -118,6 +118,19 @@ TEST_F(AppTest, CreateShowsGlanceShape) {
   EXPECT_EQ(Call("GET", "/v2/images/" + id).status, 200);
 }
 
+TEST_F(AppTest, AwkwardStringsRoundTrip) {
+  const std::string body =
+      R"({"name":"q\"uote\\back\nline\u0001ctl é ☃","disk_format":"raw","container_format":"bare","k\"ey":"v\t\u001f"})";
+  auto r = Call("POST", "/v2/images", body);
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto sent = json::parse(body).as_object();
+  auto got = Body(Call("GET", "/v2/images/" + S(Body(r)["id"])));
+  EXPECT_EQ(got["name"], sent["name"]);
+  EXPECT_EQ(got["k\"ey"], sent["k\"ey"]);
+  auto list = Body(Call("GET", "/v2/images?name=" + std::string("q%22uote%5Cback%0Aline%01ctl%20%C3%A9%20%E2%98%83")));
+  ASSERT_EQ(list["images"].as_array().size(), 1u);
+}
+
 TEST_F(AppTest, CreateRefusesBadInput) {
   EXPECT_EQ(Call("POST", "/v2/images", "{bad").status, 400);
   EXPECT_NE(Call("POST", "/v2/images", "{bad").body.find("Malformed JSON in request body."),

@@ -59,47 +59,103 @@ Response NoContent() {
   return r;
 }
 
-json::value OptString(const std::optional<std::string>& s) {
-  return s ? json::value(*s) : json::value(nullptr);
+// Image documents are written straight into the response text: on the list route building a
+// json::value per image and copying it into the page cost more than the database query (callgrind:
+// ~60% of the route's instructions were Boost.JSON construction, copies and frees).
+void AppendString(std::string& out, std::string_view s) {
+  static const char* hex = "0123456789abcdef";
+  out += '"';
+  size_t run = 0;  // start of the pending run of bytes that need no escaping
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;  // UTF-8 passes through unescaped
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        out += "\\u00";
+        out += hex[c >> 4];
+        out += hex[c & 15];
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out += '"';
 }
 
-json::value OptSize(const std::optional<uint64_t>& s) {
-  return s ? json::value(*s) : json::value(nullptr);
+void AppendField(std::string& out, std::string_view key) {
+  if (out.back() != '{') out += ", ";
+  AppendString(out, key);
+  out += ": ";
 }
 
-json::object ImageToJson(const Image& im) {
-  json::object o;
-  o.reserve(24 + im.properties.size());
-  for (const auto& [k, v] : im.properties) o[k] = v;
-  o["id"] = im.id;
-  o["name"] = OptString(im.name);
-  o["status"] = catalog::StatusName(im.status);
-  o["visibility"] = catalog::VisibilityName(im.visibility);
-  o["protected"] = im.is_protected;
-  o["os_hidden"] = im.os_hidden;
-  o["checksum"] = OptString(im.checksum);
-  o["os_hash_algo"] = OptString(im.os_hash_algo);
-  o["os_hash_value"] = OptString(im.os_hash_value);
-  o["owner"] = OptString(im.owner);
-  o["size"] = OptSize(im.size);
-  o["virtual_size"] = OptSize(im.virtual_size);
-  o["min_ram"] = im.min_ram;
-  o["min_disk"] = im.min_disk;
-  o["disk_format"] = OptString(im.disk_format);
-  o["container_format"] = OptString(im.container_format);
-  o["created_at"] = FormatIso8601(im.created_at);
-  o["updated_at"] = FormatIso8601(im.updated_at);
-  json::array tags;
-  for (const auto& t : im.tags) tags.emplace_back(t);
-  o["tags"] = std::move(tags);
-  std::string self = "/v2/images/" + im.id;
-  o["file"] = self + "/file";
-  o["self"] = std::move(self);
-  o["schema"] = "/v2/schemas/image";
-  return o;
+void AppendOpt(std::string& out, const std::optional<std::string>& v) {
+  if (v) AppendString(out, *v); else out += "null";
 }
 
-// The value as Glance's (Python's) schema errors show it: 'text', 5, True, None.
+void AppendOpt(std::string& out, const std::optional<uint64_t>& v) {
+  if (v) out += std::to_string(*v); else out += "null";
+}
+
+// One image in Glance's shape: extra properties first, then the core attributes and links.
+void AppendImage(std::string& out, const Image& im) {
+  out += '{';
+  for (const auto& [k, v] : im.properties) {
+    AppendField(out, k);
+    AppendString(out, v);
+  }
+  AppendField(out, "id"); AppendString(out, im.id);
+  AppendField(out, "name"); AppendOpt(out, im.name);
+  AppendField(out, "status"); AppendString(out, catalog::StatusName(im.status));
+  AppendField(out, "visibility"); AppendString(out, catalog::VisibilityName(im.visibility));
+  AppendField(out, "protected"); out += im.is_protected ? "true" : "false";
+  AppendField(out, "os_hidden"); out += im.os_hidden ? "true" : "false";
+  AppendField(out, "checksum"); AppendOpt(out, im.checksum);
+  AppendField(out, "os_hash_algo"); AppendOpt(out, im.os_hash_algo);
+  AppendField(out, "os_hash_value"); AppendOpt(out, im.os_hash_value);
+  AppendField(out, "owner"); AppendOpt(out, im.owner);
+  AppendField(out, "size"); AppendOpt(out, im.size);
+  AppendField(out, "virtual_size"); AppendOpt(out, im.virtual_size);
+  AppendField(out, "min_ram"); out += std::to_string(im.min_ram);
+  AppendField(out, "min_disk"); out += std::to_string(im.min_disk);
+  AppendField(out, "disk_format"); AppendOpt(out, im.disk_format);
+  AppendField(out, "container_format"); AppendOpt(out, im.container_format);
+  AppendField(out, "created_at"); AppendString(out, FormatIso8601(im.created_at));
+  AppendField(out, "updated_at"); AppendString(out, FormatIso8601(im.updated_at));
+  AppendField(out, "tags");
+  out += '[';
+  bool first = true;
+  for (const auto& t : im.tags) {
+    if (!first) out += ", ";
+    first = false;
+    AppendString(out, t);
+  }
+  out += ']';
+  AppendField(out, "self"); out += "\"/v2/images/" + im.id + "\"";
+  AppendField(out, "file"); out += "\"/v2/images/" + im.id + "/file\"";
+  AppendField(out, "schema"); out += "\"/v2/schemas/image\"";
+  out += '}';
+}
+
+Response JsonText(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.body = std::move(body);
+  r.headers.Set("Content-Type", "application/json");
+  return r;
+}
+
+Response ImageResponse(int status, const Image& im) {
+  std::string body;
+  body.reserve(1024);
+  AppendImage(body, im);
+  return JsonText(status, std::move(body));
+}
+
 std::string Describe(const json::value& v) {
   if (v.is_string()) return "'" + std::string(v.as_string()) + "'";
   if (v.is_bool()) return v.as_bool() ? "True" : "False";
@@ -376,7 +432,7 @@ Response ImagesApi::Create(Request& req, const Ctx& ctx, const Params&) {
   }
   if (!added.ok()) return ErrorResponse(added);
   im.version = 1;
-  Response r = Json(201, ImageToJson(im));
+  Response r = ImageResponse(201, im);
   r.headers.Set("Location", config_.public_url + "/v2/images/" + im.id);
   return r;
 }
@@ -388,31 +444,36 @@ Response ImagesApi::List(Request& req, const Ctx& ctx, const Params&) {
   auto page = repo_.List(*query, viewer);
   if (!page.ok()) return ErrorResponse(page.status());
 
-  json::array images;
-  images.reserve(page->images.size());
-  for (const auto& im : page->images) images.emplace_back(ImageToJson(im));
   std::string params;
   for (const auto& [k, v] : req.query) {
     if (k == "marker") continue;
     params += params.empty() ? "" : "&";
     params += EncodeQueryComponent(k) + "=" + EncodeQueryComponent(v);
   }
-  json::object o;
-  o["images"] = std::move(images);
-  o["first"] = params.empty() ? std::string("/v2/images") : "/v2/images?" + params;
-  o["schema"] = "/v2/schemas/images";
-  if (page->next_marker) {
-    o["next"] = "/v2/images?" + params + (params.empty() ? "" : "&") + "marker=" +
-                EncodeQueryComponent(*page->next_marker);
+  std::string body;
+  body.reserve(256 + 1024 * page->images.size());
+  body += "{\"images\": [";
+  for (size_t i = 0; i < page->images.size(); ++i) {
+    if (i > 0) body += ", ";
+    AppendImage(body, page->images[i]);
   }
-  return Json(200, o);
+  body += "], \"first\": ";
+  AppendString(body, params.empty() ? std::string("/v2/images") : "/v2/images?" + params);
+  body += ", \"schema\": \"/v2/schemas/images\"";
+  if (page->next_marker) {
+    body += ", \"next\": ";
+    AppendString(body, "/v2/images?" + params + (params.empty() ? "" : "&") + "marker=" +
+                           EncodeQueryComponent(*page->next_marker));
+  }
+  body += '}';
+  return JsonText(200, std::move(body));
 }
 
 Response ImagesApi::Show(Request&, const Ctx& ctx, const Params& p) {
   if (Status s = auth::Authorize(auth::Action::kGetImage, ctx); !s.ok()) return ErrorResponse(s);
   auto image = Load(p[0], ctx);
   if (!image.ok()) return ErrorResponse(image.status());
-  return Json(200, ImageToJson(*image));
+  return ImageResponse(200, *image);
 }
 
 Response ImagesApi::Update(Request& req, const Ctx& ctx, const Params& p) {
@@ -473,7 +534,7 @@ Response ImagesApi::Update(Request& req, const Ctx& ctx, const Params& p) {
     return Status::Ok();
   });
   if (!result.ok()) return ErrorResponse(result.status());
-  return Json(200, ImageToJson(*result));
+  return ImageResponse(200, *result);
 }
 
 Response ImagesApi::Delete(Request&, const Ctx& ctx, const Params& p) {
