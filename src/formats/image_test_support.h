@@ -20,6 +20,22 @@
 
 namespace ingot::formats::testing {
 
+// Little- and big-endian stores for hand-crafting hostile headers.
+inline void PutLe32(std::vector<uint8_t>& b, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) b[at + i] = uint8_t(v >> (8 * i));
+}
+inline void PutLe64(std::vector<uint8_t>& b, size_t at, uint64_t v) {
+  PutLe32(b, at, uint32_t(v));
+  PutLe32(b, at + 4, uint32_t(v >> 32));
+}
+inline void PutBe32(std::vector<uint8_t>& b, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) b[at + i] = uint8_t(v >> (24 - 8 * i));
+}
+inline void PutBe64(std::vector<uint8_t>& b, size_t at, uint64_t v) {
+  PutBe32(b, at, uint32_t(v >> 32));
+  PutBe32(b, at + 4, uint32_t(v));
+}
+
 // A fresh directory under $TMPDIR, removed with everything in it when the object dies.
 class TempDir {
  public:

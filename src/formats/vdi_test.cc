@@ -10,6 +10,8 @@ namespace {
 
 using testing::ExpectMatchesQemu;
 using testing::InspectBytes;
+using testing::PutLe64;
+using testing::PutLe32;
 using testing::kNoHole;
 using testing::MakePatternedRaw;
 using testing::MustRun;
@@ -19,13 +21,6 @@ using testing::TempDir;
 constexpr uint64_t kSize = 12 << 20;
 constexpr uint64_t kHole = 8 << 20;
 
-void PutLe32(std::vector<uint8_t>& b, size_t at, uint32_t v) {
-  for (int i = 0; i < 4; ++i) b[at + i] = uint8_t(v >> (8 * i));
-}
-void PutLe64(std::vector<uint8_t>& b, size_t at, uint64_t v) {
-  PutLe32(b, at, uint32_t(v));
-  PutLe32(b, at + 4, uint32_t(v >> 32));
-}
 
 class VdiTest : public ::testing::Test {
  protected:

@@ -10,6 +10,8 @@ namespace {
 
 using testing::ExpectMatchesQemu;
 using testing::InspectBytes;
+using testing::PutBe64;
+using testing::PutBe32;
 using testing::kNoHole;
 using testing::MakePatternedRaw;
 using testing::MustRun;
@@ -19,13 +21,6 @@ using testing::TempDir;
 constexpr uint64_t kSize = 12 << 20;
 constexpr uint64_t kHole = 8 << 20;  // never written by MakePatternedRaw
 
-void PutBe32(std::vector<uint8_t>& b, size_t at, uint32_t v) {
-  for (int i = 0; i < 4; ++i) b[at + i] = uint8_t(v >> (24 - 8 * i));
-}
-void PutBe64(std::vector<uint8_t>& b, size_t at, uint64_t v) {
-  PutBe32(b, at, uint32_t(v >> 32));
-  PutBe32(b, at + 4, uint32_t(v));
-}
 // Recomputes the checksum of the structure of `n` bytes at `at` whose checksum field is at `field`.
 void Reseal(std::vector<uint8_t>& b, size_t at, size_t n, size_t field) {
   uint32_t sum = 0;

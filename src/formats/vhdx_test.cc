@@ -12,6 +12,8 @@ namespace {
 
 using testing::ExpectMatchesQemu;
 using testing::InspectBytes;
+using testing::PutLe64;
+using testing::PutLe32;
 using testing::kNoHole;
 using testing::MakePatternedRaw;
 using testing::MustRun;
@@ -23,13 +25,6 @@ constexpr uint64_t kHole = 8 << 20;
 constexpr size_t kHeaders[2] = {64 << 10, 128 << 10};
 constexpr size_t kRegionTables[2] = {192 << 10, 256 << 10};
 
-void PutLe32(std::vector<uint8_t>& b, size_t at, uint32_t v) {
-  for (int i = 0; i < 4; ++i) b[at + i] = uint8_t(v >> (8 * i));
-}
-void PutLe64(std::vector<uint8_t>& b, size_t at, uint64_t v) {
-  PutLe32(b, at, uint32_t(v));
-  PutLe32(b, at + 4, uint32_t(v >> 32));
-}
 // An independent CRC-32C (bitwise) to reseal what the tests edit.
 uint32_t Crc32c(const uint8_t* p, size_t n) {
   uint32_t c = ~0u;

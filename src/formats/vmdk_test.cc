@@ -12,6 +12,8 @@ namespace {
 
 using testing::ExpectMatchesQemu;
 using testing::InspectBytes;
+using testing::PutLe64;
+using testing::PutLe32;
 using testing::MakePatternedRaw;
 using testing::MustRun;
 using testing::ReadWholeFile;
@@ -22,13 +24,6 @@ using testing::WriteWholeFile;
 constexpr uint64_t kSize = 12 << 20;
 constexpr uint64_t kHole = 8 << 20;
 
-void PutLe32(std::vector<uint8_t>& b, size_t at, uint32_t v) {
-  for (int i = 0; i < 4; ++i) b[at + i] = uint8_t(v >> (8 * i));
-}
-void PutLe64(std::vector<uint8_t>& b, size_t at, uint64_t v) {
-  PutLe32(b, at, uint32_t(v));
-  PutLe32(b, at + 4, uint32_t(v >> 32));
-}
 uint64_t GdOffset(const std::vector<uint8_t>& b) { return mapped::Le64(b.data() + 56) * 512; }
 uint64_t Gt0Offset(const std::vector<uint8_t>& b) {
   return uint64_t(mapped::Le32(b.data() + GdOffset(b))) * 512;
