@@ -46,7 +46,7 @@ struct Catalog {
       Image im;
       im.id = Uuid(i);
       im.name = "image-" + std::to_string(i % 97);
-      im.status = ImageStatus::kActive;
+      catalog::StoredStatus::Restore(im, ImageStatus::kActive);
       im.visibility = static_cast<Visibility>(i % 4);
       im.owner = "project-" + std::to_string(i % 10);
       im.disk_format = i % 2 ? "qcow2" : "raw";

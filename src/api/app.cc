@@ -1,10 +1,13 @@
 #include "api/app.h"
 
-#include <boost/json.hpp>
 #include <exception>
 
 #include "api/errors.h"
+#include "api/v2/documents.h"
+#include "api/v2/info.h"
+#include "api/v2/schemas.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "common/uuid.h"
 
 namespace ingot::api {
@@ -13,115 +16,93 @@ using http::Request;
 using http::Response;
 
 Application::Application(AppDeps deps)
-    : deps_(deps), images_api_(deps.repo, deps.images, deps.config) {
-  auto versions = [this](Request&, const auth::RequestContext&, const Params&) {
-    Response r;
-    r.status = 300;
-    r.body = VersionsJson(deps_.config.public_url);
-    r.headers.Set("Content-Type", "application/json");
-    return r;
-  };
-  router_.Add("GET", "/", versions, /*authenticated=*/false);
+    : deps_(std::move(deps)),
+      images_(deps_.images, deps_.policy, deps_.options),
+      members_(deps_.images, deps_.policy, deps_.options) {
+  RegisterOperations();
+  images_.Register(router_);
+  members_.Register(router_);
+  RegisterInfoRoutes(router_, deps_.images, deps_.options);
+}
+
+// Versions, health and metrics: unauthenticated, and cheap enough to answer under any load.
+void Application::RegisterOperations() {
+  std::string versions = VersionsJson(deps_.options.public_url);
+  router_.Add(
+      "GET", "/",
+      {.rule = "versions",
+       .handler = [versions](Call&) -> Result<Response> { return JsonResponse(300, versions); },
+       .authenticated = false});
   router_.Add(
       "GET", "/versions",
-      [this](Request&, const auth::RequestContext&, const Params&) {
-        Response r;
-        r.body = VersionsJson(deps_.config.public_url);
-        r.headers.Set("Content-Type", "application/json");
-        return r;
-      },
-      false);
-  router_.Add(
-      "GET", "/healthcheck",
-      [this](Request&, const auth::RequestContext&, const Params&) {
-        Response r;
-        r.headers.Set("Content-Type", "text/plain");
-        int64_t missing = deps_.images.missing_data_count();
-        r.body = missing == 0 ? "OK"
-                              : "OK (degraded: " + std::to_string(missing) +
-                                    " image(s) missing their data; see the log)";
-        return r;
-      },
-      false);
-  router_.Add(
-      "GET", "/metrics",
-      [this](Request&, const auth::RequestContext&, const Params&) {
-        Response r;
-        r.headers.Set("Content-Type", "text/plain; version=0.0.4");
-        r.body = metrics_.Render();
-        r.body += "# HELP ingot_images Images in the catalog by status.\n# TYPE ingot_images gauge\n";
-        if (auto counts = deps_.repo.CountByStatus(); counts.ok()) {
-          for (const auto& [status, n] : *counts) {
-            r.body += "ingot_images{status=\"" + std::string(catalog::StatusName(status)) + "\"} " +
-                      std::to_string(n) + "\n";
-          }
-        }
-        r.body += "# HELP ingot_images_missing_data Images whose bytes are missing or short.\n"
-                  "# TYPE ingot_images_missing_data gauge\n"
-                  "ingot_images_missing_data " +
-                  std::to_string(deps_.images.missing_data_count()) + "\n";
-        return r;
-      },
-      false);
-  // Discovery of what this deployment offers (the glance client's import-info and stores-info).
-  auto json_response = [](std::string body) {
-    Response r;
-    r.body = std::move(body);
-    r.headers.Set("Content-Type", "application/json");
-    return r;
-  };
-  router_.Add("GET", "/v2/info/import",
-              [json_response](Request&, const auth::RequestContext&, const Params&) {
-                // No interoperable import method is offered yet: clients fall back to PUT …/file.
-                return json_response(R"({"import-methods": {"description": "Import methods available.", "type": "array", "value": []}})");
-              });
-  auto stores = [this](bool detail) {
-    boost::json::object store{{"id", deps_.images.store().id()},
-                              {"description", "embedded file store"},
-                              {"default", "true"}};
-    if (detail) {
-      store["type"] = "file";
-      store["weight"] = 0;
-      store["properties"] = boost::json::object{{"data_dir", deps_.config.data_dir + "/images"}};
-    }
-    return boost::json::serialize(boost::json::object{{"stores", boost::json::array{store}}});
-  };
-  router_.Add("GET", "/v2/info/stores",
-              [stores, json_response](Request&, const auth::RequestContext&, const Params&) {
-                return json_response(stores(false));
-              });
-  router_.Add("GET", "/v2/info/stores/detail",
-              [stores, json_response](Request&, const auth::RequestContext& ctx, const Params&) {
-                if (!ctx.is_admin()) {
-                  return ErrorResponse(PermissionDenied(
-                      "You are not authorized to complete stores_info_detail action."));
-                }
-                return json_response(stores(true));
-              });
-  router_.Add("GET", "/v2/info/usage",
-              [json_response](Request&, const auth::RequestContext&, const Params&) {
-                return json_response(R"({"usage": {}})");
-              });
-  images_api_.Register(router_);
+      {.rule = "versions",
+       .handler = [versions](Call&) -> Result<Response> { return JsonResponse(200, versions); },
+       .authenticated = false});
+  router_.Add("GET", "/healthcheck",
+              {.rule = "healthcheck",
+               .handler = [this](Call&) -> Result<Response> {
+                 Response r;
+                 r.headers.Set("Content-Type", "text/plain");
+                 int64_t missing = deps_.images.missing_data_count();
+                 r.body = missing == 0 ? "OK"
+                                       : "OK (degraded: " + std::to_string(missing) +
+                                             " image(s) missing their data; see the log)";
+                 return r;
+               },
+               .authenticated = false});
+  router_.Add("GET", "/metrics",
+              {.rule = "metrics",
+               .handler = [this](Call&) -> Result<Response> {
+                 Response r;
+                 r.headers.Set("Content-Type", "text/plain; version=0.0.4");
+                 r.body = metrics_.Render();
+                 r.body +=
+                     "# HELP ingot_images Images in the catalog by status.\n"
+                     "# TYPE ingot_images gauge\n";
+                 if (auto counts = deps_.images.CountByStatus(); counts.ok()) {
+                   for (const auto& [status, n] : *counts) {
+                     r.body += "ingot_images{status=\"" + std::string(catalog::StatusName(status)) +
+                               "\"} " + std::to_string(n) + "\n";
+                   }
+                 }
+                 r.body +=
+                     "# HELP ingot_images_missing_data Images whose bytes are missing or short.\n"
+                     "# TYPE ingot_images_missing_data gauge\n"
+                     "ingot_images_missing_data " +
+                     std::to_string(deps_.images.missing_data_count()) + "\n";
+                 return r;
+               },
+               .authenticated = false});
 }
 
 Response Application::Handle(Request& req) {
-  auth::RequestContext ctx;
-  ctx.request_id = "req-" + NewUuid();
+  std::string request_id = "req-" + NewUuid();
   Response r;
+  std::string route;
   try {
-    r = Dispatch(req, ctx);
+    auto prepared = Prepare(req, request_id);
+    if (auto* answered = std::get_if<Response>(&prepared)) {
+      r = std::move(*answered);
+    } else {
+      Prepared& p = *std::get<std::shared_ptr<Prepared>>(prepared);
+      route = p.route->pattern;
+      r = Finish(p, req);
+    }
   } catch (const std::exception& e) {
-    log::Error("request.exception", {{"request_id", ctx.request_id}, {"what", e.what()}});
-    r = ErrorResponse(Internal("The server failed to handle the request (" + ctx.request_id + ")."));
+    log::Error("request.exception", {{"request_id", request_id}, {"what", e.what()}});
+    auth::RequestContext ctx;
+    ctx.request_id = request_id;
+    r = Fail(Internal(e.what()), ctx);
   }
-  NegotiateErrorBody(req.headers.Get("Accept").value_or(""), r);
-  r.headers.Set("x-openstack-request-id", ctx.request_id);
+  Complete(req, request_id, route, r);
   return r;
 }
 
-Response Application::Dispatch(Request& req, auth::RequestContext& ctx) {
-  Router::Match m = router_.Find(req.method, req.path);
+std::variant<Response, std::shared_ptr<Application::Prepared>> Application::Prepare(
+    Request& req, std::string request_id) {
+  auto p = std::make_shared<Prepared>();
+  p->context.request_id = std::move(request_id);
+  ApiRouter::Match m = router_.Find(req.method, req.path);
   if (m.route == nullptr) {
     if (!m.allow.empty()) {
       Response r = ErrorResponseVerbatim(
@@ -129,24 +110,73 @@ Response Application::Dispatch(Request& req, auth::RequestContext& ctx) {
       r.headers.Set("Allow", m.allow);
       return r;
     }
-    Response r = ErrorResponse(404, "The resource could not be found.");
-    return r;
+    return ErrorResponse(404, "The resource could not be found.");
   }
-  if (m.route->authenticated) {
+  // Client text becomes data (tags, filters, member ids) only as well-formed UTF-8, as in Glance.
+  for (const std::string& param : m.params) {
+    if (!IsValidUtf8(param))
+      return Fail(InvalidArgument("The request path is not valid UTF-8."), p->context);
+  }
+  for (const auto& [k, v] : req.query) {
+    if (!IsValidUtf8(k) || !IsValidUtf8(v)) {
+      return Fail(InvalidArgument("The query string is not valid UTF-8."), p->context);
+    }
+  }
+  const Route& route = m.route->value;
+  if (route.authenticated) {
     auto who = deps_.authenticator.Authenticate(req.headers);
     if (!who.ok()) {
-      Response r = ErrorResponse(who.status());
+      Response r = Fail(who.status(), p->context);
       r.headers.Set("WWW-Authenticate", "Keystone uri=\"\"");
-      r.route = m.route->pattern;
       return r;
     }
-    std::string id = std::move(ctx.request_id);
-    ctx = std::move(*who);
-    ctx.request_id = std::move(id);
+    std::string id = std::move(p->context.request_id);
+    p->context = std::move(*who);
+    p->context.request_id = std::move(id);
   }
-  Response r = m.route->handler(req, ctx, m.params);
-  r.route = m.route->pattern;
-  return r;
+  if (route.loads_image) {
+    auto image = deps_.images.Get(m.params.at(0),
+                                  catalog::Viewer{p->context.project, p->context.is_admin()});
+    if (!image.ok()) return Fail(image.status(), p->context);
+    p->image = std::move(*image);
+  }
+  auth::Target target{.image = p->image ? &*p->image : nullptr};
+  if (route.member_param >= 0) target.member = m.params.at(route.member_param);
+  if (Status s = deps_.policy.Authorize(route.rule, p->context, target); !s.ok()) {
+    return Fail(s, p->context);
+  }
+  p->route = m.route;
+  p->params = std::move(m.params);
+  return p;
+}
+
+Response Application::Finish(Prepared& p, Request& req) {
+  Call call{req, p.context, p.params, p.image ? &*p.image : nullptr};
+  Result<Response> r = p.route->value.handler(call);
+  if (!r.ok()) return Fail(r.status(), p.context);
+  return std::move(*r);
+}
+
+Response Application::Fail(const Status& status, const auth::RequestContext& ctx) const {
+  if (!IsServerFault(status.code())) return ErrorResponse(status);
+  log::Error("request.failed", {{"request_id", ctx.request_id},
+                                {"code", CodeName(status.code())},
+                                {"cause", status.message()}});
+  std::string_view what = status.code() == Code::kStorageFull
+                              ? "The image store or the catalog is out of space"
+                          : status.code() == Code::kUnavailable
+                              ? "The service is temporarily unable to handle the request"
+                              : "The server failed to handle the request";
+  return ErrorResponse(
+      HttpStatusOf(status.code()),
+      std::string(what) + " (request " + ctx.request_id + "); the cause is in the server log.");
+}
+
+void Application::Complete(Request& req, const std::string& request_id, const std::string& route,
+                           Response& r) const {
+  NegotiateErrorBody(req.headers.Get("Accept").value_or(""), r);
+  r.headers.Set(deps_.options.request_id_header, request_id);
+  r.route = route;
 }
 
 void Application::Observe(const http::Exchange& e) {

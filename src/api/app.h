@@ -1,21 +1,30 @@
-// The northbound API edge: request ids, authentication, routing, the policy table (through the
-// resource handlers), error shaping, access logs and metrics. One instance per daemon.
+// The northbound API edge: request ids, routing, authentication, the image lookup, the policy rule,
+// the body, then one resource handler; error shaping, access logs and metrics. One instance per
+// daemon.
+//
+// Every route names a policy rule (route.h); the rule is checked here, once, before the handler and
+// before any body is read, against the image the route names (loaded here, so a handler and its use
+// case see the one record read for this request).
 #pragma once
 
 #include <memory>
 
-#include "api/images_v2.h"
 #include "api/metrics.h"
-#include "api/router.h"
+#include "api/options.h"
+#include "api/route.h"
+#include "api/v2/images.h"
+#include "api/v2/members.h"
 #include "auth/authenticator.h"
+#include "auth/policy.h"
+#include "service/image_service.h"
 
 namespace ingot::api {
 
 struct AppDeps {
-  catalog::ImageRepository& repo;
   service::ImageService& images;
   auth::Authenticator& authenticator;
-  const service::Config& config;
+  const auth::Policy& policy;
+  ApiOptions options;
 };
 
 class Application {
@@ -26,12 +35,32 @@ class Application {
   // The http::ExchangeObserver: access log line and metrics.
   void Observe(const http::Exchange& exchange);
 
+  const ApiRouter& router() const { return router_; }
+
  private:
-  http::Response Dispatch(http::Request& req, auth::RequestContext& ctx);
+  // A request past routing, authentication, the image lookup and the rule: what the handler needs.
+  struct Prepared {
+    const ApiRouter::Route* route = nullptr;
+    http::PathParams params;
+    auth::RequestContext context;
+    std::optional<catalog::Image> image;
+  };
+  // Everything up to the body: a response when the request is answered already (404, 401, 403...).
+  std::variant<http::Response, std::shared_ptr<Prepared>> Prepare(http::Request& req,
+                                                                  std::string request_id);
+  http::Response Finish(Prepared& prepared, http::Request& req);
+  // A Status as the client sees it. Server faults are logged with their cause and answered with a
+  // generic text naming the request id: paths, SQL and driver messages never reach a client.
+  http::Response Fail(const Status& status, const auth::RequestContext& ctx) const;
+  // Request id header, HTML/JSON error negotiation, route label.
+  void Complete(http::Request& req, const std::string& request_id, const std::string& route,
+                http::Response& r) const;
+  void RegisterOperations();
 
   AppDeps deps_;
-  Router router_;
-  ImagesApi images_api_;
+  ApiRouter router_;
+  ImagesResource images_;
+  MembersResource members_;
   Metrics metrics_;
 };
 

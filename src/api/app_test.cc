@@ -6,10 +6,13 @@
 
 #include <boost/json.hpp>
 #include <cstdlib>
+#include <filesystem>
 
 #include "catalog/sqlite/sqlite_repository.h"
 #include "io/hash.h"
 #include "store/file/file_store.h"
+#include "store/registry.h"
+#include "store/testing/faulty_store.h"
 
 namespace ingot::api {
 namespace {
@@ -41,14 +44,34 @@ class AppTest : public ::testing::Test {
     char tmpl[] = "/tmp/ingot-api-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    config_.public_url = "http://127.0.0.1:9292";
-    config_.size_cap = 1 << 20;
+    options_.public_url = "http://127.0.0.1:9292";
+    options_.max_image_size = 1 << 20;
+    options_.formats = {{"raw", "qcow2", "iso", "vmdk"}, {"bare", "ovf"}};
     repo_ = std::move(*catalog::SqliteImageRepository::Open(dir_ + "/catalog.db"));
-    store_ = std::move(*store::FileStore::Open({.id = "file", .root = dir_ + "/images"}));
-    images_ = std::make_unique<service::ImageService>(
-        *repo_, *store_, service::ImageServiceOptions{.size_cap = config_.size_cap});
+    BuildService();
     auth_ = auth::MakeNoAuth("p1");
-    app_ = std::make_unique<Application>(AppDeps{*repo_, *images_, *auth_, config_});
+    MakeApp();
+  }
+  // The catalog's stores: "file" (through a fault injector) and, when asked, a second file store.
+  void BuildService(bool two_stores = false) {
+    app_.reset();
+    images_.reset();
+    stores_ = std::make_unique<store::StoreSet>();
+    auto file = std::move(*store::FileStore::Open({.id = "file", .root = dir_ + "/images"}));
+    auto faulty = std::make_unique<store::FaultyStore>(std::move(file));
+    faulty_ = faulty.get();
+    ASSERT_TRUE(stores_->Add(std::move(faulty), {.driver = "file"}).ok());
+    if (two_stores) {
+      auto second = store::MakeFileStore(
+          {.id = "cold", .driver = "file", .options = {{"root", dir_ + "/cold"}}});
+      ASSERT_TRUE(second.ok());
+      ASSERT_TRUE(stores_->Add(std::move(*second), {.driver = "file"}).ok());
+    }
+    images_ = std::make_unique<service::ImageService>(
+        *repo_, *stores_, service::ImageServiceOptions{.size_cap = options_.max_image_size});
+  }
+  void MakeApp() {
+    app_ = std::make_unique<Application>(AppDeps{*images_, *auth_, policy_, options_});
   }
   void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
 
@@ -91,9 +114,11 @@ class AppTest : public ::testing::Test {
   }
 
   std::string dir_;
-  service::Config config_;
+  ApiOptions options_;
+  const auth::Policy policy_ = auth::Policy::Defaults();
   std::unique_ptr<catalog::ImageRepository> repo_;
-  std::unique_ptr<store::FileStore> store_;
+  store::FaultyStore* faulty_ = nullptr;  // the "file" store, owned by stores_
+  std::unique_ptr<store::StoreSet> stores_;
   std::unique_ptr<service::ImageService> images_;
   std::unique_ptr<auth::Authenticator> auth_;
   std::unique_ptr<Application> app_;
@@ -300,7 +325,7 @@ class AppAuthTest : public AppTest {
                f);
     std::fclose(f);
     auth_ = std::move(*auth::MakeTokenFileAuth(path));
-    app_ = std::make_unique<Application>(AppDeps{*repo_, *images_, *auth_, config_});
+    MakeApp();
   }
   http::Response As(std::string token, std::string method, std::string target, std::string body = "",
                     std::string ctype = "application/json") {
@@ -355,6 +380,106 @@ TEST_F(AppAuthTest, SharingWithMembers) {
   EXPECT_EQ(Body(As("owner", "GET", "/v2/images/" + id + "/members"))["members"].as_array().size(), 1u);
   EXPECT_EQ(As("owner", "DELETE", "/v2/images/" + id + "/members/p2").status, 204);
   EXPECT_EQ(As("other", "GET", "/v2/images/" + id).status, 404);
+}
+
+// Every route the API exposes names a rule the policy holds; a route whose rule the policy lacks is
+// refused, never allowed.
+TEST_F(AppTest, EveryRouteNamesAPolicyRule) {
+  ASSERT_GT(app_->router().routes().size(), 20u);
+  for (const auto& route : app_->router().routes()) {
+    EXPECT_FALSE(route.value.rule.empty()) << route.method << " " << route.pattern;
+    EXPECT_TRUE(policy_.Has(route.value.rule))
+        << route.method << " " << route.pattern << " names unknown rule " << route.value.rule;
+  }
+  // The same application with a policy that lacks get_images: admin (noauth) is refused.
+  auth::Policy partial;
+  for (const std::string& rule : policy_.rules()) {
+    if (rule != "get_images") partial.Set(rule, auth::Check::kAnyone);
+  }
+  Application strict(AppDeps{*images_, *auth_, partial, options_});
+  http::Request req;
+  req.method = "GET";
+  req.target = req.path = "/v2/images";
+  http::Response r = strict.Handle(req);
+  EXPECT_EQ(r.status, 403);
+  EXPECT_NE(r.body.find("get_images"), std::string::npos);
+  req.path = "/healthcheck";
+  EXPECT_EQ(strict.Handle(req).status, 200);
+}
+
+// A store failure is the server's: 500 (507 when out of space) with the request id, the cause only
+// in the log; the image stays queued, nothing is left in the store, and the next upload succeeds.
+TEST_F(AppTest, StoreFailuresNeverLeakAndLeaveNothingBehind) {
+  std::string id = Create();
+  faulty_->Arm({.commit = IoError("fdatasync " + dir_ + "/images/.tmp-x: Input/output error")});
+  auto r = Call("PUT", "/v2/images/" + id + "/file", "some bytes", "application/octet-stream");
+  EXPECT_EQ(r.status, 500);
+  std::string message(Body(r)["message"].as_string());
+  EXPECT_EQ(message.find(dir_), std::string::npos) << message;
+  EXPECT_EQ(message.find("fdatasync"), std::string::npos) << message;
+  EXPECT_NE(message.find(*r.headers.Get("x-openstack-request-id")), std::string::npos) << message;
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["status"]), "queued");
+  EXPECT_TRUE(faulty_->ListKeys()->empty());
+
+  faulty_->Arm({.write_fails_after = 4});
+  r = Call("PUT", "/v2/images/" + id + "/file", "some bytes", "application/octet-stream");
+  EXPECT_EQ(r.status, 507);
+  EXPECT_EQ(Body(r)["message"].as_string().find("No space"), std::string::npos);
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["status"]), "queued");
+
+  EXPECT_EQ(Call("PUT", "/v2/images/" + id + "/file", "some bytes", "application/octet-stream").status,
+            204);
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["status"]), "active");
+  EXPECT_EQ(Call("GET", "/v2/images/" + id + "/file").status, 200);
+}
+
+TEST_F(AppTest, IllFormedUtf8IsRefusedBeforeItBecomesData) {
+  std::string id = Create();
+  http::Request req;
+  req.method = "PUT";
+  req.target = "/v2/images/" + id + "/tags/%ff%fe";
+  req.path = "/v2/images/" + id + "/tags/\xff\xfe";
+  EXPECT_EQ(app_->Handle(req).status, 400);
+  req.method = "GET";
+  req.path = "/v2/images";
+  req.query = {{"name", "\xc3\x28"}};
+  EXPECT_EQ(app_->Handle(req).status, 400);
+  EXPECT_EQ(Call("POST", "/v2/images", "{\"name\": \"\xed\xa0\x80\"}").status, 400);
+  EXPECT_TRUE(Body(Call("GET", "/v2/images/" + id))["tags"].as_array().empty());
+}
+
+TEST_F(AppTest, UploadsGoToTheNamedStoreAndDownloadsComeFromIt) {
+  BuildService(/*two_stores=*/true);
+  MakeApp();
+  auto schema = Body(Call("GET", "/v2/schemas/image"));
+  EXPECT_TRUE(schema["properties"].as_object().contains("stores"));
+  EXPECT_EQ(Body(Call("GET", "/v2/info/stores"))["stores"].as_array().size(), 2u);
+
+  std::string id = Create();
+  auto r = Call("PUT", "/v2/images/" + id + "/file", "cold bytes", "application/octet-stream",
+                {{"X-Image-Meta-Store", "cold"}});
+  ASSERT_EQ(r.status, 204) << r.body;
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/cold/" + id));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/images/" + id));
+  auto d = Call("GET", "/v2/images/" + id + "/file");
+  EXPECT_EQ(d.status, 200);
+  ASSERT_TRUE(d.file.has_value());
+
+  std::string other = Create();
+  r = Call("PUT", "/v2/images/" + other + "/file", "x", "application/octet-stream",
+           {{"X-Image-Meta-Store", "nowhere"}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("Store for identifier nowhere not found"), std::string::npos);
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + other))["status"]), "queued");
+
+  EXPECT_EQ(Call("DELETE", "/v2/images/" + id).status, 204);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/cold/" + id));
+}
+
+TEST_F(AppTest, OneStoreSchemaHasNoStoresProperty) {
+  // glanceclient caches the schema and derives options from it; `stores` would collide with --stores.
+  auto schema = Body(Call("GET", "/v2/schemas/image"));
+  EXPECT_FALSE(schema["properties"].as_object().contains("stores"));
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ int HttpStatusOf(Code code) {
     case Code::kRefused: return 400;
     case Code::kCorruption: return 500;
     case Code::kIoError: return 500;
+    case Code::kStorageFull: return 507;
     case Code::kUnavailable: return 503;
     case Code::kCancelled: return 400;
     case Code::kTimeout: return 408;
@@ -48,6 +49,7 @@ std::string_view ReasonPhrase(int s) {
     case 416: return "Requested Range Not Satisfiable";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
+    case 507: return "Insufficient Storage";
     default: return "Error";
   }
 }

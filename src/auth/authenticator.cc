@@ -10,7 +10,9 @@ class NoAuth final : public Authenticator {
   NoAuth(std::string project, std::string user) {
     ctx_.project = std::move(project);
     ctx_.user = std::move(user);
-    ctx_.role = Role::kAdmin;
+    ctx_.authenticated = true;
+    ctx_.roles = {"admin"};
+    AddImpliedRoles(ctx_.roles);
   }
   Result<RequestContext> Authenticate(const http::Headers&) override { return ctx_; }
 
@@ -33,12 +35,7 @@ class TokenFileAuth final : public Authenticator {
   const std::map<std::string, RequestContext> tokens_;
 };
 
-std::optional<Role> ParseRole(std::string_view r) {
-  if (r == "reader") return Role::kReader;
-  if (r == "member") return Role::kMember;
-  if (r == "admin") return Role::kAdmin;
-  return std::nullopt;
-}
+bool KnownRole(std::string_view r) { return r == "reader" || r == "member" || r == "admin"; }
 
 }  // namespace
 
@@ -70,15 +67,18 @@ Result<std::unique_ptr<Authenticator>> MakeTokenFileAuth(const std::string& path
     RequestContext ctx;
     ctx.user = (*t)["user"].value<std::string>();
     ctx.project = *project;
-    ctx.role = Role::kReader;
+    ctx.authenticated = true;
     if (const toml::array* roles = (*t)["roles"].as_array()) {
       for (const auto& r : *roles) {
         auto name = r.value<std::string>();
-        auto role = name ? ParseRole(*name) : std::nullopt;
-        if (!role) return InvalidArgument(where + ": unknown role (use reader, member or admin)");
-        if (static_cast<int>(*role) > static_cast<int>(ctx.role)) ctx.role = *role;
+        if (!name || !KnownRole(*name)) {
+          return InvalidArgument(where + ": unknown role (use reader, member or admin)");
+        }
+        ctx.roles.push_back(*name);
       }
     }
+    if (ctx.roles.empty()) ctx.roles.push_back("reader");
+    AddImpliedRoles(ctx.roles);
     if (!tokens.emplace(*token, ctx).second) return InvalidArgument(where + ": duplicate token");
   }
   return std::unique_ptr<Authenticator>(new TokenFileAuth(std::move(tokens)));

@@ -1,22 +1,31 @@
 // Who is making a request, as established by an Authenticator at the API edge.
 #pragma once
 
+#include <algorithm>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ingot::auth {
 
-enum class Role { kReader, kMember, kAdmin };
-
 struct RequestContext {
-  std::string request_id;              // "req-<uuid>", echoed in x-openstack-request-id
+  std::string request_id;      // "req-<uuid>", echoed in the API's request-id header
+  bool authenticated = false;  // false on routes that do not authenticate
   std::optional<std::string> user;
-  std::optional<std::string> project;  // nullopt: anonymous
-  Role role = Role::kReader;           // the strongest role the caller holds
+  std::optional<std::string> project;  // nullopt: anonymous or unscoped
+  std::optional<std::string> domain;
+  // Role names as the identity service gives them, implied roles included (Keystone's defaults:
+  // admin implies member, member implies reader).
+  std::vector<std::string> roles;
 
-  bool is_admin() const { return role == Role::kAdmin; }
-  bool can_write() const { return role != Role::kReader; }
+  bool HasRole(std::string_view role) const {
+    return std::find(roles.begin(), roles.end(), role) != roles.end();
+  }
+  bool is_admin() const { return HasRole("admin"); }
 };
+
+// Keystone's default implied roles added to `roles`: admin -> member -> reader.
+void AddImpliedRoles(std::vector<std::string>& roles);
 
 }  // namespace ingot::auth

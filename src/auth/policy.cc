@@ -1,68 +1,106 @@
 #include "auth/policy.h"
 
+#include "common/log.h"
+
 namespace ingot::auth {
 namespace {
 
-enum class Who {
-  kAnyone,        // any authenticated caller (reader and up)
-  kProjectWriter, // a member of the image's owning project, or an admin
-  kWriter,        // any member or admin (collection writes)
-  kAdmin,
-};
-
-struct Rule {
-  Action action;
+struct DefaultRule {
   std::string_view name;
-  Who who;
+  Check check;
 };
 
 // The policy table. Keep it in one place: reviewers read this to know who may do what.
-constexpr Rule kRules[] = {
-    {Action::kListImages, "get_images", Who::kAnyone},
-    {Action::kGetImage, "get_image", Who::kAnyone},
-    {Action::kDownloadImage, "download_image", Who::kAnyone},
-    {Action::kCreateImage, "add_image", Who::kWriter},
-    {Action::kUpdateImage, "modify_image", Who::kProjectWriter},
-    {Action::kDeleteImage, "delete_image", Who::kProjectWriter},
-    {Action::kUploadImage, "upload_image", Who::kProjectWriter},
-    {Action::kDeactivateImage, "deactivate", Who::kAdmin},
-    {Action::kReactivateImage, "reactivate", Who::kAdmin},
-    {Action::kPublicizeImage, "publicize_image", Who::kAdmin},
-    {Action::kSetOwner, "set_image_owner", Who::kAdmin},
+constexpr DefaultRule kDefaultRules[] = {
+    // Discovery and operations endpoints answer everyone.
+    {"versions", Check::kAnyone},
+    {"healthcheck", Check::kAnyone},
+    {"metrics", Check::kAnyone},
+    {"get_schemas", Check::kReader},
+    {"get_import_info", Check::kReader},
+    {"get_stores", Check::kReader},
+    {"stores_info_detail", Check::kAdmin},
+    {"get_usage", Check::kReader},
+    // Images.
+    {"get_images", Check::kReader},
+    {"get_image", Check::kReader},
+    {"download_image", Check::kReader},
+    {"add_image", Check::kMember},
+    {"modify_image", Check::kProjectMember},
+    {"delete_image", Check::kProjectMember},
+    {"upload_image", Check::kProjectMember},
+    {"deactivate", Check::kAdmin},
+    {"reactivate", Check::kAdmin},
+    {"publicize_image", Check::kAdmin},
+    {"set_image_owner", Check::kAdmin},
+    // Sharing: the owner adds and removes members; each member project answers for itself.
+    {"get_members", Check::kReader},
+    {"get_member", Check::kOwnerOrMember},
+    {"add_member", Check::kProjectMember},
+    {"delete_member", Check::kProjectMember},
+    {"modify_member", Check::kTargetMember},
 };
 
-const Rule& RuleFor(Action action) {
-  for (const Rule& r : kRules) {
-    if (r.action == action) return r;
+bool Holds(Check check, const RequestContext& ctx, const Target& target) {
+  auto is_owner = [&] {
+    return target.image != nullptr && target.image->owner.has_value() && ctx.project.has_value() &&
+           *target.image->owner == *ctx.project;
+  };
+  auto is_target_member = [&] {
+    return target.member.has_value() && ctx.project.has_value() && *target.member == *ctx.project;
+  };
+  switch (check) {
+    case Check::kAnyone:
+      return true;
+    case Check::kReader:
+      return ctx.HasRole("reader") || ctx.HasRole("member") || ctx.is_admin();
+    case Check::kMember:
+      return ctx.HasRole("member") || ctx.is_admin();
+    case Check::kAdmin:
+      return ctx.is_admin();
+    case Check::kProjectMember:
+      return ctx.is_admin() || (ctx.HasRole("member") && is_owner());
+    case Check::kOwnerOrMember:
+      return ctx.is_admin() || is_owner() || is_target_member();
+    case Check::kTargetMember:
+      return ctx.HasRole("member") && is_target_member();
   }
-  return kRules[0];  // unreachable: every Action has a row
+  return false;
 }
 
 }  // namespace
 
-std::string_view PolicyName(Action action) { return RuleFor(action).name; }
+void AddImpliedRoles(std::vector<std::string>& roles) {
+  auto add = [&](const char* r) {
+    if (std::find(roles.begin(), roles.end(), r) == roles.end()) roles.push_back(r);
+  };
+  if (std::find(roles.begin(), roles.end(), "admin") != roles.end()) add("member");
+  if (std::find(roles.begin(), roles.end(), "member") != roles.end()) add("reader");
+}
 
-Status Authorize(Action action, const RequestContext& ctx, const catalog::Image* image) {
-  const Rule& rule = RuleFor(action);
+Policy Policy::Defaults() {
+  Policy p;
+  for (const DefaultRule& r : kDefaultRules) p.rules_.emplace(std::string(r.name), r.check);
+  return p;
+}
+
+Status Policy::Authorize(std::string_view rule, const RequestContext& ctx,
+                         const Target& target) const {
+  auto it = rules_.find(rule);
   bool allowed = false;
-  switch (rule.who) {
-    case Who::kAnyone:
-      allowed = true;
-      break;
-    case Who::kWriter:
-      allowed = ctx.can_write();
-      break;
-    case Who::kProjectWriter:
-      allowed = ctx.is_admin() || (ctx.can_write() && image != nullptr && image->owner.has_value() &&
-                                   ctx.project.has_value() && *image->owner == *ctx.project);
-      break;
-    case Who::kAdmin:
-      allowed = ctx.is_admin();
-      break;
+  if (it == rules_.end()) {
+    log::Error("policy.rule_missing", {{"rule", rule}, {"request_id", ctx.request_id}});
+  } else {
+    allowed = Holds(it->second, ctx, target);
   }
   if (allowed) return Status::Ok();
-  return PermissionDenied("You are not authorized to complete " + std::string(rule.name) +
-                          " action.");
+  return PermissionDenied("You are not authorized to complete " + std::string(rule) + " action.");
+}
+
+std::vector<std::string> Policy::rules() const {
+  std::vector<std::string> out;
+  for (const auto& [name, _] : rules_) out.push_back(name);
+  return out;
 }
 
 }  // namespace ingot::auth

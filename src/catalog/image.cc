@@ -1,6 +1,7 @@
 #include "catalog/image.h"
 
 #include <array>
+#include <cstdlib>
 #include <initializer_list>
 #include <utility>
 
@@ -49,9 +50,52 @@ std::optional<E> Parse(const std::array<std::pair<E, std::string_view>, N>& tabl
   return std::nullopt;
 }
 
-bool OneOf(ImageStatus to, std::initializer_list<ImageStatus> targets) {
-  for (ImageStatus t : targets) {
-    if (t == to) return true;
+// One row per event. `idempotent` events answer OK without a change on an image already where they
+// lead (Glance's deactivate/reactivate do).
+struct TransitionRow {
+  ImageEvent event;
+  std::string_view name;
+  std::initializer_list<ImageStatus> from;
+  ImageStatus to;
+  bool idempotent;
+  Code refusal;
+  std::string_view verb;  // for "Not allowed to <verb> image in status 'x'"; empty: Glance's generic text
+};
+
+using S = ImageStatus;
+// The transition table. `saving` falls back to `queued` so a failed upload can be retried (Glance
+// deprecated `killed` in v2); `uploading`/`importing` fall back when an import is abandoned.
+const TransitionRow kTransitions[] = {
+    {ImageEvent::kStartUpload, "start_upload", {S::kQueued}, S::kSaving, false, Code::kConflict, ""},
+    {ImageEvent::kFinishUpload, "finish_upload", {S::kSaving}, S::kActive, false, Code::kConflict, ""},
+    {ImageEvent::kAbortUpload, "abort_upload", {S::kSaving}, S::kQueued, false, Code::kConflict, ""},
+    {ImageEvent::kStage, "stage", {S::kQueued}, S::kUploading, false, Code::kConflict, ""},
+    {ImageEvent::kStartImport, "start_import", {S::kQueued, S::kUploading}, S::kImporting, false,
+     Code::kConflict, ""},
+    {ImageEvent::kFinishImport, "finish_import", {S::kImporting}, S::kActive, false, Code::kConflict,
+     ""},
+    {ImageEvent::kAbortImport, "abort_import", {S::kUploading, S::kImporting}, S::kQueued, false,
+     Code::kConflict, ""},
+    {ImageEvent::kDeactivate, "deactivate", {S::kActive}, S::kDeactivated, true,
+     Code::kPermissionDenied, "deactivate"},
+    {ImageEvent::kReactivate, "reactivate", {S::kDeactivated}, S::kActive, true,
+     Code::kPermissionDenied, "reactivate"},
+    {ImageEvent::kDelete, "delete",
+     {S::kQueued, S::kSaving, S::kActive, S::kKilled, S::kPendingDelete, S::kDeactivated,
+      S::kUploading, S::kImporting},
+     S::kDeleted, false, Code::kConflict, ""},
+};
+
+const TransitionRow& RowFor(ImageEvent e) {
+  for (const TransitionRow& row : kTransitions) {
+    if (row.event == e) return row;
+  }
+  std::abort();  // every event has a row (image_test.cc walks them all)
+}
+
+bool Contains(std::initializer_list<ImageStatus> set, ImageStatus s) {
+  for (ImageStatus t : set) {
+    if (t == s) return true;
   }
   return false;
 }
@@ -67,30 +111,27 @@ std::optional<MemberStatus> ParseMemberStatus(std::string_view s) {
   return Parse(kMemberStatusNames, s);
 }
 
+std::string_view EventName(ImageEvent e) { return RowFor(e).name; }
+
+Status Transition(Image& image, ImageEvent event) {
+  const TransitionRow& row = RowFor(event);
+  if (Contains(row.from, image.status_)) {
+    image.status_ = row.to;
+    return Status::Ok();
+  }
+  if (row.idempotent && image.status_ == row.to) return Status::Ok();
+  std::string from(StatusName(image.status_));
+  if (!row.verb.empty()) {
+    return Status(row.refusal,
+                  "Not allowed to " + std::string(row.verb) + " image in status '" + from + "'");
+  }
+  return Status(row.refusal, "Image status transition from " + from + " to " +
+                                 std::string(StatusName(row.to)) + " is not allowed");
+}
+
 bool CanTransition(ImageStatus from, ImageStatus to) {
-  using S = ImageStatus;
-  switch (from) {
-    // `saving` may fall back to `queued` so that a failed upload can be retried (Glance deprecated
-    // `killed` for v2); `uploading`/`importing` fall back to `queued` when an import is abandoned.
-    case S::kQueued:
-      return OneOf(to, {S::kSaving, S::kUploading, S::kImporting, S::kActive, S::kDeleted});
-    case S::kSaving:
-      return OneOf(to, {S::kActive, S::kKilled, S::kDeleted, S::kQueued});
-    case S::kUploading:
-      return OneOf(to, {S::kImporting, S::kQueued, S::kDeleted});
-    case S::kImporting:
-      return OneOf(to, {S::kActive, S::kDeleted, S::kQueued});
-    case S::kActive:
-      return OneOf(to, {S::kPendingDelete, S::kDeleted, S::kDeactivated});
-    case S::kKilled:
-      return OneOf(to, {S::kDeleted});
-    // A delayed delete can be undone (glance-manage's scrubber restore) back to `active`.
-    case S::kPendingDelete:
-      return OneOf(to, {S::kDeleted, S::kActive});
-    case S::kDeactivated:
-      return OneOf(to, {S::kActive, S::kDeleted});
-    case S::kDeleted:
-      return false;
+  for (const TransitionRow& row : kTransitions) {
+    if (row.to == to && Contains(row.from, from)) return true;
   }
   return false;
 }

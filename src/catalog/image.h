@@ -34,9 +34,35 @@ std::optional<ImageStatus> ParseStatus(std::string_view s);
 std::string_view VisibilityName(Visibility v);  // "public", ...
 std::optional<Visibility> ParseVisibility(std::string_view s);
 
-// Glance's transition table (glance/domain/__init__.py, Image.valid_state_targets): may an image in
-// `from` move to `to`? Staying in the same status is not a transition and answers false, as in
-// Glance (callers that merely re-save an image do not ask).
+// The use cases that move an image between statuses. Each has one row in the transition table
+// (image.cc, kTransitions): the statuses it may start from, the status it ends in, and what Glance
+// answers when it may not start. Every status change in Ingot goes through Transition(); nothing
+// else can set Image::status (see StoredStatus below for the one exception).
+enum class ImageEvent {
+  kStartUpload,   // queued -> saving            PUT /v2/images/{id}/file
+  kFinishUpload,  // saving -> active            the bytes are durable and recorded
+  kAbortUpload,   // saving -> queued            a failed upload, or one a crash interrupted
+  kStage,         // queued -> uploading         import: PUT /v2/images/{id}/stage
+  kStartImport,   // queued|uploading -> importing
+  kFinishImport,  // importing -> active
+  kAbortImport,   // uploading|importing -> queued
+  kDeactivate,    // active -> deactivated       idempotent on a deactivated image
+  kReactivate,    // deactivated -> active       idempotent on an active image
+  kDelete,        // any live status -> deleted
+};
+
+std::string_view EventName(ImageEvent e);  // "start_upload", ...
+
+struct Image;
+
+// Moves `image` by `event`: OK (status set, or unchanged where the event is idempotent), or the
+// refusal Glance gives for that event: kConflict "Image status transition from active to saving is
+// not allowed" for uploads and imports, kPermissionDenied "Not allowed to deactivate image in status
+// 'queued'" for the admin actions. `image` is unchanged on refusal.
+Status Transition(Image& image, ImageEvent event);
+
+// Glance's status graph (glance/domain/__init__.py, Image.valid_state_targets), derived from the
+// table: does some event move an image from `from` to `to`? Staying put is not a transition.
 bool CanTransition(ImageStatus from, ImageStatus to);
 
 // A project's membership of a shared image, as Glance's image members API knows it.
@@ -61,7 +87,6 @@ struct Location {
 struct Image {
   std::string id;  // lower-case UUID
   std::optional<std::string> name;
-  ImageStatus status = ImageStatus::kQueued;
   Visibility visibility = Visibility::kShared;  // Glance's default since Ocata
   bool is_protected = false;
   bool os_hidden = false;
@@ -81,6 +106,19 @@ struct Image {
   std::map<std::string, std::string> properties;  // free-form extra properties
   std::vector<Location> locations;
   int64_t version = 0;  // optimistic concurrency; bumped by every save
+
+  ImageStatus status() const { return status_; }
+
+ private:
+  friend Status Transition(Image&, ImageEvent);
+  friend struct StoredStatus;
+  ImageStatus status_ = ImageStatus::kQueued;
+};
+
+// For repository implementations (and test fixtures) only: puts back the status a stored record
+// holds. Use cases move images with Transition().
+struct StoredStatus {
+  static void Restore(Image& image, ImageStatus status) { image.status_ = status; }
 };
 
 // Who is asking; visibility rules depend on it.

@@ -43,10 +43,10 @@ TEST(MemberStatusTest, NamesRoundTrip) {
   EXPECT_FALSE(ParseMemberStatus("all").has_value());
 }
 
-// The whole table, written out from Glance's valid_state_targets: every pair not listed is refused.
-TEST(CanTransitionTest, MatchesGlanceTable) {
+// Glance's valid_state_targets, written out: every move our events make must be one Glance allows.
+TEST(TransitionTest, EveryEventMakesAMoveGlanceAllows) {
   using S = ImageStatus;
-  const std::map<S, std::set<S>> allowed = {
+  const std::map<S, std::set<S>> glance = {
       {S::kQueued, {S::kSaving, S::kUploading, S::kImporting, S::kActive, S::kDeleted}},
       {S::kSaving, {S::kActive, S::kKilled, S::kDeleted, S::kQueued}},
       {S::kUploading, {S::kImporting, S::kQueued, S::kDeleted}},
@@ -59,9 +59,60 @@ TEST(CanTransitionTest, MatchesGlanceTable) {
   };
   for (S from : kAll) {
     for (S to : kAll) {
-      EXPECT_EQ(CanTransition(from, to), allowed.at(from).count(to) == 1)
-          << StatusName(from) << " -> " << StatusName(to);
+      if (CanTransition(from, to)) {
+        EXPECT_EQ(glance.at(from).count(to), 1u) << StatusName(from) << " -> " << StatusName(to);
+      }
     }
+  }
+  EXPECT_TRUE(CanTransition(S::kQueued, S::kSaving));
+  EXPECT_TRUE(CanTransition(S::kSaving, S::kQueued));
+  EXPECT_FALSE(CanTransition(S::kDeleted, S::kActive));
+  EXPECT_FALSE(CanTransition(S::kActive, S::kSaving));
+}
+
+Image InStatus(ImageStatus s) {
+  Image im;
+  StoredStatus::Restore(im, s);
+  return im;
+}
+
+TEST(TransitionTest, MovesAndRefusesWithGlanceMessages) {
+  using S = ImageStatus;
+  Image im = InStatus(S::kQueued);
+  ASSERT_TRUE(Transition(im, ImageEvent::kStartUpload).ok());
+  EXPECT_EQ(im.status(), S::kSaving);
+  ASSERT_TRUE(Transition(im, ImageEvent::kFinishUpload).ok());
+  EXPECT_EQ(im.status(), S::kActive);
+
+  Status again = Transition(im, ImageEvent::kStartUpload);
+  EXPECT_EQ(again.code(), Code::kConflict);
+  EXPECT_EQ(again.message(), "Image status transition from active to saving is not allowed");
+  EXPECT_EQ(im.status(), S::kActive);  // unchanged on refusal
+
+  ASSERT_TRUE(Transition(im, ImageEvent::kDeactivate).ok());
+  EXPECT_EQ(im.status(), S::kDeactivated);
+  EXPECT_TRUE(Transition(im, ImageEvent::kDeactivate).ok());  // idempotent, as in Glance
+  ASSERT_TRUE(Transition(im, ImageEvent::kReactivate).ok());
+  EXPECT_TRUE(Transition(im, ImageEvent::kReactivate).ok());
+  EXPECT_EQ(im.status(), S::kActive);
+
+  Image queued = InStatus(S::kQueued);
+  Status s = Transition(queued, ImageEvent::kDeactivate);
+  EXPECT_EQ(s.code(), Code::kPermissionDenied);
+  EXPECT_EQ(s.message(), "Not allowed to deactivate image in status 'queued'");
+  s = Transition(queued, ImageEvent::kReactivate);
+  EXPECT_EQ(s.message(), "Not allowed to reactivate image in status 'queued'");
+
+  Image gone = InStatus(S::kDeleted);
+  EXPECT_EQ(Transition(gone, ImageEvent::kDelete).code(), Code::kConflict);
+}
+
+TEST(TransitionTest, EveryEventHasARow) {
+  for (ImageEvent e : {ImageEvent::kStartUpload, ImageEvent::kFinishUpload, ImageEvent::kAbortUpload,
+                       ImageEvent::kStage, ImageEvent::kStartImport, ImageEvent::kFinishImport,
+                       ImageEvent::kAbortImport, ImageEvent::kDeactivate, ImageEvent::kReactivate,
+                       ImageEvent::kDelete}) {
+    EXPECT_FALSE(EventName(e).empty());
   }
 }
 

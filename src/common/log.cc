@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "common/time.h"
+#include "common/utf8.h"
 
 namespace ingot::log {
 namespace {
@@ -21,23 +22,63 @@ std::string_view LevelName(Level l) {
   return "info";
 }
 
-void AppendValue(std::string& out, std::string_view v) {
-  bool quote = v.empty() || v.find_first_of(" \t\"=\n") != std::string_view::npos;
-  if (!quote) {
-    out += v;
-    return;
-  }
-  out += '"';
-  for (char c : v) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  out += '"';
+// A byte the reader of a log line must never see raw: it could end the line (CR, LF), drive the
+// terminal (ESC, C1 controls) or break a parser downstream (invalid UTF-8).
+bool NeedsEscape(std::string_view v, size_t i, size_t* len) {
+  auto c = static_cast<unsigned char>(v[i]);
+  if (c < 0x20 || c == 0x7f) return true;
+  if (c < 0x80) return false;
+  *len = Utf8SequenceLength(v.substr(i));
+  // U+0080..U+009F are C1 controls; 8-bit terminals act on them as ESC sequences.
+  return *len == 0 || (c == 0xc2 && static_cast<unsigned char>(v[i + 1]) < 0xa0);
 }
+
+}  // namespace
+
+std::string FormatValue(std::string_view v) {
+  bool quote = v.empty();
+  for (size_t i = 0; i < v.size() && !quote; ++i) {
+    size_t len = 1;
+    char c = v[i];
+    quote = c == ' ' || c == '=' || c == '"' || c == '\\' || NeedsEscape(v, i, &len);
+    i += len - 1;
+  }
+  if (!quote) return std::string(v);
+  std::string out;
+  out.reserve(v.size() + 8);
+  out += '"';
+  for (size_t i = 0; i < v.size(); ++i) {
+    char c = v[i];
+    size_t len = 1;
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (NeedsEscape(v, i, &len)) {
+      // One escape per byte, also for a C1 control's two bytes: what was sent stays visible.
+      size_t n = len == 0 ? 1 : len;
+      for (size_t k = 0; k < n; ++k) {
+        char buf[5];
+        std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(v[i + k]));
+        out += buf;
+      }
+      i += n - 1;
+    } else {
+      out.append(v.data() + i, len);
+      i += len - 1;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+namespace {
+void AppendValue(std::string& out, std::string_view v) { out += FormatValue(v); }
 }  // namespace
 
 Field::Field(std::string_view k, double v) : key(k) {

@@ -1,4 +1,5 @@
-// Structured logging: one line per event, `ts=… level=… event=… key=value …`, to stderr.
+// Structured logging: one line per event, `ts=… level=… event=… key=value …`, to stderr. Values come
+// from clients (names, paths, headers) and are escaped (FormatValue), so each event is one line.
 // Thread-safe; each line is written with a single write(2) so lines from threads never interleave.
 #pragma once
 
@@ -26,6 +27,11 @@ struct Field {
 };
 
 void SetMinLevel(Level level);
+// A value as it appears in a line: verbatim when that is unambiguous, else in double quotes with `"`
+// and `\` escaped, CR/LF/TAB as \r \n \t, and every other control byte (ESC, DEL, C1) and every
+// byte of ill-formed UTF-8 as \xNN, so a value can never forge a line or drive a terminal. Values with
+// spaces, `=` or `"` are quoted.
+std::string FormatValue(std::string_view v);
 void Write(Level level, std::string_view event, std::initializer_list<Field> fields = {});
 
 inline void Info(std::string_view e, std::initializer_list<Field> f = {}) { Write(Level::kInfo, e, f); }

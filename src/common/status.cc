@@ -21,6 +21,7 @@ std::string_view CodeName(Code code) {
     case Code::kRefused: return "REFUSED";
     case Code::kCorruption: return "CORRUPTION";
     case Code::kIoError: return "IO_ERROR";
+    case Code::kStorageFull: return "STORAGE_FULL";
     case Code::kUnavailable: return "UNAVAILABLE";
     case Code::kCancelled: return "CANCELLED";
     case Code::kTimeout: return "TIMEOUT";
@@ -52,18 +53,28 @@ Status FromErrno(int err, std::string_view what) {
   switch (err) {
     case ENOENT: return NotFound(std::move(m));
     case EEXIST: return AlreadyExists(std::move(m));
-    case EACCES:
-    case EPERM: return PermissionDenied(std::move(m));
     case EFBIG:
     case ENOSPC:
-    case EDQUOT: return IoError(std::move(m));
-    case EINVAL: return InvalidArgument(std::move(m));
+    case EDQUOT: return StorageFull(std::move(m));
     case ETIMEDOUT: return Timeout(std::move(m));
     case EPIPE:
     case ECONNRESET:
     case ECANCELED: return Cancelled(std::move(m));
     case EAGAIN: return Unavailable(std::move(m));
     default: return IoError(std::move(m));
+  }
+}
+
+bool IsServerFault(Code code) {
+  switch (code) {
+    case Code::kCorruption:
+    case Code::kIoError:
+    case Code::kStorageFull:
+    case Code::kUnavailable:
+    case Code::kInternal:
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -1,6 +1,10 @@
 // Status: the one error model of Ingot. Every fallible call across a module boundary returns a Status
 // or a Result<T>; exceptions never cross one. The set of codes is closed; each code maps to exactly one
-// HTTP status, in api/http_status.cc, and errno maps to a code in exactly one place, FromErrno().
+// HTTP status, in api/errors.cc, and errno maps to a code in exactly one place, FromErrno().
+//
+// Messages of kCorruption, kIoError, kStorageFull, kUnavailable and kInternal are for the log only:
+// they may name paths, SQL or driver text, and the API edge replaces them with a generic message and
+// the request id before anything reaches a client.
 #pragma once
 
 #include <string>
@@ -23,7 +27,8 @@ enum class Code : int {
   kUnsupported,        // a valid request for something not implemented or refused by design (400)
   kRefused,            // a hostile or unsafe input refused by a safety rule (400)
   kCorruption,         // stored bytes or metadata are not what they should be (500)
-  kIoError,            // the OS or a store failed (500/503)
+  kIoError,            // the OS, a store or the database failed (500)
+  kStorageFull,        // a store or the database ran out of space or quota (507)
   kUnavailable,        // temporarily unable; retry may succeed (503)
   kCancelled,          // the peer went away or the operation was cancelled (499-ish; logged)
   kTimeout,            // a deadline passed (408)
@@ -65,12 +70,19 @@ inline Status Unsupported(std::string m) { return {Code::kUnsupported, std::move
 inline Status Refused(std::string m) { return {Code::kRefused, std::move(m)}; }
 inline Status Corruption(std::string m) { return {Code::kCorruption, std::move(m)}; }
 inline Status IoError(std::string m) { return {Code::kIoError, std::move(m)}; }
+inline Status StorageFull(std::string m) { return {Code::kStorageFull, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
 inline Status Cancelled(std::string m) { return {Code::kCancelled, std::move(m)}; }
 inline Status Timeout(std::string m) { return {Code::kTimeout, std::move(m)}; }
 inline Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
 
 // The one place errno becomes a Status. `what` names the operation and object ("open /x/y").
+// As in leveldb, an OS failure is an I/O error whatever its errno (EACCES on a store file is our
+// fault, not the client's): only ENOENT, EEXIST, ENOSPC/EDQUOT/EFBIG, timeouts and a peer going away
+// keep a code of their own.
 Status FromErrno(int err, std::string_view what);
+
+// True for the codes whose message must not reach a client (see the top of this file).
+bool IsServerFault(Code code);
 
 }  // namespace ingot

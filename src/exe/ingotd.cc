@@ -9,15 +9,20 @@
 #include <cstring>
 #include <string>
 
+#include <functional>
+#include <map>
+
 #include "api/app.h"
 #include "auth/authenticator.h"
+#include "auth/policy.h"
 #include "catalog/sqlite/sqlite_repository.h"
 #include "common/log.h"
+#include "config/config.h"
 #include "http/server.h"
 #include "io/file.h"
-#include "service/config.h"
 #include "service/image_service.h"
 #include "store/file/file_store.h"
+#include "store/registry.h"
 
 namespace ingot {
 namespace {
@@ -25,7 +30,7 @@ namespace {
 constexpr const char* kUsage = R"(Usage: ingotd [options]
 
 Serves the OpenStack Image API v2 (and the rest of Ingot) on its embedded defaults:
-SQLite metadata and a file store under the data directory.
+SQLite metadata and a file store under the data directory (more stores: [[stores]] in --config).
 
 Options:
   --listen HOST:PORT     address to serve on (default 127.0.0.1:9292; port 0 picks a free one)
@@ -42,12 +47,12 @@ int Fail(const Status& s) {
   return 1;
 }
 
-Status ParseFlags(int argc, char** argv, service::Config& config) {
+Status ParseFlags(int argc, char** argv, config::Config& config) {
   // --config first, so flags override the file regardless of their order.
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--config") == 0) {
       if (i + 1 >= argc) return InvalidArgument("--config needs a file");
-      INGOT_RETURN_IF_ERROR(service::LoadConfigFile(argv[i + 1], config));
+      INGOT_RETURN_IF_ERROR(config::LoadConfigFile(argv[i + 1], config));
     }
   }
   for (int i = 1; i < argc; ++i) {
@@ -84,26 +89,34 @@ Status ParseFlags(int argc, char** argv, service::Config& config) {
 }
 
 int Run(int argc, char** argv) {
-  service::Config config;
+  config::Config config;
   if (Status s = ParseFlags(argc, argv, config); !s.ok()) return Fail(s);
   if (config.log_level == "debug") log::SetMinLevel(log::Level::kDebug);
   else if (config.log_level == "warn") log::SetMinLevel(log::Level::kWarn);
   else if (config.log_level == "error") log::SetMinLevel(log::Level::kError);
 
-  auto listen = service::ParseListen(config.listen);
+  auto listen = config::ParseListen(config.listen);
   if (!listen.ok()) return Fail(listen.status());
 
-  std::unique_ptr<auth::Authenticator> authenticator;
-  if (config.auth == "noauth") {
-    authenticator = auth::MakeNoAuth(config.noauth_project);
-  } else if (config.auth == "tokens") {
-    if (config.tokens_file.empty()) return Fail(InvalidArgument("--auth tokens needs --tokens-file"));
-    auto a = auth::MakeTokenFileAuth(config.tokens_file);
-    if (!a.ok()) return Fail(a.status());
-    authenticator = std::move(*a);
-  } else {
+  // The authentication back ends this binary offers, by --auth name.
+  const std::map<std::string, std::function<Result<std::unique_ptr<auth::Authenticator>>()>>
+      authenticators = {
+          {"noauth", [&]() -> Result<std::unique_ptr<auth::Authenticator>> {
+             return auth::MakeNoAuth(config.noauth_project);
+           }},
+          {"tokens", [&]() -> Result<std::unique_ptr<auth::Authenticator>> {
+             if (config.tokens_file.empty()) {
+               return InvalidArgument("--auth tokens needs --tokens-file");
+             }
+             return auth::MakeTokenFileAuth(config.tokens_file);
+           }},
+      };
+  auto make_auth = authenticators.find(config.auth);
+  if (make_auth == authenticators.end()) {
     return Fail(InvalidArgument("--auth must be noauth or tokens, not '" + config.auth + "'"));
   }
+  auto authenticator = make_auth->second();
+  if (!authenticator.ok()) return Fail(authenticator.status());
 
   if (Status s = io::MakeDirs(config.data_dir); !s.ok()) return Fail(s);
   // One pooled connection per worker thread: a request never pays for opening a connection (schema
@@ -112,11 +125,19 @@ int Run(int argc, char** argv) {
       config.data_dir + "/catalog.db",
       catalog::SqliteImageRepository::Options{.pool_size = std::max(8, config.worker_threads)});
   if (!repo.ok()) return Fail(repo.status());
-  auto store = store::FileStore::Open({.id = "file", .root = config.data_dir + "/images"});
-  if (!store.ok()) return Fail(store.status());
 
-  service::ImageService images(**repo, **store,
-                               {.hash_algo = config.hash_algo, .size_cap = config.size_cap});
+  // The store drivers this binary can talk to; [[stores]] picks among them.
+  store::DriverRegistry drivers;
+  if (Status s = drivers.Register("file", store::MakeFileStore); !s.ok()) return Fail(s);
+  auto stores = store::BuildStoreSet(drivers, config.Stores());
+  if (!stores.ok()) return Fail(stores.status());
+
+  service::ImageService images(**repo, **stores,
+                               {.hash_algo = config.hash_algo,
+                                .size_cap = config.size_cap,
+                                .property_quota = config.property_quota,
+                                .tag_quota = config.tag_quota,
+                                .member_quota = config.member_quota});
   auto report = images.Repair();
   if (!report.ok()) return Fail(report.status());
   log::Info("repair", {{"saving_reset", report->saving_reset},
@@ -143,7 +164,12 @@ int Run(int argc, char** argv) {
 
   // public_url is needed by the API before the port is known only when the port is fixed; with port 0
   // it is filled after binding.
-  api::AppDeps deps{**repo, images, *authenticator, config};
+  const auth::Policy policy = auth::Policy::Defaults();
+  api::AppDeps deps{.images = images,
+                    .authenticator = **authenticator,
+                    .policy = policy,
+                    .options = {.formats = {config.disk_formats, config.container_formats},
+                                .max_image_size = config.size_cap}};
   // The application needs the bound port (for Location headers), so it is built after binding; the few
   // requests that could arrive in between are told to retry.
   std::unique_ptr<api::Application> app;
@@ -165,6 +191,7 @@ int Run(int argc, char** argv) {
                             ? "[" + options.host + "]:" + std::to_string((*server)->port())
                             : options.host + ":" + std::to_string((*server)->port());
   if (config.public_url.empty()) config.public_url = "http://" + address;
+  deps.options.public_url = config.public_url;
   app = std::make_unique<api::Application>(deps);
   ready.store(app.get());
   log::Info("listening", {{"address", address}, {"data_dir", config.data_dir}, {"auth", config.auth}});

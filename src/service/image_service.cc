@@ -5,68 +5,198 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "common/uuid.h"
 #include "formats/streaming.h"
 #include "io/digest_pipeline.h"
 
 namespace ingot::service {
 
 using catalog::Image;
+using catalog::ImageEvent;
+using catalog::ImageMember;
 using catalog::ImageStatus;
 
 namespace {
 
-std::string TransitionRefused(ImageStatus from, ImageStatus to) {
-  return "Image status transition from " + std::string(catalog::StatusName(from)) + " to " +
-         std::string(catalog::StatusName(to)) + " is not allowed";
-}
-
 constexpr int kSaveRetries = 8;
+
+Status ImageNotFound(const std::string& id) { return NotFound("No image found with ID " + id); }
 
 }  // namespace
 
-ImageService::ImageService(catalog::ImageRepository& repo, store::Store& store,
+ImageService::ImageService(catalog::ImageRepository& repo, store::StoreSet& stores,
                            ImageServiceOptions options)
-    : repo_(repo), store_(store), options_(std::move(options)) {}
+    : repo_(repo), stores_(stores), options_(std::move(options)) {}
 
-Result<Image> ImageService::Upload(const std::string& id, io::Reader& body,
-                                   std::optional<uint64_t> content_length, UploadStats* stats) {
-  INGOT_ASSIGN_OR_RETURN(Image image, repo_.Get(id));
-  if (image.status != ImageStatus::kQueued) {
-    return Conflict(TransitionRefused(image.status, ImageStatus::kSaving));
-  }
-  if (!image.disk_format || !image.container_format) {
-    return InvalidArgument(
-        "Properties disk_format, container_format must be set prior to saving data.");
-  }
-  if (content_length && *content_length > options_.size_cap) {
-    return TooLarge("Image exceeds the storage quota: the upload is " +
-                    std::to_string(*content_length) + " bytes, the limit is " +
-                    std::to_string(options_.size_cap) + " bytes.");
-  }
-  // Claim the image: queued -> saving. A concurrent upload loses here with kConflict.
-  image.status = ImageStatus::kSaving;
-  image.updated_at = NowMicros();
-  Status claimed = repo_.Save(image);
-  if (claimed.code() == Code::kConflict) {
-    return Conflict("Image " + id + " is being changed by another request; retry.");
-  }
-  INGOT_RETURN_IF_ERROR(claimed);
-  ++image.version;
+// ---- Reading ----
 
-  auto result = StreamIn(std::move(image), body, content_length, stats);
-  if (!result.ok() && result.status().code() != Code::kNotFound) RevertToQueued(id);
+Result<Image> ImageService::Get(const std::string& id, const catalog::Viewer& viewer) {
+  if (!IsUuid(id)) return ImageNotFound(id);
+  auto image = repo_.Get(CanonicalUuid(id));
+  if (!image.ok()) {
+    return image.status().code() == Code::kNotFound ? ImageNotFound(id) : image.status();
+  }
+  std::optional<catalog::MemberStatus> membership;
+  if (image->visibility == catalog::Visibility::kShared && viewer.project && !viewer.is_admin &&
+      image->owner != viewer.project) {
+    if (auto m = repo_.GetMember(image->id, *viewer.project); m.ok()) membership = m->status;
+  }
+  if (!catalog::IsVisible(*image, viewer, membership)) return ImageNotFound(id);
+  return image;
+}
+
+Result<catalog::ImagePage> ImageService::List(const catalog::ListQuery& query,
+                                              const catalog::Viewer& viewer) {
+  return repo_.List(query, viewer);
+}
+
+// ---- Records ----
+
+Status ImageService::CheckQuotas(const Image& image) const {
+  if (static_cast<int64_t>(image.tags.size()) > options_.tag_quota) {
+    return TooLarge("Maximum number of tags exceeded (" + std::to_string(options_.tag_quota) +
+                    ").");
+  }
+  if (static_cast<int64_t>(image.properties.size()) > options_.property_quota) {
+    return TooLarge("Maximum number of properties exceeded (" +
+                    std::to_string(options_.property_quota) + ").");
+  }
+  return Status::Ok();
+}
+
+Result<Image> ImageService::Mutate(Image image, const ImageChange& change) {
+  const std::string id = image.id;
+  for (int attempt = 0; attempt < kSaveRetries; ++attempt) {
+    if (attempt > 0) {
+      auto fresh = repo_.Get(id);
+      if (!fresh.ok()) {
+        return fresh.status().code() == Code::kNotFound ? ImageNotFound(id) : fresh.status();
+      }
+      image = std::move(*fresh);
+    }
+    Image next = image;
+    INGOT_RETURN_IF_ERROR(change(next));
+    INGOT_RETURN_IF_ERROR(CheckQuotas(next));
+    next.updated_at = NowMicros();
+    Status saved = repo_.Save(next);
+    if (saved.ok()) {
+      ++next.version;
+      return next;
+    }
+    if (saved.code() == Code::kNotFound) return ImageNotFound(id);
+    if (saved.code() != Code::kConflict) return saved;
+  }
+  return Conflict("Image " + id + " is being changed by other requests; retry.");
+}
+
+Result<Image> ImageService::Create(Image draft) {
+  INGOT_RETURN_IF_ERROR(CheckQuotas(draft));
+  draft.created_at = draft.updated_at = NowMicros();
+  Status added = repo_.Add(draft);
+  if (added.code() == Code::kAlreadyExists) {
+    return Conflict("Image ID " + draft.id + " already exists!");
+  }
+  INGOT_RETURN_IF_ERROR(added);
+  draft.version = 1;
+  return draft;
+}
+
+Result<Image> ImageService::Update(const Image& image, const ImageChange& change) {
+  return Mutate(image, [&](Image& im) -> Status {
+    ImageStatus before = im.status();
+    INGOT_RETURN_IF_ERROR(change(im));
+    if (im.status() != before) return Internal("an attribute change moved the image's status");
+    return Status::Ok();
+  });
+}
+
+Status ImageService::AddTag(const Image& image, const std::string& tag) {
+  return Mutate(image,
+                [&](Image& im) {
+                  im.tags.insert(tag);
+                  return Status::Ok();
+                })
+      .status();
+}
+
+Status ImageService::RemoveTag(const Image& image, const std::string& tag) {
+  return Mutate(image,
+                [&](Image& im) {
+                  if (im.tags.erase(tag) == 0) return NotFound("Tag " + tag + " not found.");
+                  return Status::Ok();
+                })
+      .status();
+}
+
+Status ImageService::Deactivate(const Image& image) {
+  if (image.status() == ImageStatus::kDeactivated) return Status::Ok();
+  return Mutate(image, [](Image& im) { return Transition(im, ImageEvent::kDeactivate); }).status();
+}
+
+Status ImageService::Reactivate(const Image& image) {
+  if (image.status() == ImageStatus::kActive) return Status::Ok();
+  return Mutate(image, [](Image& im) { return Transition(im, ImageEvent::kReactivate); }).status();
+}
+
+Status ImageService::Delete(const Image& image) {
+  auto deleted = Mutate(image, [](Image& im) {
+    if (im.is_protected) {
+      return PermissionDenied("Image " + im.id + " is protected and cannot be deleted.");
+    }
+    return Transition(im, ImageEvent::kDelete);
+  });
+  INGOT_RETURN_IF_ERROR(deleted.status());
+  for (const auto& loc : deleted->locations) {
+    store::Store* store = stores_.Find(loc.store);
+    Status s =
+        store ? store->Delete(loc.key) : NotFound("store " + loc.store + " is not configured");
+    if (!s.ok()) {
+      // The record is gone; the orphan is swept by the next Repair().
+      log::Warn("image.delete_data_failed",
+                {{"image", image.id}, {"store", loc.store}, {"error", s.ToString()}});
+    }
+  }
+  return Status::Ok();
+}
+
+// ---- Bytes ----
+
+Result<Image> ImageService::Upload(const Image& image, io::Reader& body,
+                                   std::optional<uint64_t> content_length,
+                                   const std::string& store_id, UploadStats* stats) {
+  auto store = stores_.Resolve(store_id);
+  if (!store.ok()) return InvalidArgument(store.status().message());
+  // Claim the image: queued -> saving. A concurrent upload loses here.
+  auto claimed = Mutate(image, [&](Image& im) -> Status {
+    INGOT_RETURN_IF_ERROR(Transition(im, ImageEvent::kStartUpload));
+    if (!im.disk_format || !im.container_format) {
+      return InvalidArgument(
+          "Properties disk_format, container_format must be set prior to saving data.");
+    }
+    if (content_length && *content_length > options_.size_cap) {
+      return TooLarge("Image exceeds the storage quota: the upload is " +
+                      std::to_string(*content_length) + " bytes, the limit is " +
+                      std::to_string(options_.size_cap) + " bytes.");
+    }
+    return Status::Ok();
+  });
+  INGOT_RETURN_IF_ERROR(claimed.status());
+
+  auto result = StreamIn(*claimed, **store, body, content_length, stats);
+  if (!result.ok() && result.status().code() != Code::kNotFound) RevertToQueued(*claimed);
   return result;
 }
 
-Result<Image> ImageService::StreamIn(Image image, io::Reader& body,
+Result<Image> ImageService::StreamIn(Image image, store::Store& store, io::Reader& body,
                                      std::optional<uint64_t> content_length, UploadStats* stats) {
   auto started = std::chrono::steady_clock::now();
-  INGOT_ASSIGN_OR_RETURN(auto object, store_.Create(image.id));
-  INGOT_ASSIGN_OR_RETURN(auto digests,
-                         io::DigestPipeline::Start({"md5", options_.hash_algo},
-                                                   options_.buffer_size, options_.buffer_count));
-  // Every image is hostile until inspected: the inspector sees the bytes as they pass and keeps only
-  // the header regions it needs.
+  const std::string id = image.id;
+  INGOT_ASSIGN_OR_RETURN(auto object, store.Create(id));
+  INGOT_ASSIGN_OR_RETURN(
+      auto digests, io::DigestPipeline::Start({"md5", options_.hash_algo}, options_.buffer_size,
+                                              options_.buffer_count));
+  // Every image is hostile until inspected: the inspector sees the bytes as they pass and keeps
+  // only the header regions it needs.
   formats::StreamingInspector inspector;
   uint64_t total = 0;
   for (;;) {
@@ -97,99 +227,87 @@ Result<Image> ImageService::StreamIn(Image image, io::Reader& body,
     return Refused("Image data was refused by the format safety checks: " +
                    info.status().message());
   } else {
-    log::Warn("upload.inspect_incomplete", {{"image", image.id}, {"why", info.status().ToString()}});
+    log::Warn("upload.inspect_incomplete", {{"image", id}, {"why", info.status().ToString()}});
   }
   std::vector<std::string> hex = digests->Finish();
   INGOT_RETURN_IF_ERROR(object->Commit());  // durable from here on
 
-  // Record the bytes. Other writers (a PATCH of the name, say) may have saved meanwhile: re-read and
-  // re-apply until our save wins, as long as the image is still ours to activate.
-  for (int attempt = 0; attempt < kSaveRetries; ++attempt) {
-    if (attempt > 0) {
-      auto fresh = repo_.Get(image.id);
-      if (!fresh.ok()) {
-        DiscardBytes(image.id);  // deleted during the upload: its bytes must not linger
-        return fresh.status().code() == Code::kNotFound
-                   ? NotFound("Image " + image.id +
-                              " could not be found after upload. The image may have been deleted "
-                              "during the upload.")
-                   : fresh.status();
-      }
-      image = std::move(*fresh);
-      if (image.status != ImageStatus::kSaving) {
-        DiscardBytes(image.id);
-        return Conflict(TransitionRefused(image.status, ImageStatus::kActive));
-      }
+  // Record the bytes. Other writers (a PATCH of the name, say) may have saved meanwhile; Mutate
+  // re-applies on the fresh record as long as it is still `saving`, ours to activate.
+  auto activated = Mutate(std::move(image), [&](Image& im) -> Status {
+    INGOT_RETURN_IF_ERROR(Transition(im, ImageEvent::kFinishUpload));
+    im.size = total;
+    im.virtual_size = virtual_size;
+    im.checksum = hex[0];
+    im.os_hash_algo = options_.hash_algo;
+    im.os_hash_value = hex[1];
+    im.locations = {catalog::Location{store.id(), im.id}};
+    return Status::Ok();
+  });
+  if (!activated.ok()) {
+    DiscardBytes(store, id);
+    if (activated.status().code() == Code::kNotFound) {
+      return NotFound("Image " + id +
+                      " could not be found after upload. The image may have been deleted during "
+                      "the upload.");
     }
-    image.status = ImageStatus::kActive;
-    image.size = total;
-    image.virtual_size = virtual_size;
-    image.checksum = hex[0];
-    image.os_hash_algo = options_.hash_algo;
-    image.os_hash_value = hex[1];
-    image.locations = {catalog::Location{store_.id(), image.id}};
-    image.updated_at = NowMicros();
-    Status saved = repo_.Save(image);
-    if (saved.ok()) {
-      ++image.version;
-      if (stats != nullptr) {
-        stats->bytes = total;
-        stats->micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::steady_clock::now() - started)
-                            .count();
-      }
-      return image;
-    }
-    if (saved.code() != Code::kConflict && saved.code() != Code::kNotFound) {
-      DiscardBytes(image.id);
-      return saved;
-    }
+    return activated.status();
   }
-  DiscardBytes(image.id);
-  return Conflict("Image " + image.id + " kept changing during the upload; retry.");
+  if (stats != nullptr) {
+    stats->bytes = total;
+    stats->micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - started)
+                        .count();
+  }
+  return activated;
 }
 
-void ImageService::DiscardBytes(const std::string& key) {
-  Status s = store_.Delete(key);
+void ImageService::DiscardBytes(store::Store& store, const std::string& key) {
+  Status s = store.Delete(key);
   if (!s.ok()) {
     // Harmless for the catalog (no image points at them); the next Repair() sweeps the orphan.
-    log::Warn("upload.discard_failed", {{"key", key}, {"error", s.ToString()}});
+    log::Warn("upload.discard_failed",
+              {{"store", store.id()}, {"key", key}, {"error", s.ToString()}});
   }
 }
 
-void ImageService::RevertToQueued(const std::string& id) {
-  for (int attempt = 0; attempt < kSaveRetries; ++attempt) {
-    auto image = repo_.Get(id);
-    if (!image.ok() || image->status != ImageStatus::kSaving) return;
-    image->status = ImageStatus::kQueued;
-    image->size.reset();
-    image->virtual_size.reset();
-    image->checksum.reset();
-    image->os_hash_algo.reset();
-    image->os_hash_value.reset();
-    image->locations.clear();
-    image->updated_at = NowMicros();
-    Status s = repo_.Save(*image);
-    if (s.ok()) return;
-    if (s.code() != Code::kConflict) {
-      log::Error("upload.revert_failed", {{"image", id}, {"error", s.ToString()}});
-      return;
+void ImageService::RevertToQueued(Image image) {
+  std::string id = image.id;
+  auto reverted = Mutate(std::move(image), [](Image& im) -> Status {
+    INGOT_RETURN_IF_ERROR(Transition(im, ImageEvent::kAbortUpload));
+    im.size.reset();
+    im.virtual_size.reset();
+    im.checksum.reset();
+    im.os_hash_algo.reset();
+    im.os_hash_value.reset();
+    im.locations.clear();
+    return Status::Ok();
+  });
+  Code code = reverted.status().code();
+  // Deleted meanwhile, or already moved on by someone else: nothing to put back, and nothing wrong.
+  if (reverted.ok() || code == Code::kNotFound || code == Code::kConflict) {
+    if (!reverted.ok()) {
+      log::Debug("upload.revert_skipped", {{"image", id}, {"why", reverted.status().ToString()}});
     }
+    return;
   }
+  log::Error("upload.revert_failed", {{"image", id}, {"error", reverted.status().ToString()}});
 }
 
 Result<OpenedData> ImageService::OpenData(const Image& image) {
   if (image.locations.empty() || !image.size) {
     return Corruption("Image " + image.id + " has no stored data.");
   }
-  const std::string& key = image.locations.front().key;
+  const catalog::Location& loc = image.locations.front();
   auto missing = [&](const std::string& why) {
     ++missing_data_;
-    log::Error("image.data_missing", {{"image", image.id}, {"why", why}});
+    log::Error("image.data_missing", {{"image", image.id}, {"store", loc.store}, {"why", why}});
     return Corruption("The data of image " + image.id + " is missing or damaged in store '" +
-                      store_.id() + "' (" + why + "); it is not served.");
+                      loc.store + "' (" + why + "); it is not served.");
   };
-  auto size = store_.SizeOf(key);
+  store::Store* store = stores_.Find(loc.store);
+  if (store == nullptr) return missing("the store is not configured");
+  auto size = store->SizeOf(loc.key);
   if (!size.ok()) return missing(size.status().message());
   if (*size != *image.size) {
     return missing("stored " + std::to_string(*size) + " bytes, recorded " +
@@ -197,43 +315,96 @@ Result<OpenedData> ImageService::OpenData(const Image& image) {
   }
   OpenedData data;
   data.size = *size;
-  if (store_.capabilities().local_file) {
-    auto fd = store_.OpenFd(key);
+  if (store->capabilities().local_file) {
+    auto fd = store->OpenFd(loc.key);
     if (!fd.ok()) return missing(fd.status().message());
     data.fd = std::move(*fd);
   } else {
-    auto src = store_.Open(key);
+    auto src = store->Open(loc.key);
     if (!src.ok()) return missing(src.status().message());
     data.source = std::move(*src);
   }
   return data;
 }
 
-Status ImageService::Delete(const Image& image) {
-  if (image.is_protected) {
-    return PermissionDenied("Image " + image.id + " is protected and cannot be deleted.");
-  }
-  INGOT_RETURN_IF_ERROR(repo_.Remove(image.id));
-  for (const auto& loc : image.locations) {
-    Status s = store_.Delete(loc.key);
-    if (!s.ok()) {
-      // The record is gone; the orphan is swept by the next Repair().
-      log::Warn("image.delete_data_failed", {{"image", image.id}, {"error", s.ToString()}});
-    }
-  }
-  return Status::Ok();
+// ---- Sharing ----
+
+namespace {
+
+Status MemberNotFound(const std::string& member, const std::string& image_id) {
+  return NotFound("Member " + member + " not found on image " + image_id + ".");
 }
+
+}  // namespace
+
+Result<ImageMember> ImageService::AddMember(const Image& image, const std::string& member) {
+  if (image.visibility != catalog::Visibility::kShared) {
+    return PermissionDenied("Only shared images have members.");
+  }
+  INGOT_ASSIGN_OR_RETURN(auto members, repo_.ListMembers(image.id));
+  if (static_cast<int64_t>(members.size()) >= options_.member_quota) {
+    return TooLarge("Maximum number of image members exceeded (" +
+                    std::to_string(options_.member_quota) + ").");
+  }
+  ImageMember m;
+  m.image_id = image.id;
+  m.member = member;
+  m.created_at = m.updated_at = NowMicros();
+  Status s = repo_.AddMember(m);
+  if (s.code() == Code::kAlreadyExists) {
+    return Conflict("Member " + member + " already exists on image " + image.id + ".");
+  }
+  if (s.code() == Code::kNotFound) return ImageNotFound(image.id);
+  INGOT_RETURN_IF_ERROR(s);
+  return m;
+}
+
+Result<ImageMember> ImageService::SetMemberStatus(const Image& image, const std::string& member,
+                                                  catalog::MemberStatus status) {
+  INGOT_ASSIGN_OR_RETURN(ImageMember m, GetMember(image, member));
+  m.status = status;
+  m.updated_at = NowMicros();
+  Status s = repo_.UpdateMember(m);
+  if (s.code() == Code::kNotFound) return MemberNotFound(member, image.id);
+  INGOT_RETURN_IF_ERROR(s);
+  return m;
+}
+
+Status ImageService::RemoveMember(const Image& image, const std::string& member) {
+  Status s = repo_.RemoveMember(image.id, member);
+  if (s.code() == Code::kNotFound) return MemberNotFound(member, image.id);
+  return s;
+}
+
+Result<ImageMember> ImageService::GetMember(const Image& image, const std::string& member) {
+  auto m = repo_.GetMember(image.id, member);
+  if (!m.ok() && m.status().code() == Code::kNotFound) return MemberNotFound(member, image.id);
+  return m;
+}
+
+Result<std::vector<ImageMember>> ImageService::ListMembers(const Image& image) {
+  if (image.visibility != catalog::Visibility::kShared) {
+    return PermissionDenied("Only shared images have members.");
+  }
+  return repo_.ListMembers(image.id);
+}
+
+// ---- Repair ----
 
 Result<RepairReport> ImageService::Repair() {
   RepairReport report;
-  INGOT_ASSIGN_OR_RETURN(report.incomplete_removed, store_.RemoveIncomplete());
+  for (store::Store* store : stores_.stores()) {
+    INGOT_ASSIGN_OR_RETURN(int removed, store->RemoveIncomplete());
+    report.incomplete_removed += removed;
+  }
 
   // Uploads a crash interrupted: Glance puts them back to queued so the client can upload again.
   INGOT_ASSIGN_OR_RETURN(auto saving, repo_.ListByStatus({ImageStatus::kSaving}));
   for (auto& image : saving) {
-    RevertToQueued(image.id);
+    std::string id = image.id;
+    RevertToQueued(std::move(image));
     ++report.saving_reset;
-    log::Warn("repair.saving_reset", {{"image", image.id}});
+    log::Warn("repair.saving_reset", {{"image", id}});
   }
 
   // Bytes that no active image owns: an upload that crashed between commit and activation, or a
@@ -241,28 +412,33 @@ Result<RepairReport> ImageService::Repair() {
   INGOT_ASSIGN_OR_RETURN(auto live,
                          repo_.ListByStatus({ImageStatus::kActive, ImageStatus::kDeactivated,
                                              ImageStatus::kPendingDelete}));
-  std::set<std::string> owned;
+  std::set<std::pair<std::string, std::string>> owned;  // (store, key)
   for (const auto& image : live) {
-    for (const auto& loc : image.locations) {
-      if (loc.store == store_.id()) owned.insert(loc.key);
+    for (const auto& loc : image.locations) owned.emplace(loc.store, loc.key);
+  }
+  std::set<std::pair<std::string, std::string>> present;
+  for (store::Store* store : stores_.stores()) {
+    INGOT_ASSIGN_OR_RETURN(auto keys, store->ListKeys());
+    for (const auto& key : keys) {
+      if (owned.count({store->id(), key})) {
+        present.emplace(store->id(), key);
+        continue;
+      }
+      if (store->Delete(key).ok()) {
+        ++report.orphans_removed;
+        log::Warn("repair.orphan_removed", {{"store", store->id()}, {"key", key}});
+      }
     }
   }
-  INGOT_ASSIGN_OR_RETURN(auto keys, store_.ListKeys());
-  std::set<std::string> present(keys.begin(), keys.end());
-  for (const auto& key : keys) {
-    if (owned.count(key)) continue;
-    if (store_.Delete(key).ok()) {
-      ++report.orphans_removed;
-      log::Warn("repair.orphan_removed", {{"store", store_.id()}, {"key", key}});
-    }
-  }
   for (const auto& image : live) {
     for (const auto& loc : image.locations) {
-      if (loc.store != store_.id()) continue;
-      auto size = present.count(loc.key) ? store_.SizeOf(loc.key) : Result<uint64_t>(NotFound(""));
+      store::Store* store = stores_.Find(loc.store);
+      auto size = store && present.count({loc.store, loc.key}) ? store->SizeOf(loc.key)
+                                                               : Result<uint64_t>(NotFound(""));
       if (!size.ok() || (image.size && *size != *image.size)) {
         report.missing_data.push_back(image.id);
-        log::Error("repair.data_missing", {{"image", image.id}, {"key", loc.key}});
+        log::Error("repair.data_missing",
+                   {{"image", image.id}, {"store", loc.store}, {"key", loc.key}});
       }
     }
   }

@@ -1,14 +1,22 @@
-// The use cases that move image bytes: upload (stream, hash, store, then activate), download, delete,
-// and start-up repair after a crash. Callers (the API edge) have already authenticated and authorized;
-// these functions enforce the catalog's rules (status machine, formats set, size cap).
+// The image use cases: the only code that writes image and member records. The API edge parses,
+// authorizes and renders; everything that changes the catalog or moves bytes happens here, so a
+// rule of the catalog (status moves, quotas, the size cap, sharing) has one home.
 //
-// Thread safety: all methods may be called concurrently; races on one image are resolved by the
-// repository's optimistic concurrency (the loser gets kConflict).
+// Read once: the API loads the record it authorizes against with Get() and hands that record to the
+// use case, which writes from it. When a concurrent writer saved first (kConflict from the
+// repository) the use case re-reads and re-applies its change; that loop (Mutate) exists once.
+//
+// Status moves go through catalog::Transition, which refuses illegal ones with Glance's status and
+// message. Messages of server faults (kIoError, kCorruption, ...) may name paths: the API logs them
+// and shows the client a generic text.
+//
+// Thread safety: every method may be called concurrently.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,15 +25,18 @@
 #include "catalog/repository.h"
 #include "io/byte_source.h"
 #include "io/file.h"
-#include "store/store.h"
+#include "store/store_set.h"
 
 namespace ingot::service {
 
 struct ImageServiceOptions {
-  std::string hash_algo = "sha512";      // os_hash_algo
-  uint64_t size_cap = 1ull << 40;        // Glance's image_size_cap default (1 TiB)
-  size_t buffer_size = 1 << 20;          // upload read size
-  size_t buffer_count = 8;               // upload buffers in flight (memory = size * count)
+  std::string hash_algo = "sha512";  // os_hash_algo
+  uint64_t size_cap = 1ull << 40;    // Glance's image_size_cap default (1 TiB)
+  int property_quota = 128;          // Glance's image_property_quota
+  int tag_quota = 128;               // Glance's image_tag_quota
+  int member_quota = 128;            // Glance's image_member_quota
+  size_t buffer_size = 1 << 20;      // upload read size
+  size_t buffer_count = 8;           // upload buffers in flight (memory = size * count)
 };
 
 // What an upload learned, for logs and metrics.
@@ -44,49 +55,95 @@ struct OpenedData {
 
 struct RepairReport {
   int saving_reset = 0;        // images left in `saving` by a crash, put back to `queued`
-  int incomplete_removed = 0;  // temporary files removed from the store
+  int incomplete_removed = 0;  // temporary objects removed from the stores
   int orphans_removed = 0;     // committed objects no image owns
   std::vector<std::string> missing_data;  // active/deactivated images whose bytes are gone or short
 };
 
+// A change to an image's attributes, applied by Update() to the record (and re-applied to a fresh
+// copy after a concurrent save). It must not touch the status, which only Transition() moves.
+using ImageChange = std::function<Status(catalog::Image&)>;
+
 class ImageService {
  public:
-  ImageService(catalog::ImageRepository& repo, store::Store& store, ImageServiceOptions options);
+  ImageService(catalog::ImageRepository& repo, store::StoreSet& stores,
+               ImageServiceOptions options);
 
-  // Streams `body` into the store while computing MD5 and the multihash on their own threads, makes
-  // the bytes durable, and only then marks the image active. On any failure (client gone, cap
-  // exceeded, I/O error) the bytes are removed and the image goes back to `queued`.
-  // kConflict if the image is not queued; kInvalidArgument if its formats are unset; kTooLarge past
-  // the cap (declared Content-Length or actual bytes); kNotFound if deleted meanwhile.
-  Result<catalog::Image> Upload(const std::string& id, io::Reader& body,
-                                std::optional<uint64_t> content_length, UploadStats* stats = nullptr);
+  // ---- Reading ----
+  // The image if `viewer` may see it; kNotFound ("No image found with ID x") otherwise, also for a
+  // malformed id.
+  Result<catalog::Image> Get(const std::string& id, const catalog::Viewer& viewer);
+  Result<catalog::ImagePage> List(const catalog::ListQuery& query, const catalog::Viewer& viewer);
+  // Non-deleted images per status; for /metrics.
+  Result<std::map<catalog::ImageStatus, int64_t>> CountByStatus() { return repo_.CountByStatus(); }
 
-  // Opens an active (or deactivated) image's bytes. kCorruption when the store lost them or their size
-  // differs from the recorded one: never served as if whole.
-  Result<OpenedData> OpenData(const catalog::Image& image);
-
-  // Marks the image deleted, then removes its bytes (a crash in between leaves an orphan that Repair
-  // removes). kPermissionDenied for a protected image.
+  // ---- Records ----
+  // Stores a new queued image from `draft` (its id, owner and attributes; timestamps are set here).
+  // kConflict "Image ID x already exists!" when the id was ever used; kTooLarge over a quota.
+  Result<catalog::Image> Create(catalog::Image draft);
+  // Applies `change` to `image` (as loaded by Get) and saves, checking the quotas.
+  Result<catalog::Image> Update(const catalog::Image& image, const ImageChange& change);
+  Status AddTag(const catalog::Image& image, const std::string& tag);
+  // kNotFound "Tag x not found." when the image does not carry it.
+  Status RemoveTag(const catalog::Image& image, const std::string& tag);
+  // Glance's admin actions: active <-> deactivated (idempotent), refused in any other status.
+  Status Deactivate(const catalog::Image& image);
+  Status Reactivate(const catalog::Image& image);
+  // Marks the image deleted, then removes its bytes from the stores its locations name (a crash in
+  // between leaves an orphan that Repair removes). kPermissionDenied for a protected image.
   Status Delete(const catalog::Image& image);
 
-  // Run once at start, before serving.
+  // ---- Bytes ----
+  // Streams `body` into the store named `store_id` (the default store when empty; kNotFound "Store
+  // for identifier x not found" for an unknown one) while computing MD5 and the multihash on their
+  // own threads, makes the bytes durable, and only then marks the image active with a location
+  // naming that store. On any failure (client gone, cap exceeded, I/O error, a concurrent delete)
+  // the bytes are removed and the image goes back to `queued`, so the next upload can succeed.
+  // kConflict if the image is not queued; kInvalidArgument if its formats are unset; kTooLarge past
+  // the cap (declared Content-Length or actual bytes); kNotFound if deleted meanwhile.
+  Result<catalog::Image> Upload(const catalog::Image& image, io::Reader& body,
+                                std::optional<uint64_t> content_length,
+                                const std::string& store_id = "", UploadStats* stats = nullptr);
+  // Opens an active (or deactivated) image's bytes from the store its location names. kCorruption
+  // when the store lost them, their size differs from the recorded one, or the store is no longer
+  // configured: never served as if whole.
+  Result<OpenedData> OpenData(const catalog::Image& image);
+
+  // ---- Sharing (Glance's members API) ----
+  // The image must be `shared` (kPermissionDenied "Only shared images have members." otherwise).
+  // kConflict when already a member; kTooLarge past the member quota.
+  Result<catalog::ImageMember> AddMember(const catalog::Image& image, const std::string& member);
+  Result<catalog::ImageMember> SetMemberStatus(const catalog::Image& image,
+                                               const std::string& member,
+                                               catalog::MemberStatus status);
+  Status RemoveMember(const catalog::Image& image, const std::string& member);
+  // kNotFound "Member x not found on image y." when not a member.
+  Result<catalog::ImageMember> GetMember(const catalog::Image& image, const std::string& member);
+  Result<std::vector<catalog::ImageMember>> ListMembers(const catalog::Image& image);
+
+  // Run once at start, before serving: every store is swept.
   Result<RepairReport> Repair();
 
-  // Images found without their bytes by the last Repair() or OpenData(); for /healthcheck and metrics.
+  // Images found without their bytes by the last Repair() or OpenData(); for /healthcheck and
+  // metrics.
   int64_t missing_data_count() const { return missing_data_.load(); }
 
   const ImageServiceOptions& options() const { return options_; }
-  const store::Store& store() const { return store_; }
+  const store::StoreSet& stores() const { return stores_; }
 
  private:
-  Result<catalog::Image> StreamIn(catalog::Image image, io::Reader& body,
+  // The one optimistic-concurrency loop: applies `change` to `image` and saves; on kConflict
+  // re-reads the record and applies it again. kNotFound when the image is gone (deleted meanwhile).
+  Result<catalog::Image> Mutate(catalog::Image image, const ImageChange& change);
+  Status CheckQuotas(const catalog::Image& image) const;
+  Result<catalog::Image> StreamIn(catalog::Image image, store::Store& store, io::Reader& body,
                                   std::optional<uint64_t> content_length, UploadStats* stats);
-  void RevertToQueued(const std::string& id);
+  void RevertToQueued(catalog::Image image);
   // Removes committed bytes no image will own; failures are logged and left to Repair().
-  void DiscardBytes(const std::string& key);
+  void DiscardBytes(store::Store& store, const std::string& key);
 
   catalog::ImageRepository& repo_;
-  store::Store& store_;
+  store::StoreSet& stores_;
   ImageServiceOptions options_;
   std::atomic<int64_t> missing_data_{0};
 };

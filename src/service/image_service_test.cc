@@ -7,10 +7,12 @@
 #include <cstring>
 
 #include "catalog/sqlite/sqlite_repository.h"
+#include "catalog/testing/faulty_repository.h"
 #include "common/time.h"
 #include "common/uuid.h"
 #include "io/hash.h"
 #include "store/file/file_store.h"
+#include "store/testing/faulty_store.h"
 
 namespace ingot::service {
 namespace {
@@ -52,20 +54,32 @@ class ImageServiceTest : public ::testing::Test {
   }
   void TearDown() override {
     service_.reset();
-    store_.reset();
+    stores_.reset();
     repo_.reset();
+    sqlite_.reset();
     std::system(("rm -rf " + dir_).c_str());
   }
+  // The real SQLite catalog and file store, each behind its fault injector.
   void Reopen(uint64_t cap = 1ull << 40) {
     service_.reset();
-    store_.reset();
+    stores_.reset();
     repo_.reset();
-    repo_ = std::move(*catalog::SqliteImageRepository::Open(dir_ + "/catalog.db"));
-    store_ = std::move(*store::FileStore::Open({.id = "file", .root = dir_ + "/images"}));
-    service_ = std::make_unique<ImageService>(*repo_, *store_,
+    sqlite_.reset();
+    sqlite_ = std::move(*catalog::SqliteImageRepository::Open(dir_ + "/catalog.db"));
+    repo_ = std::make_unique<catalog::FaultyRepository>(*sqlite_);
+    auto file = std::move(*store::FileStore::Open({.id = "file", .root = dir_ + "/images"}));
+    auto faulty = std::make_unique<store::FaultyStore>(std::move(file));
+    store_ = faulty.get();
+    stores_ = std::make_unique<store::StoreSet>();
+    ASSERT_TRUE(stores_->Add(std::move(faulty), {.driver = "file"}).ok());
+    service_ = std::make_unique<ImageService>(*repo_, *stores_,
                                               ImageServiceOptions{.size_cap = cap,
                                                                   .buffer_size = 64 * 1024,
                                                                   .buffer_count = 4});
+  }
+  Image Get(const std::string& id) { return *repo_->Get(id); }
+  Result<Image> Upload(const std::string& id, io::Reader& body, std::optional<uint64_t> length) {
+    return service_->Upload(Get(id), body, length);
   }
   std::string NewQueued(bool formats = true) {
     Image im;
@@ -76,7 +90,7 @@ class ImageServiceTest : public ::testing::Test {
       im.container_format = "bare";
     }
     im.created_at = im.updated_at = NowMicros();
-    EXPECT_TRUE(repo_->Add(im).ok());
+    EXPECT_TRUE(sqlite_->Add(im).ok());
     return im.id;
   }
   int FilesInStore() {
@@ -84,8 +98,10 @@ class ImageServiceTest : public ::testing::Test {
   }
 
   std::string dir_;
-  std::unique_ptr<catalog::ImageRepository> repo_;
-  std::unique_ptr<store::FileStore> store_;
+  std::unique_ptr<catalog::ImageRepository> sqlite_;
+  std::unique_ptr<catalog::FaultyRepository> repo_;
+  store::FaultyStore* store_ = nullptr;  // owned by stores_
+  std::unique_ptr<store::StoreSet> stores_;
   std::unique_ptr<ImageService> service_;
 };
 
@@ -93,10 +109,10 @@ TEST_F(ImageServiceTest, UploadActivatesWithChecksumsAndDurableBytes) {
   std::string id = NewQueued();
   const uint64_t size = 3 * 1000 * 1000 + 5;
   PatternBody body(size);
-  auto image = service_->Upload(id, body, size);
+  auto image = Upload(id, body, size);
   ASSERT_TRUE(image.ok()) << image.status().ToString();
   auto expected = PatternBody::Bytes(size);
-  EXPECT_EQ(image->status, ImageStatus::kActive);
+  EXPECT_EQ(image->status(), ImageStatus::kActive);
   EXPECT_EQ(*image->size, size);
   EXPECT_EQ(*image->virtual_size, size);  // pattern bytes are a raw disk
   EXPECT_EQ(*image->checksum, *io::HexDigestOf("md5", expected));
@@ -104,7 +120,7 @@ TEST_F(ImageServiceTest, UploadActivatesWithChecksumsAndDurableBytes) {
   EXPECT_EQ(*image->os_hash_value, *io::HexDigestOf("sha512", expected));
 
   auto stored = repo_->Get(id);
-  EXPECT_EQ(stored->status, ImageStatus::kActive);
+  EXPECT_EQ(stored->status(), ImageStatus::kActive);
   auto data = service_->OpenData(*stored);
   ASSERT_TRUE(data.ok());
   EXPECT_EQ(data->size, size);
@@ -150,18 +166,18 @@ class HostileQcow2 final : public io::Reader {
 TEST_F(ImageServiceTest, HostileImageIsRefusedAndNothingStored) {
   std::string id = NewQueued();
   HostileQcow2 body;
-  auto r = service_->Upload(id, body, body.size());
+  auto r = Upload(id, body, body.size());
   ASSERT_EQ(r.status().code(), Code::kRefused) << r.status().ToString();
   EXPECT_NE(r.status().message().find("backing"), std::string::npos) << r.status().message();
-  EXPECT_EQ(repo_->Get(id)->status, ImageStatus::kQueued);
+  EXPECT_EQ(repo_->Get(id)->status(), ImageStatus::kQueued);
   EXPECT_EQ(FilesInStore(), 0);
 }
 
 TEST_F(ImageServiceTest, SecondUploadConflicts) {
   std::string id = NewQueued();
   PatternBody a(10), b(10);
-  ASSERT_TRUE(service_->Upload(id, a, 10).ok());
-  auto again = service_->Upload(id, b, 10);
+  ASSERT_TRUE(Upload(id, a, 10).ok());
+  auto again = Upload(id, b, 10);
   EXPECT_EQ(again.status().code(), Code::kConflict);
   EXPECT_EQ(again.status().message(), "Image status transition from active to saving is not allowed");
 }
@@ -169,47 +185,47 @@ TEST_F(ImageServiceTest, SecondUploadConflicts) {
 TEST_F(ImageServiceTest, UploadNeedsFormats) {
   std::string id = NewQueued(false);
   PatternBody body(10);
-  EXPECT_EQ(service_->Upload(id, body, 10).status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(repo_->Get(id)->status, ImageStatus::kQueued);
+  EXPECT_EQ(Upload(id, body, 10).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(repo_->Get(id)->status(), ImageStatus::kQueued);
 }
 
 TEST_F(ImageServiceTest, ClientDisconnectLeavesQueuedAndNoBytes) {
   std::string id = NewQueued();
   PatternBody body(1 << 20, 300000);
-  auto r = service_->Upload(id, body, 1 << 20);
+  auto r = Upload(id, body, 1 << 20);
   EXPECT_EQ(r.status().code(), Code::kCancelled);
   auto image = repo_->Get(id);
-  EXPECT_EQ(image->status, ImageStatus::kQueued);
+  EXPECT_EQ(image->status(), ImageStatus::kQueued);
   EXPECT_FALSE(image->size.has_value());
   EXPECT_FALSE(image->checksum.has_value());
   EXPECT_EQ(FilesInStore(), 0);
   // And the image can be uploaded again.
   PatternBody retry(1000);
-  EXPECT_TRUE(service_->Upload(id, retry, 1000).ok());
+  EXPECT_TRUE(Upload(id, retry, 1000).ok());
 }
 
 TEST_F(ImageServiceTest, SizeCapRefusesDeclaredAndActualOversize) {
   Reopen(/*cap=*/1000);
   std::string id = NewQueued();
   PatternBody declared(2000);
-  EXPECT_EQ(service_->Upload(id, declared, 2000).status().code(), Code::kTooLarge);
+  EXPECT_EQ(Upload(id, declared, 2000).status().code(), Code::kTooLarge);
   PatternBody chunked(2000);  // no Content-Length: the cap trips mid-stream
-  EXPECT_EQ(service_->Upload(id, chunked, std::nullopt).status().code(), Code::kTooLarge);
-  EXPECT_EQ(repo_->Get(id)->status, ImageStatus::kQueued);
+  EXPECT_EQ(Upload(id, chunked, std::nullopt).status().code(), Code::kTooLarge);
+  EXPECT_EQ(repo_->Get(id)->status(), ImageStatus::kQueued);
   EXPECT_EQ(FilesInStore(), 0);
 }
 
 TEST_F(ImageServiceTest, ShortBodyIsRefused) {
   std::string id = NewQueued();
   PatternBody body(500);
-  EXPECT_EQ(service_->Upload(id, body, 1000).status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(repo_->Get(id)->status, ImageStatus::kQueued);
+  EXPECT_EQ(Upload(id, body, 1000).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(repo_->Get(id)->status(), ImageStatus::kQueued);
 }
 
 TEST_F(ImageServiceTest, DeleteRemovesBytesAndRespectsProtected) {
   std::string id = NewQueued();
   PatternBody body(100);
-  auto image = service_->Upload(id, body, 100);
+  auto image = Upload(id, body, 100);
   ASSERT_TRUE(image.ok());
   image->is_protected = true;
   EXPECT_EQ(service_->Delete(*image).code(), Code::kPermissionDenied);
@@ -222,14 +238,14 @@ TEST_F(ImageServiceTest, DeleteRemovesBytesAndRespectsProtected) {
 TEST_F(ImageServiceTest, RepairResetsSavingRemovesOrphansAndReportsMissing) {
   std::string good = NewQueued();
   PatternBody body(100);
-  ASSERT_TRUE(service_->Upload(good, body, 100).ok());
+  ASSERT_TRUE(Upload(good, body, 100).ok());
   std::string lost = NewQueued();
   PatternBody body2(100);
-  ASSERT_TRUE(service_->Upload(lost, body2, 100).ok());
+  ASSERT_TRUE(Upload(lost, body2, 100).ok());
   // A crash mid-upload: the image is saving, a temp file and an orphan committed object exist.
   std::string stuck = NewQueued();
   auto im = *repo_->Get(stuck);
-  im.status = ImageStatus::kSaving;
+  ASSERT_TRUE(catalog::Transition(im, catalog::ImageEvent::kStartUpload).ok());
   ASSERT_TRUE(repo_->Save(im).ok());
   {
     auto pending = store_->Create(stuck);
@@ -248,10 +264,138 @@ TEST_F(ImageServiceTest, RepairResetsSavingRemovesOrphansAndReportsMissing) {
   EXPECT_EQ(report->orphans_removed, 1);
   ASSERT_EQ(report->missing_data.size(), 1u);
   EXPECT_EQ(report->missing_data[0], lost);
-  EXPECT_EQ(repo_->Get(stuck)->status, ImageStatus::kQueued);
+  EXPECT_EQ(repo_->Get(stuck)->status(), ImageStatus::kQueued);
   EXPECT_TRUE(service_->OpenData(*repo_->Get(good)).ok());
   EXPECT_EQ(service_->OpenData(*repo_->Get(lost)).status().code(), Code::kCorruption);
   EXPECT_EQ(service_->missing_data_count(), 2);  // once from Repair, once from OpenData
+}
+
+// ---- Faults: whatever fails, the image is not active, no bytes are left, the error says what
+// happened, and the next upload succeeds. ----
+
+TEST_F(ImageServiceTest, FsyncFailureAtCommitLeavesQueuedAndNoBytes) {
+  std::string id = NewQueued();
+  store_->Arm({.commit = IoError("fdatasync " + dir_ + "/images/.tmp-" + id + ": Input/output error")});
+  PatternBody body(200000);
+  auto r = Upload(id, body, 200000);
+  EXPECT_EQ(r.status().code(), Code::kIoError);
+  EXPECT_NE(r.status().message().find("fdatasync"), std::string::npos);
+  EXPECT_EQ(store_->fired(), 1);
+  auto image = Get(id);
+  EXPECT_EQ(image.status(), ImageStatus::kQueued);
+  EXPECT_TRUE(image.locations.empty());
+  EXPECT_FALSE(image.checksum.has_value());
+  EXPECT_EQ(FilesInStore(), 0);
+  PatternBody retry(1000);
+  EXPECT_TRUE(Upload(id, retry, 1000).ok());
+}
+
+TEST_F(ImageServiceTest, RenameFailureAtCommitLeavesQueuedAndNoBytes) {
+  std::string id = NewQueued();
+  store_->Arm({.commit = FromErrno(EXDEV, "renameat2 .tmp-x -> x")});
+  PatternBody body(1000);
+  EXPECT_EQ(Upload(id, body, 1000).status().code(), Code::kIoError);
+  EXPECT_EQ(Get(id).status(), ImageStatus::kQueued);
+  EXPECT_EQ(FilesInStore(), 0);
+  PatternBody retry(1000);
+  EXPECT_TRUE(Upload(id, retry, 1000).ok());
+}
+
+TEST_F(ImageServiceTest, DiskFullMidUploadLeavesQueuedAndNoBytes) {
+  std::string id = NewQueued();
+  store_->Arm({.write_fails_after = 300000, .write_error = FromErrno(ENOSPC, "write .tmp-x")});
+  PatternBody body(1 << 20);
+  auto r = Upload(id, body, 1 << 20);
+  EXPECT_EQ(r.status().code(), Code::kStorageFull);
+  EXPECT_EQ(Get(id).status(), ImageStatus::kQueued);
+  EXPECT_EQ(FilesInStore(), 0);
+  PatternBody retry(1 << 20);
+  EXPECT_TRUE(Upload(id, retry, 1 << 20).ok());
+  EXPECT_EQ(Get(id).status(), ImageStatus::kActive);
+}
+
+TEST_F(ImageServiceTest, CatalogWriteFailureAtActivationDiscardsTheBytes) {
+  std::string id = NewQueued();
+  // The claim (queued -> saving) succeeds; the activation save fails as a database error would.
+  repo_->OnSave([](const Image& im) {
+    return im.status() == ImageStatus::kActive ? IoError("sqlite: disk I/O error") : Status::Ok();
+  });
+  PatternBody body(5000);
+  auto r = Upload(id, body, 5000);
+  EXPECT_EQ(r.status().code(), Code::kIoError);
+  repo_->OnSave(nullptr);
+  EXPECT_EQ(Get(id).status(), ImageStatus::kQueued);
+  EXPECT_EQ(FilesInStore(), 0);
+  PatternBody retry(5000);
+  EXPECT_TRUE(Upload(id, retry, 5000).ok());
+}
+
+TEST_F(ImageServiceTest, ConcurrentWritersAreRetriedNotLost) {
+  std::string id = NewQueued();
+  // Another request renames the image between our read and our save, once: the upload re-reads,
+  // keeps their name and still activates.
+  bool raced = false;
+  repo_->OnSave([&](const Image& im) -> Status {
+    if (raced || im.status() != ImageStatus::kActive) return Status::Ok();
+    raced = true;
+    Image theirs = *sqlite_->Get(im.id);
+    theirs.name = "renamed meanwhile";
+    return sqlite_->Save(theirs);  // bumps the version: our save then conflicts
+  });
+  PatternBody body(5000);
+  auto r = Upload(id, body, 5000);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(raced);
+  Image stored = Get(id);
+  EXPECT_EQ(stored.status(), ImageStatus::kActive);
+  EXPECT_EQ(stored.name, "renamed meanwhile");
+}
+
+TEST_F(ImageServiceTest, DeleteDuringUploadLeavesNoBytes) {
+  std::string id = NewQueued();
+  repo_->OnSave([&](const Image& im) -> Status {
+    if (im.status() == ImageStatus::kActive) {
+      EXPECT_TRUE(sqlite_->Remove(im.id).ok());
+    }
+    return Status::Ok();
+  });
+  PatternBody body(5000);
+  auto r = Upload(id, body, 5000);
+  EXPECT_EQ(r.status().code(), Code::kNotFound);
+  EXPECT_NE(r.status().message().find("deleted during the upload"), std::string::npos);
+  EXPECT_EQ(FilesInStore(), 0);
+}
+
+TEST_F(ImageServiceTest, StatusMovesOnlyThroughTheTransitionTable) {
+  std::string id = NewQueued();
+  Status s = service_->Deactivate(Get(id));
+  EXPECT_EQ(s.code(), Code::kPermissionDenied);
+  EXPECT_EQ(s.message(), "Not allowed to deactivate image in status 'queued'");
+  PatternBody body(10);
+  ASSERT_TRUE(Upload(id, body, 10).ok());
+  EXPECT_TRUE(service_->Deactivate(Get(id)).ok());
+  EXPECT_EQ(Get(id).status(), ImageStatus::kDeactivated);
+  EXPECT_TRUE(service_->Deactivate(Get(id)).ok());
+  EXPECT_TRUE(service_->Reactivate(Get(id)).ok());
+  EXPECT_EQ(Get(id).status(), ImageStatus::kActive);
+  // A change that tries to move the status is refused.
+  auto moved = service_->Update(Get(id), [](Image& im) {
+    return catalog::Transition(im, catalog::ImageEvent::kDeactivate);
+  });
+  EXPECT_EQ(moved.status().code(), Code::kInternal);
+  EXPECT_EQ(Get(id).status(), ImageStatus::kActive);
+}
+
+TEST_F(ImageServiceTest, QuotasAreTheServicesRule) {
+  Reopen();
+  std::string id = NewQueued();
+  auto r = service_->Update(Get(id), [](Image& im) {
+    for (int i = 0; i < 129; ++i) im.tags.insert("t" + std::to_string(i));
+    return Status::Ok();
+  });
+  EXPECT_EQ(r.status().code(), Code::kTooLarge);
+  EXPECT_EQ(r.status().message(), "Maximum number of tags exceeded (128).");
+  EXPECT_TRUE(Get(id).tags.empty());
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
 // Where image bytes live. A store driver declares what it can do; the service checks capabilities
 // rather than the driver's type. The embedded driver is file/; object stores slot in beside it.
 //
-// Durability contract: bytes written through a PendingObject are invisible until Commit() returns OK,
-// and durable from then on (fsync'd, or acknowledged by the object store). A PendingObject destroyed
-// without Commit leaves nothing behind. Thread safety: a Store may be used from many threads at once;
-// a PendingObject by one thread at a time.
+// Durability contract: bytes written through a PendingObject are invisible until Commit() returns
+// OK, and durable from then on (fsync'd, or acknowledged by the object store). A PendingObject
+// destroyed without Commit leaves nothing behind. Thread safety: a Store may be used from many
+// threads at once; a PendingObject by one thread at a time.
 #pragma once
 
 #include <cstdint>
@@ -21,8 +21,8 @@
 namespace ingot::store {
 
 struct Capabilities {
-  bool local_file = false;   // objects are local files: OpenFd works, downloads can use sendfile
-  bool random_read = true;   // Open() supports ReadAt at any offset
+  bool local_file = false;  // objects are local files: OpenFd works, downloads can use sendfile
+  bool random_read = true;  // Open() supports ReadAt at any offset
 };
 
 class PendingObject : public io::Writer {
@@ -40,11 +40,13 @@ class Store {
   virtual const std::string& id() const = 0;
   virtual Capabilities capabilities() const = 0;
 
-  // Starts writing the object `key` (an image id). kAlreadyExists if a committed object has that key.
+  // Starts writing the object `key` (an image id). kAlreadyExists if a committed object has that
+  // key.
   virtual Result<std::unique_ptr<PendingObject>> Create(const std::string& key) = 0;
   // kNotFound when the object is missing.
   virtual Result<std::unique_ptr<io::ByteSource>> Open(const std::string& key) = 0;
-  // The object as an open file descriptor, for sendfile; kUnsupported unless capabilities().local_file.
+  // The object as an open file descriptor, for sendfile; kUnsupported unless
+  // capabilities().local_file.
   virtual Result<io::UniqueFd> OpenFd(const std::string& key) = 0;
   // Size of a committed object; kNotFound when missing.
   virtual Result<uint64_t> SizeOf(const std::string& key) = 0;

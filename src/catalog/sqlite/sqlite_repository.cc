@@ -112,9 +112,9 @@ Status CheckStorable(const Image& im) {
 
 // The mutable columns, in the order both INSERT and UPDATE name them.
 std::vector<Value> MutableValues(const Image& im) {
-  bool deleted = im.status == ImageStatus::kDeleted;
+  bool deleted = im.status() == ImageStatus::kDeleted;
   return {Opt(im.name),
-          std::string(StatusName(im.status)),
+          std::string(StatusName(im.status())),
           std::string(VisibilityName(im.visibility)),
           int64_t{im.is_protected},
           int64_t{im.os_hidden},
@@ -142,7 +142,7 @@ Result<Image> ReadImage(const Statement& st) {
   if (!status || !visibility) {
     return Corruption("image " + im.id + ": unknown status or visibility in the catalog");
   }
-  im.status = *status;
+  StoredStatus::Restore(im, *status);
   im.visibility = *visibility;
   im.is_protected = st.Int(4) != 0;
   im.os_hidden = st.Int(5) != 0;
@@ -329,7 +329,7 @@ Value SortValue(const Image& im, SortKey k) {
     case SortKey::kName:
       return Opt(im.name);
     case SortKey::kStatus:
-      return std::string(StatusName(im.status));
+      return std::string(StatusName(im.status()));
     case SortKey::kContainerFormat:
       return Opt(im.container_format);
     case SortKey::kDiskFormat:
@@ -683,7 +683,7 @@ Status SqliteImageRepository::Add(const Image& image) {
     INGOT_RETURN_IF_ERROR(st.BindAll(values));
     Status s = st.Run();
     if (s.code() == Code::kAlreadyExists) {
-      return AlreadyExists("Image ID " + image.id + " already exists!");
+      return AlreadyExists("image " + image.id + " exists or existed");
     }
     INGOT_RETURN_IF_ERROR(s);
   }
@@ -697,7 +697,7 @@ Result<Image> SqliteImageRepository::Get(const std::string& id) {
   // One read transaction: the image and its children come from the same snapshot.
   INGOT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(c, Transaction::Kind::kRead));
   INGOT_ASSIGN_OR_RETURN(std::optional<Image> found, FindImage(c, id));
-  if (!found) return NotFound("No image found with ID " + id);
+  if (!found) return NotFound("image " + id + " not in the catalog");
   std::vector<Image> one;
   one.push_back(std::move(*found));
   INGOT_RETURN_IF_ERROR(LoadChildren(c, one));

@@ -79,7 +79,7 @@ class SqliteRepositoryTest : public ::testing::Test {
 
 TEST_F(SqliteRepositoryTest, AddGetRoundTripsEveryField) {
   Image im = MakeImage(1);
-  im.status = ImageStatus::kActive;
+  StoredStatus::Restore(im, ImageStatus::kActive);
   im.visibility = Visibility::kCommunity;
   im.is_protected = true;
   im.os_hidden = true;
@@ -101,7 +101,7 @@ TEST_F(SqliteRepositoryTest, AddGetRoundTripsEveryField) {
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->id, im.id);
   EXPECT_EQ(got->name, im.name);
-  EXPECT_EQ(got->status, ImageStatus::kActive);
+  EXPECT_EQ(got->status(), ImageStatus::kActive);
   EXPECT_EQ(got->visibility, Visibility::kCommunity);
   EXPECT_TRUE(got->is_protected);
   EXPECT_TRUE(got->os_hidden);
@@ -156,7 +156,7 @@ TEST_F(SqliteRepositoryTest, SaveBumpsVersionAndReplacesChildren) {
   ASSERT_TRUE(repo_->Add(im).ok());
   Image got = *repo_->Get(im.id);
   got.name = "renamed";
-  got.status = ImageStatus::kActive;
+  StoredStatus::Restore(got, ImageStatus::kActive);
   got.tags = {"b", "c"};
   got.properties = {{"k2", "v2"}};
   got.locations = {{"file", "k"}};
@@ -165,7 +165,7 @@ TEST_F(SqliteRepositoryTest, SaveBumpsVersionAndReplacesChildren) {
   Image again = *repo_->Get(im.id);
   EXPECT_EQ(again.version, 2);
   EXPECT_EQ(again.name, "renamed");
-  EXPECT_EQ(again.status, ImageStatus::kActive);
+  EXPECT_EQ(again.status(), ImageStatus::kActive);
   EXPECT_EQ(again.tags, (std::set<std::string>{"b", "c"}));
   EXPECT_EQ(again.properties, (std::map<std::string, std::string>{{"k2", "v2"}}));
   ASSERT_EQ(again.locations.size(), 1u);
@@ -213,7 +213,7 @@ TEST_F(SqliteRepositoryTest, ListDefaultOrderNewestFirst) {
 TEST_F(SqliteRepositoryTest, ListByStatusAndCount) {
   for (int i = 1; i <= 4; ++i) {
     Image im = MakeImage(i);
-    im.status = i % 2 ? ImageStatus::kSaving : ImageStatus::kActive;
+    StoredStatus::Restore(im, i % 2 ? ImageStatus::kSaving : ImageStatus::kActive);
     ASSERT_TRUE(repo_->Add(im).ok());
   }
   ASSERT_TRUE(repo_->Remove(Uuid(1)).ok());
@@ -231,7 +231,7 @@ TEST_F(SqliteRepositoryTest, ListByStatusAndCount) {
 TEST_F(SqliteRepositoryTest, ListByStatusLoadsChildrenPastOneSlice) {
   for (int i = 1; i <= 250; ++i) {
     Image im = MakeImage(i);
-    im.status = ImageStatus::kSaving;
+    StoredStatus::Restore(im, ImageStatus::kSaving);
     im.tags = {"t" + std::to_string(i)};
     im.locations = {{"file", "k" + std::to_string(i)}};
     ASSERT_TRUE(repo_->Add(im).ok());
@@ -262,7 +262,7 @@ class SqliteListFilterTest : public SqliteRepositoryTest {
     a.name = "debian";
     a.disk_format = "qcow2";
     a.container_format = "bare";
-    a.status = ImageStatus::kActive;
+    StoredStatus::Restore(a, ImageStatus::kActive);
     a.size = 100;
     a.tags = {"x86", "64bit"};
     a.properties = {{"os_distro", "debian"}};
@@ -275,14 +275,14 @@ class SqliteListFilterTest : public SqliteRepositoryTest {
     c.name = "debian";
     c.disk_format = "raw";
     c.container_format = "ovf";
-    c.status = ImageStatus::kActive;
+    StoredStatus::Restore(c, ImageStatus::kActive);
     c.size = 300;
     c.is_protected = true;
     c.os_hidden = true;
     Image d = MakeImage(4, "p2");
     d.name = "a:b";
     d.disk_format = "iso";
-    d.status = ImageStatus::kActive;
+    StoredStatus::Restore(d, ImageStatus::kActive);
     d.size = 200;
     d.min_ram = 512;
     d.checksum = "abc";

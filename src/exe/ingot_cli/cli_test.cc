@@ -1,6 +1,8 @@
 // The `ingot` binary run against a small in-process fake of the Image API (the real daemon's API is
 // tested by the integration scripts), plus unit tests of the pieces it is made of.
 #include <gtest/gtest.h>
+
+#include "http/url.h"
 #include <sys/wait.h>
 
 #include <boost/json.hpp>
@@ -398,7 +400,7 @@ TEST(ProgressBar, Render) {
 }
 
 TEST(UrlEncode, KeepsUnreservedOnly) {
-  EXPECT_EQ(UrlEncode("a b/c?d=e&f~_.-"), "a%20b%2Fc%3Fd%3De%26f~_.-");
+  EXPECT_EQ(http::PercentEncode("a b/c?d=e&f~_.-"), "a%20b%2Fc%3Fd%3De%26f~_.-");
 }
 
 }  // namespace

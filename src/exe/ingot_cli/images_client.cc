@@ -1,5 +1,7 @@
 #include "exe/ingot_cli/images_client.h"
 
+#include "http/url.h"
+
 #include <cctype>
 
 namespace ingot::cli {
@@ -63,21 +65,6 @@ Code CodeForStatus(int status) {
 
 }  // namespace
 
-std::string UrlEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 Status StatusFromResponse(const http::ClientResponse& resp) {
   std::string message;
   boost::system::error_code ec;
@@ -131,7 +118,7 @@ Result<json::object> ImagesClient::Create(const json::object& image) {
 
 Result<json::object> ImagesClient::Show(const std::string& id) {
   http::ClientRequest req;
-  req.target = "/v2/images/" + UrlEncode(id);
+  req.target = "/v2/images/" + http::PercentEncode(id);
   return CallForObject(std::move(req));
 }
 
@@ -161,7 +148,7 @@ Result<std::vector<json::object>> ImagesClient::List(const std::string& query) {
 Result<json::object> ImagesClient::Update(const std::string& id, const json::array& ops) {
   http::ClientRequest req;
   req.method = "PATCH";
-  req.target = "/v2/images/" + UrlEncode(id);
+  req.target = "/v2/images/" + http::PercentEncode(id);
   req.headers.Set("Content-Type", "application/openstack-images-v2.1-json-patch");
   req.body = json::serialize(ops);
   return CallForObject(std::move(req));
@@ -177,28 +164,28 @@ http::ClientRequest Simple(std::string method, std::string target) {
 }  // namespace
 
 Status ImagesClient::Delete(const std::string& id) {
-  return Call(Simple("DELETE", "/v2/images/" + UrlEncode(id))).status();
+  return Call(Simple("DELETE", "/v2/images/" + http::PercentEncode(id))).status();
 }
 
 Status ImagesClient::AddTag(const std::string& id, const std::string& tag) {
-  return Call(Simple("PUT", "/v2/images/" + UrlEncode(id) + "/tags/" + UrlEncode(tag))).status();
+  return Call(Simple("PUT", "/v2/images/" + http::PercentEncode(id) + "/tags/" + http::PercentEncode(tag))).status();
 }
 
 Status ImagesClient::DeleteTag(const std::string& id, const std::string& tag) {
-  return Call(Simple("DELETE", "/v2/images/" + UrlEncode(id) + "/tags/" + UrlEncode(tag))).status();
+  return Call(Simple("DELETE", "/v2/images/" + http::PercentEncode(id) + "/tags/" + http::PercentEncode(tag))).status();
 }
 
 Status ImagesClient::Deactivate(const std::string& id) {
-  return Call(Simple("POST", "/v2/images/" + UrlEncode(id) + "/actions/deactivate")).status();
+  return Call(Simple("POST", "/v2/images/" + http::PercentEncode(id) + "/actions/deactivate")).status();
 }
 
 Status ImagesClient::Reactivate(const std::string& id) {
-  return Call(Simple("POST", "/v2/images/" + UrlEncode(id) + "/actions/reactivate")).status();
+  return Call(Simple("POST", "/v2/images/" + http::PercentEncode(id) + "/actions/reactivate")).status();
 }
 
 Status ImagesClient::Upload(const std::string& id, io::Reader& data, std::optional<uint64_t> size,
                             const http::Progress& progress) {
-  http::ClientRequest req = Simple("PUT", "/v2/images/" + UrlEncode(id) + "/file");
+  http::ClientRequest req = Simple("PUT", "/v2/images/" + http::PercentEncode(id) + "/file");
   req.headers.Set("Content-Type", "application/octet-stream");
   req.body_stream = &data;
   req.body_length = size;
@@ -207,7 +194,7 @@ Status ImagesClient::Upload(const std::string& id, io::Reader& data, std::option
 
 Result<http::Headers> ImagesClient::Download(const std::string& id, io::Writer& sink,
                                              const http::Progress& progress) {
-  http::ClientRequest req = Simple("GET", "/v2/images/" + UrlEncode(id) + "/file");
+  http::ClientRequest req = Simple("GET", "/v2/images/" + http::PercentEncode(id) + "/file");
   req.headers.Set("Accept", "application/octet-stream");
   INGOT_ASSIGN_OR_RETURN(http::ClientResponse resp, Call(std::move(req), &sink, progress));
   if (resp.status == 204) return NotFound("image " + id + " has no data");

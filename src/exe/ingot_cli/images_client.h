@@ -47,8 +47,6 @@ class ImagesClient {
   std::string token_;
 };
 
-// Percent-encodes `s` for a path segment or query value (unreserved characters kept).
-std::string UrlEncode(std::string_view s);
 
 // The Status for a non-2xx response: code from the HTTP status, message from the body (Glance's
 // JSON `message`, or the text of an HTML error page) prefixed with "HTTP <status> <reason>".

@@ -21,6 +21,8 @@
 #include "exe/ingot_cli/images_client.h"
 #include "exe/ingot_cli/terminal.h"
 #include "io/file.h"
+#include "http/url.h"
+#include "io/adapters.h"
 #include "io/hash.h"
 
 namespace ingot::cli {
@@ -162,20 +164,6 @@ bool Boolean(const std::string& option, const std::string& arg) {
 
 // ---- Local files --------------------------------------------------------------------------------
 
-class FdReader final : public io::Reader {
- public:
-  explicit FdReader(int fd) : fd_(fd) {}
-  Result<size_t> Read(std::span<uint8_t> buf) override {
-    for (;;) {
-      ssize_t n = ::read(fd_, buf.data(), buf.size());
-      if (n >= 0) return static_cast<size_t>(n);
-      if (errno != EINTR) return FromErrno(errno, "reading the image data");
-    }
-  }
-
- private:
-  int fd_;
-};
 
 // Writes to a descriptor while computing the MD5 the server announces in Content-MD5.
 class CheckedFdWriter final : public io::Writer {
@@ -242,7 +230,7 @@ std::string Field(const json::object& o, std::string_view key) {
 
 Status UploadData(Context& ctx, const std::string& id, const std::optional<std::string>& path) {
   INGOT_ASSIGN_OR_RETURN(UploadSource src, OpenUpload(path));
-  FdReader reader(src.fd);
+  io::FdReader reader(src.fd, "reading the image data");
   ProgressBar bar("upload", ctx.progress);
   Status s = ctx.images.Upload(
       id, reader, src.size,
@@ -293,7 +281,7 @@ Status ImageCreate(Context& ctx, const CommandLine& cl) {
 Status ImageList(Context& ctx, const CommandLine& cl) {
   std::string query;
   auto add = [&](const std::string& k, const std::string& v) {
-    query += (query.empty() ? "" : "&") + UrlEncode(k) + "=" + UrlEncode(v);
+    query += (query.empty() ? "" : "&") + http::PercentEncode(k) + "=" + http::PercentEncode(v);
   };
   static const std::vector<std::pair<const char*, const char*>> kFilters = {
       {"--name", "name"},

@@ -164,4 +164,17 @@ Result<std::vector<std::string>> FileStore::ListKeys() {
   return keys;
 }
 
+Result<std::unique_ptr<Store>> MakeFileStore(const StoreConfig& config) {
+  INGOT_RETURN_IF_ERROR(CheckOptions(config, {"root", "writeback_chunk_mib"}));
+  auto root = config.options.find("root");
+  if (root == config.options.end() || root->second.empty()) {
+    return InvalidArgument("the file driver needs option 'root' (a directory)");
+  }
+  INGOT_ASSIGN_OR_RETURN(uint64_t chunk_mib, UintOption(config, "writeback_chunk_mib", 64));
+  INGOT_ASSIGN_OR_RETURN(auto store, FileStore::Open({.id = config.id,
+                                                      .root = root->second,
+                                                      .writeback_chunk = chunk_mib << 20}));
+  return std::unique_ptr<Store>(std::move(store));
+}
+
 }  // namespace ingot::store

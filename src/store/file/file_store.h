@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "store/registry.h"
 #include "store/store.h"
 
 namespace ingot::store {
@@ -20,6 +21,10 @@ struct FileStoreOptions {
   // is short and dirty page cache stays bounded. 0 disables.
   uint64_t writeback_chunk = 64ull << 20;
 };
+
+// The "file" driver: options `root` (required) and `writeback_chunk_mib` (default 64, 0 disables).
+// Configured twice with two roots, it is two stores.
+Result<std::unique_ptr<Store>> MakeFileStore(const StoreConfig& config);
 
 class FileStore final : public Store {
  public:

@@ -1,9 +1,9 @@
 // JSON schemas of the image resources (GET /v2/schemas/image[s]) and the version documents.
 // The glance client builds its command-line options and validates requests from these, so the
 // attribute names, types and read-only flags must be what Glance publishes.
-#include <boost/json.hpp>
+#include "api/v2/schemas.h"
 
-#include "api/images_v2.h"
+#include <boost/json.hpp>
 
 namespace ingot::api {
 
@@ -30,7 +30,7 @@ json::array EnumWithNull(const std::vector<std::string>& values) {
   return a;
 }
 
-json::object ImageSchema(const service::Config& config) {
+json::object ImageSchema(const FormatSets& config, bool multiple_stores) {
   json::object p;
   {
     auto o = Attr("string", "An identifier for the image");
@@ -44,9 +44,8 @@ json::object ImageSchema(const service::Config& config) {
   }
   {
     auto o = Attr("string", "Status of the image", true);
-    o["enum"] = json::array{"queued",    "saving",         "active",     "killed",
-                            "deleted",   "uploading",      "importing", "pending_delete",
-                            "deactivated"};
+    o["enum"] = json::array{"queued",    "saving",    "active",         "killed",     "deleted",
+                            "uploading", "importing", "pending_delete", "deactivated"};
     p["status"] = std::move(o);
   }
   {
@@ -104,16 +103,20 @@ json::object ImageSchema(const service::Config& config) {
   p["min_disk"] = Attr("integer", "Amount of disk space (in GB) required to boot image.");
   p["self"] = Attr("string", "An image self url", true);
   p["file"] = Attr("string", "An image file url", true);
-  p["stores"] = Attr("string", "Store in which image data resides.", true);
+  // Only a multi-store deployment publishes `stores`: glanceclient turns every schema property into
+  // a command-line option and caches the schema, and its own --stores option then collides with it.
+  if (multiple_stores) p["stores"] = Attr("string", "Store in which image data resides.", true);
   p["schema"] = Attr("string", "An image schema url", true);
   {
-    json::object loc_item{{"type", "object"},
-                          {"properties",
-                           json::object{{"url", json::object{{"type", "string"}, {"maxLength", 255}}},
-                                        {"metadata", json::object{{"type", "object"}}}}},
-                          {"required", json::array{"url", "metadata"}}};
-    json::object o{{"type", "array"}, {"items", std::move(loc_item)},
-                   {"description", "A set of URLs to access the image file kept in external store"}};
+    json::object loc_item{
+        {"type", "object"},
+        {"properties", json::object{{"url", json::object{{"type", "string"}, {"maxLength", 255}}},
+                                    {"metadata", json::object{{"type", "object"}}}}},
+        {"required", json::array{"url", "metadata"}}};
+    json::object o{
+        {"type", "array"},
+        {"items", std::move(loc_item)},
+        {"description", "A set of URLs to access the image file kept in external store"}};
     p["locations"] = std::move(o);
   }
   // Well-known optional properties Glance advertises (is_base=false: not core attributes).
@@ -124,17 +127,20 @@ json::object ImageSchema(const service::Config& config) {
   {
     json::object o{{"type", NullableString()},
                    {"pattern", kUuidPattern},
-                   {"description", "ID of image stored in Glance that should be used as the kernel "
-                                   "when booting an AMI-style image."},
+                   {"description",
+                    "ID of image stored in Glance that should be used as the kernel "
+                    "when booting an AMI-style image."},
                    {"is_base", false}};
     p["kernel_id"] = o;
-    o["description"] = "ID of image stored in Glance that should be used as the ramdisk when "
-                       "booting an AMI-style image.";
+    o["description"] =
+        "ID of image stored in Glance that should be used as the ramdisk when "
+        "booting an AMI-style image.";
     p["ramdisk_id"] = std::move(o);
   }
-  extra("instance_uuid", "Metadata which can be used to record which instance this image is "
-                         "associated with. (Informational only, does not create an instance "
-                         "snapshot.)");
+  extra("instance_uuid",
+        "Metadata which can be used to record which instance this image is "
+        "associated with. (Informational only, does not create an instance "
+        "snapshot.)");
   extra("architecture", "Operating system architecture");
   extra("os_distro", "Common name of operating system distribution");
   extra("os_version", "Operating system version as specified by the distributor.");
@@ -152,22 +158,22 @@ json::object ImageSchema(const service::Config& config) {
 
 }  // namespace
 
-std::string ImageSchemaJson(const service::Config& config) {
-  return json::serialize(ImageSchema(config));
+std::string ImageSchemaJson(const FormatSets& config, bool multiple_stores) {
+  return json::serialize(ImageSchema(config, multiple_stores));
 }
 
-std::string ImagesSchemaJson(const service::Config& config) {
-  json::object images{{"type", "array"}, {"items", ImageSchema(config)}};
+std::string ImagesSchemaJson(const FormatSets& config, bool multiple_stores) {
+  json::object images{{"type", "array"}, {"items", ImageSchema(config, multiple_stores)}};
   json::object props{{"images", std::move(images)},
                      {"first", json::object{{"type", "string"}}},
                      {"next", json::object{{"type", "string"}}},
                      {"schema", json::object{{"type", "string"}}}};
-  json::object schema{{"name", "images"},
-                      {"properties", std::move(props)},
-                      {"links", json::array{json::object{{"rel", "first"}, {"href", "{first}"}},
-                                            json::object{{"rel", "next"}, {"href", "{next}"}},
-                                            json::object{{"rel", "describedby"},
-                                                         {"href", "{schema}"}}}}};
+  json::object schema{
+      {"name", "images"},
+      {"properties", std::move(props)},
+      {"links", json::array{json::object{{"rel", "first"}, {"href", "{first}"}},
+                            json::object{{"rel", "next"}, {"href", "{next}"}},
+                            json::object{{"rel", "describedby"}, {"href", "{schema}"}}}}};
   return json::serialize(schema);
 }
 
@@ -179,10 +185,10 @@ std::string VersionsJson(const std::string& base_url) {
   json::array versions;
   bool first = true;
   for (auto v : kVersions) {
-    json::object o{{"id", v},
-                   {"status", first ? "CURRENT" : "SUPPORTED"},
-                   {"links", json::array{json::object{{"rel", "self"},
-                                                      {"href", base_url + "/v2/"}}}}};
+    json::object o{
+        {"id", v},
+        {"status", first ? "CURRENT" : "SUPPORTED"},
+        {"links", json::array{json::object{{"rel", "self"}, {"href", base_url + "/v2/"}}}}};
     versions.emplace_back(std::move(o));
     first = false;
   }

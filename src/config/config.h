@@ -1,5 +1,6 @@
 // ingotd's configuration: embedded defaults, then a TOML file (--config), then command-line flags.
-// Every key is documented in the README ("Configuration").
+// Every key is documented in the README ("Configuration"). Read by the composition root (exe/), which
+// hands each layer its own options; no library below reads this struct.
 #pragma once
 
 #include <cstdint>
@@ -7,8 +8,9 @@
 #include <vector>
 
 #include "common/result.h"
+#include "store/registry.h"
 
-namespace ingot::service {
+namespace ingot::config {
 
 struct Config {
   // [server]
@@ -22,6 +24,9 @@ struct Config {
 
   // [storage]
   std::string data_dir = "./ingot-data";
+  // [[stores]]: id, driver, description, default, weight, then the driver's options. None
+  // configured: one file store "file" under <data_dir>/images (see Stores()).
+  std::vector<store::StoreConfig> stores;
 
   // [auth]
   std::string auth = "noauth";  // noauth | tokens
@@ -37,10 +42,18 @@ struct Config {
                                                 "ovf", "ova", "docker", "compressed"};
   int property_quota = 128;
   int tag_quota = 128;
+  int member_quota = 128;
 
   // [log]
   std::string log_level = "info";
+
+  // The configured stores, or the embedded default.
+  std::vector<store::StoreConfig> Stores() const;
 };
+
+// Parses TOML text over `config`; `origin` names it in errors. The file reader below and the fuzz
+// target use it.
+Status LoadConfigText(std::string_view text, const std::string& origin, Config& config);
 
 // Reads a TOML file over `config`. kInvalidArgument naming the key for a bad value or unknown key.
 Status LoadConfigFile(const std::string& path, Config& config);
@@ -48,4 +61,4 @@ Status LoadConfigFile(const std::string& path, Config& config);
 // Parses "host:port" ("[::1]:9292" for IPv6). kInvalidArgument if malformed.
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen);
 
-}  // namespace ingot::service
+}  // namespace ingot::config

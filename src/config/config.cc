@@ -1,11 +1,12 @@
-#include "service/config.h"
+#include "config/config.h"
 
 #include <toml++/toml.h>
 
 #include <charconv>
+#include <cstdio>
 #include <set>
 
-namespace ingot::service {
+namespace ingot::config {
 namespace {
 
 template <typename T>
@@ -47,17 +48,85 @@ Status CheckKeys(const toml::table& t, std::string_view section,
   return Status::Ok();
 }
 
+// One [[stores]] entry: the fixed keys, then every other key as a driver option (strings, integers
+// and booleans are kept as text; the driver parses and checks them).
+Status ReadStore(const toml::table& t, int n, store::StoreConfig& out) {
+  std::string where = "config stores[" + std::to_string(n) + "]";
+  for (const auto& [k, v] : t) {
+    std::string key(k.str());
+    if (key == "id" || key == "driver" || key == "description") {
+      auto s = v.value<std::string>();
+      if (!s) return InvalidArgument(where + "." + key + ": expected a string");
+      (key == "id" ? out.id : key == "driver" ? out.driver : out.description) = *s;
+    } else if (key == "default") {
+      auto b = v.value<bool>();
+      if (!b) return InvalidArgument(where + ".default: expected true or false");
+      out.is_default = *b;
+    } else if (key == "weight") {
+      auto i = v.value<int64_t>();
+      if (!i) return InvalidArgument(where + ".weight: expected an integer");
+      out.weight = static_cast<int>(*i);
+    } else if (auto s = v.value<std::string>(); s && v.is_string()) {
+      out.options[key] = *s;
+    } else if (v.is_integer()) {
+      out.options[key] = std::to_string(*v.value<int64_t>());
+    } else if (v.is_boolean()) {
+      out.options[key] = *v.value<bool>() ? "true" : "false";
+    } else {
+      return InvalidArgument(where + "." + key + ": expected a string, integer or boolean");
+    }
+  }
+  if (out.id.empty()) return InvalidArgument(where + ": missing 'id'");
+  if (out.driver.empty()) return InvalidArgument(where + ": missing 'driver'");
+  return Status::Ok();
+}
+
 }  // namespace
 
+std::vector<store::StoreConfig> Config::Stores() const {
+  if (!stores.empty()) return stores;
+  return {store::StoreConfig{.id = "file",
+                             .driver = "file",
+                             .description = "embedded file store",
+                             .is_default = true,
+                             .options = {{"root", data_dir + "/images"}}}};
+}
+
 Status LoadConfigFile(const std::string& path, Config& c) {
+  std::string text;
+  {
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) return InvalidArgument("config " + path + ": cannot be read");
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+    std::fclose(f);
+  }
+  return LoadConfigText(text, path, c);
+}
+
+Status LoadConfigText(std::string_view text, const std::string& path, Config& c) {
   toml::table doc;
   try {
-    doc = toml::parse_file(path);
+    doc = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     return InvalidArgument("config " + path + ": " + std::string(e.description()) + " at line " +
                            std::to_string(e.source().begin.line));
   }
-  INGOT_RETURN_IF_ERROR(CheckKeys(doc, "", {"server", "storage", "auth", "images", "log"}));
+  INGOT_RETURN_IF_ERROR(CheckKeys(doc, "", {"server", "storage", "stores", "auth", "images", "log"}));
+  if (auto* arr = doc["stores"].as_array()) {
+    c.stores.clear();
+    int n = 0;
+    for (const auto& node : *arr) {
+      const toml::table* t = node.as_table();
+      if (t == nullptr) return InvalidArgument("config stores: expected [[stores]] tables");
+      store::StoreConfig sc;
+      INGOT_RETURN_IF_ERROR(ReadStore(*t, n++, sc));
+      c.stores.push_back(std::move(sc));
+    }
+  } else if (doc.contains("stores")) {
+    return InvalidArgument("config stores: expected [[stores]] tables");
+  }
   if (auto* s = doc["server"].as_table()) {
     INGOT_RETURN_IF_ERROR(CheckKeys(*s, "server",
                                     {"listen", "io_threads", "worker_threads", "header_timeout_ms",
@@ -83,13 +152,14 @@ Status LoadConfigFile(const std::string& path, Config& c) {
   if (auto* s = doc["images"].as_table()) {
     INGOT_RETURN_IF_ERROR(CheckKeys(*s, "images",
                                     {"size_cap", "hash_algo", "disk_formats", "container_formats",
-                                     "property_quota", "tag_quota"}));
+                                     "property_quota", "tag_quota", "member_quota"}));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "size_cap", c.size_cap));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "hash_algo", c.hash_algo));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "disk_formats", c.disk_formats));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "container_formats", c.container_formats));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "property_quota", c.property_quota));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "tag_quota", c.tag_quota));
+    INGOT_RETURN_IF_ERROR(Read(*s, "images", "member_quota", c.member_quota));
   }
   if (auto* s = doc["log"].as_table()) {
     INGOT_RETURN_IF_ERROR(CheckKeys(*s, "log", {"level"}));
@@ -122,4 +192,4 @@ Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) 
   return std::make_pair(host, static_cast<uint16_t>(value));
 }
 
-}  // namespace ingot::service
+}  // namespace ingot::config

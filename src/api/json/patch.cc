@@ -1,0 +1,64 @@
+#include "api/json/patch.h"
+
+namespace ingot::api {
+namespace {
+
+namespace json = boost::json;
+
+// Decodes a JSON-pointer segment ("~1" is '/', "~0" is '~').
+std::string UnescapePointer(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '~' && i + 1 < s.size() && (s[i + 1] == '0' || s[i + 1] == '1')) {
+      out += s[i + 1] == '0' ? '~' : '/';
+      ++i;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<PatchOp>> ParsePatch(std::string_view body) {
+  boost::system::error_code ec;
+  json::value doc = json::parse(body, ec);
+  if (ec) return InvalidArgument("Malformed JSON in request body.");
+  if (!doc.is_array()) {
+    return InvalidArgument("Request body must be a JSON array of operation objects.");
+  }
+  std::vector<PatchOp> ops;
+  for (const json::value& opv : doc.as_array()) {
+    if (!opv.is_object()) return InvalidArgument("Operations must be JSON objects.");
+    const json::object& op = opv.as_object();
+    const json::value* opname = op.if_contains("op");
+    const json::value* path = op.if_contains("path");
+    if (opname == nullptr || !opname->is_string()) {
+      return InvalidArgument("Unable to find 'op' in JSON Schema change");
+    }
+    if (path == nullptr || !path->is_string() || path->as_string().empty() ||
+        path->as_string()[0] != '/') {
+      return InvalidArgument("Unable to find 'path' in JSON Schema change");
+    }
+    std::string_view raw = path->as_string();
+    raw.remove_prefix(1);
+    if (raw.find('/') != std::string_view::npos) {
+      return InvalidArgument("Invalid JSON pointer for this resource: '/" + std::string(raw) + "'");
+    }
+    std::string_view kind = opname->as_string();
+    PatchOp out{PatchOp::Kind::kRemove, UnescapePointer(raw), nullptr};
+    if (kind == "add" || kind == "replace") {
+      const json::value* value = op.if_contains("value");
+      if (value == nullptr) return InvalidArgument("Unable to find 'value' in JSON Schema change");
+      out.kind = kind == "add" ? PatchOp::Kind::kAdd : PatchOp::Kind::kReplace;
+      out.value = *value;
+    } else if (kind != "remove") {
+      return InvalidArgument("Invalid operation: `" + std::string(kind) + "`");
+    }
+    ops.push_back(std::move(out));
+  }
+  return ops;
+}
+
+}  // namespace ingot::api

@@ -1,0 +1,27 @@
+// JSON Patch as Glance's image API takes it (media type
+// application/openstack-images-v2.1-json-patch, a subset of RFC 6902): a list of add / replace /
+// remove operations on top-level attributes. Pure: parsing only, no knowledge of which attributes
+// exist (api/v2/image_attributes.h applies them).
+#pragma once
+
+#include <boost/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace ingot::api {
+
+struct PatchOp {
+  enum class Kind { kAdd, kReplace, kRemove };
+  Kind kind;
+  std::string key;           // the attribute, JSON-pointer unescaped ("~1" -> '/', "~0" -> '~')
+  boost::json::value value;  // null for remove
+};
+
+// Parses the request body. kInvalidArgument with Glance's message for malformed JSON, a document
+// that is not a list of objects, a missing op/path/value, a nested pointer or an unknown op.
+Result<std::vector<PatchOp>> ParsePatch(std::string_view body);
+
+}  // namespace ingot::api

@@ -1,0 +1,21 @@
+// What the API edge is configured with; filled by the composition root from the daemon's
+// configuration.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "api/v2/image_attributes.h"
+
+namespace ingot::api {
+
+struct ApiOptions {
+  std::string public_url;                // base for Location headers and version links
+  FormatSets formats;                    // allowed disk_format / container_format values
+  size_t max_json_body = 1 << 20;        // JSON request bodies
+  uint64_t max_image_size = 1ull << 40;  // uploads (the service's size cap)
+  std::string request_id_header = "x-openstack-request-id";
+};
+
+}  // namespace ingot::api

@@ -1,0 +1,123 @@
+#include "api/v2/documents.h"
+
+#include "api/json/writer.h"
+#include "common/time.h"
+
+namespace ingot::api {
+
+using json_text::AppendKey;
+using json_text::AppendOptional;
+using json_text::AppendString;
+
+void AppendImage(std::string& out, const catalog::Image& im) {
+  out += '{';
+  for (const auto& [k, v] : im.properties) {
+    AppendKey(out, k);
+    AppendString(out, v);
+  }
+  // clang-format off: one attribute per line reads as the document it writes.
+  AppendKey(out, "id");
+  AppendString(out, im.id);
+  AppendKey(out, "name");
+  AppendOptional(out, im.name);
+  AppendKey(out, "status");
+  AppendString(out, catalog::StatusName(im.status()));
+  AppendKey(out, "visibility");
+  AppendString(out, catalog::VisibilityName(im.visibility));
+  AppendKey(out, "protected");
+  out += im.is_protected ? "true" : "false";
+  AppendKey(out, "os_hidden");
+  out += im.os_hidden ? "true" : "false";
+  AppendKey(out, "checksum");
+  AppendOptional(out, im.checksum);
+  AppendKey(out, "os_hash_algo");
+  AppendOptional(out, im.os_hash_algo);
+  AppendKey(out, "os_hash_value");
+  AppendOptional(out, im.os_hash_value);
+  AppendKey(out, "owner");
+  AppendOptional(out, im.owner);
+  AppendKey(out, "size");
+  AppendOptional(out, im.size);
+  AppendKey(out, "virtual_size");
+  AppendOptional(out, im.virtual_size);
+  AppendKey(out, "min_ram");
+  out += std::to_string(im.min_ram);
+  AppendKey(out, "min_disk");
+  out += std::to_string(im.min_disk);
+  AppendKey(out, "disk_format");
+  AppendOptional(out, im.disk_format);
+  AppendKey(out, "container_format");
+  AppendOptional(out, im.container_format);
+  AppendKey(out, "created_at");
+  AppendString(out, FormatIso8601(im.created_at));
+  AppendKey(out, "updated_at");
+  AppendString(out, FormatIso8601(im.updated_at));
+  // clang-format on
+  AppendKey(out, "tags");
+  out += '[';
+  bool first = true;
+  for (const auto& t : im.tags) {
+    if (!first) out += ", ";
+    first = false;
+    AppendString(out, t);
+  }
+  out += ']';
+  AppendKey(out, "self");
+  out += "\"/v2/images/" + im.id + "\"";
+  AppendKey(out, "file");
+  out += "\"/v2/images/" + im.id + "/file\"";
+  AppendKey(out, "schema");
+  out += "\"/v2/schemas/image\"";
+  out += '}';
+}
+
+http::Response JsonResponse(int status, std::string body) {
+  http::Response r;
+  r.status = status;
+  r.body = std::move(body);
+  r.headers.Set("Content-Type", "application/json");
+  return r;
+}
+
+http::Response JsonResponse(int status, const boost::json::value& body) {
+  return JsonResponse(status, boost::json::serialize(body));
+}
+
+http::Response ImageResponse(int status, const catalog::Image& im) {
+  std::string body;
+  body.reserve(1024);
+  AppendImage(body, im);
+  return JsonResponse(status, std::move(body));
+}
+
+boost::json::object MemberJson(const catalog::ImageMember& m) {
+  return boost::json::object{{"image_id", m.image_id},
+                             {"member_id", m.member},
+                             {"status", catalog::MemberStatusName(m.status)},
+                             {"created_at", FormatIso8601(m.created_at)},
+                             {"updated_at", FormatIso8601(m.updated_at)},
+                             {"schema", "/v2/schemas/member"}};
+}
+
+http::Response NoContent() {
+  http::Response r;
+  r.status = 204;
+  r.headers.Set("Content-Type", "text/html; charset=UTF-8");
+  return r;
+}
+
+Result<boost::json::value> ReadJson(http::Request& request, size_t limit) {
+  auto body = request.ReadBody(limit);
+  if (!body.ok()) {
+    if (body.status().code() == Code::kTooLarge) {
+      return TooLarge("Request body is larger than " + std::to_string(limit >> 10) + " KiB.");
+    }
+    return body.status();
+  }
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(*body, ec);
+  if (ec) return InvalidArgument("Malformed JSON in request body.");
+  return v;
+}
+
+}  // namespace ingot::api

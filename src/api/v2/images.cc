@@ -1,0 +1,256 @@
+#include "api/v2/images.h"
+
+#include "api/errors.h"
+#include "api/json/writer.h"
+#include "api/v2/documents.h"
+#include "api/v2/image_attributes.h"
+#include "common/log.h"
+#include "common/uuid.h"
+#include "http/range.h"
+#include "http/url.h"
+#include "io/adapters.h"
+
+namespace ingot::api {
+
+namespace json = boost::json;
+using catalog::Image;
+using catalog::ImageStatus;
+using http::Response;
+
+namespace {
+
+constexpr std::string_view kPatchMediaType = "application/openstack-images-v2.1-json-patch";
+constexpr std::string_view kPatchMediaTypeOld = "application/openstack-images-v2.0-json-patch";
+
+catalog::Viewer ViewerOf(const auth::RequestContext& ctx) {
+  return catalog::Viewer{ctx.project, ctx.is_admin()};
+}
+
+// Glance leaves ':' and ',' readable in its list links ("sort=name:asc,id").
+std::string EncodeQueryComponent(std::string_view s) { return http::PercentEncode(s, ":,"); }
+
+// The media type without parameters or trailing blanks.
+std::string_view MediaType(std::string_view content_type) {
+  std::string_view media = content_type.substr(0, content_type.find(';'));
+  while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+  return media;
+}
+
+Response UnsupportedMediaType(std::string_view media) {
+  return ErrorResponseVerbatim(415, "The request media type " +
+                                        std::string(media.empty() ? "(none)" : media) +
+                                        " is not supported by this server.\n<br /><br />\n");
+}
+
+}  // namespace
+
+void ImagesResource::Register(ApiRouter& r) {
+  auto bind = [this](auto fn) { return [this, fn](Call& call) { return (this->*fn)(call); }; };
+  using B = BodyMode;
+  r.Add("POST", "/v2/images",
+        {.rule = "add_image", .handler = bind(&ImagesResource::Create), .body = B::kJson});
+  r.Add("GET", "/v2/images", {.rule = "get_images", .handler = bind(&ImagesResource::List)});
+  r.Add("GET", "/v2/images/{id}",
+        {.rule = "get_image", .handler = bind(&ImagesResource::Show), .loads_image = true});
+  r.Add("PATCH", "/v2/images/{id}",
+        {.rule = "modify_image",
+         .handler = bind(&ImagesResource::Update),
+         .body = B::kJson,
+         .loads_image = true});
+  r.Add("DELETE", "/v2/images/{id}",
+        {.rule = "delete_image", .handler = bind(&ImagesResource::Delete), .loads_image = true});
+  r.Add("PUT", "/v2/images/{id}/file",
+        {.rule = "upload_image",
+         .handler = bind(&ImagesResource::Upload),
+         .body = B::kStream,
+         .loads_image = true});
+  r.Add(
+      "GET", "/v2/images/{id}/file",
+      {.rule = "download_image", .handler = bind(&ImagesResource::Download), .loads_image = true});
+  r.Add("PUT", "/v2/images/{id}/tags/{tag}",
+        {.rule = "modify_image", .handler = bind(&ImagesResource::AddTag), .loads_image = true});
+  r.Add("DELETE", "/v2/images/{id}/tags/{tag}",
+        {.rule = "modify_image", .handler = bind(&ImagesResource::DeleteTag), .loads_image = true});
+  r.Add("POST", "/v2/images/{id}/actions/deactivate",
+        {.rule = "deactivate", .handler = bind(&ImagesResource::Deactivate), .loads_image = true});
+  r.Add("POST", "/v2/images/{id}/actions/reactivate",
+        {.rule = "reactivate", .handler = bind(&ImagesResource::Reactivate), .loads_image = true});
+}
+
+Status ImagesResource::AuthorizeValues(
+    const std::vector<std::pair<std::string, json::value>>& values, const Call& call) const {
+  for (const std::string& rule : ExtraRules(values, call.context.project)) {
+    INGOT_RETURN_IF_ERROR(policy_.Authorize(rule, call.context, {.image = call.image}));
+  }
+  return Status::Ok();
+}
+
+Result<Response> ImagesResource::Create(Call& call) {
+  INGOT_ASSIGN_OR_RETURN(json::value body, ReadJson(call.request, options_.max_json_body));
+  if (!body.is_object()) return InvalidArgument("Malformed JSON in request body.");
+  std::vector<std::pair<std::string, json::value>> values;
+  for (const auto& [k, v] : body.as_object()) values.emplace_back(std::string(k), v);
+  INGOT_RETURN_IF_ERROR(AuthorizeValues(values, call));
+  Image draft;
+  draft.id = NewUuid();
+  draft.owner = call.context.project;
+  for (const auto& [k, v] : values) {
+    INGOT_RETURN_IF_ERROR(SetAttribute(draft, k, v, options_.formats, /*creating=*/true));
+  }
+  INGOT_ASSIGN_OR_RETURN(Image created, images_.Create(std::move(draft)));
+  Response r = ImageResponse(201, created);
+  r.headers.Set("Location", options_.public_url + "/v2/images/" + created.id);
+  return r;
+}
+
+Result<Response> ImagesResource::List(Call& call) {
+  INGOT_ASSIGN_OR_RETURN(catalog::ListQuery query, catalog::ParseListQuery(call.request.query));
+  INGOT_ASSIGN_OR_RETURN(catalog::ImagePage page, images_.List(query, ViewerOf(call.context)));
+
+  std::string params;
+  for (const auto& [k, v] : call.request.query) {
+    if (k == "marker") continue;
+    params += params.empty() ? "" : "&";
+    params += EncodeQueryComponent(k) + "=" + EncodeQueryComponent(v);
+  }
+  std::string body;
+  body.reserve(256 + 1024 * page.images.size());
+  body += "{\"images\": [";
+  for (size_t i = 0; i < page.images.size(); ++i) {
+    if (i > 0) body += ", ";
+    AppendImage(body, page.images[i]);
+  }
+  body += "], \"first\": ";
+  json_text::AppendString(body,
+                          params.empty() ? std::string("/v2/images") : "/v2/images?" + params);
+  body += ", \"schema\": \"/v2/schemas/images\"";
+  if (page.next_marker) {
+    body += ", \"next\": ";
+    json_text::AppendString(body, "/v2/images?" + params + (params.empty() ? "" : "&") +
+                                      "marker=" + EncodeQueryComponent(*page.next_marker));
+  }
+  body += '}';
+  return JsonResponse(200, std::move(body));
+}
+
+Result<Response> ImagesResource::Show(Call& call) { return ImageResponse(200, *call.image); }
+
+Result<Response> ImagesResource::Update(Call& call) {
+  std::string_view media = MediaType(call.request.headers.Get("Content-Type").value_or(""));
+  if (media != kPatchMediaType && media != kPatchMediaTypeOld) return UnsupportedMediaType(media);
+  auto body = call.request.ReadBody(options_.max_json_body);
+  if (!body.ok()) {
+    if (body.status().code() == Code::kTooLarge) {
+      return TooLarge("Request body is larger than " +
+                      std::to_string(options_.max_json_body >> 10) + " KiB.");
+    }
+    return body.status();
+  }
+  INGOT_ASSIGN_OR_RETURN(std::vector<PatchOp> ops, ParsePatch(*body));
+  std::vector<std::pair<std::string, json::value>> values;
+  for (const PatchOp& op : ops) {
+    if (op.kind != PatchOp::Kind::kRemove) values.emplace_back(op.key, op.value);
+  }
+  INGOT_RETURN_IF_ERROR(AuthorizeValues(values, call));
+  INGOT_ASSIGN_OR_RETURN(Image updated, images_.Update(*call.image, [&](Image& im) {
+    return ApplyPatch(im, ops, options_.formats);
+  }));
+  return ImageResponse(200, updated);
+}
+
+Result<Response> ImagesResource::Delete(Call& call) {
+  INGOT_RETURN_IF_ERROR(images_.Delete(*call.image));
+  return NoContent();
+}
+
+Result<Response> ImagesResource::Upload(Call& call) {
+  http::Request& req = call.request;
+  auto ctype = req.headers.Get("Content-Type");
+  if (ctype && MediaType(*ctype) != "application/octet-stream") {
+    return ErrorResponseVerbatim(415, "The request media type " + std::string(*ctype) +
+                                          " is not supported by this server.\n<br /><br />\n");
+  }
+  // Glance's multi-store header; the default store without it.
+  std::string store(req.headers.Get("X-Image-Meta-Store").value_or(""));
+  service::UploadStats stats;
+  auto done = images_.Upload(*call.image, *req.body, req.content_length, store, &stats);
+  if (!done.ok()) {
+    log::Warn("upload.failed", {{"image", call.image->id},
+                                {"request_id", call.context.request_id},
+                                {"error", done.status().ToString()}});
+    return done.status();
+  }
+  log::Info("upload.done", {{"image", call.image->id},
+                            {"store", done->locations.empty() ? "" : done->locations.front().store},
+                            {"bytes", stats.bytes},
+                            {"mib_per_s", stats.micros > 0 ? static_cast<double>(stats.bytes) /
+                                                                 stats.micros / 1.048576
+                                                           : 0.0}});
+  return NoContent();
+}
+
+Result<Response> ImagesResource::Download(Call& call) {
+  const Image& image = *call.image;
+  if (image.status() == ImageStatus::kDeactivated && !call.context.is_admin()) {
+    return PermissionDenied(
+        "The requested image has been deactivated. Image data download is forbidden.");
+  }
+  if (image.status() != ImageStatus::kActive && image.status() != ImageStatus::kDeactivated) {
+    Response r;
+    r.status = 204;
+    return r;
+  }
+  INGOT_ASSIGN_OR_RETURN(service::OpenedData data, images_.OpenData(image));
+  uint64_t size = data.size;
+  http::ByteRange range{0, size == 0 ? 0 : size - 1};
+  Response r;
+  r.status = 200;
+  if (auto h = call.request.headers.Get("Range")) {
+    auto parsed = http::ParseRange(*h, size);
+    if (!parsed) {
+      Response e =
+          ErrorResponse(OutOfRange("Requested range not satisfiable: '" + std::string(*h) +
+                                   "' for an image of " + std::to_string(size) + " bytes."));
+      e.headers.Set("Content-Range", "bytes */" + std::to_string(size));
+      return e;
+    }
+    range = *parsed;
+    r.status = 206;
+    r.headers.Set("Content-Range", "bytes " + std::to_string(range.first) + "-" +
+                                       std::to_string(range.last) + "/" + std::to_string(size));
+  }
+  uint64_t length = size == 0 ? 0 : range.last - range.first + 1;
+  r.headers.Set("Content-Type", "application/octet-stream");
+  if (image.checksum) r.headers.Set("Content-MD5", *image.checksum);
+  if (data.fd) {
+    r.file = http::FileRange{std::move(data.fd), range.first, length};
+  } else {
+    r.stream = std::make_unique<io::SourceReader>(std::move(data.source), range.first, length);
+    r.stream_length = length;
+  }
+  return r;
+}
+
+Result<Response> ImagesResource::AddTag(Call& call) {
+  const std::string& tag = call.params[1];
+  if (tag.empty() || tag.size() > 255) return InvalidArgument("Tags must be 1-255 characters.");
+  INGOT_RETURN_IF_ERROR(images_.AddTag(*call.image, tag));
+  return NoContent();
+}
+
+Result<Response> ImagesResource::DeleteTag(Call& call) {
+  INGOT_RETURN_IF_ERROR(images_.RemoveTag(*call.image, call.params[1]));
+  return NoContent();
+}
+
+Result<Response> ImagesResource::Deactivate(Call& call) {
+  INGOT_RETURN_IF_ERROR(images_.Deactivate(*call.image));
+  return NoContent();
+}
+
+Result<Response> ImagesResource::Reactivate(Call& call) {
+  INGOT_RETURN_IF_ERROR(images_.Reactivate(*call.image));
+  return NoContent();
+}
+
+}  // namespace ingot::api

@@ -1,0 +1,43 @@
+// The Image API v2 image resources: /v2/images, /v2/images/{id}, its file, tags and actions. Each
+// handler parses, calls one use case of service::ImageService and renders; wire behaviour follows
+// Glance (status codes, error texts, JSON shapes; recorded answers in
+// ../shared/peers/glance/samples).
+#pragma once
+
+#include "api/options.h"
+#include "api/route.h"
+#include "auth/policy.h"
+#include "service/image_service.h"
+
+namespace ingot::api {
+
+class ImagesResource {
+ public:
+  ImagesResource(service::ImageService& images, const auth::Policy& policy,
+                 const ApiOptions& options)
+      : images_(images), policy_(policy), options_(options) {}
+  void Register(ApiRouter& router);
+
+ private:
+  Result<http::Response> Create(Call& call);
+  Result<http::Response> List(Call& call);
+  Result<http::Response> Show(Call& call);
+  Result<http::Response> Update(Call& call);
+  Result<http::Response> Delete(Call& call);
+  Result<http::Response> Upload(Call& call);
+  Result<http::Response> Download(Call& call);
+  Result<http::Response> AddTag(Call& call);
+  Result<http::Response> DeleteTag(Call& call);
+  Result<http::Response> Deactivate(Call& call);
+  Result<http::Response> Reactivate(Call& call);
+
+  // The rules a set of attribute values needs beyond the route's (publicize, give away).
+  Status AuthorizeValues(const std::vector<std::pair<std::string, boost::json::value>>& values,
+                         const Call& call) const;
+
+  service::ImageService& images_;
+  const auth::Policy& policy_;
+  const ApiOptions& options_;
+};
+
+}  // namespace ingot::api

@@ -1,0 +1,59 @@
+#include "api/v2/info.h"
+
+#include <boost/json.hpp>
+
+#include "api/v2/documents.h"
+#include "api/v2/schemas.h"
+
+namespace ingot::api {
+
+namespace json = boost::json;
+using http::Response;
+
+namespace {
+
+std::string StoresJson(const store::StoreSet& stores, bool detail) {
+  json::array out;
+  for (const store::StoreDescription& d : stores.Describe()) {
+    json::object s{{"id", d.id}, {"description", d.description}};
+    if (d.is_default) s["default"] = "true";  // Glance sends the text "true"
+    if (detail) {
+      s["type"] = d.driver;
+      s["weight"] = d.weight;
+      json::object props;
+      for (const auto& [k, v] : d.properties) props[k] = v;
+      s["properties"] = std::move(props);
+    }
+    out.emplace_back(std::move(s));
+  }
+  return json::serialize(json::object{{"stores", std::move(out)}});
+}
+
+}  // namespace
+
+void RegisterInfoRoutes(ApiRouter& r, const service::ImageService& images,
+                        const ApiOptions& options) {
+  const store::StoreSet& stores = images.stores();
+  // Fixed documents are rendered once.
+  auto fixed = [](std::string body) {
+    return [body = std::move(body)](Call&) -> Result<Response> { return JsonResponse(200, body); };
+  };
+  // No interoperable import method is offered yet: clients fall back to PUT …/file.
+  r.Add("GET", "/v2/info/import",
+        {.rule = "get_import_info",
+         .handler = fixed(R"({"import-methods": {"description": "Import methods available.", )"
+                          R"("type": "array", "value": []}})")});
+  r.Add("GET", "/v2/info/stores",
+        {.rule = "get_stores", .handler = fixed(StoresJson(stores, false))});
+  r.Add("GET", "/v2/info/stores/detail",
+        {.rule = "stores_info_detail", .handler = fixed(StoresJson(stores, true))});
+  r.Add("GET", "/v2/info/usage", {.rule = "get_usage", .handler = fixed(R"({"usage": {}})")});
+
+  bool multiple = stores.size() > 1;
+  r.Add("GET", "/v2/schemas/image",
+        {.rule = "get_schemas", .handler = fixed(ImageSchemaJson(options.formats, multiple))});
+  r.Add("GET", "/v2/schemas/images",
+        {.rule = "get_schemas", .handler = fixed(ImagesSchemaJson(options.formats, multiple))});
+}
+
+}  // namespace ingot::api

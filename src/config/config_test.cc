@@ -1,0 +1,58 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+namespace ingot::config {
+namespace {
+
+TEST(ConfigTest, DefaultsToOneFileStoreUnderTheDataDir) {
+  Config c;
+  c.data_dir = "/srv/ingot";
+  auto stores = c.Stores();
+  ASSERT_EQ(stores.size(), 1u);
+  EXPECT_EQ(stores[0].id, "file");
+  EXPECT_EQ(stores[0].driver, "file");
+  EXPECT_EQ(stores[0].options.at("root"), "/srv/ingot/images");
+}
+
+TEST(ConfigTest, ReadsSeveralStores) {
+  Config c;
+  Status s = LoadConfigText(R"(
+[[stores]]
+id = "fast"
+driver = "file"
+root = "/nvme/images"
+writeback_chunk_mib = 16
+
+[[stores]]
+id = "bulk"
+driver = "file"
+description = "spinning disks"
+default = true
+weight = 10
+root = "/hdd/images"
+)",
+                            "test.toml", c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(c.Stores().size(), 2u);
+  EXPECT_EQ(c.stores[0].options.at("writeback_chunk_mib"), "16");
+  EXPECT_TRUE(c.stores[1].is_default);
+  EXPECT_EQ(c.stores[1].weight, 10);
+  EXPECT_EQ(c.stores[1].description, "spinning disks");
+}
+
+TEST(ConfigTest, RefusesWhatItDoesNotKnowNamingIt) {
+  Config c;
+  Status s = LoadConfigText("[images]\nsize_kap = 3\n", "a.toml", c);
+  EXPECT_NE(s.message().find("images.size_kap"), std::string::npos);
+  s = LoadConfigText("[[stores]]\ndriver = \"file\"\n", "b.toml", c);
+  EXPECT_NE(s.message().find("missing 'id'"), std::string::npos);
+  s = LoadConfigText("[[stores]]\nid = \"x\"\ndriver = \"file\"\nroot = [1]\n", "c.toml", c);
+  EXPECT_NE(s.message().find("stores[0].root"), std::string::npos);
+  s = LoadConfigText("[server\n", "d.toml", c);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("d.toml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ingot::config
