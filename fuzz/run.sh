@@ -35,8 +35,18 @@ mk vdi vdi ""
 mkdir -p "$WORK/iso"; echo hello > "$WORK/iso/a"
 genisoimage -quiet -o "$S/iso" "$WORK/iso" 2>/dev/null || true
 
+# Seeds for the text parsers of the API edge, one directory per target.
+T=$WORK/text; mkdir -p "$T"/fuzz_list_query "$T"/fuzz_range "$T"/fuzz_json_patch "$T"/fuzz_config
+printf 'limit=2&marker=x&sort=name:asc,created_at:desc&name=in:a,"b,c"&tag=t&size_min=1' >"$T/fuzz_list_query/1"
+printf 'visibility=all&member_status=pending&created_at=gte:2026-11-23T00:00:00Z&os_hidden=true' >"$T/fuzz_list_query/2"
+printf '\x00\x10\x00\x00\x00\x00\x00\x00bytes=0-99' >"$T/fuzz_range/1"
+printf '\xff\xff\x00\x00\x00\x00\x00\x00bytes=-500' >"$T/fuzz_range/2"
+printf '[{"op":"replace","path":"/name","value":"n"},{"op":"add","path":"/tags","value":["a"]},{"op":"remove","path":"/existing"},{"op":"add","path":"/a~1b","value":"v"}]' >"$T/fuzz_json_patch/1"
+printf '[server]\nlisten = "127.0.0.1:0"\n[images]\ndisk_formats = ["raw"]\n[[stores]]\nid = "a"\ndriver = "file"\nroot = "/x"\ndefault = true\n' >"$T/fuzz_config/1"
+
 seeds_for() {  # target -> seed files
   case $1 in
+    fuzz_list_query|fuzz_range|fuzz_json_patch|fuzz_config) ls "$T/$1"/* ;;
     fuzz_qcow2) ls "$S"/qcow2* ;;
     fuzz_vmdk) ls "$S"/vmdk* ;;
     fuzz_vhd) ls "$S"/vpc* ;;

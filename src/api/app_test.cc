@@ -476,6 +476,15 @@ TEST_F(AppTest, UploadsGoToTheNamedStoreAndDownloadsComeFromIt) {
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/cold/" + id));
 }
 
+TEST_F(AppTest, ListBoundsAnswerAsLimitsNotDatabaseErrors) {
+  std::string target = "/v2/images?";
+  for (int i = 0; i < 1000; ++i) target += "p" + std::to_string(i) + "=v&";
+  auto r = Call("GET", target);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("at most 64"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("Expression"), std::string::npos) << r.body;
+}
+
 TEST_F(AppTest, OneStoreSchemaHasNoStoresProperty) {
   // glanceclient caches the schema and derives options from it; `stores` would collide with --stores.
   auto schema = Body(Call("GET", "/v2/schemas/image"));

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "catalog/list_query.h"
 
 #include <array>
@@ -158,6 +159,12 @@ Result<std::vector<SortTerm>> ParseSort(
       dirs_text.push_back(v);
     }
   }
+  size_t asked = std::max(keys_text.size(), dirs_text.size());
+  if (sort) asked = std::max<size_t>(asked, std::count(sort->begin(), sort->end(), ',') + 1);
+  if (asked > kMaxSortKeys) {
+    return InvalidArgument("Too many sort keys: at most " + std::to_string(kMaxSortKeys) +
+                           " per request.");
+  }
   std::vector<SortKey> keys;
   std::vector<SortDir> dirs;
   if (sort) {
@@ -304,6 +311,14 @@ Result<ListQuery> ParseListQuery(const std::vector<std::pair<std::string, std::s
     }
   }
 
+  if (filters.size() > kMaxListFilters) {
+    return InvalidArgument("Too many filters: at most " + std::to_string(kMaxListFilters) +
+                           " per request.");
+  }
+  if (q.tags.size() > kMaxListTags) {
+    return InvalidArgument("Too many tag filters: at most " + std::to_string(kMaxListTags) +
+                           " per request.");
+  }
   // The same order of checks as Glance: filters' visibility, member_status, limit, sorting, then
   // the filters' values.
   for (const auto& [k, v] : filters) {
@@ -386,6 +401,10 @@ Result<ListQuery> ParseListQuery(const std::vector<std::pair<std::string, std::s
       auto [op, operand] = SplitFilterOp(v);
       if (op == "in") {
         INGOT_ASSIGN_OR_RETURN(auto values, SplitInList(operand));
+        if (values.size() > kMaxInValues) {
+          return InvalidArgument("Too many values in the " + k + " filter: at most " +
+                                 std::to_string(kMaxInValues) + ".");
+        }
         q.fields.push_back({*field, std::move(values)});
       } else if (op == "eq") {
         q.fields.push_back({*field, {operand}});

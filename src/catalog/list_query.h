@@ -19,6 +19,13 @@ namespace ingot::catalog {
 inline constexpr int kDefaultListLimit = 25;
 inline constexpr int kMaxListLimit = 1000;
 
+// Bounds on one query, so a request cannot make the database build an expression it refuses (SQLite
+// answers "Expression tree is too large" past ~1,000 terms) or spend its time on one list.
+inline constexpr size_t kMaxListFilters = 64;   // distinct filter parameters
+inline constexpr size_t kMaxSortKeys = 16;      // sort terms asked for
+inline constexpr size_t kMaxListTags = 64;      // tag= parameters
+inline constexpr size_t kMaxInValues = 256;     // values of one in: filter
+
 // The sort keys Glance's v2 API accepts (glance/api/v2/images.py, _available_sort_keys), in the
 // order its error message lists them.
 enum class SortKey {
@@ -117,7 +124,8 @@ struct ListQuery {
 // sort_key/sort_dir (repeatable), name/id/status/disk_format/container_format (eq: or in:),
 // created_at/updated_at (eq|neq|gt|gte|lt|lte: ISO 8601), <numeric>_min/_max, core columns by
 // equality, and any other key as an extra property equality. A filter repeated keeps its last
-// value. kInvalidArgument, with Glance's message, for any malformed value.
+// value. kInvalidArgument, with Glance's message, for any malformed value, and naming the bound when a
+// query holds more filters, sort keys, tags or in: values than the bounds above.
 Result<ListQuery> ParseListQuery(const std::vector<std::pair<std::string, std::string>>& params);
 
 // Splits the value of an `in:` filter the way the API working group (and Glance) specify: commas

@@ -265,5 +265,32 @@ TEST(SortKeyTest, NamesRoundTrip) {
   }
 }
 
+// A query cannot grow without bound: each bound is named in the refusal (a 400, never the database's
+// "Expression tree is too large").
+TEST(ListQueryBoundsTest, RefusesQueriesPastTheBoundsNamingThem) {
+  std::vector<std::pair<std::string, std::string>> many;
+  for (size_t i = 0; i <= kMaxListFilters; ++i) many.emplace_back("p" + std::to_string(i), "v");
+  auto r = ParseListQuery(many);
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("at most 64"), std::string::npos) << r.status().message();
+  many.pop_back();
+  EXPECT_TRUE(ParseListQuery(many).ok());
+
+  std::vector<std::pair<std::string, std::string>> tags(kMaxListTags + 1, {"tag", "t"});
+  EXPECT_NE(ParseListQuery(tags).status().message().find("tag"), std::string::npos);
+
+  std::string sort;
+  for (size_t i = 0; i <= kMaxSortKeys; ++i) sort += (i ? "," : "") + std::string("name:asc");
+  EXPECT_NE(ParseListQuery({{"sort", sort}}).status().message().find("sort keys"),
+            std::string::npos);
+  std::vector<std::pair<std::string, std::string>> keys(kMaxSortKeys + 1, {"sort_key", "name"});
+  EXPECT_EQ(ParseListQuery(keys).status().code(), Code::kInvalidArgument);
+
+  std::string in = "in:";
+  for (size_t i = 0; i <= kMaxInValues; ++i) in += (i ? "," : "") + std::to_string(i);
+  EXPECT_NE(ParseListQuery({{"name", in}}).status().message().find("name filter"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace ingot::catalog
