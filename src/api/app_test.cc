@@ -63,7 +63,7 @@ class AppTest : public ::testing::Test {
     ASSERT_TRUE(stores_->Add(std::move(faulty), {.driver = "file"}).ok());
     if (two_stores) {
       auto second = store::MakeFileStore(
-          {.id = "cold", .driver = "file", .options = {{"root", dir_ + "/cold"}}});
+          {.id = "cold", .driver = "file", .options = {{"path", dir_ + "/cold"}}});
       ASSERT_TRUE(second.ok());
       ASSERT_TRUE(stores_->Add(std::move(*second), {.driver = "file"}).ok());
     }

@@ -54,14 +54,14 @@ Status ReadStore(const toml::table& t, int n, store::StoreConfig& out) {
   std::string where = "config stores[" + std::to_string(n) + "]";
   for (const auto& [k, v] : t) {
     std::string key(k.str());
-    if (key == "id" || key == "driver" || key == "description") {
+    if (key == "name" || key == "driver" || key == "description") {
       auto s = v.value<std::string>();
       if (!s) return InvalidArgument(where + "." + key + ": expected a string");
-      (key == "id" ? out.id : key == "driver" ? out.driver : out.description) = *s;
-    } else if (key == "default") {
+      (key == "name" ? out.id : key == "driver" ? out.driver : out.description) = *s;
+    } else if (key == "default" || key == "read_only") {
       auto b = v.value<bool>();
-      if (!b) return InvalidArgument(where + ".default: expected true or false");
-      out.is_default = *b;
+      if (!b) return InvalidArgument(where + "." + key + ": expected true or false");
+      (key == "default" ? out.is_default : out.read_only) = *b;
     } else if (key == "weight") {
       auto i = v.value<int64_t>();
       if (!i) return InvalidArgument(where + ".weight: expected an integer");
@@ -76,7 +76,7 @@ Status ReadStore(const toml::table& t, int n, store::StoreConfig& out) {
       return InvalidArgument(where + "." + key + ": expected a string, integer or boolean");
     }
   }
-  if (out.id.empty()) return InvalidArgument(where + ": missing 'id'");
+  if (out.id.empty()) return InvalidArgument(where + ": missing 'name'");
   if (out.driver.empty()) return InvalidArgument(where + ": missing 'driver'");
   return Status::Ok();
 }
@@ -89,7 +89,7 @@ std::vector<store::StoreConfig> Config::Stores() const {
                              .driver = "file",
                              .description = "embedded file store",
                              .is_default = true,
-                             .options = {{"root", data_dir + "/images"}}}};
+                             .options = {{"path", data_dir + "/images"}}}};
 }
 
 Status LoadConfigFile(const std::string& path, Config& c) {

@@ -24,7 +24,7 @@ struct Config {
 
   // [storage]
   std::string data_dir = "./ingot-data";
-  // [[stores]]: id, driver, description, default, weight, then the driver's options. None
+  // [[stores]]: name, driver, description, default, read_only, weight, then the driver's options. None
   // configured: one file store "file" under <data_dir>/images (see Stores()).
   std::vector<store::StoreConfig> stores;
 

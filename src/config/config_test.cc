@@ -12,25 +12,26 @@ TEST(ConfigTest, DefaultsToOneFileStoreUnderTheDataDir) {
   ASSERT_EQ(stores.size(), 1u);
   EXPECT_EQ(stores[0].id, "file");
   EXPECT_EQ(stores[0].driver, "file");
-  EXPECT_EQ(stores[0].options.at("root"), "/srv/ingot/images");
+  EXPECT_EQ(stores[0].options.at("path"), "/srv/ingot/images");
 }
 
 TEST(ConfigTest, ReadsSeveralStores) {
   Config c;
   Status s = LoadConfigText(R"(
 [[stores]]
-id = "fast"
+name = "fast"
 driver = "file"
-root = "/nvme/images"
+path = "/nvme/images"
 writeback_chunk_mib = 16
 
 [[stores]]
-id = "bulk"
+name = "bulk"
 driver = "file"
 description = "spinning disks"
 default = true
+read_only = false
 weight = 10
-root = "/hdd/images"
+path = "/hdd/images"
 )",
                             "test.toml", c);
   ASSERT_TRUE(s.ok()) << s.ToString();
@@ -46,9 +47,9 @@ TEST(ConfigTest, RefusesWhatItDoesNotKnowNamingIt) {
   Status s = LoadConfigText("[images]\nsize_kap = 3\n", "a.toml", c);
   EXPECT_NE(s.message().find("images.size_kap"), std::string::npos);
   s = LoadConfigText("[[stores]]\ndriver = \"file\"\n", "b.toml", c);
-  EXPECT_NE(s.message().find("missing 'id'"), std::string::npos);
-  s = LoadConfigText("[[stores]]\nid = \"x\"\ndriver = \"file\"\nroot = [1]\n", "c.toml", c);
-  EXPECT_NE(s.message().find("stores[0].root"), std::string::npos);
+  EXPECT_NE(s.message().find("missing 'name'"), std::string::npos);
+  s = LoadConfigText("[[stores]]\nname = \"x\"\ndriver = \"file\"\npath = [1]\n", "c.toml", c);
+  EXPECT_NE(s.message().find("stores[0].path"), std::string::npos);
   s = LoadConfigText("[server\n", "d.toml", c);
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
   EXPECT_NE(s.message().find("d.toml"), std::string::npos);

@@ -164,8 +164,11 @@ Status ImageService::Delete(const Image& image) {
 Result<Image> ImageService::Upload(const Image& image, io::Reader& body,
                                    std::optional<uint64_t> content_length,
                                    const std::string& store_id, UploadStats* stats) {
-  auto store = stores_.Resolve(store_id);
-  if (!store.ok()) return InvalidArgument(store.status().message());
+  auto store = stores_.ForWriting(store_id);
+  if (!store.ok()) {
+    return store.status().code() == Code::kNotFound ? InvalidArgument(store.status().message())
+                                                    : store.status();
+  }
   // Claim the image: queued -> saving. A concurrent upload loses here.
   auto claimed = Mutate(image, [&](Image& im) -> Status {
     INGOT_RETURN_IF_ERROR(Transition(im, ImageEvent::kStartUpload));

@@ -94,8 +94,8 @@ class ImageService {
   Status Delete(const catalog::Image& image);
 
   // ---- Bytes ----
-  // Streams `body` into the store named `store_id` (the default store when empty; kNotFound "Store
-  // for identifier x not found" for an unknown one) while computing MD5 and the multihash on their
+  // Streams `body` into the store named `store_id` (the default store when empty; kInvalidArgument
+  // "Store for identifier x not found" for an unknown one, kPermissionDenied for a read-only one) while computing MD5 and the multihash on their
   // own threads, makes the bytes durable, and only then marks the image active with a location
   // naming that store. On any failure (client gone, cap exceeded, I/O error, a concurrent delete)
   // the bytes are removed and the image goes back to `queued`, so the next upload can succeed.

@@ -33,8 +33,18 @@ Result<std::unique_ptr<StoreSet>> BuildStoreSet(const DriverRegistry& registry,
                                                 const std::vector<StoreConfig>& configs) {
   if (configs.empty()) return InvalidArgument("no store is configured");
   int defaults = 0;
-  for (const StoreConfig& c : configs) defaults += c.is_default ? 1 : 0;
+  bool writable = false;
+  for (const StoreConfig& c : configs) {
+    defaults += c.is_default ? 1 : 0;
+    writable |= !c.read_only;
+    if (c.is_default && c.read_only) {
+      return InvalidArgument("store '" + c.id + "' cannot be both the default and read-only");
+    }
+  }
   if (defaults > 1) return InvalidArgument("more than one store is marked default");
+  if (!writable) return InvalidArgument("every store is read-only: uploads would have nowhere to go");
+  // Without a marked default, the first writable store is.
+  bool first_writable_done = defaults > 0;
   auto set = std::make_unique<StoreSet>();
   for (const StoreConfig& c : configs) {
     if (c.id.empty()) return InvalidArgument("a store needs an id");
@@ -43,9 +53,11 @@ Result<std::unique_ptr<StoreSet>> BuildStoreSet(const DriverRegistry& registry,
     StoreDescription d{.id = c.id,
                        .driver = c.driver,
                        .description = c.description,
-                       .is_default = c.is_default,
+                       .is_default = c.is_default || (!first_writable_done && !c.read_only),
+                       .read_only = c.read_only,
                        .weight = c.weight,
                        .properties = c.options};
+    first_writable_done |= d.is_default;
     INGOT_RETURN_IF_ERROR(set->Add(std::move(store), std::move(d)));
   }
   return set;

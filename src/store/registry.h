@@ -20,10 +20,11 @@ namespace ingot::store {
 
 // One configured store ([[stores]] in the TOML configuration).
 struct StoreConfig {
-  std::string id;           // what locations name; unique
+  std::string id;           // the store's name: what locations name; unique
   std::string driver;       // "file", ...
   std::string description;  // shown by /v2/info/stores
   bool is_default = false;  // where uploads go unless the client names a store
+  bool read_only = false;   // serves what it holds; takes no new images
   int weight = 0;           // Glance's store weight: preference when reading a multi-location image
   std::map<std::string, std::string> options;  // driver options, as written
 };
@@ -43,8 +44,9 @@ class DriverRegistry {
   std::map<std::string, StoreFactory> factories_;
 };
 
-// Builds every configured store. Ids must be unique and non-empty; at most one store is the default
-// (the first one is, when none says so). kInvalidArgument naming the offending store otherwise.
+// Builds every configured store. Names must be unique and non-empty; at most one store is the
+// default (the first writable one is, when none says so), and the default is writable.
+// kInvalidArgument naming the offending store otherwise.
 Result<std::unique_ptr<StoreSet>> BuildStoreSet(const DriverRegistry& registry,
                                                 const std::vector<StoreConfig>& configs);
 

@@ -23,9 +23,13 @@ Store* StoreSet::Find(std::string_view id) const {
   return nullptr;
 }
 
-Result<Store*> StoreSet::Resolve(std::string_view id) const {
+Result<Store*> StoreSet::ForWriting(std::string_view id) const {
   if (id.empty()) return &default_store();
-  if (Store* s = Find(id)) return s;
+  for (const Entry& e : entries_) {
+    if (e.store->id() != id) continue;
+    if (e.description.read_only) return PermissionDenied("Store " + std::string(id) + " is read-only");
+    return e.store.get();
+  }
   return NotFound("Store for identifier " + std::string(id) + " not found");
 }
 

@@ -22,6 +22,7 @@ struct StoreDescription {
   std::string driver;
   std::string description;
   bool is_default = false;
+  bool read_only = false;
   int weight = 0;
   std::map<std::string, std::string> properties;  // driver options shown to admins (detail)
 };
@@ -34,9 +35,10 @@ class StoreSet {
 
   // nullptr when no store has that id.
   Store* Find(std::string_view id) const;
-  // kNotFound ("Store for identifier x not found") when the id names no store; the default store
-  // for an empty id.
-  Result<Store*> Resolve(std::string_view id) const;
+  // The store to write a new image to: the default for an empty id. kNotFound ("Store for
+  // identifier x not found") when the id names no store; kPermissionDenied ("Store x is read-only")
+  // for a read-only one.
+  Result<Store*> ForWriting(std::string_view id) const;
   Store& default_store() const;
   size_t size() const { return entries_.size(); }
   // In configuration order.

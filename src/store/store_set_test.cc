@@ -27,7 +27,7 @@ class StoreSetTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   StoreConfig File(std::string id, std::string sub) {
-    return StoreConfig{.id = id, .driver = "file", .options = {{"root", (dir_ / sub).string()}}};
+    return StoreConfig{.id = id, .driver = "file", .options = {{"path", (dir_ / sub).string()}}};
   }
 
   std::filesystem::path dir_;
@@ -58,9 +58,9 @@ TEST_F(StoreSetTest, DefaultAndResolve) {
   auto set = BuildStoreSet(registry_, {File("a", "a"), b});
   ASSERT_TRUE(set.ok());
   EXPECT_EQ((*set)->default_store().id(), "b");
-  EXPECT_EQ((*(*set)->Resolve(""))->id(), "b");
-  EXPECT_EQ((*(*set)->Resolve("a"))->id(), "a");
-  auto missing = (*set)->Resolve("nope");
+  EXPECT_EQ((*(*set)->ForWriting(""))->id(), "b");
+  EXPECT_EQ((*(*set)->ForWriting("a"))->id(), "a");
+  auto missing = (*set)->ForWriting("nope");
   EXPECT_EQ(missing.status().code(), Code::kNotFound);
   EXPECT_EQ(missing.status().message(), "Store for identifier nope not found");
   auto described = (*set)->Describe();
@@ -80,10 +80,10 @@ TEST_F(StoreSetTest, BadConfigurationIsRefusedNamingTheStore) {
   EXPECT_NE(u.status().message().find("unknown driver 'rbd'"), std::string::npos);
 
   StoreConfig typo = File("t", "t");
-  typo.options["rot"] = "/x";
+  typo.options["pth"] = "/x";
   auto t = BuildStoreSet(registry_, {typo});
   EXPECT_NE(t.status().message().find("store 't'"), std::string::npos);
-  EXPECT_NE(t.status().message().find("unknown option 'rot'"), std::string::npos);
+  EXPECT_NE(t.status().message().find("unknown option 'pth'"), std::string::npos);
 
   StoreConfig no_root{.id = "n", .driver = "file"};
   EXPECT_EQ(BuildStoreSet(registry_, {no_root}).status().code(), Code::kInvalidArgument);
@@ -97,6 +97,22 @@ TEST_F(StoreSetTest, BadConfigurationIsRefusedNamingTheStore) {
   d1.is_default = d2.is_default = true;
   EXPECT_EQ(BuildStoreSet(registry_, {d1, d2}).status().code(), Code::kInvalidArgument);
   EXPECT_EQ(registry_.Register("file", MakeFileStore).code(), Code::kAlreadyExists);
+
+  StoreConfig ro = File("ro", "ro");
+  ro.read_only = ro.is_default = true;
+  EXPECT_NE(BuildStoreSet(registry_, {ro}).status().message().find("read-only"), std::string::npos);
+}
+
+TEST_F(StoreSetTest, ReadOnlyStoresServeButTakeNothing) {
+  StoreConfig archive = File("archive", "archive");
+  archive.read_only = true;
+  auto set = BuildStoreSet(registry_, {archive, File("live", "live")});
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ((*set)->default_store().id(), "live");  // the first writable one
+  auto refused = (*set)->ForWriting("archive");
+  EXPECT_EQ(refused.status().code(), Code::kPermissionDenied);
+  EXPECT_EQ(refused.status().message(), "Store archive is read-only");
+  EXPECT_NE((*set)->Find("archive"), nullptr);  // still there for reading
 }
 
 }  // namespace

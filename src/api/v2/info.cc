@@ -17,6 +17,7 @@ std::string StoresJson(const store::StoreSet& stores, bool detail) {
   for (const store::StoreDescription& d : stores.Describe()) {
     json::object s{{"id", d.id}, {"description", d.description}};
     if (d.is_default) s["default"] = "true";  // Glance sends the text "true"
+    if (d.read_only) s["read-only"] = "true";
     if (detail) {
       s["type"] = d.driver;
       s["weight"] = d.weight;

@@ -165,10 +165,10 @@ Result<std::vector<std::string>> FileStore::ListKeys() {
 }
 
 Result<std::unique_ptr<Store>> MakeFileStore(const StoreConfig& config) {
-  INGOT_RETURN_IF_ERROR(CheckOptions(config, {"root", "writeback_chunk_mib"}));
-  auto root = config.options.find("root");
+  INGOT_RETURN_IF_ERROR(CheckOptions(config, {"path", "writeback_chunk_mib"}));
+  auto root = config.options.find("path");
   if (root == config.options.end() || root->second.empty()) {
-    return InvalidArgument("the file driver needs option 'root' (a directory)");
+    return InvalidArgument("the file driver needs option 'path' (a directory)");
   }
   INGOT_ASSIGN_OR_RETURN(uint64_t chunk_mib, UintOption(config, "writeback_chunk_mib", 64));
   INGOT_ASSIGN_OR_RETURN(auto store, FileStore::Open({.id = config.id,

@@ -22,7 +22,7 @@ struct FileStoreOptions {
   uint64_t writeback_chunk = 64ull << 20;
 };
 
-// The "file" driver: options `root` (required) and `writeback_chunk_mib` (default 64, 0 disables).
+// The "file" driver: options `path` (required) and `writeback_chunk_mib` (default 64, 0 disables).
 // Configured twice with two roots, it is two stores.
 Result<std::unique_ptr<Store>> MakeFileStore(const StoreConfig& config);
 
