@@ -134,8 +134,8 @@ std::variant<Response, std::shared_ptr<Application::Prepared>> Application::Prep
     p->context = std::move(*who);
     p->context.request_id = std::move(id);
   }
-  if (route.loads_image) {
-    auto image = deps_.images.Get(m.params.at(0),
+  if (route.image_param >= 0) {
+    auto image = deps_.images.Get(m.params.at(route.image_param),
                                   catalog::Viewer{p->context.project, p->context.is_admin()});
     if (!image.ok()) return Fail(image.status(), p->context);
     p->image = std::move(*image);

@@ -485,6 +485,50 @@ TEST_F(AppTest, ListBoundsAnswerAsLimitsNotDatabaseErrors) {
   EXPECT_EQ(r.body.find("Expression"), std::string::npos) << r.body;
 }
 
+// An image with copies in two stores: reads follow ?prefer=, one copy can be removed, the last cannot.
+TEST_F(AppTest, CopiesInSeveralStores) {
+  BuildService(/*two_stores=*/true);
+  MakeApp();
+  auto created = Call("POST", "/v2/images", R"({"name":"a","disk_format":"raw","container_format":"bare"})");
+  EXPECT_EQ(*created.headers.Get("OpenStack-image-store-ids"), "file,cold");
+  std::string id(Body(created)["id"].as_string());
+  ASSERT_EQ(Call("PUT", "/v2/images/" + id + "/file", "0123456789", "application/octet-stream").status,
+            204);
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["stores"]), "file");
+  // A second copy, as copy-image makes it.
+  {
+    auto obj = stores_->Find("cold")->Create(id);
+    ASSERT_TRUE(obj.ok());
+    std::string bytes = "0123456789";
+    ASSERT_TRUE((*obj)->Write({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}).ok());
+    ASSERT_TRUE((*obj)->Commit().ok());
+    auto im = *repo_->Get(id);
+    im.locations.push_back({"cold", id});
+    ASSERT_TRUE(repo_->Save(im).ok());
+  }
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["stores"]), "file,cold");
+  auto served_from = [&](std::string query) {
+    auto d = Call("GET", "/v2/images/" + id + "/file" + query);
+    if (!d.file) return std::string("(no file)");
+    return std::filesystem::read_symlink("/proc/self/fd/" + std::to_string(d.file->fd.get()))
+        .parent_path()
+        .filename()
+        .string();
+  };
+  EXPECT_EQ(served_from("?prefer=cold"), "cold");
+  EXPECT_EQ(served_from("?prefer=nowhere,file"), "images");  // the "file" store's directory
+  EXPECT_EQ(served_from(""), "images");  // equal weights: the first copy
+
+  EXPECT_EQ(Call("DELETE", "/v2/stores/nowhere/" + id).status, 404);
+  EXPECT_EQ(Call("DELETE", "/v2/stores/cold/" + id).status, 204);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/cold/" + id));
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["stores"]), "file");
+  auto last = Call("DELETE", "/v2/stores/file/" + id);
+  EXPECT_EQ(last.status, 409);
+  EXPECT_NE(last.body.find("only store"), std::string::npos) << last.body;
+  EXPECT_EQ(Call("GET", "/v2/images/" + id + "/file").status, 200);
+}
+
 TEST_F(AppTest, OneStoreSchemaHasNoStoresProperty) {
   // glanceclient caches the schema and derives options from it; `stores` would collide with --stores.
   auto schema = Body(Call("GET", "/v2/schemas/image"));

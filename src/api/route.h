@@ -26,7 +26,7 @@ struct Call {
   http::Request& request;
   const auth::RequestContext& context;
   const http::PathParams& params;
-  const catalog::Image* image = nullptr;  // set when the route acts on an image
+  const catalog::Image* image = nullptr;  // set when the route names an image (image_param)
 };
 
 // A failed handler's Status becomes the error response (errors.h) in one place.
@@ -37,8 +37,9 @@ struct Route {
   RouteHandler handler;
   BodyMode body = BodyMode::kNone;
   bool authenticated = true;
-  bool loads_image = false;  // params[0] is an image id: loaded for the caller, 404 if invisible
-  int member_param = -1;     // index of a {member} parameter: the rule's target member
+  int image_param = -1;   // index of the parameter naming the image acted on: loaded for the
+                          // caller (404 if invisible) and the rule's target
+  int member_param = -1;  // index of a {member} parameter: the rule's target member
 };
 
 using ApiRouter = http::Router<Route>;

@@ -29,6 +29,7 @@ constexpr DefaultRule kDefaultRules[] = {
     {"modify_image", Check::kProjectMember},
     {"delete_image", Check::kProjectMember},
     {"upload_image", Check::kProjectMember},
+    {"delete_image_location", Check::kProjectMember},
     {"deactivate", Check::kAdmin},
     {"reactivate", Check::kAdmin},
     {"publicize_image", Check::kAdmin},

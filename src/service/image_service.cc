@@ -1,5 +1,6 @@
 #include "service/image_service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 
@@ -297,11 +298,35 @@ void ImageService::RevertToQueued(Image image) {
   log::Error("upload.revert_failed", {{"image", id}, {"error", reverted.status().ToString()}});
 }
 
-Result<OpenedData> ImageService::OpenData(const Image& image) {
-  if (image.locations.empty() || !image.size) {
+// The location to read: the first preferred store holding a copy, else the heaviest configured
+// store.
+const catalog::Location* ImageService::ChooseLocation(
+    const Image& image, const std::vector<std::string>& prefer) const {
+  for (const std::string& want : prefer) {
+    for (const auto& loc : image.locations) {
+      if (loc.store == want && stores_.Find(loc.store) != nullptr) return &loc;
+    }
+  }
+  const catalog::Location* best = nullptr;
+  int best_weight = 0;
+  for (const auto& loc : image.locations) {
+    if (stores_.Find(loc.store) == nullptr) continue;
+    int weight = stores_.WeightOf(loc.store);
+    if (best == nullptr || weight > best_weight) {
+      best = &loc;
+      best_weight = weight;
+    }
+  }
+  return best != nullptr ? best : (image.locations.empty() ? nullptr : &image.locations.front());
+}
+
+Result<OpenedData> ImageService::OpenData(const Image& image,
+                                          const std::vector<std::string>& prefer) {
+  const catalog::Location* chosen = ChooseLocation(image, prefer);
+  if (chosen == nullptr || !image.size) {
     return Corruption("Image " + image.id + " has no stored data.");
   }
-  const catalog::Location& loc = image.locations.front();
+  const catalog::Location& loc = *chosen;
   auto missing = [&](const std::string& why) {
     ++missing_data_;
     log::Error("image.data_missing", {{"image", image.id}, {"store", loc.store}, {"why", why}});
@@ -328,6 +353,37 @@ Result<OpenedData> ImageService::OpenData(const Image& image) {
     data.source = std::move(*src);
   }
   return data;
+}
+
+Status ImageService::RemoveFromStore(const Image& image, const std::string& store_id) {
+  store::Store* store = stores_.Find(store_id);
+  if (store == nullptr) return NotFound("Store for identifier " + store_id + " not found");
+  if (stores_.IsReadOnly(store_id)) return PermissionDenied("Store " + store_id + " is read-only");
+  std::string key;
+  auto updated = Mutate(image, [&](Image& im) -> Status {
+    if (im.status() != ImageStatus::kActive) {
+      return Conflict(
+          "It's not allowed to remove image data from store if image status is not "
+          "'active'");
+    }
+    auto it = std::find_if(im.locations.begin(), im.locations.end(),
+                           [&](const catalog::Location& l) { return l.store == store_id; });
+    if (it == im.locations.end()) {
+      return NotFound("Image " + im.id + " has no data in store " + store_id + ".");
+    }
+    if (im.locations.size() == 1) {
+      return Conflict(
+          "Cannot delete image data from the only store containing it. Consider "
+          "deleting the image instead.");
+    }
+    key = it->key;
+    im.locations.erase(it);
+    return Status::Ok();
+  });
+  INGOT_RETURN_IF_ERROR(updated.status());
+  // The record no longer points at the copy; a failed delete leaves an orphan for Repair().
+  DiscardBytes(*store, key);
+  return Status::Ok();
 }
 
 // ---- Sharing ----

@@ -104,10 +104,16 @@ class ImageService {
   Result<catalog::Image> Upload(const catalog::Image& image, io::Reader& body,
                                 std::optional<uint64_t> content_length,
                                 const std::string& store_id = "", UploadStats* stats = nullptr);
-  // Opens an active (or deactivated) image's bytes from the store its location names. kCorruption
-  // when the store lost them, their size differs from the recorded one, or the store is no longer
-  // configured: never served as if whole.
-  Result<OpenedData> OpenData(const catalog::Image& image);
+  // Opens an active (or deactivated) image's bytes from one of its locations: the first store of
+  // `prefer` that holds a copy, else the configured store of highest weight (ties: the order the
+  // copies were made). kCorruption when the chosen store lost them, their size differs from the
+  // recorded one, or no configured store holds a copy: never served as if whole.
+  Result<OpenedData> OpenData(const catalog::Image& image,
+                              const std::vector<std::string>& prefer = {});
+  // Removes the copy in `store_id` (Glance's DELETE /v2/stores/{store}/{image}). kNotFound when the
+  // image has no copy there; kConflict when it is the last copy or the image is not active;
+  // kPermissionDenied for a read-only store.
+  Status RemoveFromStore(const catalog::Image& image, const std::string& store_id);
 
   // ---- Sharing (Glance's members API) ----
   // The image must be `shared` (kPermissionDenied "Only shared images have members." otherwise).
@@ -136,6 +142,8 @@ class ImageService {
   // re-reads the record and applies it again. kNotFound when the image is gone (deleted meanwhile).
   Result<catalog::Image> Mutate(catalog::Image image, const ImageChange& change);
   Status CheckQuotas(const catalog::Image& image) const;
+  const catalog::Location* ChooseLocation(const catalog::Image& image,
+                                          const std::vector<std::string>& prefer) const;
   Result<catalog::Image> StreamIn(catalog::Image image, store::Store& store, io::Reader& body,
                                   std::optional<uint64_t> content_length, UploadStats* stats);
   void RevertToQueued(catalog::Image image);

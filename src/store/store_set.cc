@@ -27,10 +27,25 @@ Result<Store*> StoreSet::ForWriting(std::string_view id) const {
   if (id.empty()) return &default_store();
   for (const Entry& e : entries_) {
     if (e.store->id() != id) continue;
-    if (e.description.read_only) return PermissionDenied("Store " + std::string(id) + " is read-only");
+    if (e.description.read_only)
+      return PermissionDenied("Store " + std::string(id) + " is read-only");
     return e.store.get();
   }
   return NotFound("Store for identifier " + std::string(id) + " not found");
+}
+
+int StoreSet::WeightOf(std::string_view id) const {
+  for (const Entry& e : entries_) {
+    if (e.store->id() == id) return e.description.weight;
+  }
+  return 0;
+}
+
+bool StoreSet::IsReadOnly(std::string_view id) const {
+  for (const Entry& e : entries_) {
+    if (e.store->id() == id) return e.description.read_only;
+  }
+  return false;
 }
 
 Store& StoreSet::default_store() const { return *entries_.at(default_index_).store; }

@@ -40,6 +40,9 @@ class StoreSet {
   // for a read-only one.
   Result<Store*> ForWriting(std::string_view id) const;
   Store& default_store() const;
+  // 0 and false for an unknown id.
+  int WeightOf(std::string_view id) const;
+  bool IsReadOnly(std::string_view id) const;
   size_t size() const { return entries_.size(); }
   // In configuration order.
   std::vector<StoreDescription> Describe() const;

@@ -9,7 +9,7 @@ using json_text::AppendKey;
 using json_text::AppendOptional;
 using json_text::AppendString;
 
-void AppendImage(std::string& out, const catalog::Image& im) {
+void AppendImage(std::string& out, const catalog::Image& im, bool stores) {
   out += '{';
   for (const auto& [k, v] : im.properties) {
     AppendKey(out, k);
@@ -68,6 +68,12 @@ void AppendImage(std::string& out, const catalog::Image& im) {
   out += "\"/v2/images/" + im.id + "/file\"";
   AppendKey(out, "schema");
   out += "\"/v2/schemas/image\"";
+  if (stores && !im.locations.empty()) {
+    std::string ids;
+    for (const auto& loc : im.locations) ids += (ids.empty() ? "" : ",") + loc.store;
+    AppendKey(out, "stores");
+    AppendString(out, ids);
+  }
   out += '}';
 }
 
@@ -83,10 +89,10 @@ http::Response JsonResponse(int status, const boost::json::value& body) {
   return JsonResponse(status, boost::json::serialize(body));
 }
 
-http::Response ImageResponse(int status, const catalog::Image& im) {
+http::Response ImageResponse(int status, const catalog::Image& im, bool stores) {
   std::string body;
   body.reserve(1024);
-  AppendImage(body, im);
+  AppendImage(body, im, stores);
   return JsonResponse(status, std::move(body));
 }
 

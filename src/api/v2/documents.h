@@ -11,9 +11,10 @@
 
 namespace ingot::api {
 
-// One image: extra properties first, then the core attributes and links.
-void AppendImage(std::string& out, const catalog::Image& image);
-http::Response ImageResponse(int status, const catalog::Image& image);
+// One image: extra properties first, then the core attributes and links; with `stores`, the stores
+// holding a copy ("fast,cold"), as a multi-store Glance shows them.
+void AppendImage(std::string& out, const catalog::Image& image, bool stores = false);
+http::Response ImageResponse(int status, const catalog::Image& image, bool stores = false);
 boost::json::object MemberJson(const catalog::ImageMember& member);
 
 http::Response JsonResponse(int status, std::string body);

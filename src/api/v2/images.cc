@@ -51,30 +51,33 @@ void ImagesResource::Register(ApiRouter& r) {
         {.rule = "add_image", .handler = bind(&ImagesResource::Create), .body = B::kJson});
   r.Add("GET", "/v2/images", {.rule = "get_images", .handler = bind(&ImagesResource::List)});
   r.Add("GET", "/v2/images/{id}",
-        {.rule = "get_image", .handler = bind(&ImagesResource::Show), .loads_image = true});
+        {.rule = "get_image", .handler = bind(&ImagesResource::Show), .image_param = 0});
   r.Add("PATCH", "/v2/images/{id}",
         {.rule = "modify_image",
          .handler = bind(&ImagesResource::Update),
          .body = B::kJson,
-         .loads_image = true});
+         .image_param = 0});
   r.Add("DELETE", "/v2/images/{id}",
-        {.rule = "delete_image", .handler = bind(&ImagesResource::Delete), .loads_image = true});
+        {.rule = "delete_image", .handler = bind(&ImagesResource::Delete), .image_param = 0});
   r.Add("PUT", "/v2/images/{id}/file",
         {.rule = "upload_image",
          .handler = bind(&ImagesResource::Upload),
          .body = B::kStream,
-         .loads_image = true});
-  r.Add(
-      "GET", "/v2/images/{id}/file",
-      {.rule = "download_image", .handler = bind(&ImagesResource::Download), .loads_image = true});
+         .image_param = 0});
+  r.Add("GET", "/v2/images/{id}/file",
+        {.rule = "download_image", .handler = bind(&ImagesResource::Download), .image_param = 0});
   r.Add("PUT", "/v2/images/{id}/tags/{tag}",
-        {.rule = "modify_image", .handler = bind(&ImagesResource::AddTag), .loads_image = true});
+        {.rule = "modify_image", .handler = bind(&ImagesResource::AddTag), .image_param = 0});
   r.Add("DELETE", "/v2/images/{id}/tags/{tag}",
-        {.rule = "modify_image", .handler = bind(&ImagesResource::DeleteTag), .loads_image = true});
+        {.rule = "modify_image", .handler = bind(&ImagesResource::DeleteTag), .image_param = 0});
   r.Add("POST", "/v2/images/{id}/actions/deactivate",
-        {.rule = "deactivate", .handler = bind(&ImagesResource::Deactivate), .loads_image = true});
+        {.rule = "deactivate", .handler = bind(&ImagesResource::Deactivate), .image_param = 0});
+  r.Add("DELETE", "/v2/stores/{store}/{id}",
+        {.rule = "delete_image_location",
+         .handler = bind(&ImagesResource::RemoveFromStore),
+         .image_param = 1});
   r.Add("POST", "/v2/images/{id}/actions/reactivate",
-        {.rule = "reactivate", .handler = bind(&ImagesResource::Reactivate), .loads_image = true});
+        {.rule = "reactivate", .handler = bind(&ImagesResource::Reactivate), .image_param = 0});
 }
 
 Status ImagesResource::AuthorizeValues(
@@ -98,8 +101,16 @@ Result<Response> ImagesResource::Create(Call& call) {
     INGOT_RETURN_IF_ERROR(SetAttribute(draft, k, v, options_.formats, /*creating=*/true));
   }
   INGOT_ASSIGN_OR_RETURN(Image created, images_.Create(std::move(draft)));
-  Response r = ImageResponse(201, created);
+  Response r = ImageResponse(201, created, multiple_stores_);
   r.headers.Set("Location", options_.public_url + "/v2/images/" + created.id);
+  if (multiple_stores_) {
+    // Where an upload may go (Glance: the stores a client can name in X-Image-Meta-Store).
+    std::string ids;
+    for (const auto& d : images_.stores().Describe()) {
+      if (!d.read_only) ids += (ids.empty() ? "" : ",") + d.id;
+    }
+    r.headers.Set("OpenStack-image-store-ids", ids);
+  }
   return r;
 }
 
@@ -118,7 +129,7 @@ Result<Response> ImagesResource::List(Call& call) {
   body += "{\"images\": [";
   for (size_t i = 0; i < page.images.size(); ++i) {
     if (i > 0) body += ", ";
-    AppendImage(body, page.images[i]);
+    AppendImage(body, page.images[i], multiple_stores_);
   }
   body += "], \"first\": ";
   json_text::AppendString(body,
@@ -133,7 +144,9 @@ Result<Response> ImagesResource::List(Call& call) {
   return JsonResponse(200, std::move(body));
 }
 
-Result<Response> ImagesResource::Show(Call& call) { return ImageResponse(200, *call.image); }
+Result<Response> ImagesResource::Show(Call& call) {
+  return ImageResponse(200, *call.image, multiple_stores_);
+}
 
 Result<Response> ImagesResource::Update(Call& call) {
   std::string_view media = MediaType(call.request.headers.Get("Content-Type").value_or(""));
@@ -155,7 +168,7 @@ Result<Response> ImagesResource::Update(Call& call) {
   INGOT_ASSIGN_OR_RETURN(Image updated, images_.Update(*call.image, [&](Image& im) {
     return ApplyPatch(im, ops, options_.formats);
   }));
-  return ImageResponse(200, updated);
+  return ImageResponse(200, updated, multiple_stores_);
 }
 
 Result<Response> ImagesResource::Delete(Call& call) {
@@ -200,7 +213,17 @@ Result<Response> ImagesResource::Download(Call& call) {
     r.status = 204;
     return r;
   }
-  INGOT_ASSIGN_OR_RETURN(service::OpenedData data, images_.OpenData(image));
+  // ?prefer=store1,store2: read from the first of these that holds a copy.
+  std::vector<std::string> prefer;
+  if (auto p = call.request.QueryValue("prefer")) {
+    for (std::string_view rest = *p; !rest.empty();) {
+      size_t comma = rest.find(',');
+      if (comma != 0) prefer.emplace_back(rest.substr(0, comma));
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  INGOT_ASSIGN_OR_RETURN(service::OpenedData data, images_.OpenData(image, prefer));
   uint64_t size = data.size;
   http::ByteRange range{0, size == 0 ? 0 : size - 1};
   Response r;
@@ -245,6 +268,11 @@ Result<Response> ImagesResource::DeleteTag(Call& call) {
 
 Result<Response> ImagesResource::Deactivate(Call& call) {
   INGOT_RETURN_IF_ERROR(images_.Deactivate(*call.image));
+  return NoContent();
+}
+
+Result<Response> ImagesResource::RemoveFromStore(Call& call) {
+  INGOT_RETURN_IF_ERROR(images_.RemoveFromStore(*call.image, call.params[0]));
   return NoContent();
 }
 

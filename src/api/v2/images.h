@@ -15,7 +15,10 @@ class ImagesResource {
  public:
   ImagesResource(service::ImageService& images, const auth::Policy& policy,
                  const ApiOptions& options)
-      : images_(images), policy_(policy), options_(options) {}
+      : images_(images),
+        policy_(policy),
+        options_(options),
+        multiple_stores_(images.stores().size() > 1) {}
   void Register(ApiRouter& router);
 
  private:
@@ -30,6 +33,7 @@ class ImagesResource {
   Result<http::Response> DeleteTag(Call& call);
   Result<http::Response> Deactivate(Call& call);
   Result<http::Response> Reactivate(Call& call);
+  Result<http::Response> RemoveFromStore(Call& call);
 
   // The rules a set of attribute values needs beyond the route's (publicize, give away).
   Status AuthorizeValues(const std::vector<std::pair<std::string, boost::json::value>>& values,
@@ -38,6 +42,8 @@ class ImagesResource {
   service::ImageService& images_;
   const auth::Policy& policy_;
   const ApiOptions& options_;
+  // A multi-store deployment shows each image's `stores` (Glance does so only when multi-store).
+  const bool multiple_stores_;
 };
 
 }  // namespace ingot::api

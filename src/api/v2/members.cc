@@ -10,27 +10,27 @@ using http::Response;
 void MembersResource::Register(ApiRouter& r) {
   auto bind = [this](auto fn) { return [this, fn](Call& call) { return (this->*fn)(call); }; };
   r.Add("GET", "/v2/images/{id}/members",
-        {.rule = "get_members", .handler = bind(&MembersResource::List), .loads_image = true});
+        {.rule = "get_members", .handler = bind(&MembersResource::List), .image_param = 0});
   r.Add("POST", "/v2/images/{id}/members",
         {.rule = "add_member",
          .handler = bind(&MembersResource::Add),
          .body = BodyMode::kJson,
-         .loads_image = true});
+         .image_param = 0});
   r.Add("GET", "/v2/images/{id}/members/{member}",
         {.rule = "get_member",
          .handler = bind(&MembersResource::Show),
-         .loads_image = true,
+         .image_param = 0,
          .member_param = 1});
   r.Add("PUT", "/v2/images/{id}/members/{member}",
         {.rule = "modify_member",
          .handler = bind(&MembersResource::Update),
          .body = BodyMode::kJson,
-         .loads_image = true,
+         .image_param = 0,
          .member_param = 1});
   r.Add("DELETE", "/v2/images/{id}/members/{member}",
         {.rule = "delete_member",
          .handler = bind(&MembersResource::Remove),
-         .loads_image = true,
+         .image_param = 0,
          .member_param = 1});
 }
 
