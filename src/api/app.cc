@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/utf8.h"
 #include "common/uuid.h"
+#include "io/memory.h"
 
 namespace ingot::api {
 
@@ -75,26 +76,51 @@ void Application::RegisterOperations() {
                .authenticated = false});
 }
 
-Response Application::Handle(Request& req) {
+http::HeadResult Application::Handle(Request& req) {
   std::string request_id = "req-" + NewUuid();
-  Response r;
-  std::string route;
+  std::string accept(req.headers.Get("Accept").value_or(""));
+  std::shared_ptr<Prepared> p;
   try {
     auto prepared = Prepare(req, request_id);
     if (auto* answered = std::get_if<Response>(&prepared)) {
-      r = std::move(*answered);
-    } else {
-      Prepared& p = *std::get<std::shared_ptr<Prepared>>(prepared);
-      route = p.route->pattern;
-      r = Finish(p, req);
+      Complete(accept, request_id, "", *answered);
+      return std::move(*answered);
     }
+    p = std::move(std::get<std::shared_ptr<Prepared>>(prepared));
   } catch (const std::exception& e) {
     log::Error("request.exception", {{"request_id", request_id}, {"what", e.what()}});
     auth::RequestContext ctx;
     ctx.request_id = request_id;
-    r = Fail(Internal(e.what()), ctx);
+    Response r = Fail(Internal(e.what()), ctx);
+    Complete(accept, request_id, "", r);
+    return r;
   }
-  Complete(req, request_id, route, r);
+  BodyMode mode = p->route->value.body;
+  if (mode == BodyMode::kNone || !req.has_body()) {
+    io::StringReader empty("");  // handlers may read the body of any route; here it is empty
+    req.body = &empty;
+    Response r = Finish(*p, req);
+    req.body = nullptr;
+    return r;
+  }
+  bool json = mode == BodyMode::kJson;
+  return http::NeedBody{
+      .mode = json ? http::NeedBody::Mode::kBuffered : http::NeedBody::Mode::kStreamed,
+      .limit = json ? deps_.options.max_json_body : deps_.options.max_image_size,
+      .next = [this, p](Request& r) { return Finish(*p, r); },
+      .too_large = [this, p, accept] { return TooLargeFor(*p, accept); }};
+}
+
+Response Application::TooLargeFor(const Prepared& p, const std::string& accept) const {
+  Response r =
+      p.route->value.body == BodyMode::kJson
+          ? Fail(TooLarge("Request body is larger than " +
+                          std::to_string(deps_.options.max_json_body >> 10) + " KiB."),
+                 p.context)
+          : Fail(TooLarge("Image exceeds the storage quota: the limit is " +
+                          std::to_string(deps_.options.max_image_size) + " bytes."),
+                 p.context);
+  Complete(accept, p.context.request_id, p.route->pattern, r);
   return r;
 }
 
@@ -151,10 +177,17 @@ std::variant<Response, std::shared_ptr<Application::Prepared>> Application::Prep
 }
 
 Response Application::Finish(Prepared& p, Request& req) {
-  Call call{req, p.context, p.params, p.image ? &*p.image : nullptr};
-  Result<Response> r = p.route->value.handler(call);
-  if (!r.ok()) return Fail(r.status(), p.context);
-  return std::move(*r);
+  Response r;
+  try {
+    Call call{req, p.context, p.params, p.image ? &*p.image : nullptr};
+    Result<Response> result = p.route->value.handler(call);
+    r = result.ok() ? std::move(*result) : Fail(result.status(), p.context);
+  } catch (const std::exception& e) {
+    log::Error("request.exception", {{"request_id", p.context.request_id}, {"what", e.what()}});
+    r = Fail(Internal(e.what()), p.context);
+  }
+  Complete(req.headers.Get("Accept").value_or(""), p.context.request_id, p.route->pattern, r);
+  return r;
 }
 
 Response Application::Fail(const Status& status, const auth::RequestContext& ctx) const {
@@ -172,9 +205,9 @@ Response Application::Fail(const Status& status, const auth::RequestContext& ctx
       std::string(what) + " (request " + ctx.request_id + "); the cause is in the server log.");
 }
 
-void Application::Complete(Request& req, const std::string& request_id, const std::string& route,
-                           Response& r) const {
-  NegotiateErrorBody(req.headers.Get("Accept").value_or(""), r);
+void Application::Complete(std::string_view accept, const std::string& request_id,
+                           const std::string& route, Response& r) const {
+  NegotiateErrorBody(accept, r);
   r.headers.Set(deps_.options.request_id_header, request_id);
   r.route = route;
 }

@@ -30,8 +30,11 @@ struct AppDeps {
 class Application {
  public:
   explicit Application(AppDeps deps);
-  // The http::Handler: thread-safe.
-  http::Response Handle(http::Request& req);
+  // The http::Handler (thread-safe): everything up to the body. A route that reads a body answers
+  // NeedBody — buffered up to the JSON cap, streamed up to the image size cap — so that a body is
+  // only ever read for a request that has passed routing, authentication, the image lookup and
+  // the rule.
+  http::HeadResult Handle(http::Request& req);
   // The http::ExchangeObserver: access log line and metrics.
   void Observe(const http::Exchange& exchange);
 
@@ -48,12 +51,15 @@ class Application {
   // Everything up to the body: a response when the request is answered already (404, 401, 403...).
   std::variant<http::Response, std::shared_ptr<Prepared>> Prepare(http::Request& req,
                                                                   std::string request_id);
+  // The handler, its error shaping and Complete; exceptions become 500.
   http::Response Finish(Prepared& prepared, http::Request& req);
+  // The 413 for a body over the route's cap, shaped as Glance shapes it.
+  http::Response TooLargeFor(const Prepared& prepared, const std::string& accept) const;
   // A Status as the client sees it. Server faults are logged with their cause and answered with a
   // generic text naming the request id: paths, SQL and driver messages never reach a client.
   http::Response Fail(const Status& status, const auth::RequestContext& ctx) const;
   // Request id header, HTML/JSON error negotiation, route label.
-  void Complete(http::Request& req, const std::string& request_id, const std::string& route,
+  void Complete(std::string_view accept, const std::string& request_id, const std::string& route,
                 http::Response& r) const;
   void RegisterOperations();
 

@@ -104,7 +104,7 @@ class AppTest : public ::testing::Test {
     req.content_length = body.size();
     StringReader reader(std::move(body));
     req.body = &reader;
-    return app_->Handle(req);
+    return http::Resolve(app_->Handle(req), req);
   }
   json::object Body(const http::Response& r) { return json::parse(r.body).as_object(); }
   std::string Create(std::string body = R"({"name":"a","disk_format":"raw","container_format":"bare"})") {
@@ -400,11 +400,11 @@ TEST_F(AppTest, EveryRouteNamesAPolicyRule) {
   http::Request req;
   req.method = "GET";
   req.target = req.path = "/v2/images";
-  http::Response r = strict.Handle(req);
+  http::Response r = http::Resolve(strict.Handle(req), req);
   EXPECT_EQ(r.status, 403);
   EXPECT_NE(r.body.find("get_images"), std::string::npos);
   req.path = "/healthcheck";
-  EXPECT_EQ(strict.Handle(req).status, 200);
+  EXPECT_EQ(http::Resolve(strict.Handle(req), req).status, 200);
 }
 
 // A store failure is the server's: 500 (507 when out of space) with the request id, the cause only
@@ -439,11 +439,11 @@ TEST_F(AppTest, IllFormedUtf8IsRefusedBeforeItBecomesData) {
   req.method = "PUT";
   req.target = "/v2/images/" + id + "/tags/%ff%fe";
   req.path = "/v2/images/" + id + "/tags/\xff\xfe";
-  EXPECT_EQ(app_->Handle(req).status, 400);
+  EXPECT_EQ(http::Resolve(app_->Handle(req), req).status, 400);
   req.method = "GET";
   req.path = "/v2/images";
   req.query = {{"name", "\xc3\x28"}};
-  EXPECT_EQ(app_->Handle(req).status, 400);
+  EXPECT_EQ(http::Resolve(app_->Handle(req), req).status, 400);
   EXPECT_EQ(Call("POST", "/v2/images", "{\"name\": \"\xed\xa0\x80\"}").status, 400);
   EXPECT_TRUE(Body(Call("GET", "/v2/images/" + id))["tags"].as_array().empty());
 }

@@ -11,7 +11,7 @@
 #include "catalog/image.h"
 #include "common/result.h"
 #include "http/router.h"
-#include "http/server.h"
+#include "http/message.h"
 
 namespace ingot::api {
 

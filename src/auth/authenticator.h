@@ -18,7 +18,7 @@
 
 #include "auth/context.h"
 #include "common/result.h"
-#include "http/server.h"
+#include "http/message.h"
 
 namespace ingot::auth {
 

@@ -128,9 +128,13 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     return InvalidArgument("config stores: expected [[stores]] tables");
   }
   if (auto* s = doc["server"].as_table()) {
-    INGOT_RETURN_IF_ERROR(CheckKeys(*s, "server",
-                                    {"listen", "io_threads", "worker_threads", "header_timeout_ms",
-                                     "idle_timeout_ms", "io_timeout_ms", "public_url"}));
+    INGOT_RETURN_IF_ERROR(CheckKeys(
+        *s, "server",
+        {"listen", "io_threads", "worker_threads", "header_timeout_ms", "idle_timeout_ms",
+         "io_timeout_ms", "public_url", "min_data_rate", "min_rate_grace_ms",
+         "buffered_body_deadline_ms", "streamed_body_deadline_ms", "max_streamed_bodies",
+         "max_connections", "max_connections_per_client", "max_requests_in_flight",
+         "max_requests_in_flight_per_client", "retry_after_seconds"}));
     INGOT_RETURN_IF_ERROR(Read(*s, "server", "listen", c.listen));
     INGOT_RETURN_IF_ERROR(Read(*s, "server", "io_threads", c.io_threads));
     INGOT_RETURN_IF_ERROR(Read(*s, "server", "worker_threads", c.worker_threads));
@@ -138,6 +142,20 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     INGOT_RETURN_IF_ERROR(Read(*s, "server", "idle_timeout_ms", c.idle_timeout_ms));
     INGOT_RETURN_IF_ERROR(Read(*s, "server", "io_timeout_ms", c.io_timeout_ms));
     INGOT_RETURN_IF_ERROR(Read(*s, "server", "public_url", c.public_url));
+    INGOT_RETURN_IF_ERROR(Read(*s, "server", "min_data_rate", c.min_data_rate));
+    INGOT_RETURN_IF_ERROR(Read(*s, "server", "min_rate_grace_ms", c.min_rate_grace_ms));
+    INGOT_RETURN_IF_ERROR(
+        Read(*s, "server", "buffered_body_deadline_ms", c.buffered_body_deadline_ms));
+    INGOT_RETURN_IF_ERROR(
+        Read(*s, "server", "streamed_body_deadline_ms", c.streamed_body_deadline_ms));
+    INGOT_RETURN_IF_ERROR(Read(*s, "server", "max_streamed_bodies", c.max_streamed_bodies));
+    INGOT_RETURN_IF_ERROR(Read(*s, "server", "max_connections", c.max_connections));
+    INGOT_RETURN_IF_ERROR(
+        Read(*s, "server", "max_connections_per_client", c.max_connections_per_client));
+    INGOT_RETURN_IF_ERROR(Read(*s, "server", "max_requests_in_flight", c.max_requests_in_flight));
+    INGOT_RETURN_IF_ERROR(Read(*s, "server", "max_requests_in_flight_per_client",
+                               c.max_requests_in_flight_per_client));
+    INGOT_RETURN_IF_ERROR(Read(*s, "server", "retry_after_seconds", c.retry_after_seconds));
   }
   if (auto* s = doc["storage"].as_table()) {
     INGOT_RETURN_IF_ERROR(CheckKeys(*s, "storage", {"data_dir"}));

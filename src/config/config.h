@@ -21,6 +21,17 @@ struct Config {
   int idle_timeout_ms = 60000;
   int io_timeout_ms = 60000;
   std::string public_url;  // base for Location headers; default http://<listen>
+  // Slow clients and admission (http::ServerOptions says what each means).
+  int64_t min_data_rate = 1024;  // bytes/s
+  int min_rate_grace_ms = 10000;
+  int buffered_body_deadline_ms = 30000;
+  int streamed_body_deadline_ms = 0;  // none: the minimum rate bounds an upload
+  int max_streamed_bodies = 32;
+  int max_connections = 8192;
+  int max_connections_per_client = 1024;
+  int max_requests_in_flight = 1024;
+  int max_requests_in_flight_per_client = 512;
+  int retry_after_seconds = 1;
 
   // [storage]
   std::string data_dir = "./ingot-data";

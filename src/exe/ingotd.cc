@@ -161,6 +161,18 @@ int Run(int argc, char** argv) {
   options.header_timeout = std::chrono::milliseconds(config.header_timeout_ms);
   options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
   options.io_timeout = std::chrono::milliseconds(config.io_timeout_ms);
+  options.request_id_header = "x-openstack-request-id";
+  options.min_data_rate = static_cast<uint64_t>(std::max<int64_t>(0, config.min_data_rate));
+  options.min_rate_grace = std::chrono::milliseconds(config.min_rate_grace_ms);
+  options.buffered_body_deadline = std::chrono::milliseconds(config.buffered_body_deadline_ms);
+  options.streamed_body_deadline = std::chrono::milliseconds(config.streamed_body_deadline_ms);
+  options.max_streamed_bodies = config.max_streamed_bodies;
+  options.max_connections = config.max_connections;
+  options.max_connections_per_client = config.max_connections_per_client;
+  options.max_requests_in_flight = config.max_requests_in_flight;
+  options.max_requests_in_flight_per_client = config.max_requests_in_flight_per_client;
+  options.retry_after_seconds = config.retry_after_seconds;
+  options.unlimited_paths = {"/healthcheck", "/metrics"};
 
   // public_url is needed by the API before the port is known only when the port is fixed; with port 0
   // it is filled after binding.
@@ -176,7 +188,7 @@ int Run(int argc, char** argv) {
   std::atomic<api::Application*> ready{nullptr};
   auto server = http::Server::Start(
       options,
-      [&ready](http::Request& req) {
+      [&ready](http::Request& req) -> http::HeadResult {
         if (api::Application* a = ready.load()) return a->Handle(req);
         http::Response r;
         r.status = 503;

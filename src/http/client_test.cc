@@ -36,7 +36,7 @@ class StringWriter final : public io::Writer {
 class ClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = Server::Start({.port = 0}, [this](Request& r) { return Handle(r); });
+    auto s = Server::Start({.port = 0}, StreamEveryBody([this](Request& r) { return Handle(r); }));
     ASSERT_TRUE(s.ok());
     server_ = std::move(*s);
     url_ = Url{"127.0.0.1", server_->port(), ""};

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "http/server.h"
+#include "http/message.h"
 
 namespace ingot::http {
 namespace {
@@ -80,6 +80,30 @@ Result<std::string> Request::ReadBody(size_t limit) {
     out.append(reinterpret_cast<const char*>(buf), n);
   }
   return out;
+}
+
+Response Resolve(HeadResult head, Request& req) {
+  if (auto* r = std::get_if<Response>(&head)) return std::move(*r);
+  NeedBody& need = std::get<NeedBody>(head);
+  if (req.content_length && *req.content_length > need.limit) return need.too_large();
+  return need.next(req);
+}
+
+Handler StreamEveryBody(std::function<Response(Request&)> handler, uint64_t limit) {
+  auto shared = std::make_shared<std::function<Response(Request&)>>(std::move(handler));
+  return [shared, limit](Request& req) -> HeadResult {
+    if (!req.has_body()) return (*shared)(req);
+    return NeedBody{.mode = NeedBody::Mode::kStreamed,
+                    .limit = limit,
+                    .next = [shared](Request& r) { return (*shared)(r); },
+                    .too_large = [] {
+                      Response r;
+                      r.status = 413;
+                      r.headers.Set("Content-Type", "text/plain");
+                      r.body = "Request Entity Too Large\n";
+                      return r;
+                    }};
+  };
 }
 
 std::optional<std::string_view> Request::QueryValue(std::string_view name) const {

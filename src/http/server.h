@@ -4,10 +4,17 @@
 //
 // Contract:
 //  - Headers are read asynchronously under `header_timeout`; idle keep-alive connections are closed after
-//    `idle_timeout`; any body read or response write that makes no progress for `io_timeout` fails.
-//  - The handler is called on a worker thread once the headers are in. It may read the body through
-//    Request::body (Content-Length or chunked; `Expect: 100-continue` is answered on the first read).
-//    Body bytes the handler did not read are drained (up to a limit) or the connection is closed.
+//    `idle_timeout`; any body read or response write that makes no progress for `io_timeout` fails,
+//    and so does one that falls under `min_data_rate` once `min_rate_grace` has passed, or a body
+//    that is not in by its deadline. Heads that break framing rules (request_head.h) are refused and
+//    the connection closed.
+//  - The handler is called on a worker thread once the head is in, without the body; a request that
+//    needs its body says so (message.h: NeedBody) and gets it after the event loop has read it
+//    (buffered) or once its first bytes have arrived (streamed, at most `max_streamed_bodies` at once).
+//    Body bytes nobody read are discarded if they have already arrived; otherwise the response goes
+//    out at once and the connection is closed.
+//  - Past `max_connections(_per_client)` or `max_requests_in_flight(_per_client)` a request is
+//    answered 503 with Retry-After by the event loop, except for `unlimited_paths` (health checks).
 //  - The response body is one of: a string, a file range (sent with sendfile(2)), or a Reader pulled by
 //    the server (chunked when its length is unknown). HEAD responses carry headers only.
 //  - Memory per connection is bounded whatever the body size.
@@ -15,89 +22,14 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <optional>
 #include <string>
-#include <string_view>
-#include <utility>
 #include <vector>
 
 #include "common/result.h"
-#include "io/byte_source.h"
-#include "io/file.h"
+#include "http/message.h"
 
 namespace ingot::http {
-
-// Header fields in arrival order; names compare case-insensitively.
-class Headers {
- public:
-  // Replaces every field named `name`.
-  void Set(std::string_view name, std::string value);
-  void Add(std::string_view name, std::string value);
-  void Remove(std::string_view name);
-  std::optional<std::string_view> Get(std::string_view name) const;
-  const std::vector<std::pair<std::string, std::string>>& fields() const { return fields_; }
-
- private:
-  std::vector<std::pair<std::string, std::string>> fields_;
-};
-
-// Percent-decodes `s` ('+' stays '+' unless form is true). nullopt on a malformed escape.
-std::optional<std::string> PercentDecode(std::string_view s, bool form = false);
-
-struct Request {
-  std::string method;                                       // "GET", "PUT", ...
-  std::string target;                                       // as sent: "/v2/images?limit=2"
-  std::string path;                                         // decoded path: "/v2/images"
-  std::vector<std::pair<std::string, std::string>> query;   // decoded, in order (repeats kept)
-  Headers headers;
-  std::string remote_address;                               // "127.0.0.1:51234"
-  std::optional<uint64_t> content_length;                   // nullopt when chunked or no body
-  bool chunked = false;
-  // The body as a blocking stream, valid during the handler call. Read returns 0 at the end,
-  // kTimeout when the client stalls past io_timeout, kCancelled when it disconnects.
-  io::Reader* body = nullptr;
-
-  // Reads the whole body, failing with kTooLarge past `limit` bytes.
-  Result<std::string> ReadBody(size_t limit);
-  // The first query value named `name`, if any.
-  std::optional<std::string_view> QueryValue(std::string_view name) const;
-};
-
-// A byte range of an open file, sent with sendfile(2) (zero copy).
-struct FileRange {
-  io::UniqueFd fd;
-  uint64_t offset = 0;
-  uint64_t length = 0;
-};
-
-struct Response {
-  int status = 200;
-  Headers headers;
-  std::string body;                          // used when neither `file` nor `stream` is set
-  std::optional<FileRange> file;
-  std::unique_ptr<io::Reader> stream;        // pulled until it returns 0
-  std::optional<uint64_t> stream_length;     // Content-Length for `stream`; chunked when unknown
-  std::string route;                         // route template for metrics ("/v2/images/{id}"); not sent
-};
-
-// What the server reports once a response has been sent (or has failed); for access logs and metrics.
-struct Exchange {
-  std::string method;
-  std::string target;
-  std::string route;
-  int status = 0;
-  uint64_t bytes_in = 0;       // body bytes read from the client
-  uint64_t bytes_out = 0;      // body bytes written to the client
-  std::chrono::microseconds duration{0};
-  bool completed = true;       // false when the connection failed before the response was fully sent
-  std::string request_id;      // the response's x-openstack-request-id, if any
-  std::string remote_address;
-};
-
-using Handler = std::function<Response(Request&)>;
-using ExchangeObserver = std::function<void(const Exchange&)>;
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -109,6 +41,25 @@ struct ServerOptions {
   std::chrono::milliseconds io_timeout{60000};
   size_t max_header_bytes = 64 * 1024;
   std::string server_name = "ingot";
+  // Copied from each response into Exchange::request_id; the listener names it.
+  std::string request_id_header;
+
+  // Slow clients. A body being read or a response being written must average at least
+  // `min_data_rate` bytes/s once `min_rate_grace` has passed (0: no minimum).
+  uint64_t min_data_rate = 1024;
+  std::chrono::milliseconds min_rate_grace{10000};
+  std::chrono::milliseconds buffered_body_deadline{30000};  // whole buffered body (0: none)
+  std::chrono::milliseconds streamed_body_deadline{0};      // whole streamed body (0: none)
+  int max_streamed_bodies = 32;                              // streamed bodies at once
+
+  // Admission. Clients are told to retry after `retry_after_seconds`.
+  int max_connections = 8192;
+  int max_connections_per_client = 1024;
+  int max_requests_in_flight = 1024;
+  int max_requests_in_flight_per_client = 512;
+  int retry_after_seconds = 1;
+  // Paths answered whatever the load (health checks, metrics).
+  std::vector<std::string> unlimited_paths;
 };
 
 class Server {

@@ -11,26 +11,12 @@
 #include <vector>
 
 #include "http/server.h"
+#include "io/adapters.h"
 #include "io/file.h"
 #include "io/hash.h"
 
 using namespace ingot;
 
-namespace {
-class SourceReader final : public io::Reader {
- public:
-  explicit SourceReader(std::unique_ptr<io::FileSource> src) : src_(std::move(src)) {}
-  Result<size_t> Read(std::span<uint8_t> buf) override {
-    INGOT_ASSIGN_OR_RETURN(size_t n, src_->ReadAt(pos_, buf));
-    pos_ += n;
-    return n;
-  }
-
- private:
-  std::unique_ptr<io::FileSource> src_;
-  uint64_t pos_ = 0;
-};
-}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -48,7 +34,7 @@ int main(int argc, char** argv) {
   options.port = argc > 2 ? static_cast<uint16_t>(atoi(argv[2])) : 0;
   auto server = http::Server::Start(
       options,
-      [&](http::Request& r) {
+      http::StreamEveryBody([&](http::Request& r) {
         http::Response resp;
         if (r.path == "/sink" || r.path == "/hash") {
           std::unique_ptr<io::Hasher> md5, sha;
@@ -75,12 +61,12 @@ int main(int argc, char** argv) {
           auto src = io::FileSource::Open(file);
           if (!src.ok()) return resp;
           resp.stream_length = (*src)->Size();
-          resp.stream = std::make_unique<SourceReader>(std::move(*src));
+          resp.stream = std::make_unique<io::SourceReader>(std::move(*src));
         } else {
           resp.status = 404;
         }
         return resp;
-      },
+      }),
       [](const http::Exchange& e) {
         double secs = static_cast<double>(e.duration.count()) / 1e6;
         uint64_t bytes = e.bytes_in + e.bytes_out;

@@ -131,8 +131,9 @@ class ServerTest : public ::testing::Test {
  protected:
   void Start(ServerOptions options = {}) {
     options.port = 0;
+    if (options.request_id_header.empty()) options.request_id_header = "x-openstack-request-id";
     auto s = Server::Start(
-        options, [this](Request& r) { return Handle(r); },
+        options, StreamEveryBody([this](Request& r) { return Handle(r); }),
         [this](const Exchange& e) {
           std::lock_guard lock(mu_);
           exchanges_.push_back(e);
@@ -667,6 +668,86 @@ TEST(Message, ReadBodyEnforcesTheLimit) {
   EXPECT_EQ(r.ReadBody(99).status().code(), Code::kTooLarge);
   r.content_length = 100;
   EXPECT_EQ(r.ReadBody(99).status().code(), Code::kTooLarge);
+}
+
+// RFC 9112 §6.1/§6.3: a Transfer-Encoding that does not end in chunked makes the body length
+// unknowable (the root of request smuggling): 400 and close; a coding we do not implement: 501.
+TEST_F(ServerTest, TransferEncodingsThatCouldSmuggleAreRefusedAndTheConnectionClosed) {
+  Start();
+  const std::pair<const char*, int> cases[] = {
+      {"identity", 400},       {"chunked, identity", 400}, {"xchunked", 400},
+      {"gzip, chunked", 501},  {"chunked, chunked", 400},
+  };
+  for (const auto& [te, want] : cases) {
+    Client c(port());
+    c.Send(std::string("POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ") + te +
+           "\r\n\r\nDELETE /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto r = c.Read();
+    EXPECT_EQ(r.result_int(), want) << te;
+    EXPECT_FALSE(r.keep_alive()) << te;
+    EXPECT_TRUE(c.ClosedByServer()) << te;  // the "second request" is never parsed
+  }
+}
+
+TEST_F(ServerTest, Http11WithoutHostOrWithTwoIs400) {
+  Start();
+  for (const char* head : {"GET /hello HTTP/1.1\r\n\r\n",
+                           "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"}) {
+    Client c(port());
+    c.Send(head);
+    EXPECT_EQ(c.Read().result_int(), 400) << head;
+  }
+  Client c(port());
+  c.Send("GET /hello HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(c.Read().result_int(), 200);
+}
+
+// A declared body over the handler's limit is answered at once, without Expect and without
+// reading a byte of it; the client is not left waiting.
+TEST(ServerEdgeTest, EarlyTooLargeReachesTheClientWithoutTheBody) {
+  ServerOptions o;
+  o.port = 0;
+  auto s = Server::Start(o, StreamEveryBody([](Request&) { return Response(); }, 1000));
+  ASSERT_TRUE(s.ok());
+  Client c((*s)->port());
+  c.Send("PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n");
+  auto start = std::chrono::steady_clock::now();
+  auto r = c.Read();
+  EXPECT_EQ(r.result_int(), 413);
+  EXPECT_FALSE(r.keep_alive());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  (*s)->Stop();
+}
+
+// Dozens of stalled buffered bodies hold no handler thread: another client is served at once.
+TEST(ServerEdgeTest, StalledBufferedBodiesDoNotStarveOthers) {
+  ServerOptions o;
+  o.port = 0;
+  o.worker_threads = 4;
+  auto s = Server::Start(o, [](Request& req) -> HeadResult {
+    if (!req.has_body()) return Response();
+    return NeedBody{.mode = NeedBody::Mode::kBuffered,
+                    .limit = 1 << 20,
+                    .next = [](Request& r) {
+                      Response resp;
+                      resp.body = *r.ReadBody(1 << 20);
+                      return resp;
+                    },
+                    .too_large = [] { return Response(); }};
+  });
+  ASSERT_TRUE(s.ok());
+  std::vector<std::unique_ptr<Client>> stalled;
+  for (int i = 0; i < 40; ++i) {
+    stalled.push_back(std::make_unique<Client>((*s)->port()));
+    stalled.back()->Send("PATCH /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  Client c((*s)->port());
+  auto start = std::chrono::steady_clock::now();
+  c.Send("GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(c.Read().result_int(), 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  (*s)->Stop(std::chrono::milliseconds(0));
 }
 
 }  // namespace

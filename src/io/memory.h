@@ -1,7 +1,10 @@
 // In-memory sources and sinks, for tests and for small buffers already in memory.
 #pragma once
 
+#include <algorithm>
+#include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "io/byte_source.h"
@@ -30,6 +33,21 @@ class MemorySink final : public ByteSink {
 
  private:
   std::vector<uint8_t> data_;
+};
+
+// Reads a buffer it does not own, front to back.
+class StringReader final : public Reader {
+ public:
+  explicit StringReader(std::string_view data) : data_(data) {}
+  Result<size_t> Read(std::span<uint8_t> buf) override {
+    size_t n = std::min(buf.size(), data_.size());
+    if (n > 0) std::memcpy(buf.data(), data_.data(), n);
+    data_.remove_prefix(n);
+    return n;
+  }
+
+ private:
+  std::string_view data_;
 };
 
 }  // namespace ingot::io

@@ -182,7 +182,7 @@ struct CliRun {
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = http::Server::Start({.port = 0}, [this](http::Request& r) { return api_.Handle(r); });
+    auto s = http::Server::Start({.port = 0}, http::StreamEveryBody([this](http::Request& r) { return api_.Handle(r); }));
     ASSERT_TRUE(s.ok());
     server_ = std::move(*s);
     dir_ = ::testing::TempDir() + "/ingot_cli_test_" + std::to_string(getpid());
