@@ -657,10 +657,18 @@ Result<std::unique_ptr<DiskImage>> OpenQcow2(io::ByteSource& file) {
   return std::unique_ptr<DiskImage>(std::make_unique<Qcow2Image>(file, std::move(l)));
 }
 
+// qemu's qcow2_probe takes the magic with version >= 2 and qcow_probe version 1; a file with the
+// magic and any other version (0, or too short to hold one) is raw to qemu but is no plain disk:
+// we take it as qcow2, so that Inspect refuses it by its version or length instead of passing it
+// as raw.
 bool ProbeQcow2(io::ByteSource& file) {
-  uint8_t magic[4];
-  if (file.Size() < kV2HeaderLength || !io::ReadExact(file, 0, magic).ok()) return false;
-  return std::memcmp(magic, kMagic, 4) == 0;
+  uint8_t head[8];
+  if (file.Size() < 4 || !io::ReadExact(file, 0, std::span(head, 4)).ok()) return false;
+  if (std::memcmp(head, kMagic, 4) != 0) return false;
+  if (file.Size() >= 8 && io::ReadExact(file, 0, head).ok() && mapped::Be32(head + 4) == 1) {
+    return false;  // qcow version 1: unsupported.cc
+  }
+  return true;
 }
 
 }  // namespace
