@@ -634,6 +634,10 @@ Status ConvertToRawFile(DiskImage& src, const std::string& path, const ConvertOp
         st = sink.WriteAt(ps[i].voff, bytes);
       }
       INGOT_RETURN_IF_ERROR(st);
+      if (!direct && opts.early_writeback) {
+        // Advisory: a failure only means the kernel writes back later, on its own.
+        (void)::sync_file_range(raw_fd, off_t(ps[i].voff), off_t(len), SYNC_FILE_RANGE_WRITE);
+      }
       i = j;
     }
     return Status::Ok();

@@ -26,6 +26,11 @@ struct ConvertOptions {
   bool flush = true;
   // ConvertToRawFile only: write with O_DIRECT when the file system allows (falls back silently).
   bool direct_io = true;
+  // ConvertToRawFile through the page cache (direct_io false or refused): start write-back of each
+  // chunk as soon as it is written (sync_file_range SYNC_FILE_RANGE_WRITE), so the disk is busy
+  // from the first chunk and a final flush only waits for the tail. Without it the kernel keeps
+  // the data dirty until its own thresholds, and a flush writes it in one burst at the end.
+  bool early_writeback = true;
   // qcow2 output only.
   enum class Compression { kNone, kZlib, kZstd };
   Compression compression = Compression::kNone;

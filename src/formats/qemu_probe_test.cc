@@ -271,5 +271,27 @@ TEST(Polyglot, IsoSystemAreaHoldingAnotherFormatIsRefused) {
   ExpectRefused(at0, "iso+qcow2@0", {"detect.multiple_formats"});
 }
 
+// --- found by the differential harness's seeded mutations: qemu reads these differently ----------
+
+TEST(QemuReadsDifferently, VdiLinkOrParentUuid) {
+  for (size_t at : {size_t{0x1a8}, size_t{0x1b8}}) {
+    std::vector<uint8_t> b = SmallImage("vdi");
+    b[at + 5] = 0x42;
+    ExpectRefused(b, "vdi uuid", {at == 0x1a8 ? "vdi.link_uuid" : "vdi.parent_uuid"});
+  }
+}
+
+TEST(QemuReadsDifferently, DynamicVhdWithoutItsHeadCopy) {
+  std::vector<uint8_t> b = SmallImage("vpc", "subformat=dynamic");
+  std::memset(b.data(), 0, 8);  // qemu's probe now says raw
+  ExpectRefused(b, "vhd head", {"vhd.footer_copies"});
+}
+
+TEST(QemuReadsDifferently, VmdkOverheadPastTheEnd) {
+  std::vector<uint8_t> b = SmallImage("vmdk");
+  PutLe64(b, 64, 1ull << 40);
+  ExpectRefused(b, "vmdk overhead", {"vmdk.grain_offset: overhead"});
+}
+
 }  // namespace
 }  // namespace ingot::formats

@@ -109,6 +109,12 @@ Result<Layout> Parse(io::ByteSource& file) {
   }
   const bool from_copy = !end_cookie;
   if (from_copy) std::memcpy(footer, head, kSector);
+  // A dynamic disk always carries its copy at offset 0, and qemu's probe looks only there: without
+  // it qemu takes the file for raw and would read the VHD's metadata as the guest's disk.
+  if (end_cookie && !head_cookie && Be32(footer + 60) == kTypeDynamic) {
+    return Refused("vhd.footer_copies: a dynamic disk without its footer copy at offset 0 (qemu "
+                   "would read the file as raw)");
+  }
   l.disk_type = Be32(footer + 60);
   if (l.disk_type == kTypeDifferencing) {
     return Refused("vhd.differencing: disk type 4 (differencing) names a parent image");

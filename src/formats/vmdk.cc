@@ -336,6 +336,28 @@ Result<Layout> Parse(io::ByteSource& file) {
     }
     gd_sector = Le64(f + 56);
     if (gd_sector == kGdAtEnd) return InvalidArgument("vmdk: footer also says GD_AT_END");
+    // qemu 7.2 then reads every field from the footer, we from the header: they must agree on all
+    // but the grain directory offsets (48..63).
+    for (auto [from, to] : {std::pair<int, int>{4, 48}, {64, 79}}) {
+      if (std::memcmp(h + from, f + from, to - from) != 0) {
+        int at = from;
+        while (h[at] == f[at]) ++at;
+        return Refused("vmdk.footer: the footer differs from the header at byte " +
+                       std::to_string(at) + " (qemu reads the footer)");
+      }
+    }
+  }
+  // qemu refuses an extent shorter than its overhead (grainOffset) and reads the redundant grain
+  // directory when the flag says there is one: both must lie inside the file.
+  if (const uint64_t overhead = Le64(h + 64); overhead > file_size / kSector) {
+    return Refused("vmdk.grain_offset: overhead of " + std::to_string(overhead) +
+                   " sectors runs past the end of the file (" + std::to_string(file_size) +
+                   " bytes)");
+  }
+  constexpr uint32_t kFlagRedundantGd = 1u << 1;
+  if ((l.flags & kFlagRedundantGd) && Le64(h + 48) > file_size / kSector) {
+    return Refused("vmdk.rgd_offset: redundant grain directory at sector " +
+                   std::to_string(Le64(h + 48)) + " lies past the end of the file");
   }
 
   l.capacity = Le64(h + 12);
