@@ -593,6 +593,53 @@ Status ConvertToRaw(DiskImage& src, io::ByteSink& sink, const ConvertOptions& op
   return Status::Ok();
 }
 
+// Early write-back for page-cache output: written ranges are handed, in order, to one thread that
+// asks the kernel to start writing them (sync_file_range SYNC_FILE_RANGE_WRITE), so the disk is
+// busy from the first chunk while the workers never wait on the device queue themselves (measured:
+// calling it on the workers made the time to exit that of a durable write). Advisory only: a range
+// that is never started is written back by the kernel on its own.
+class EarlyWriteback {
+ public:
+  explicit EarlyWriteback(int fd) : fd_(fd), thread_([this] { Run(); }) {}
+  ~EarlyWriteback() { Stop(false); }
+  void Start(uint64_t offset, uint64_t length) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ranges_.push_back({offset, length});
+    cv_.notify_one();
+  }
+  // drain: start every queued range before returning (a flush follows); else drop them.
+  void Stop(bool drain) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+      if (!drain) ranges_.clear();
+      cv_.notify_one();
+    }
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stopping_ || !ranges_.empty(); });
+      if (ranges_.empty()) return;
+      auto [off, len] = ranges_.front();
+      ranges_.erase(ranges_.begin());
+      lock.unlock();
+      (void)::sync_file_range(fd_, off_t(off), off_t(len), SYNC_FILE_RANGE_WRITE);
+      lock.lock();
+    }
+  }
+  int fd_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 Status ConvertToRawFile(DiskImage& src, const std::string& path, const ConvertOptions& opts) {
   INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(path, O_WRONLY | O_CREAT, 0644));
   struct stat st;
@@ -615,6 +662,8 @@ Status ConvertToRawFile(DiskImage& src, const std::string& path, const ConvertOp
   // (zero-padded). Workers write their own chunks (pwrite at distinct offsets), so several writes
   // are in flight.
   std::atomic<bool> direct = opts.direct_io && ::fcntl(raw_fd, F_SETFL, O_DIRECT) == 0;
+  std::unique_ptr<EarlyWriteback> writeback;
+  if (!direct && opts.early_writeback) writeback = std::make_unique<EarlyWriteback>(raw_fd);
   const FillSpec spec = direct ? FillSpec{AlignedBuffer::kAlign} : FillSpec{};
   auto write_chunk = [&](Chunk& c) -> Status {
     const std::vector<Piece>& ps = c.pieces;
@@ -634,10 +683,7 @@ Status ConvertToRawFile(DiskImage& src, const std::string& path, const ConvertOp
         st = sink.WriteAt(ps[i].voff, bytes);
       }
       INGOT_RETURN_IF_ERROR(st);
-      if (!direct && opts.early_writeback) {
-        // Advisory: a failure only means the kernel writes back later, on its own.
-        (void)::sync_file_range(raw_fd, off_t(ps[i].voff), off_t(len), SYNC_FILE_RANGE_WRITE);
-      }
+      if (!direct && writeback) writeback->Start(ps[i].voff, len);
       i = j;
     }
     return Status::Ok();
@@ -645,6 +691,9 @@ Status ConvertToRawFile(DiskImage& src, const std::string& path, const ConvertOp
   const unsigned threads = opts.threads ? opts.threads : std::max(4u, Threads(opts));
   Pipeline p(src, spec, threads, write_chunk);
   INGOT_RETURN_IF_ERROR(p.Run([](Chunk&) { return Status::Ok(); }, opts));
+  // Without a flush to follow, ranges not yet handed to the kernel are left to its own write-back:
+  // returning does not wait for the disk.
+  if (writeback) writeback->Stop(/*drain=*/opts.flush);
   // The last block may have been written whole past the end; cut back to the virtual size.
   INGOT_RETURN_IF_ERROR(sink.Resize(src.Size()));
   if (opts.flush) INGOT_RETURN_IF_ERROR(sink.Flush());
