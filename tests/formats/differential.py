@@ -9,7 +9,9 @@ file, VMDK extent elsewhere). The rules it enforces:
   R1  an image we accept is one qemu detects as the same format (ISO and fixed VHD excepted: qemu's
       probe calls both raw; then `qemu-img info -f <ours>` must agree) with the same virtual size;
   R2  an image we accept is one qemu opens without following a reference to another file;
-  R3  nothing qemu detects as a non-raw format is accepted by us as raw (a special case of R1).
+  R3  nothing qemu detects as a non-raw format is accepted by us as raw (a special case of R1);
+  R4  `ingot-img info`, `ingot-img check` and `ingot-img check -` (the streaming inspector uploads
+      use) give the same verdict (the streaming inspector may defer, exit 6, to the stored file).
 
 Refusals are always allowed (we are stricter than qemu by design); they are counted by rule.
 
@@ -286,6 +288,29 @@ def ingot_verdict(ingot_img, p):
     return {"ok": False, "rule": rule, "msg": tail, "exit": r.returncode}
 
 
+def entry_points_agree(ingot_img, p, ours):
+    """`ingot-img check FILE` and `ingot-img check -` (the streaming inspector, as uploads use)
+    must reach the verdict `info` reached. Returns None when they agree, else why not."""
+    check = run([ingot_img, "check", p])
+    with open(p, "rb") as f:
+        stream = run([ingot_img, "check", "-"], stdin=f)
+    want = 0 if ours["ok"] else ours["exit"]
+    if check.returncode != want:
+        return f"check exit {check.returncode}, info {want}"
+    if stream.returncode == 6:  # the streaming inspector defers to the stored file
+        return None
+    if stream.returncode != want:
+        return f"check - exit {stream.returncode}, info {want}: {stream.stderr.decode(errors='replace').strip()}"
+    if not ours["ok"]:
+        a = check.stderr.decode(errors="replace").split(": ", 3)[-1].strip()
+        b = stream.stderr.decode(errors="replace").split(": ", 3)[-1].strip()
+        if a != b:
+            return f"refusals differ: check '{a}', check - '{b}'"
+    elif f"safe {ours['format']} image, virtual size {ours['size']} " not in stream.stdout.decode():
+        return f"check - says {stream.stdout.decode().strip()}"
+    return None
+
+
 def qemu_info(p, fmt=None):
     cmd = ["qemu-img", "info", "--output=json", "-U"]
     if fmt:
@@ -373,6 +398,11 @@ def main():
             forced = qemu_info(p, ours["format"]) if ours["ok"] and ours["format"] in QEMU_NAMES else None
             cls, reason = judge(ours, probe, forced, p)
             counts[cls] += 1
+            split = entry_points_agree(a.ingot_img, p, ours)
+            if split:
+                violations.append((name, origin, "R4: entry points disagree: " + split, ""))
+            else:
+                counts["entry-points-agree"] += 1
             if cls == "refused":
                 rules[reason] += 1
                 if follows_reference(probe, p):
@@ -392,6 +422,7 @@ def main():
                      f"file: {follow_refused}; qemu opens without -f: {qemu_opens_refused})")
         for r, n in sorted(rules.items(), key=lambda x: (-x[1], x[0])):
             lines.append(f"  {r}: {n}")
+        lines.append(f"info, check and check - (streaming inspector) agree: {counts['entry-points-agree']}")
         lines.append(f"violations: {len(violations)}")
         for v in violations:
             lines.append(f"  {v[0]} ({v[1]}): {v[2]} {v[3]}")
