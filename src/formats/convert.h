@@ -31,6 +31,10 @@ struct ConvertOptions {
   // from the first chunk and a final flush only waits for the tail. Without it the kernel keeps
   // the data dirty until its own thresholds, and a flush writes it in one burst at the end.
   bool early_writeback = true;
+  // ConvertToRawFile through the page cache: runs the image stores verbatim (raw, uncompressed
+  // qcow2) are written from a read-only mapping of the image file, one copy instead of two.
+  // Not used with a progress callback.
+  bool write_from_mapping = true;
   // qcow2 output only.
   enum class Compression { kNone, kZlib, kZstd };
   Compression compression = Compression::kNone;
