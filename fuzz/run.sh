@@ -32,6 +32,15 @@ mk vpc vpc ""
 mk vpc_fixed vpc subformat=fixed
 mk vhdx vhdx ""
 mk vdi vdi ""
+# Formats qemu opens that we refuse by name, and VMDK descriptor spellings qemu's probe takes.
+mk qcow qcow ""
+mk qed qed ""
+mk parallels parallels ""
+qemu-img create -q --object secret,id=s0,data=x -f luks -o key-secret=s0,iter-time=10 "$S/luks" 1M \
+  2>/dev/null || rm -f "$S/luks"
+printf '# any comment\r\n  \r\nversion=1\r\nRW 8 FLAT "/etc/passwd" 0\r\n' >"$S/vmdk_desc_crlf"
+printf 'x\ncreateType="monolithicFlat"\nRW 8 FLAT "f" 0\n' >"$S/vmdk_desc_oslo"
+printf 'COWD\001\000\000\000\000\000\000\000' >"$S/vmdk_cowd"
 mkdir -p "$WORK/iso"; echo hello > "$WORK/iso/a"
 genisoimage -quiet -o "$S/iso" "$WORK/iso" 2>/dev/null || true
 
@@ -49,6 +58,7 @@ seeds_for() {  # target -> seed files
     fuzz_list_query|fuzz_range|fuzz_json_patch|fuzz_config) ls "$T/$1"/* ;;
     fuzz_qcow2) ls "$S"/qcow2* ;;
     fuzz_vmdk) ls "$S"/vmdk* ;;
+    fuzz_verdicts) ls "$S"/* ;;
     fuzz_vhd) ls "$S"/vpc* ;;
     fuzz_vhdx) ls "$S"/vhdx ;;
     fuzz_vdi) ls "$S"/vdi ;;

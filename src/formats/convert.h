@@ -26,6 +26,15 @@ struct ConvertOptions {
   bool flush = true;
   // ConvertToRawFile only: write with O_DIRECT when the file system allows (falls back silently).
   bool direct_io = true;
+  // ConvertToRawFile through the page cache (direct_io false or refused): start write-back of each
+  // chunk as soon as it is written (sync_file_range SYNC_FILE_RANGE_WRITE), so the disk is busy
+  // from the first chunk and a final flush only waits for the tail. Without it the kernel keeps
+  // the data dirty until its own thresholds, and a flush writes it in one burst at the end.
+  bool early_writeback = true;
+  // ConvertToRawFile through the page cache: runs the image stores verbatim (raw, uncompressed
+  // qcow2) are written from a read-only mapping of the image file, one copy instead of two.
+  // Not used with a progress callback.
+  bool write_from_mapping = true;
   // qcow2 output only.
   enum class Compression { kNone, kZlib, kZstd };
   Compression compression = Compression::kNone;

@@ -27,5 +27,13 @@ const Driver& VhdDriver();
 const Driver& VhdxDriver();
 const Driver& VdiDriver();
 const Driver& IsoDriver();
+// unsupported.cc: formats qemu opens and Ingot refuses, each by qemu's own probe rule.
+const Driver& QcowDriver();
+const Driver& QedDriver();
+const Driver& ParallelsDriver();
+const Driver& BochsDriver();
+const Driver& CloopDriver();
+const Driver& DmgDriver();
+const Driver& LuksDriver();
 
 }  // namespace ingot::formats

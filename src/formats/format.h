@@ -17,9 +17,14 @@
 
 namespace ingot::formats {
 
-enum class Format { kRaw, kQcow2, kVmdk, kVhd, kVhdx, kVdi, kIso };
+enum class Format {
+  kRaw, kQcow2, kVmdk, kVhd, kVhdx, kVdi, kIso,
+  // Detected by qemu's probe rules and always refused (`format.unsupported: <name>`): never raw.
+  kQcow, kQed, kParallels, kBochs, kCloop, kDmg, kLuks,
+};
 
-// qemu's names ("raw", "qcow2", "vmdk", "vpc", "vhdx", "vdi") and "iso"; Glance's disk_format names
+// qemu's names ("raw", "qcow2", "vmdk", "vpc", "vhdx", "vdi", "qcow", "qed", "parallels", "bochs",
+// "cloop", "dmg", "luks") and "iso"; Glance's disk_format names
 // differ only for VHD ("vhd"); see GlanceDiskFormatName.
 std::string_view FormatName(Format format);
 std::string_view GlanceDiskFormatName(Format format);

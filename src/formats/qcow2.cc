@@ -167,6 +167,18 @@ Result<Header> ParseHeader(std::span<const uint8_t> b, uint64_t file_size) {
           Num(file_size) + " bytes)");
     }
   }
+  // qemu 7.2 refuses to open an image without a refcount table, or with tables above its limits
+  // (QCOW_MAX_REFTABLE_SIZE 8 MiB, QCOW_MAX_L1_SIZE 32 MiB); we refuse them the same way.
+  if (h.refcount_table_clusters == 0) {
+    return Refused("qcow2.refcount_table_clusters: 0 (the image has no refcount table)");
+  }
+  if (uint64_t(h.refcount_table_clusters) > (8ull << 20) / cs) {
+    return Refused("qcow2.refcount_table_clusters: " + Num(h.refcount_table_clusters) +
+                   " clusters exceed qemu's 8 MiB refcount table limit");
+  }
+  if (l1_bytes > (32ull << 20)) {
+    return Refused("qcow2.l1_size: " + Num(h.l1_size) + " entries exceed qemu's 32 MiB L1 limit");
+  }
   uint64_t rt_bytes;
   if (!mapped::Mul(h.refcount_table_clusters, cs, &rt_bytes) || h.refcount_table_offset % cs != 0 ||
       h.refcount_table_offset < cs || !Within(h.refcount_table_offset, rt_bytes, file_size)) {
@@ -175,6 +187,16 @@ Result<Header> ParseHeader(std::span<const uint8_t> b, uint64_t file_size) {
                    " clusters) is misaligned, overlaps the header "
                    "or runs past the end of the file (" +
                    Num(file_size) + " bytes)");
+  }
+  if (h.l1_size > 0 && mapped::Overlaps(h.l1_table_offset, l1_bytes, h.refcount_table_offset, rt_bytes)) {
+    return Refused("qcow2.l1_table: offset " + Num(h.l1_table_offset) + " (" + Num(l1_bytes) +
+                   " bytes) overlaps the refcount table at " + Num(h.refcount_table_offset));
+  }
+  if (h.nb_snapshots > 0 &&
+      (mapped::Overlaps(h.snapshots_offset, 1, h.refcount_table_offset, rt_bytes) ||
+       (h.l1_size > 0 && mapped::Overlaps(h.snapshots_offset, 1, h.l1_table_offset, l1_bytes)))) {
+    return Refused("qcow2.snapshots: table offset " + Num(h.snapshots_offset) +
+                   " lies inside the L1 or refcount table");
   }
   if (h.nb_snapshots > kMaxSnapshots) return Refused("qcow2.snapshots: " + Num(h.nb_snapshots));
   if (h.nb_snapshots > 0 && (h.snapshots_offset % cs != 0 || h.snapshots_offset < cs ||
@@ -657,10 +679,18 @@ Result<std::unique_ptr<DiskImage>> OpenQcow2(io::ByteSource& file) {
   return std::unique_ptr<DiskImage>(std::make_unique<Qcow2Image>(file, std::move(l)));
 }
 
+// qemu's qcow2_probe takes the magic with version >= 2 and qcow_probe version 1; a file with the
+// magic and any other version (0, or too short to hold one) is raw to qemu but is no plain disk:
+// we take it as qcow2, so that Inspect refuses it by its version or length instead of passing it
+// as raw.
 bool ProbeQcow2(io::ByteSource& file) {
-  uint8_t magic[4];
-  if (file.Size() < kV2HeaderLength || !io::ReadExact(file, 0, magic).ok()) return false;
-  return std::memcmp(magic, kMagic, 4) == 0;
+  uint8_t head[8];
+  if (file.Size() < 4 || !io::ReadExact(file, 0, std::span(head, 4)).ok()) return false;
+  if (std::memcmp(head, kMagic, 4) != 0) return false;
+  if (file.Size() >= 8 && io::ReadExact(file, 0, head).ok() && mapped::Be32(head + 4) == 1) {
+    return false;  // qcow version 1: unsupported.cc
+  }
+  return true;
 }
 
 }  // namespace

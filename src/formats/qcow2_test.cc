@@ -229,6 +229,23 @@ TEST_F(Qcow2Hostile, RefcountTablePastTheEndIsRefused) {
   ExpectRefused("qcow2.refcount_table");
 }
 
+// qemu refuses these at open time; before, an empty refcount table passed (a zero-length range
+// lies "inside" any file).
+TEST_F(Qcow2Hostile, EmptyRefcountTableIsRefused) {
+  Put32(qcow2::kRefcountTableClustersOff, 0);
+  ExpectRefused("qcow2.refcount_table_clusters: 0");
+}
+
+TEST_F(Qcow2Hostile, RefcountTableOverQemusLimitIsRefused) {
+  Put32(qcow2::kRefcountTableClustersOff, 1u << 20);
+  ExpectRefused("qcow2.refcount_table_clusters: 1048576");
+}
+
+TEST_F(Qcow2Hostile, L1TableOnTheRefcountTableIsRefused) {
+  Put64(qcow2::kL1TableOffsetOff, mapped::Be64(&bytes_[qcow2::kRefcountTableOffsetOff]));
+  ExpectRefused("overlaps the refcount table");
+}
+
 TEST_F(Qcow2Hostile, L2TablePastTheEndIsRefused) {
   Put64(0x30000, (1ull << 40) | qcow2::kCopied);
   ExpectRefused("qcow2.l2_table: L1 entry 0 points at 1099511627776");

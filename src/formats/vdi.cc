@@ -12,6 +12,7 @@
 //     allocated, 0xfffffffe = discarded (both read as zeros).
 // Safety: differencing and undo images depend on a parent and are refused; the block map and every
 // block must lie inside the file and clear of the header and the map; all arithmetic is checked.
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,6 +77,18 @@ Result<Layout> Parse(io::ByteSource& file) {
   }
   if (l.image_type == kTypeUndo) {
     return Refused("vdi.differencing: image type 3 (undo) depends on a parent image");
+  }
+  // qemu 7.2 refuses a non-null link or parent UUID ("unsupported VDI image"): either ties the
+  // image to another one, whatever its type says.
+  for (auto [at, name] : {std::pair<size_t, const char*>{0x1a8, "link"}, {0x1b8, "parent"}}) {
+    bool zero = true;
+    for (size_t i = 0; i < 16; ++i) zero = zero && h[at + i] == 0;
+    if (!zero) {
+      char hex[40];
+      for (size_t i = 0; i < 16; ++i) std::snprintf(hex + 2 * i, 3, "%02x", h[at + i]);
+      return Refused(std::string("vdi.") + name + "_uuid: " + hex +
+                     " names another image (a differencing chain)");
+    }
   }
   if (l.image_type != kTypeNormal && l.image_type != kTypeFixed) {
     return InvalidArgument("vdi: unknown image type " + std::to_string(l.image_type));

@@ -83,24 +83,37 @@ Result<Layout> Parse(io::ByteSource& file) {
   }
   uint8_t footer[kSector];
   Layout l;
-  // The footer at the end is authoritative; a dynamic disk keeps a copy at offset 0 that survives a
-  // truncated tail, so it is the fallback (never first: a fixed disk's data may start with
-  // anything).
+  // A dynamic disk stores its footer twice: qemu 7.2 reads the copy at offset 0 and falls back to
+  // the end; we prefer the end. So the two must agree exactly, and neither may carry a bad
+  // checksum (qemu only warns about one): otherwise qemu and we would read different disks.
+  uint8_t head[kSector];
   INGOT_RETURN_IF_ERROR(io::ReadExact(file, file_size - kSector, footer));
+  INGOT_RETURN_IF_ERROR(io::ReadExact(file, 0, head));
   const bool end_cookie = HasCookie(footer, "conectix");
-  const bool footer_ok = end_cookie && Checksum(footer, kSector, 64) == Be32(footer + 64);
-  bool from_copy = false;
-  if (!footer_ok) {
-    INGOT_RETURN_IF_ERROR(io::ReadExact(file, 0, footer));
-    if (!HasCookie(footer, "conectix")) {
-      if (end_cookie) return Corruption("vhd: footer checksum mismatch and no footer copy at 0");
-      return InvalidArgument("vhd: no 'conectix' footer");
-    }
-    if (Checksum(footer, kSector, 64) != Be32(footer + 64)) {
-      return Corruption("vhd: footer checksum mismatch (stored " +
-                        std::to_string(Be32(footer + 64)) + ")");
-    }
-    from_copy = true;
+  const bool head_cookie = HasCookie(head, "conectix");
+  if (!end_cookie && !head_cookie) return InvalidArgument("vhd: no 'conectix' footer");
+  auto check_sum = [](const uint8_t* f, const char* where) -> Status {
+    const uint32_t computed = Checksum(f, kSector, 64);
+    if (computed == Be32(f + 64)) return Status::Ok();
+    return Refused(std::string("vhd.footer_checksum: the footer ") + where +
+                   " stores checksum " + std::to_string(Be32(f + 64)) + ", computed " +
+                   std::to_string(computed));
+  };
+  if (end_cookie) INGOT_RETURN_IF_ERROR(check_sum(footer, "at the end"));
+  if (head_cookie) INGOT_RETURN_IF_ERROR(check_sum(head, "at offset 0"));
+  if (end_cookie && head_cookie && file_size > kSector && std::memcmp(head, footer, kSector) != 0) {
+    size_t at = 0;
+    while (head[at] == footer[at]) ++at;
+    return Refused("vhd.footer_copies: the footer copies at offset 0 and at the end differ (first "
+                   "at byte " + std::to_string(at) + ")");
+  }
+  const bool from_copy = !end_cookie;
+  if (from_copy) std::memcpy(footer, head, kSector);
+  // A dynamic disk always carries its copy at offset 0, and qemu's probe looks only there: without
+  // it qemu takes the file for raw and would read the VHD's metadata as the guest's disk.
+  if (end_cookie && !head_cookie && Be32(footer + 60) == kTypeDynamic) {
+    return Refused("vhd.footer_copies: a dynamic disk without its footer copy at offset 0 (qemu "
+                   "would read the file as raw)");
   }
   l.disk_type = Be32(footer + 60);
   if (l.disk_type == kTypeDifferencing) {

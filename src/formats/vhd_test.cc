@@ -158,22 +158,44 @@ TEST_F(VhdTest, RefusesFixedLargerThanFile) {
   EXPECT_NE(s.message().find("vhd.fixed_size"), std::string::npos) << s.message();
 }
 
-TEST_F(VhdTest, BadChecksumIsCorruption) {
+TEST_F(VhdTest, BadChecksumIsRefused) {
   std::vector<uint8_t> b = Dynamic();
   b[40] ^= 1;
   b[b.size() - 512 + 40] ^= 1;
   Status s = InspectBytes(VhdDriver(), b);
-  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
+  EXPECT_EQ(s.code(), Code::kRefused) << s.ToString();
+  EXPECT_NE(s.message().find("vhd.footer_checksum"), std::string::npos) << s.message();
 }
 
-TEST_F(VhdTest, FixedWithBadFooterChecksumIsCorruption) {
+// qemu reads the copy at offset 0, we the one at the end: a bad checksum on either copy, or copies
+// that differ (each resealed), would make the two read different disks.
+TEST_F(VhdTest, FooterCopiesMustAgree) {
+  {
+    std::vector<uint8_t> b = Dynamic();
+    b[40] ^= 1;  // copy at 0 only
+    Status s = InspectBytes(VhdDriver(), b);
+    EXPECT_EQ(s.code(), Code::kRefused) << s.ToString();
+    EXPECT_NE(s.message().find("vhd.footer_checksum: the footer at offset 0"), std::string::npos)
+        << s.message();
+  }
+  {
+    std::vector<uint8_t> b = Dynamic();
+    b[48 + 3] ^= 0x10;  // current size of the copy at 0, resealed
+    Reseal(b, 0, 512, 64);
+    Status s = InspectBytes(VhdDriver(), b);
+    EXPECT_EQ(s.code(), Code::kRefused) << s.ToString();
+    EXPECT_NE(s.message().find("vhd.footer_copies"), std::string::npos) << s.message();
+  }
+}
+
+TEST_F(VhdTest, FixedWithBadFooterChecksumIsRefused) {
   const std::string p = dir_.File("f.vhd");
   ASSERT_TRUE(MustRun("qemu-img convert -O vpc -o subformat=fixed '" + raw_ + "' '" + p + "'"));
   std::vector<uint8_t> b = ReadWholeFile(p);
   b[b.size() - 512 + 40] ^= 1;
   Status s = InspectBytes(VhdDriver(), b);
-  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
-  EXPECT_NE(s.message().find("checksum"), std::string::npos) << s.message();
+  EXPECT_EQ(s.code(), Code::kRefused) << s.ToString();
+  EXPECT_NE(s.message().find("vhd.footer_checksum"), std::string::npos) << s.message();
 }
 
 TEST(VhdProbe, IgnoresOtherBytes) {

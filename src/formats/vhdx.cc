@@ -150,6 +150,12 @@ Result<Layout> Parse(io::ByteSource& file) {
     INGOT_ASSIGN_OR_RETURN(std::vector<uint8_t> h, ReadBlock(file, at, 4 * kKiB));
     if (std::memcmp(h.data(), "head", 4) != 0 || !ChecksumOk(h)) continue;
     const uint64_t seq = Le64(h.data() + 8);
+    // qemu 7.2 (vhdx_parse_header) refuses two valid headers with the same sequence number: which
+    // one is current is then undefined, and another reader may pick the other.
+    if (!header.empty() && seq == best_seq) {
+      return Refused("vhdx.header_sequence: both headers are valid with sequence number " +
+                     std::to_string(seq));
+    }
     if (header.empty() || seq > best_seq) {
       header = std::move(h);
       best_seq = seq;
@@ -166,17 +172,26 @@ Result<Layout> Parse(io::ByteSource& file) {
   const uint32_t log_length = Le32(header.data() + 68);
   const uint64_t log_offset = Le64(header.data() + 72);
 
-  // Region table: the first valid copy.
+  // Region table: qemu 7.2 (vhdx_open_region_tables) reads only the copy at 192 KiB. Falling back
+  // to the second copy would read regions qemu never sees, so an invalid first copy is refused,
+  // and a valid second copy that differs from it too.
   std::vector<uint8_t> regions;
-  for (uint64_t at : kRegionTableAt) {
-    INGOT_ASSIGN_OR_RETURN(std::vector<uint8_t> r, ReadBlock(file, at, 64 * kKiB));
-    if (std::memcmp(r.data(), "regi", 4) == 0 && ChecksumOk(r)) {
-      regions = std::move(r);
-      break;
+  {
+    INGOT_ASSIGN_OR_RETURN(std::vector<uint8_t> r, ReadBlock(file, kRegionTableAt[0], 64 * kKiB));
+    if (std::memcmp(r.data(), "regi", 4) != 0 || !ChecksumOk(r)) {
+      return Refused("vhdx.region_table: the region table at offset " +
+                     std::to_string(kRegionTableAt[0]) +
+                     " has no valid signature and CRC-32C (qemu reads no other copy)");
     }
-  }
-  if (regions.empty()) {
-    return Corruption("vhdx: neither region table has a valid signature and CRC-32C");
+    regions = std::move(r);
+    INGOT_ASSIGN_OR_RETURN(std::vector<uint8_t> r2, ReadBlock(file, kRegionTableAt[1], 64 * kKiB));
+    const size_t used = 16 + 32 * std::min<size_t>(Le32(regions.data() + 8), 2047);
+    if (std::memcmp(r2.data(), "regi", 4) == 0 && ChecksumOk(r2) &&
+        std::memcmp(r2.data(), regions.data(), used) != 0) {
+      return Refused("vhdx.region_table: the valid region tables at offsets " +
+                     std::to_string(kRegionTableAt[0]) + " and " +
+                     std::to_string(kRegionTableAt[1]) + " differ");
+    }
   }
   const uint32_t region_count = Le32(regions.data() + 8);
   if (region_count > 2047) {

@@ -185,6 +185,24 @@ TEST_F(VhdxTest, RefusesRegionsOutsideTheFile) {
   Expect(InspectBytes(VhdxDriver(), b), Code::kRefused, "vhdx.region_offset: BAT region");
 }
 
+TEST_F(VhdxTest, TwoCurrentHeadersAreRefused) {
+  std::vector<uint8_t> b = Image();
+  PutLe64(b, kHeaders[1] + 8, mapped::Le64(b.data() + kHeaders[0] + 8));
+  Reseal(b, kHeaders[1], 4 << 10);
+  Expect(InspectBytes(VhdxDriver(), b), Code::kRefused, "vhdx.header_sequence");
+}
+
+// qemu reads only the region table at 192 KiB: we may not fall back to the copy at 256 KiB.
+TEST_F(VhdxTest, RegionTablesAsQemuReadsThem) {
+  std::vector<uint8_t> b = Image();
+  b[kRegionTables[0] + 40] ^= 1;  // first copy's checksum now wrong
+  Expect(InspectBytes(VhdxDriver(), b), Code::kRefused, "vhdx.region_table: the region table at");
+  b = Image();
+  PutLe64(b, kRegionTables[1] + 16 + 16, 1ull << 40);  // second copy: BAT elsewhere
+  Reseal(b, kRegionTables[1], 64 << 10);
+  Expect(InspectBytes(VhdxDriver(), b), Code::kRefused, "vhdx.region_table: the valid region");
+}
+
 TEST_F(VhdxTest, RefusesAbsurdSizes) {
   std::vector<uint8_t> b = Image();
   const size_t size_item = MetadataItem(b, 0x2FA54224);

@@ -29,6 +29,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -193,16 +194,83 @@ struct Layout {
   std::vector<std::pair<uint64_t, uint64_t>> metadata;
 };
 
-bool Probe(io::ByteSource& file) {
-  uint8_t b[kTextDescriptorMagic.size()];
-  if (!io::ReadExact(file, 0, b).ok()) {
-    uint8_t m[4];
-    return io::ReadExact(file, 0, m).ok() && Le32(m) == kMagic;
+constexpr uint32_t kCowdMagic = 0x44574f43;  // "COWD": VMDK3 (VMware Workstation 3) sparse extent
+
+// qemu 7.2 vmdk_probe over the first 512 bytes, after its magics: skip '#' comment lines (any text)
+// and lines of spaces (optionally ending "\r"); the first other line must be exactly
+// "version=1".."version=3" ending in "\n" or "\r\n". A line that is only "\n" stops the scan.
+bool QemuProbesTextDescriptor(const uint8_t* p, const uint8_t* end) {
+  while (p < end) {
+    if (*p == '#') {
+      while (p < end && *p != '\n') ++p;
+      ++p;
+      continue;
+    }
+    if (*p == ' ') {
+      while (p < end && *p == ' ') ++p;
+      if (p < end && *p == '\r') ++p;
+      if (p == end || *p != '\n') return false;
+      ++p;
+      continue;
+    }
+    for (const char* v : {"version=1\n", "version=2\n", "version=3\n", "version=1\r\n",
+                          "version=2\r\n", "version=3\r\n"}) {
+      const size_t n = std::strlen(v);
+      if (size_t(end - p) >= n && std::memcmp(p, v, n) == 0) return true;
+    }
+    return false;
   }
-  return Le32(b) == kMagic || std::memcmp(b, kTextDescriptorMagic.data(), sizeof b) == 0;
+  return false;
 }
 
-// A descriptor file (text, no sparse header): parse it only to refuse it with the reason.
+// oslo.utils format_inspector takes any text holding `createType="` as a VMDK descriptor; we look
+// for it in the first 4 KiB (wider than qemu's 512-byte window: the stricter of the two).
+bool OsloProbesTextDescriptor(const uint8_t* p, size_t n) {
+  static constexpr std::string_view kKey = "createType=\"";
+  return std::string_view(reinterpret_cast<const char*>(p), n).find(kKey) != std::string_view::npos;
+}
+
+bool Probe(io::ByteSource& file) {
+  uint8_t b[4096];
+  const size_t n = std::min<uint64_t>(file.Size(), sizeof b);
+  if (n < 4 || !io::ReadExact(file, 0, std::span(b, n)).ok()) return false;
+  if (Le32(b) == kMagic || Le32(b) == kCowdMagic) return true;
+  if (n >= kTextDescriptorMagic.size() &&
+      std::memcmp(b, kTextDescriptorMagic.data(), kTextDescriptorMagic.size()) == 0) {
+    return true;
+  }
+  return QemuProbesTextDescriptor(b, b + std::min<size_t>(n, 512)) ||
+         OsloProbesTextDescriptor(b, n);
+}
+
+// VMDK3 "COWD" sparse extents: qemu reads them, we do not. A child COWD (flag bit 0 clear) names
+// its parent file in the 1024 bytes at offset 32; the refusal names that hint.
+Status RefuseCowd(io::ByteSource& file) {
+  uint8_t h[kSector] = {};
+  const size_t n = std::min<uint64_t>(file.Size(), sizeof h);
+  (void)io::ReadExact(file, 0, std::span(h, n));
+  std::string detail = "VMDK3 'COWD' sparse extent, " + std::to_string(uint64_t(Le32(h + 12)) * 512) +
+                       " bytes";
+  const uint32_t flags = Le32(h + 8);
+  if ((flags & 1) == 0) {
+    std::string hint;
+    for (size_t i = 32; i < n && h[i] != 0 && hint.size() < 256; ++i) {
+      const uint8_t c = h[i];
+      if (c >= 0x20 && c < 0x7f && c != '\'') {
+        hint += char(c);
+      } else {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\x%02x", c);
+        hint += buf;
+      }
+    }
+    if (!hint.empty()) detail += "; parent hint '" + hint + "'";
+  }
+  return Refused("format.unsupported: vmdk (" + detail + ")");
+}
+
+// A descriptor file (text, no sparse header): its extents live in other files, so it is always
+// refused; it is parsed only to name the reason (an extent file, a parent) when it can be.
 Status RefuseTextDescriptor(io::ByteSource& file) {
   if (file.Size() > kMaxDescriptorBytes) {
     return Refused("vmdk.descriptor_size: " + std::to_string(file.Size()) +
@@ -211,28 +279,31 @@ Status RefuseTextDescriptor(io::ByteSource& file) {
   std::string text(file.Size(), '\0');
   INGOT_RETURN_IF_ERROR(
       io::ReadExact(file, 0, std::span(reinterpret_cast<uint8_t*>(text.data()), text.size())));
-  INGOT_ASSIGN_OR_RETURN(Descriptor d, ParseDescriptor(text));
-  INGOT_RETURN_IF_ERROR(CheckDescriptor(d, /*embedded=*/false, 0));
-  return Unsupported("vmdk: descriptor file");
+  Result<Descriptor> d = ParseDescriptor(text);
+  Status s = d.ok() ? CheckDescriptor(*d, /*embedded=*/false, 0) : d.status();
+  if (s.code() == Code::kRefused) return s;
+  return Refused("vmdk.descriptor_file: a " + std::to_string(file.Size()) +
+                 "-byte text descriptor (its extents are other files)" +
+                 (s.ok() ? std::string() : "; " + s.message()));
 }
 
 Result<Layout> Parse(io::ByteSource& file) {
   const uint64_t file_size = file.Size();
   uint8_t h[kSector];
-  if (file_size < kSector) {
-    if (file_size >= kTextDescriptorMagic.size()) {
-      Status s = RefuseTextDescriptor(file);
-      if (s.code() == Code::kRefused) return s;
+  {
+    uint8_t m[4] = {};
+    if (file_size >= 4) INGOT_RETURN_IF_ERROR(io::ReadExact(file, 0, m));
+    if (file_size >= 4 && Le32(m) == kCowdMagic) return RefuseCowd(file);
+    if (file_size < 4 || Le32(m) != kMagic) {
+      // Whatever Probe took for a descriptor (qemu's or oslo's rule) is refused as one.
+      if (Probe(file)) return RefuseTextDescriptor(file);
+      return InvalidArgument("vmdk: no 'KDMV' sparse extent header");
     }
+  }
+  if (file_size < kSector) {
     return InvalidArgument("vmdk: file of " + std::to_string(file_size) + " bytes has no header");
   }
   INGOT_RETURN_IF_ERROR(io::ReadExact(file, 0, h));
-  if (Le32(h) != kMagic) {
-    if (std::memcmp(h, kTextDescriptorMagic.data(), kTextDescriptorMagic.size()) == 0) {
-      return RefuseTextDescriptor(file);
-    }
-    return InvalidArgument("vmdk: no 'KDMV' sparse extent header");
-  }
   Layout l;
   l.version = Le32(h + 4);
   if (l.version < 1 || l.version > 3) {
@@ -265,6 +336,28 @@ Result<Layout> Parse(io::ByteSource& file) {
     }
     gd_sector = Le64(f + 56);
     if (gd_sector == kGdAtEnd) return InvalidArgument("vmdk: footer also says GD_AT_END");
+    // qemu 7.2 then reads every field from the footer, we from the header: they must agree on all
+    // but the grain directory offsets (48..63).
+    for (auto [from, to] : {std::pair<int, int>{4, 48}, {64, 79}}) {
+      if (std::memcmp(h + from, f + from, to - from) != 0) {
+        int at = from;
+        while (h[at] == f[at]) ++at;
+        return Refused("vmdk.footer: the footer differs from the header at byte " +
+                       std::to_string(at) + " (qemu reads the footer)");
+      }
+    }
+  }
+  // qemu refuses an extent shorter than its overhead (grainOffset) and reads the redundant grain
+  // directory when the flag says there is one: both must lie inside the file.
+  if (const uint64_t overhead = Le64(h + 64); overhead > file_size / kSector) {
+    return Refused("vmdk.grain_offset: overhead of " + std::to_string(overhead) +
+                   " sectors runs past the end of the file (" + std::to_string(file_size) +
+                   " bytes)");
+  }
+  constexpr uint32_t kFlagRedundantGd = 1u << 1;
+  if ((l.flags & kFlagRedundantGd) && Le64(h + 48) > file_size / kSector) {
+    return Refused("vmdk.rgd_offset: redundant grain directory at sector " +
+                   std::to_string(Le64(h + 48)) + " lies past the end of the file");
   }
 
   l.capacity = Le64(h + 12);
