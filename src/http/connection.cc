@@ -143,9 +143,9 @@ Connection::Clock::time_point Connection::ProgressDeadline(Clock::time_point sta
   const ServerOptions& opt = server_.options();
   Clock::time_point d = std::min(Clock::now() + opt.io_timeout, cap);
   if (opt.min_data_rate > 0) {
+    // One second earned per min_data_rate bytes (capped at 1 TiB so the product cannot overflow).
     auto earned = std::chrono::microseconds(
-        static_cast<int64_t>(std::min<uint64_t>(bytes / opt.min_data_rate, 1ull << 30) * 1000000 +
-                             (bytes % opt.min_data_rate) * 1000000 / opt.min_data_rate));
+        static_cast<int64_t>(std::min<uint64_t>(bytes, 1ull << 40) * 1000000 / opt.min_data_rate));
     d = std::min(d, start + opt.min_rate_grace + earned);
   }
   return d;
