@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets (`make fuzz`, clang, ASan+UBSan) and runs each for a bounded time from a
 # seed corpus of real images made with qemu-img. Exits non-zero if any target finds a crash.
 #
-#   fuzz/run.sh [SECONDS_PER_TARGET]     env: FUZZ_BUILD (default build-fuzz), FUZZ_SKIP_BUILD=1
+#   fuzz/run.sh [SECONDS_PER_TARGET]     env: FUZZ_BUILD (default build-fuzz), FUZZ_SKIP_BUILD=1,
+#                                        FUZZ_ONLY=<target> (run that target only)
 set -uo pipefail
 SECS=${1:-20}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,7 +46,8 @@ mkdir -p "$WORK/iso"; echo hello > "$WORK/iso/a"
 genisoimage -quiet -o "$S/iso" "$WORK/iso" 2>/dev/null || true
 
 # Seeds for the text parsers of the API edge, one directory per target.
-T=$WORK/text; mkdir -p "$T"/fuzz_list_query "$T"/fuzz_range "$T"/fuzz_json_patch "$T"/fuzz_config
+T=$WORK/text; mkdir -p "$T"/fuzz_list_query "$T"/fuzz_range "$T"/fuzz_json_patch "$T"/fuzz_config \
+  "$T"/fuzz_request_head
 printf 'limit=2&marker=x&sort=name:asc,created_at:desc&name=in:a,"b,c"&tag=t&size_min=1' >"$T/fuzz_list_query/1"
 printf 'visibility=all&member_status=pending&created_at=gte:2026-11-23T00:00:00Z&os_hidden=true' >"$T/fuzz_list_query/2"
 printf '\x00\x10\x00\x00\x00\x00\x00\x00bytes=0-99' >"$T/fuzz_range/1"
@@ -53,9 +55,14 @@ printf '\xff\xff\x00\x00\x00\x00\x00\x00bytes=-500' >"$T/fuzz_range/2"
 printf '[{"op":"replace","path":"/name","value":"n"},{"op":"add","path":"/tags","value":["a"]},{"op":"remove","path":"/existing"},{"op":"add","path":"/a~1b","value":"v"}]' >"$T/fuzz_json_patch/1"
 printf '[server]\nlisten = "127.0.0.1:0"\n[images]\ndisk_formats = ["raw"]\n[[stores]]\nid = "a"\ndriver = "file"\nroot = "/x"\ndefault = true\n' >"$T/fuzz_config/1"
 
+printf 'GET /v2/images?limit=2&name=a%%20b HTTP/1.1\r\nHost: x\r\n\r\n' >"$T/fuzz_request_head/1"
+printf 'PUT /v2/images/x/file HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n0\r\nT: v\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n' >"$T/fuzz_request_head/2"
+printf 'PATCH http://h/v2/images/x HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\n[{}]' >"$T/fuzz_request_head/3"
+printf 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 0\r\n\r\n' >"$T/fuzz_request_head/4"
+
 seeds_for() {  # target -> seed files
   case $1 in
-    fuzz_list_query|fuzz_range|fuzz_json_patch|fuzz_config) ls "$T/$1"/* ;;
+    fuzz_list_query|fuzz_range|fuzz_json_patch|fuzz_config|fuzz_request_head) ls "$T/$1"/* ;;
     fuzz_qcow2) ls "$S"/qcow2* ;;
     fuzz_vmdk) ls "$S"/vmdk* ;;
     fuzz_verdicts) ls "$S"/* ;;
@@ -71,6 +78,7 @@ fail=0
 for bin in "$BUILD"/bin/fuzz_*; do
   [ -x "$bin" ] || continue
   t=$(basename "$bin")
+  [ -n "${FUZZ_ONLY:-}" ] && [ "$t" != "$FUZZ_ONLY" ] && continue
   corpus=$WORK/corpus/$t; mkdir -p "$corpus"
   for f in $(seeds_for "$t"); do cp "$f" "$corpus/"; done
   log=$WORK/$t.log

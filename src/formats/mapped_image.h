@@ -1,12 +1,11 @@
-// Private to the VMDK, VHD, VHDX, VDI and ISO readers: the pieces they share.
+// Private to formats/: what the readers (and the qcow2 writer and partition tables) share.
 //
 //  - Little/big-endian loads from header bytes (every on-disk field is fixed-width and
-//  explicit-endian).
+//    explicit-endian).
 //  - Checked arithmetic for every offset or size that comes from the image's own bytes.
 //  - MappedImage, a DiskImage whose reader only answers "where do the bytes at virtual offset X
-//  live,
-//    and for how long" (a Run). Reading, zero-filling and BlockStatus are written once, here, so
-//    each format's code is its header parsing, its safety checks and its Locate().
+//    live, and for how long" (a Run). Reading, zero-filling and BlockStatus are written once, here,
+//    so each format's code is its header parsing, its safety checks and its Locate().
 #pragma once
 
 #include <algorithm>

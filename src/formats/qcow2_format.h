@@ -1,6 +1,6 @@
 // The qcow2 on-disk layout, as specified by qemu's docs/interop/qcow2.txt (QEMU 7.2 edition): the
-// constants the reader (qcow2.cc) and the writer (qcow2_writer.cc) share. Private to formats/.
-// All multi-byte fields are big-endian.
+// constants the reader (qcow2.cc) and the writer (Qcow2Output in convert.cc) share. Private to
+// formats/. All multi-byte fields are big-endian.
 #pragma once
 
 #include <cstdint>

@@ -249,19 +249,7 @@ std::optional<Response> Connection::Admit(Request& req, bool* admitted) {
   *admitted = false;
   const ServerOptions& opt = server_.options();
   auto& msg = parser_->get();
-  FramingFields fields;
-  fields.version = msg.version();
-  for (const auto& field : msg) {
-    std::string_view name = field.name_string();
-    if (IEquals(name, "Transfer-Encoding")) {
-      fields.transfer_encoding.push_back(field.value());
-    } else if (IEquals(name, "Content-Length")) {
-      fields.content_length.push_back(field.value());
-    } else if (IEquals(name, "Host")) {
-      ++fields.host_count;
-    }
-  }
-  Framing framing = CheckFraming(fields);
+  Framing framing = CheckFraming(FramingFieldsOf(msg.version(), msg));
   if (framing.refusal != 0) {
     log::Info("http.refused", {{"remote", remote_}, {"status", framing.refusal},
                                {"reason", framing.reason}});

@@ -52,4 +52,23 @@ struct FramingFields {
 };
 Framing CheckFraming(const FramingFields& fields);
 
+// Collects the framing fields of a parsed head: `fields` iterates entries with name_string() and
+// value() (Beast's header fields do), so this header needs no Beast.
+template <typename Fields>
+FramingFields FramingFieldsOf(int version, const Fields& fields) {
+  FramingFields out;
+  out.version = version;
+  for (const auto& field : fields) {
+    std::string_view name = field.name_string();
+    if (IEquals(name, "Transfer-Encoding")) {
+      out.transfer_encoding.push_back(field.value());
+    } else if (IEquals(name, "Content-Length")) {
+      out.content_length.push_back(field.value());
+    } else if (IEquals(name, "Host")) {
+      ++out.host_count;
+    }
+  }
+  return out;
+}
+
 }  // namespace ingot::http

@@ -6,42 +6,8 @@
 #include <cstring>
 
 #include "io/file.h"
-#include "io/memory.h"
 
 namespace ingot::io {
-
-Status ReadExact(ByteSource& source, uint64_t offset, std::span<uint8_t> buf) {
-  size_t done = 0;
-  while (done < buf.size()) {
-    INGOT_ASSIGN_OR_RETURN(size_t n, source.ReadAt(offset + done, buf.subspan(done)));
-    if (n == 0) {
-      return OutOfRange("short read at offset " + std::to_string(offset + done) + ": wanted " +
-                        std::to_string(buf.size() - done) + " more bytes, source size " +
-                        std::to_string(source.Size()));
-    }
-    done += n;
-  }
-  return Status::Ok();
-}
-
-Result<size_t> MemorySource::ReadAt(uint64_t offset, std::span<uint8_t> buf) {
-  if (offset >= data_.size()) return size_t{0};
-  size_t n = std::min<uint64_t>(buf.size(), data_.size() - offset);
-  std::memcpy(buf.data(), data_.data() + offset, n);
-  return n;
-}
-
-Status MemorySink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
-  if (offset + data.size() < offset) return InvalidArgument("write offset overflows");
-  if (offset + data.size() > data_.size()) data_.resize(offset + data.size());
-  if (!data.empty()) std::memcpy(data_.data() + offset, data.data(), data.size());
-  return Status::Ok();
-}
-
-Status MemorySink::Resize(uint64_t size) {
-  data_.resize(size);
-  return Status::Ok();
-}
 
 UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
   if (this != &o) {
