@@ -80,6 +80,37 @@ CREATE TABLE image_members (
 ) WITHOUT ROWID;
 CREATE INDEX image_members_member ON image_members (member, status);
 )sql",
+    // 2: tasks (imports and copies), claimed by leases; see sqlite_tasks.cc.
+    R"sql(
+CREATE TABLE tasks (
+  id          TEXT PRIMARY KEY NOT NULL,
+  type        TEXT NOT NULL,
+  status      TEXT NOT NULL,
+  input       TEXT NOT NULL,
+  result      TEXT,
+  message     TEXT NOT NULL,
+  owner       TEXT,
+  image_id    TEXT,
+  request_id  TEXT,
+  user_id     TEXT,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  expires_at  INTEGER,
+  lease_owner TEXT,
+  lease_until INTEGER,
+  version     INTEGER NOT NULL
+);
+-- Listing newest first, all or one project's; the tasks of one image.
+CREATE INDEX tasks_created ON tasks (created_at, id);
+CREATE INDEX tasks_owner ON tasks (owner, created_at, id);
+CREATE INDEX tasks_image ON tasks (image_id, created_at, id);
+-- One live task per image, whichever node adds it: the database refuses the second.
+CREATE UNIQUE INDEX tasks_live_image ON tasks (image_id)
+  WHERE status IN ('pending', 'processing') AND image_id IS NOT NULL;
+-- Claims walk only live tasks, oldest first; purges only rows that can expire.
+CREATE INDEX tasks_runnable ON tasks (created_at, id) WHERE status IN ('pending', 'processing');
+CREATE INDEX tasks_expires ON tasks (expires_at) WHERE expires_at IS NOT NULL;
+)sql",
 };
 constexpr int kLatestVersion = static_cast<int>(std::size(kMigrations));
 
@@ -598,23 +629,13 @@ Status Migrate(Connection& c) {
 
 }  // namespace
 
-// A pooled connection, returned to the pool when the lease ends.
-class SqliteImageRepository::Lease {
- public:
-  Lease(SqliteImageRepository* repo, std::unique_ptr<Connection> conn)
-      : repo_(repo), conn_(std::move(conn)) {}
-  Lease(Lease&& other) noexcept = default;
-  Lease(const Lease&) = delete;
-  Lease& operator=(const Lease&) = delete;
-  ~Lease() {
-    if (conn_) repo_->Release(std::move(conn_));
-  }
-  Connection& operator*() { return *conn_; }
-
- private:
-  SqliteImageRepository* repo_;
-  std::unique_ptr<Connection> conn_;
-};
+SqliteImageRepository::Lease::Lease(SqliteImageRepository* repo, std::unique_ptr<Connection> conn)
+    : repo_(repo), conn_(std::move(conn)) {}
+SqliteImageRepository::Lease::Lease(Lease&& other) noexcept = default;
+SqliteImageRepository::Lease::~Lease() {
+  if (conn_) repo_->Release(std::move(conn_));
+}
+Connection& SqliteImageRepository::Lease::operator*() { return *conn_; }
 
 SqliteImageRepository::SqliteImageRepository(std::string path, Options options)
     : path_(std::move(path)), options_(options) {}
