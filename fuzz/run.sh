@@ -47,7 +47,7 @@ genisoimage -quiet -o "$S/iso" "$WORK/iso" 2>/dev/null || true
 
 # Seeds for the text parsers of the API edge, one directory per target.
 T=$WORK/text; mkdir -p "$T"/fuzz_list_query "$T"/fuzz_range "$T"/fuzz_json_patch "$T"/fuzz_config \
-  "$T"/fuzz_request_head
+  "$T"/fuzz_request_head "$T"/fuzz_url
 printf 'limit=2&marker=x&sort=name:asc,created_at:desc&name=in:a,"b,c"&tag=t&size_min=1' >"$T/fuzz_list_query/1"
 printf 'visibility=all&member_status=pending&created_at=gte:2026-11-23T00:00:00Z&os_hidden=true' >"$T/fuzz_list_query/2"
 printf '\x00\x10\x00\x00\x00\x00\x00\x00bytes=0-99' >"$T/fuzz_range/1"
@@ -59,10 +59,14 @@ printf 'GET /v2/images?limit=2&name=a%%20b HTTP/1.1\r\nHost: x\r\n\r\n' >"$T/fuz
 printf 'PUT /v2/images/x/file HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n0\r\nT: v\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n' >"$T/fuzz_request_head/2"
 printf 'PATCH http://h/v2/images/x HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\n[{}]' >"$T/fuzz_request_head/3"
 printf 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 0\r\n\r\n' >"$T/fuzz_request_head/4"
+# fuzz_url: the first byte picks the filter.
+printf '\001https://Images.Example:8443/v2/images/x/file?a=b#f' >"$T/fuzz_url/1"
+printf '\002http://[::ffff:127.0.0.1]:80/../a' >"$T/fuzz_url/2"
+printf '\000http://0x7f.1/%%2e%%2e/' >"$T/fuzz_url/3"
 
 seeds_for() {  # target -> seed files
   case $1 in
-    fuzz_list_query|fuzz_range|fuzz_json_patch|fuzz_config|fuzz_request_head) ls "$T/$1"/* ;;
+    fuzz_list_query|fuzz_range|fuzz_json_patch|fuzz_config|fuzz_request_head|fuzz_url) ls "$T/$1"/* ;;
     fuzz_qcow2) ls "$S"/qcow2* ;;
     fuzz_vmdk) ls "$S"/vmdk* ;;
     fuzz_verdicts) ls "$S"/* ;;

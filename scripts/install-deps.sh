@@ -8,6 +8,7 @@ pkgs=(
   libssl-dev                                     # MD5 / SHA-2 (EVP)
   zlib1g-dev libzstd-dev libdeflate-dev          # qcow2 compressed clusters (libdeflate: fast inflate)
   libtomlplusplus-dev                            # --config file
+  libcurl4-openssl-dev                           # src/fetch: web-download / glance-download imports
   libgtest-dev libgmock-dev libbenchmark-dev     # tests and micro-benchmarks
   clang libclang-rt-14-dev                       # libFuzzer targets
   qemu-utils                                     # reference for disk formats in tests
