@@ -23,6 +23,11 @@ Application::Application(AppDeps deps)
   RegisterOperations();
   images_.Register(router_);
   members_.Register(router_);
+  if (deps_.imports != nullptr) {
+    deps_.options.import_methods = deps_.imports->options().methods;
+    imports_.emplace(*deps_.imports, deps_.policy, deps_.options);
+    imports_->Register(router_);
+  }
   RegisterInfoRoutes(router_, deps_.images, deps_.options);
 }
 

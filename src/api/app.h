@@ -13,6 +13,7 @@
 #include "api/options.h"
 #include "api/route.h"
 #include "api/v2/images.h"
+#include "api/v2/imports.h"
 #include "api/v2/members.h"
 #include "auth/authenticator.h"
 #include "auth/policy.h"
@@ -25,6 +26,8 @@ struct AppDeps {
   auth::Authenticator& authenticator;
   const auth::Policy& policy;
   ApiOptions options;
+  // Import and tasks; without it the import routes are not offered.
+  service::ImportService* imports = nullptr;
 };
 
 class Application {
@@ -67,6 +70,7 @@ class Application {
   ApiRouter router_;
   ImagesResource images_;
   MembersResource members_;
+  std::optional<ImportsResource> imports_;
   Metrics metrics_;
 };
 

@@ -40,6 +40,15 @@ constexpr DefaultRule kDefaultRules[] = {
     {"add_member", Check::kProjectMember},
     {"delete_member", Check::kProjectMember},
     {"modify_member", Check::kTargetMember},
+    // Import: staging and importing change the image (its owner's project); copying an image to
+    // more stores is an operator's decision; tasks are an operator's view (Glance's
+    // tasks_api_access), except an image's own tasks, which its readers see.
+    {"stage_image", Check::kProjectMember},
+    {"import_image", Check::kProjectMember},
+    {"copy_image", Check::kAdmin},
+    {"get_tasks", Check::kAdmin},
+    {"get_task", Check::kAdmin},
+    {"get_image_tasks", Check::kReader},
 };
 
 bool Holds(Check check, const RequestContext& ctx, const Target& target) {

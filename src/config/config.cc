@@ -18,6 +18,31 @@ Status Read(const toml::table& t, std::string_view section, std::string_view key
     auto v = n->value<std::string>();
     if (!v) return InvalidArgument("config " + where + ": expected a string");
     out = *v;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    auto v = n->value<bool>();
+    if (!v) return InvalidArgument("config " + where + ": expected true or false");
+    out = *v;
+  } else if constexpr (std::is_same_v<T, std::vector<uint32_t>>) {
+    const toml::array* a = n->as_array();
+    if (a == nullptr) return InvalidArgument("config " + where + ": expected a list of numbers");
+    out.clear();
+    for (const auto& e : *a) {
+      auto v = e.value<int64_t>();
+      if (!v || *v < 0 || *v > 65535) {
+        return InvalidArgument("config " + where + ": expected a list of port numbers");
+      }
+      out.push_back(static_cast<uint32_t>(*v));
+    }
+  } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+    const toml::table* tt = n->as_table();
+    if (tt == nullptr) return InvalidArgument("config " + where + ": expected a table of strings");
+    out.clear();
+    for (const auto& [k, v] : *tt) {
+      auto s = v.template value<std::string>();
+      if (!s) return InvalidArgument("config " + where + "." + std::string(k.str()) +
+                                     ": expected a string");
+      out[std::string(k.str())] = *s;
+    }
   } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
     const toml::array* a = n->as_array();
     if (a == nullptr) return InvalidArgument("config " + where + ": expected a list of strings");
@@ -113,7 +138,8 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     return InvalidArgument("config " + path + ": " + std::string(e.description()) + " at line " +
                            std::to_string(e.source().begin.line));
   }
-  INGOT_RETURN_IF_ERROR(CheckKeys(doc, "", {"server", "storage", "stores", "auth", "images", "log"}));
+  INGOT_RETURN_IF_ERROR(CheckKeys(doc, "", {"server", "storage", "stores", "auth", "images", "import",
+                                                "import_filtering_opts", "log"}));
   if (auto* arr = doc["stores"].as_array()) {
     c.stores.clear();
     int n = 0;
@@ -178,6 +204,44 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "property_quota", c.property_quota));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "tag_quota", c.tag_quota));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "member_quota", c.member_quota));
+  }
+  if (auto* s = doc["import"].as_table()) {
+    INGOT_RETURN_IF_ERROR(CheckKeys(
+        *s, "import",
+        {"methods", "staging_dir", "staging_cap", "workers", "node_name", "task_lease_ms",
+         "task_ttl_hours", "require_image_format_match", "max_redirects", "connect_timeout_ms",
+         "stall_timeout_ms", "glance_regions"}));
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "methods", c.import_methods));
+    for (const auto& m : c.import_methods) {
+      if (m != "glance-direct" && m != "web-download" && m != "copy-image" &&
+          m != "glance-download") {
+        return InvalidArgument("config import.methods: unknown method '" + m + "'");
+      }
+    }
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "staging_dir", c.staging_dir));
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "staging_cap", c.staging_cap));
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "workers", c.import_workers));
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "node_name", c.node_name));
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "task_lease_ms", c.task_lease_ms));
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "task_ttl_hours", c.task_ttl_hours));
+    INGOT_RETURN_IF_ERROR(
+        Read(*s, "import", "require_image_format_match", c.require_image_format_match));
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "max_redirects", c.import_max_redirects));
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "connect_timeout_ms", c.import_connect_timeout_ms));
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "stall_timeout_ms", c.import_stall_timeout_ms));
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "glance_regions", c.glance_regions));
+  }
+  if (auto* s = doc["import_filtering_opts"].as_table()) {
+    const char* sec = "import_filtering_opts";
+    INGOT_RETURN_IF_ERROR(CheckKeys(*s, sec,
+                                    {"allowed_schemes", "disallowed_schemes", "allowed_hosts",
+                                     "disallowed_hosts", "allowed_ports", "disallowed_ports"}));
+    INGOT_RETURN_IF_ERROR(Read(*s, sec, "allowed_schemes", c.allowed_schemes));
+    INGOT_RETURN_IF_ERROR(Read(*s, sec, "disallowed_schemes", c.disallowed_schemes));
+    INGOT_RETURN_IF_ERROR(Read(*s, sec, "allowed_hosts", c.allowed_hosts));
+    INGOT_RETURN_IF_ERROR(Read(*s, sec, "disallowed_hosts", c.disallowed_hosts));
+    INGOT_RETURN_IF_ERROR(Read(*s, sec, "allowed_ports", c.allowed_ports));
+    INGOT_RETURN_IF_ERROR(Read(*s, sec, "disallowed_ports", c.disallowed_ports));
   }
   if (auto* s = doc["log"].as_table()) {
     INGOT_RETURN_IF_ERROR(CheckKeys(*s, "log", {"level"}));

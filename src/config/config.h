@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,28 @@ struct Config {
   int property_quota = 128;
   int tag_quota = 128;
   int member_quota = 128;
+
+  // [import]: Glance's interoperable import (service::ImportOptions says what each means).
+  std::vector<std::string> import_methods = {"glance-direct", "web-download", "copy-image",
+                                             "glance-download"};
+  std::string staging_dir;  // default <data_dir>/staging
+  uint64_t staging_cap = 1ull << 40;
+  int import_workers = 2;
+  std::string node_name;  // this node in task leases (default: a new id per start)
+  int task_lease_ms = 30000;
+  int task_ttl_hours = 48;
+  bool require_image_format_match = true;
+  int import_max_redirects = 5;
+  int import_connect_timeout_ms = 10000;
+  int import_stall_timeout_ms = 60000;
+  std::map<std::string, std::string> glance_regions;  // [import.glance_regions] name = "URL"
+  // [import_filtering_opts]: Glance's names and defaults.
+  std::vector<std::string> allowed_schemes = {"http", "https"};
+  std::vector<std::string> disallowed_schemes;
+  std::vector<std::string> allowed_hosts;
+  std::vector<std::string> disallowed_hosts;
+  std::vector<uint32_t> allowed_ports = {80, 443};
+  std::vector<uint32_t> disallowed_ports;
 
   // [log]
   std::string log_level = "info";

@@ -21,6 +21,7 @@
 #include "http/server.h"
 #include "io/file.h"
 #include "service/image_service.h"
+#include "service/import/import_service.h"
 #include "store/file/file_store.h"
 #include "store/registry.h"
 
@@ -145,6 +146,35 @@ int Run(int argc, char** argv) {
                        {"orphans_removed", report->orphans_removed},
                        {"missing_data", static_cast<uint64_t>(report->missing_data.size())}});
 
+  // Import: staged bytes live in a file store of their own, outside the image stores.
+  auto staging = store::FileStore::Open(
+      {.id = "staging",
+       .root = config.staging_dir.empty() ? config.data_dir + "/staging" : config.staging_dir});
+  if (!staging.ok()) return Fail(staging.status());
+  service::ImportOptions import_options{
+      .methods = config.import_methods,
+      .staging_cap = config.staging_cap,
+      .workers = config.import_workers,
+      .node = config.node_name,
+      .lease = std::chrono::milliseconds(config.task_lease_ms),
+      .task_ttl = std::chrono::hours(config.task_ttl_hours),
+      .require_image_format_match = config.require_image_format_match,
+      .glance_regions = config.glance_regions};
+  import_options.fetch.filter = {.allowed_schemes = config.allowed_schemes,
+                                 .disallowed_schemes = config.disallowed_schemes,
+                                 .allowed_hosts = config.allowed_hosts,
+                                 .disallowed_hosts = config.disallowed_hosts,
+                                 .allowed_ports = config.allowed_ports,
+                                 .disallowed_ports = config.disallowed_ports};
+  import_options.fetch.max_redirects = config.import_max_redirects;
+  import_options.fetch.max_bytes = std::min(config.size_cap, config.staging_cap);
+  import_options.fetch.connect_timeout = std::chrono::milliseconds(config.import_connect_timeout_ms);
+  import_options.fetch.stall_timeout = std::chrono::milliseconds(config.import_stall_timeout_ms);
+  service::ImportService imports(images, **repo, **staging, import_options);
+  auto unstaged = imports.RepairStaging();
+  if (!unstaged.ok()) return Fail(unstaged.status());
+  if (*unstaged > 0) log::Info("repair.staging", {{"removed", *unstaged}});
+
   // Block the stop signals before any thread starts, so only sigwait below sees them.
   sigset_t stop;
   sigemptyset(&stop);
@@ -181,7 +211,8 @@ int Run(int argc, char** argv) {
                     .authenticator = **authenticator,
                     .policy = policy,
                     .options = {.formats = {config.disk_formats, config.container_formats},
-                                .max_image_size = config.size_cap}};
+                                .max_image_size = config.size_cap},
+                    .imports = config.import_methods.empty() ? nullptr : &imports};
   // The application needs the bound port (for Location headers), so it is built after binding; the few
   // requests that could arrive in between are told to retry.
   std::unique_ptr<api::Application> app;
@@ -208,10 +239,13 @@ int Run(int argc, char** argv) {
   ready.store(app.get());
   log::Info("listening", {{"address", address}, {"data_dir", config.data_dir}, {"auth", config.auth}});
 
+  imports.Start();
+
   int sig = 0;
   sigwait(&stop, &sig);
   log::Info("stopping", {{"signal", sig}});
   (*server)->Stop();
+  imports.Stop();
   return 0;
 }
 

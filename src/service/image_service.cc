@@ -7,8 +7,6 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "common/uuid.h"
-#include "formats/streaming.h"
-#include "io/digest_pipeline.h"
 
 namespace ingot::service {
 
@@ -195,46 +193,11 @@ Result<Image> ImageService::StreamIn(Image image, store::Store& store, io::Reade
                                      std::optional<uint64_t> content_length, UploadStats* stats) {
   auto started = std::chrono::steady_clock::now();
   const std::string id = image.id;
-  INGOT_ASSIGN_OR_RETURN(auto object, store.Create(id));
-  INGOT_ASSIGN_OR_RETURN(
-      auto digests, io::DigestPipeline::Start({"md5", options_.hash_algo}, options_.buffer_size,
-                                              options_.buffer_count));
-  // Every image is hostile until inspected: the inspector sees the bytes as they pass and keeps
-  // only the header regions it needs.
-  formats::StreamingInspector inspector;
-  uint64_t total = 0;
-  for (;;) {
-    std::span<uint8_t> buf = digests->Acquire();
-    INGOT_ASSIGN_OR_RETURN(size_t n, body.Read(buf));
-    if (n == 0) break;
-    total += n;
-    if (total > options_.size_cap) {
-      return TooLarge("Image exceeds the storage quota: the limit is " +
-                      std::to_string(options_.size_cap) + " bytes.");
-    }
-    // The store write overlaps with both digests of this and earlier buffers.
-    INGOT_RETURN_IF_ERROR(object->Write(buf.first(n)));
-    INGOT_RETURN_IF_ERROR(inspector.Write(buf.first(n)));
-    digests->Submit(n);
-  }
-  if (content_length && total != *content_length) {
-    return InvalidArgument("Upload ended after " + std::to_string(total) + " of " +
-                           std::to_string(*content_length) + " bytes.");
-  }
+  INGOT_ASSIGN_OR_RETURN(IngestResult in,
+                         Ingest(body, content_length, {&store}, id, ingest_options()));
+  const uint64_t total = in.bytes;
   std::optional<uint64_t> virtual_size;
-  auto info = inspector.Finish();
-  if (info.ok()) {
-    virtual_size = info->virtual_size;
-  } else if (info.status().code() == Code::kRefused) {
-    // A trap (backing file, external data file, extents naming other files, two formats at once…):
-    // never stored, whatever disk_format the client declared.
-    return Refused("Image data was refused by the format safety checks: " +
-                   info.status().message());
-  } else {
-    log::Warn("upload.inspect_incomplete", {{"image", id}, {"why", info.status().ToString()}});
-  }
-  std::vector<std::string> hex = digests->Finish();
-  INGOT_RETURN_IF_ERROR(object->Commit());  // durable from here on
+  if (in.info) virtual_size = in.info->virtual_size;
 
   // Record the bytes. Other writers (a PATCH of the name, say) may have saved meanwhile; Mutate
   // re-applies on the fresh record as long as it is still `saving`, ours to activate.
@@ -242,9 +205,9 @@ Result<Image> ImageService::StreamIn(Image image, store::Store& store, io::Reade
     INGOT_RETURN_IF_ERROR(Transition(im, ImageEvent::kFinishUpload));
     im.size = total;
     im.virtual_size = virtual_size;
-    im.checksum = hex[0];
+    im.checksum = in.md5;
     im.os_hash_algo = options_.hash_algo;
-    im.os_hash_value = hex[1];
+    im.os_hash_value = in.hash_value;
     im.locations = {catalog::Location{store.id(), im.id}};
     return Status::Ok();
   });

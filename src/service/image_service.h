@@ -25,6 +25,7 @@
 #include "catalog/repository.h"
 #include "io/byte_source.h"
 #include "io/file.h"
+#include "service/ingest.h"
 #include "store/store_set.h"
 
 namespace ingot::service {
@@ -135,9 +136,19 @@ class ImageService {
   int64_t missing_data_count() const { return missing_data_.load(); }
 
   const ImageServiceOptions& options() const { return options_; }
+  // The ingest settings uploads use; imports start from them.
+  IngestOptions ingest_options() const {
+    return {.hash_algo = options_.hash_algo,
+            .size_cap = options_.size_cap,
+            .buffer_size = options_.buffer_size,
+            .buffer_count = options_.buffer_count};
+  }
   const store::StoreSet& stores() const { return stores_; }
 
  private:
+  // Imports write image records through the same loop and repository (service/import/).
+  friend class ImportService;
+
   // The one optimistic-concurrency loop: applies `change` to `image` and saves; on kConflict
   // re-reads the record and applies it again. kNotFound when the image is gone (deleted meanwhile).
   Result<catalog::Image> Mutate(catalog::Image image, const ImageChange& change);

@@ -103,6 +103,11 @@ Result<Response> ImagesResource::Create(Call& call) {
   INGOT_ASSIGN_OR_RETURN(Image created, images_.Create(std::move(draft)));
   Response r = ImageResponse(201, created, multiple_stores_);
   r.headers.Set("Location", options_.public_url + "/v2/images/" + created.id);
+  if (!options_.import_methods.empty()) {
+    std::string methods;
+    for (const auto& m : options_.import_methods) methods += (methods.empty() ? "" : ",") + m;
+    r.headers.Set("OpenStack-image-import-methods", methods);
+  }
   if (multiple_stores_) {
     // Where an upload may go (Glance: the stores a client can name in X-Image-Meta-Store).
     std::string ids;

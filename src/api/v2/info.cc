@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "api/v2/documents.h"
+#include "api/v2/imports.h"
 #include "api/v2/schemas.h"
 
 namespace ingot::api {
@@ -39,22 +40,22 @@ void RegisterInfoRoutes(ApiRouter& r, const service::ImageService& images,
   auto fixed = [](std::string body) {
     return [body = std::move(body)](Call&) -> Result<Response> { return JsonResponse(200, body); };
   };
-  // No interoperable import method is offered yet: clients fall back to PUT …/file.
+  // The import methods this daemon offers (none without an import service: clients then fall back
+  // to PUT …/file).
   r.Add("GET", "/v2/info/import",
-        {.rule = "get_import_info",
-         .handler = fixed(R"({"import-methods": {"description": "Import methods available.", )"
-                          R"("type": "array", "value": []}})")});
+        {.rule = "get_import_info", .handler = fixed(ImportInfoJson(options.import_methods))});
   r.Add("GET", "/v2/info/stores",
         {.rule = "get_stores", .handler = fixed(StoresJson(stores, false))});
   r.Add("GET", "/v2/info/stores/detail",
         {.rule = "stores_info_detail", .handler = fixed(StoresJson(stores, true))});
   r.Add("GET", "/v2/info/usage", {.rule = "get_usage", .handler = fixed(R"({"usage": {}})")});
 
-  bool multiple = stores.size() > 1;
   r.Add("GET", "/v2/schemas/image",
-        {.rule = "get_schemas", .handler = fixed(ImageSchemaJson(options.formats, multiple))});
+        {.rule = "get_schemas", .handler = fixed(ImageSchemaJson(options.formats))});
   r.Add("GET", "/v2/schemas/images",
-        {.rule = "get_schemas", .handler = fixed(ImagesSchemaJson(options.formats, multiple))});
+        {.rule = "get_schemas", .handler = fixed(ImagesSchemaJson(options.formats))});
+  r.Add("GET", "/v2/schemas/task", {.rule = "get_schemas", .handler = fixed(TaskSchemaJson())});
+  r.Add("GET", "/v2/schemas/tasks", {.rule = "get_schemas", .handler = fixed(TasksSchemaJson())});
 }
 
 }  // namespace ingot::api

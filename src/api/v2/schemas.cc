@@ -30,7 +30,7 @@ json::array EnumWithNull(const std::vector<std::string>& values) {
   return a;
 }
 
-json::object ImageSchema(const FormatSets& config, bool multiple_stores) {
+json::object ImageSchema(const FormatSets& config) {
   json::object p;
   {
     auto o = Attr("string", "An identifier for the image");
@@ -103,9 +103,10 @@ json::object ImageSchema(const FormatSets& config, bool multiple_stores) {
   p["min_disk"] = Attr("integer", "Amount of disk space (in GB) required to boot image.");
   p["self"] = Attr("string", "An image self url", true);
   p["file"] = Attr("string", "An image file url", true);
-  // Only a multi-store deployment publishes `stores`: glanceclient turns every schema property into
-  // a command-line option and caches the schema, and its own --stores option then collides with it.
-  if (multiple_stores) p["stores"] = Attr("string", "Store in which image data resides.", true);
+  // `stores` is never published, though multi-store images carry it: glanceclient turns every
+  // schema property into a command-line option and caches the schema, and its own --stores option
+  // then collides with it (real Glance publishes it with several stores and breaks the client).
+  // The documents' `stores` is an extra string property, which additionalProperties allows.
   p["schema"] = Attr("string", "An image schema url", true);
   {
     json::object loc_item{
@@ -158,12 +159,12 @@ json::object ImageSchema(const FormatSets& config, bool multiple_stores) {
 
 }  // namespace
 
-std::string ImageSchemaJson(const FormatSets& config, bool multiple_stores) {
-  return json::serialize(ImageSchema(config, multiple_stores));
+std::string ImageSchemaJson(const FormatSets& config) {
+  return json::serialize(ImageSchema(config));
 }
 
-std::string ImagesSchemaJson(const FormatSets& config, bool multiple_stores) {
-  json::object images{{"type", "array"}, {"items", ImageSchema(config, multiple_stores)}};
+std::string ImagesSchemaJson(const FormatSets& config) {
+  json::object images{{"type", "array"}, {"items", ImageSchema(config)}};
   json::object props{{"images", std::move(images)},
                      {"first", json::object{{"type", "string"}}},
                      {"next", json::object{{"type", "string"}}},
@@ -175,6 +176,51 @@ std::string ImagesSchemaJson(const FormatSets& config, bool multiple_stores) {
                             json::object{{"rel", "next"}, {"href", "{next}"}},
                             json::object{{"rel", "describedby"}, {"href", "{schema}"}}}}};
   return json::serialize(schema);
+}
+
+namespace {
+
+json::object TaskSchema() {
+  auto str = [](std::string_view d) { return Attr("string", d); };
+  json::object props{
+      {"id", Attr("string", "An identifier for the task")},
+      {"type", Attr("string", "The type of task represented by this content")},
+      {"status",
+       json::object{{"type", "string"},
+                    {"description", "The current status of this task"},
+                    {"enum", json::array{"pending", "processing", "success", "failure"}}}},
+      {"input", json::object{{"type", json::array{"null", "object"}},
+                             {"description", "The parameters required by task, JSON blob"}}},
+      {"result", json::object{{"type", json::array{"null", "object"}},
+                              {"description", "The result of current task, JSON blob"}}},
+      {"owner", Attr(NullableString(), "An identifier for the owner of this task")},
+      {"message", str("Human-readable informative message only included when appropriate")},
+      {"image_id", Attr(NullableString(), "Image associated with the task")},
+      {"request_id", Attr(NullableString(), "Human-readable informative request-id")},
+      {"user_id", Attr(NullableString(), "User associated with the task")},
+      {"expires_at", Attr(NullableString(), "Datetime when this resource would be subject to removal")},
+      {"created_at", str("Datetime when this resource was created")},
+      {"updated_at", str("Datetime when this resource was updated")},
+      {"self", str("")},
+      {"schema", str("")}};
+  return json::object{{"name", "task"}, {"properties", std::move(props)}};
+}
+
+}  // namespace
+
+std::string TaskSchemaJson() { return json::serialize(TaskSchema()); }
+
+std::string TasksSchemaJson() {
+  return json::serialize(json::object{
+      {"name", "tasks"},
+      {"properties",
+       json::object{{"schema", json::object{{"type", "string"}}},
+                    {"tasks", json::object{{"type", "array"}, {"items", TaskSchema()}}},
+                    {"first", json::object{{"type", "string"}}},
+                    {"next", json::object{{"type", "string"}}}}},
+      {"links", json::array{json::object{{"rel", "first"}, {"href", "{first}"}},
+                            json::object{{"rel", "next"}, {"href", "{next}"}},
+                            json::object{{"rel", "describedby"}, {"href", "{schema}"}}}}});
 }
 
 std::string VersionsJson(const std::string& base_url) {

@@ -9,9 +9,12 @@
 
 namespace ingot::api {
 
-// `multiple_stores`: more than one store is configured, so images name theirs (`stores`).
-std::string ImageSchemaJson(const FormatSets& formats, bool multiple_stores);
-std::string ImagesSchemaJson(const FormatSets& formats, bool multiple_stores);
+// The same with one store or many: see schemas.cc on `stores`.
+std::string ImageSchemaJson(const FormatSets& formats);
+std::string ImagesSchemaJson(const FormatSets& formats);
 std::string VersionsJson(const std::string& base_url);
+// The task resources (GET /v2/schemas/task[s]), as Glance publishes them.
+std::string TaskSchemaJson();
+std::string TasksSchemaJson();
 
 }  // namespace ingot::api
