@@ -13,6 +13,7 @@
 #include "store/file/file_store.h"
 #include "store/registry.h"
 #include "store/testing/faulty_store.h"
+#include "store/testing/memory_store.h"
 
 namespace ingot::api {
 namespace {
@@ -55,6 +56,7 @@ class AppTest : public ::testing::Test {
   // The catalog's stores: "file" (through a fault injector) and, when asked, a second file store.
   void BuildService(bool two_stores = false) {
     app_.reset();
+    imports_.reset();
     images_.reset();
     stores_ = std::make_unique<store::StoreSet>();
     auto file = std::move(*store::FileStore::Open({.id = "file", .root = dir_ + "/images"}));
@@ -71,7 +73,15 @@ class AppTest : public ::testing::Test {
         *repo_, *stores_, service::ImageServiceOptions{.size_cap = options_.max_image_size});
   }
   void MakeApp() {
-    app_ = std::make_unique<Application>(AppDeps{*images_, *auth_, policy_, options_});
+    app_.reset();
+    imports_ = std::make_unique<service::ImportService>(*images_, *repo_, staging_,
+                                                        service::ImportOptions{.node = "test"});
+    app_ = std::make_unique<Application>(
+        AppDeps{.images = *images_,
+                .authenticator = *auth_,
+                .policy = policy_,
+                .options = options_,
+                .imports = imports_.get()});
   }
   void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
 
@@ -116,10 +126,12 @@ class AppTest : public ::testing::Test {
   std::string dir_;
   ApiOptions options_;
   const auth::Policy policy_ = auth::Policy::Defaults();
-  std::unique_ptr<catalog::ImageRepository> repo_;
+  std::unique_ptr<catalog::SqliteImageRepository> repo_;
   store::FaultyStore* faulty_ = nullptr;  // the "file" store, owned by stores_
   std::unique_ptr<store::StoreSet> stores_;
   std::unique_ptr<service::ImageService> images_;
+  store::MemoryStore staging_{"staging"};
+  std::unique_ptr<service::ImportService> imports_;
   std::unique_ptr<auth::Authenticator> auth_;
   std::unique_ptr<Application> app_;
 };
@@ -306,7 +318,8 @@ TEST_F(AppTest, DiscoveryHealthAndMetrics) {
   EXPECT_EQ(S(Body(Call("GET", "/v2/schemas/images"))["name"]), "images");
   EXPECT_EQ(Call("GET", "/healthcheck").body, "OK");
   EXPECT_EQ(S(Body(Call("GET", "/v2/info/stores"))["stores"].as_array()[0].as_object().at("id")), "file");
-  EXPECT_EQ(Body(Call("GET", "/v2/info/import"))["import-methods"].as_object().at("value").as_array().size(), 0u);
+  // Import is offered (the import issue): Glance's four methods.
+  EXPECT_EQ(Body(Call("GET", "/v2/info/import"))["import-methods"].as_object().at("value").as_array().size(), 4u);
   Create();
   auto m = Call("GET", "/metrics");
   EXPECT_NE(m.body.find("ingot_images{status=\"queued\"} 1"), std::string::npos) << m.body;
@@ -405,6 +418,51 @@ TEST_F(AppTest, EveryRouteNamesAPolicyRule) {
   EXPECT_NE(r.body.find("get_images"), std::string::npos);
   req.path = "/healthcheck";
   EXPECT_EQ(http::Resolve(strict.Handle(req), req).status, 200);
+}
+
+// Glance's import over the API: stage, import, the task documents, and the refusals' statuses.
+TEST_F(AppTest, StageImportAndTasks) {
+  for (const char* route : {"/v2/images/{id}/stage", "/v2/images/{id}/import", "/v2/tasks/{task}"}) {
+    bool found = false;
+    for (const auto& r : app_->router().routes()) found |= r.pattern == route;
+    EXPECT_TRUE(found) << route;
+  }
+  auto info = Body(Call("GET", "/v2/info/import"));
+  EXPECT_EQ(info["import-methods"].as_object()["value"].as_array().size(), 4u);
+  std::string id = Create();
+  EXPECT_EQ(Call("POST", "/v2/images/" + id + "/import", R"({"method": {"name": "glance-direct"}})")
+                .status,
+            409);
+  EXPECT_EQ(Call("POST", "/v2/images/" + id + "/import", R"({"method": "glance-direct"})").status,
+            400);
+  EXPECT_EQ(Call("PUT", "/v2/images/" + id + "/stage", "0123456789", "application/octet-stream")
+                .status,
+            204);
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["status"]), "uploading");
+  auto accepted =
+      Call("POST", "/v2/images/" + id + "/import", R"({"method": {"name": "glance-direct"}})");
+  EXPECT_EQ(accepted.status, 202);
+  EXPECT_TRUE(accepted.body.empty());
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["status"]), "importing");
+  ASSERT_TRUE(*imports_->RunOnce());
+  auto image = Body(Call("GET", "/v2/images/" + id));
+  EXPECT_EQ(S(image["status"]), "active");
+  EXPECT_EQ(S(image["os_glance_importing_to_stores"]), "");
+  auto tasks = Body(Call("GET", "/v2/images/" + id + "/tasks"))["tasks"].as_array();
+  ASSERT_EQ(tasks.size(), 1u);
+  auto task = tasks[0].as_object();
+  EXPECT_EQ(S(task["status"]), "success");
+  EXPECT_EQ(S(task["type"]), "api_image_import");
+  EXPECT_EQ(S(task["image_id"]), id);
+  EXPECT_EQ(S(task["input"].as_object()["image_id"]), id);
+  std::string task_id(task["id"].as_string());
+  auto shown = Body(Call("GET", "/v2/tasks/" + task_id));
+  EXPECT_EQ(S(shown["self"]), "/v2/tasks/" + task_id);
+  EXPECT_TRUE(shown.contains("expires_at"));
+  auto listed = Body(Call("GET", "/v2/tasks"))["tasks"].as_array();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_FALSE(listed[0].as_object().contains("input")) << "lists show Glance's task stub";
+  EXPECT_EQ(Call("GET", "/v2/tasks/" + id).status, 404);
 }
 
 // A store failure is the server's: 500 (507 when out of space) with the request id, the cause only
