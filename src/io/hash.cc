@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <cctype>
+
 namespace ingot::io {
 namespace {
 
@@ -46,6 +48,36 @@ Result<std::unique_ptr<Hasher>> Hasher::Create(std::string_view algo) {
     return Internal("cannot initialise " + std::string(algo));
   }
   return std::unique_ptr<Hasher>(new EvpHasher(ctx));
+}
+
+Result<std::string> Md5HexFromHeader(std::string_view value) {
+  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  auto bad = [&] {
+    return InvalidArgument("Content-MD5 must be the base64 (RFC 1864) or hex MD5 of the data.");
+  };
+  static const char kHex[] = "0123456789abcdef";
+  if (value.size() == 32) {
+    std::string hex;
+    for (char c : value) {
+      if (!std::isxdigit(static_cast<unsigned char>(c))) return bad();
+      hex += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return hex;
+  }
+  if (value.size() != 24 || value.substr(22) != "==") return bad();
+  for (char c : value.substr(0, 22)) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/') return bad();
+  }
+  uint8_t raw[18];
+  const int n = EVP_DecodeBlock(raw, reinterpret_cast<const unsigned char*>(value.data()), 24);
+  if (n != 18) return bad();  // 24 base64 characters decode to 18 bytes, the last two padding
+  std::string hex;
+  for (int i = 0; i < 16; ++i) {
+    hex += kHex[raw[i] >> 4];
+    hex += kHex[raw[i] & 15];
+  }
+  return hex;
 }
 
 Result<std::string> HexDigestOf(std::string_view algo, std::span<const uint8_t> data) {

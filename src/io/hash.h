@@ -26,4 +26,8 @@ class Hasher {
 // Convenience: hex digest of a whole buffer.
 Result<std::string> HexDigestOf(std::string_view algo, std::span<const uint8_t> data);
 
+// An MD5 as a client declares it in Content-MD5: base64 of the 16 bytes (RFC 1864), or 32 hex
+// digits (what many clients send instead). Lower-case hex, or kInvalidArgument.
+Result<std::string> Md5HexFromHeader(std::string_view value);
+
 }  // namespace ingot::io

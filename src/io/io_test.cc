@@ -20,6 +20,17 @@ TEST(HashTest, KnownDigests) {
   EXPECT_FALSE(Hasher::Create("crc32").ok());
 }
 
+TEST(HashTest, ContentMd5InBase64OrHex) {
+  // md5("") = d41d8cd98f00b204e9800998ecf8427e; base64 of its bytes is 1B2M2Y8AsgTpgAmY7PhCfg==.
+  EXPECT_EQ(*Md5HexFromHeader("1B2M2Y8AsgTpgAmY7PhCfg=="), "d41d8cd98f00b204e9800998ecf8427e");
+  EXPECT_EQ(*Md5HexFromHeader(" D41D8CD98F00B204E9800998ECF8427E "),
+            "d41d8cd98f00b204e9800998ecf8427e");
+  for (const char* bad : {"", "abc", "1B2M2Y8AsgTpgAmY7PhCf===", "zz1d8cd98f00b204e9800998ecf8427e",
+                          "!B2M2Y8AsgTpgAmY7PhCfg=="}) {
+    EXPECT_EQ(Md5HexFromHeader(bad).status().code(), Code::kInvalidArgument) << bad;
+  }
+}
+
 TEST(MemoryTest, ReadExactReportsShortRead) {
   MemorySource src(std::string_view("hello"));
   uint8_t buf[4];

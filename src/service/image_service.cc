@@ -162,7 +162,8 @@ Status ImageService::Delete(const Image& image) {
 
 Result<Image> ImageService::Upload(const Image& image, io::Reader& body,
                                    std::optional<uint64_t> content_length,
-                                   const std::string& store_id, UploadStats* stats) {
+                                   const std::string& store_id, UploadStats* stats,
+                                   std::optional<std::string> expected_md5) {
   auto store = stores_.ForWriting(store_id);
   if (!store.ok()) {
     return store.status().code() == Code::kNotFound ? InvalidArgument(store.status().message())
@@ -184,17 +185,19 @@ Result<Image> ImageService::Upload(const Image& image, io::Reader& body,
   });
   INGOT_RETURN_IF_ERROR(claimed.status());
 
-  auto result = StreamIn(*claimed, **store, body, content_length, stats);
+  auto result = StreamIn(*claimed, **store, body, content_length, stats, std::move(expected_md5));
   if (!result.ok() && result.status().code() != Code::kNotFound) RevertToQueued(*claimed);
   return result;
 }
 
 Result<Image> ImageService::StreamIn(Image image, store::Store& store, io::Reader& body,
-                                     std::optional<uint64_t> content_length, UploadStats* stats) {
+                                     std::optional<uint64_t> content_length, UploadStats* stats,
+                                     std::optional<std::string> expected_md5) {
   auto started = std::chrono::steady_clock::now();
   const std::string id = image.id;
-  INGOT_ASSIGN_OR_RETURN(IngestResult in,
-                         Ingest(body, content_length, {&store}, id, ingest_options()));
+  IngestOptions opts = ingest_options();
+  opts.expected_md5 = std::move(expected_md5);
+  INGOT_ASSIGN_OR_RETURN(IngestResult in, Ingest(body, content_length, {&store}, id, opts));
   const uint64_t total = in.bytes;
   std::optional<uint64_t> virtual_size;
   if (in.info) virtual_size = in.info->virtual_size;

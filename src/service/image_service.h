@@ -102,9 +102,12 @@ class ImageService {
   // the bytes are removed and the image goes back to `queued`, so the next upload can succeed.
   // kConflict if the image is not queued; kInvalidArgument if its formats are unset; kTooLarge past
   // the cap (declared Content-Length or actual bytes); kNotFound if deleted meanwhile.
+  // `expected_md5` (hex): the checksum the client declared; other bytes are refused (400) before
+  // anything is stored.
   Result<catalog::Image> Upload(const catalog::Image& image, io::Reader& body,
                                 std::optional<uint64_t> content_length,
-                                const std::string& store_id = "", UploadStats* stats = nullptr);
+                                const std::string& store_id = "", UploadStats* stats = nullptr,
+                                std::optional<std::string> expected_md5 = std::nullopt);
   // Opens an active (or deactivated) image's bytes from one of its locations: the first store of
   // `prefer` that holds a copy, else the configured store of highest weight (ties: the order the
   // copies were made). kCorruption when the chosen store lost them, their size differs from the
@@ -156,7 +159,8 @@ class ImageService {
   const catalog::Location* ChooseLocation(const catalog::Image& image,
                                           const std::vector<std::string>& prefer) const;
   Result<catalog::Image> StreamIn(catalog::Image image, store::Store& store, io::Reader& body,
-                                  std::optional<uint64_t> content_length, UploadStats* stats);
+                                  std::optional<uint64_t> content_length, UploadStats* stats,
+                                  std::optional<std::string> expected_md5);
   void RevertToQueued(catalog::Image image);
   // Removes committed bytes no image will own; failures are logged and left to Repair().
   void DiscardBytes(store::Store& store, const std::string& key);

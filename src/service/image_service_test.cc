@@ -222,6 +222,23 @@ TEST_F(ImageServiceTest, ShortBodyIsRefused) {
   EXPECT_EQ(repo_->Get(id)->status(), ImageStatus::kQueued);
 }
 
+// A client that declares its checksum (Content-MD5) gets other bytes refused before anything is
+// stored; the right checksum activates.
+TEST_F(ImageServiceTest, DeclaredChecksumIsCheckedInTheSamePass) {
+  std::string id = NewQueued();
+  PatternBody wrong(4096);
+  auto refused = service_->Upload(Get(id), wrong, 4096, "", nullptr,
+                                  std::string("00000000000000000000000000000000"));
+  EXPECT_EQ(refused.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(repo_->Get(id)->status(), ImageStatus::kQueued);
+  EXPECT_EQ(FilesInStore(), 0);
+  const std::string md5 = *io::HexDigestOf("md5", PatternBody::Bytes(4096));
+  PatternBody right(4096);
+  auto done = service_->Upload(Get(id), right, 4096, "", nullptr, md5);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->checksum, md5);
+}
+
 TEST_F(ImageServiceTest, DeleteRemovesBytesAndRespectsProtected) {
   std::string id = NewQueued();
   PatternBody body(100);

@@ -97,6 +97,11 @@ Result<IngestResult> Ingest(io::Reader& body, std::optional<uint64_t> content_le
     log::Warn("ingest.inspect_incomplete", {{"key", key}, {"why", info.status().ToString()}});
   }
   std::vector<std::string> hex = digests->Finish();
+  if (options.expected_md5 && *options.expected_md5 != hex[0]) {
+    return InvalidArgument("The data's MD5 checksum " + hex[0] +
+                           " does not match the Content-MD5 the client sent (" +
+                           *options.expected_md5 + "); nothing was stored.");
+  }
   if (options.progress) INGOT_RETURN_IF_ERROR(options.progress(total));
   if (options.before_commit) INGOT_RETURN_IF_ERROR(options.before_commit());
   for (Target& t : targets) {

@@ -37,6 +37,9 @@ struct IngestOptions {
   // stops the ingest with that error (a lost task lease, a cancelled import).
   std::function<Status(uint64_t)> progress;
   uint64_t progress_every = 64ull << 20;
+  // The MD5 (hex) the client declared (Content-MD5): bytes that do not match are refused before
+  // anything is committed.
+  std::optional<std::string> expected_md5;
   // Called once every byte is in and checked, before any store commits; a non-OK Status aborts
   // with nothing committed (an import checks here that its task is still its own).
   std::function<Status()> before_commit;

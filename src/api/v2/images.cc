@@ -9,6 +9,7 @@
 #include "http/range.h"
 #include "http/url.h"
 #include "io/adapters.h"
+#include "io/hash.h"
 
 namespace ingot::api {
 
@@ -190,8 +191,12 @@ Result<Response> ImagesResource::Upload(Call& call) {
   }
   // Glance's multi-store header; the default store without it.
   std::string store(req.headers.Get("X-Image-Meta-Store").value_or(""));
+  std::optional<std::string> md5;
+  if (auto declared = req.headers.Get("Content-MD5")) {
+    INGOT_ASSIGN_OR_RETURN(md5, io::Md5HexFromHeader(*declared));
+  }
   service::UploadStats stats;
-  auto done = images_.Upload(*call.image, *req.body, req.content_length, store, &stats);
+  auto done = images_.Upload(*call.image, *req.body, req.content_length, store, &stats, md5);
   if (!done.ok()) {
     log::Warn("upload.failed", {{"image", call.image->id},
                                 {"request_id", call.context.request_id},

@@ -6,6 +6,7 @@
 #include "api/v2/documents.h"
 #include "common/log.h"
 #include "common/time.h"
+#include "io/hash.h"
 
 namespace ingot::api {
 
@@ -134,7 +135,11 @@ Result<Response> ImportsResource::Stage(Call& call) {
     return ErrorResponseVerbatim(415, "The request media type " + std::string(*ctype) +
                                           " is not supported by this server.\n<br /><br />\n");
   }
-  auto staged = imports_.Stage(*call.image, *req.body, req.content_length);
+  std::optional<std::string> md5;
+  if (auto declared = req.headers.Get("Content-MD5")) {
+    INGOT_ASSIGN_OR_RETURN(md5, io::Md5HexFromHeader(*declared));
+  }
+  auto staged = imports_.Stage(*call.image, *req.body, req.content_length, md5);
   if (!staged.ok()) {
     log::Warn("stage.failed", {{"image", call.image->id},
                                {"request_id", call.context.request_id},

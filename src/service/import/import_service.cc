@@ -222,7 +222,8 @@ void ImportService::Wake() {
 }
 
 Result<Image> ImportService::Stage(const Image& image, io::Reader& body,
-                                   std::optional<uint64_t> content_length) {
+                                   std::optional<uint64_t> content_length,
+                                   std::optional<std::string> expected_md5) {
   if (content_length && *content_length > options_.staging_cap) {
     return TooLarge("Image exceeds the staging limit: the data is " +
                     std::to_string(*content_length) + " bytes, the limit is " +
@@ -235,6 +236,7 @@ Result<Image> ImportService::Stage(const Image& image, io::Reader& body,
   (void)staging_.Delete(staged.id);
   IngestOptions opts = images_.ingest_options();
   opts.size_cap = std::min(opts.size_cap, options_.staging_cap);
+  opts.expected_md5 = std::move(expected_md5);
   auto in = Ingest(body, content_length, {&staging_}, staged.id, opts);
   if (!in.ok()) {
     auto reverted = images_.Mutate(staged, [](Image& im) {

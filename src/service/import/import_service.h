@@ -89,7 +89,8 @@ class ImportService {
   // the way: a hostile image is refused at once and nothing is kept). On failure the image goes
   // back to queued. kConflict unless queued; kTooLarge past staging_cap.
   Result<catalog::Image> Stage(const catalog::Image& image, io::Reader& body,
-                               std::optional<uint64_t> content_length);
+                               std::optional<uint64_t> content_length,
+                               std::optional<std::string> expected_md5 = std::nullopt);
 
   // POST /v2/images/{id}/import: checks the request as Glance does (400/409 with Glance's
   // messages), records the task and moves the image to importing (copy-image: it stays active).
