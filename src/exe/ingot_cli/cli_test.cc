@@ -1,8 +1,8 @@
 // The `ingot` binary run against a small in-process fake of the Image API (the real daemon's API is
-// tested by the integration scripts), plus unit tests of the pieces it is made of.
+// tested by the integration scripts) and, for import and tasks — whose worth is in following a real
+// task to its end — against the real API edge with a running import service; plus unit tests of
+// the pieces it is made of.
 #include <gtest/gtest.h>
-
-#include "http/url.h"
 #include <sys/wait.h>
 
 #include <boost/json.hpp>
@@ -11,10 +11,17 @@
 #include <mutex>
 #include <sstream>
 
+#include "api/app.h"
+#include "auth/authenticator.h"
+#include "catalog/sqlite/sqlite_repository.h"
 #include "exe/ingot_cli/images_client.h"
 #include "exe/ingot_cli/terminal.h"
 #include "http/server.h"
+#include "http/url.h"
 #include "io/hash.h"
+#include "service/import/import_service.h"
+#include "store/store_set.h"
+#include "store/testing/memory_store.h"
 
 namespace ingot::cli {
 namespace {
@@ -182,16 +189,23 @@ struct CliRun {
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = http::Server::Start({.port = 0}, http::StreamEveryBody([this](http::Request& r) { return api_.Handle(r); }));
-    ASSERT_TRUE(s.ok());
-    server_ = std::move(*s);
     dir_ = ::testing::TempDir() + "/ingot_cli_test_" + std::to_string(getpid());
     mkdir(dir_.c_str(), 0755);
+    auto s = http::Server::Start({.port = 0}, MakeHandler());
+    ASSERT_TRUE(s.ok());
+    server_ = std::move(*s);
   }
   void TearDown() override {
-    server_->Stop();
+    if (server_) server_->Stop();
+    StopServices();
     std::system(("rm -rf '" + dir_ + "'").c_str());
   }
+  // What the server answers with: the fake by default.
+  virtual http::Handler MakeHandler() {
+    return http::StreamEveryBody([this](http::Request& r) { return api_.Handle(r); });
+  }
+  // Called once the server has stopped.
+  virtual void StopServices() {}
 
   // Runs `ingot ARGS` with INGOT_URL pointing at the fake; stdin from `stdin_path` (default
   // /dev/null).
@@ -365,6 +379,258 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
   CliRun help = Ingot("--help");
   EXPECT_EQ(help.code, 0);
   EXPECT_NE(help.out.find("image-create"), std::string::npos);
+}
+
+// ---- Import and tasks, against the real API edge ------------------------------------------------
+
+// The real Application over a SQLite catalog, two memory stores ("file", the default, and "cold")
+// and a memory staging area, with the import service's workers running. The server offers every
+// import method but glance-download.
+class CliImportTest : public CliTest {
+ protected:
+  http::Handler MakeHandler() override {
+    auto repo = catalog::SqliteImageRepository::Open(dir_ + "/catalog.db");
+    EXPECT_TRUE(repo.ok()) << repo.status().ToString();
+    repo_ = std::move(*repo);
+    EXPECT_TRUE(
+        stores_
+            .Add(std::make_unique<store::MemoryStore>("file"),
+                 {.id = "file", .driver = "memory", .description = "fast", .is_default = true})
+            .ok());
+    EXPECT_TRUE(
+        stores_
+            .Add(std::make_unique<store::MemoryStore>("cold"), {.id = "cold", .driver = "memory"})
+            .ok());
+    images_ =
+        std::make_unique<service::ImageService>(*repo_, stores_, service::ImageServiceOptions{});
+    imports_ = std::make_unique<service::ImportService>(
+        *images_, *repo_, staging_,
+        service::ImportOptions{.methods = {"glance-direct", "web-download", "copy-image"},
+                               .node = "cli-test"});
+    auth_ = auth::MakeNoAuth("p1");
+    app_ = std::make_unique<api::Application>(api::AppDeps{
+        .images = *images_,
+        .authenticator = *auth_,
+        .policy = policy_,
+        .options = {.public_url = "http://127.0.0.1", .formats = {{"raw", "qcow2"}, {"bare"}}},
+        .imports = imports_.get()});
+    imports_->Start();
+    return [this](http::Request& r) { return app_->Handle(r); };
+  }
+  void StopServices() override { imports_->Stop(); }
+
+  // `ingot ARGS` that must not hang the suite if a wait never ends.
+  CliRun Bounded(const std::string& args) { return Ingot("--timeout 60 " + args); }
+
+  std::string CreateQueued(const std::string& disk_format = "raw") {
+    CliRun r = Bounded("--json image-create --name imp --disk-format " + disk_format +
+                       " --container-format bare");
+    EXPECT_EQ(r.code, 0) << r.err;
+    return std::string(json::parse(r.out).as_object()["id"].as_string());
+  }
+
+  std::unique_ptr<catalog::SqliteImageRepository> repo_;
+  store::StoreSet stores_;
+  store::MemoryStore staging_{"staging"};
+  std::unique_ptr<service::ImageService> images_;
+  std::unique_ptr<service::ImportService> imports_;
+  std::unique_ptr<auth::Authenticator> auth_;
+  const auth::Policy policy_ = auth::Policy::Defaults();
+  std::unique_ptr<api::Application> app_;
+};
+
+TEST_F(CliImportTest, StageThenGlanceDirectWaitsUntilActive) {
+  std::string data(3'000'000, 'g');
+  std::string id = CreateQueued();
+  CliRun r = Bounded("--progress image-stage " + id + " --file " + WriteData("disk.raw", data));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("stage ["), std::string::npos) << r.err;
+  r = Bounded("--json image-show " + id);
+  EXPECT_EQ(json::parse(r.out).as_object()["status"], "uploading");
+
+  r = Bounded("--json --progress image-import " + id + " --import-method glance-direct --wait");
+  ASSERT_EQ(r.code, 0) << r.err;
+  json::object shown = json::parse(r.out).as_object();
+  EXPECT_EQ(shown["status"], "active");
+  EXPECT_EQ(shown["checksum"], json::value(Md5(data)));
+  EXPECT_EQ(shown["size"], 3'000'000);
+  EXPECT_EQ(shown["os_glance_importing_to_stores"], "");
+  EXPECT_NE(r.err.find("import: "), std::string::npos) << r.err;  // the live line
+  EXPECT_NE(r.err.find("import task "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(": success\n"), std::string::npos) << r.err;
+
+  std::string out = dir_ + "/downloaded";
+  ASSERT_EQ(Bounded("image-download " + id + " --file " + out).code, 0);
+  EXPECT_TRUE(ReadFile(out) == data);
+}
+
+TEST_F(CliImportTest, CreateViaImportThenCopyToASecondStore) {
+  std::string data(1'000'000, 'c');
+  CliRun r = Bounded(
+      "--json image-create-via-import --name via --disk-format raw --container-format bare "
+      "--property os_distro=cirros --file " +
+      WriteData("via.raw", data) + " --wait");
+  ASSERT_EQ(r.code, 0) << r.err;
+  json::object shown = json::parse(r.out).as_object();
+  std::string id(shown["id"].as_string());
+  EXPECT_EQ(shown["status"], "active");
+  EXPECT_EQ(shown["os_distro"], "cirros");
+  EXPECT_EQ(shown["checksum"], json::value(Md5(data)));
+  EXPECT_EQ(shown["stores"], "file");
+
+  r = Bounded("--json image-import " + id + " --import-method copy-image --stores cold --wait");
+  ASSERT_EQ(r.code, 0) << r.err;
+  shown = json::parse(r.out).as_object();
+  EXPECT_EQ(shown["status"], "active");
+  EXPECT_EQ(shown["stores"], "file,cold");
+  EXPECT_EQ(shown["os_glance_importing_to_stores"], "");
+
+  // Every store has it now: the server has nothing to do, and --wait says so.
+  r = Bounded("--json image-import " + id + " --import-method copy-image --all-stores --wait");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("nothing to import"), std::string::npos) << r.err;
+}
+
+TEST_F(CliImportTest, CreateViaImportWithoutWaitShowsTheImportingImage) {
+  CliRun r = Bounded(
+      "--json image-create-via-import --name nowait --disk-format raw --container-format bare "
+      "--file " +
+      WriteData("nowait.raw", std::string(4096, 'n')) + " --stores cold");
+  ASSERT_EQ(r.code, 0) << r.err;
+  json::object shown = json::parse(r.out).as_object();
+  std::string status(shown["status"].as_string());
+  EXPECT_TRUE(status == "importing" || status == "active") << status;
+  // With neither data nor a method it is image-create.
+  r = Bounded(
+      "--json image-create-via-import --name bare --disk-format raw --container-format bare");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).as_object()["status"], "queued");
+}
+
+TEST_F(CliImportTest, TaskListAndShowTheImportTask) {
+  std::string id = CreateQueued();
+  ASSERT_EQ(
+      Bounded("image-stage " + id + " --file " + WriteData("t.raw", std::string(8192, 't'))).code,
+      0);
+  ASSERT_EQ(Bounded("image-import " + id + " --import-method glance-direct --wait").code, 0);
+
+  CliRun r = Bounded("--json task-list");
+  ASSERT_EQ(r.code, 0) << r.err;
+  json::array tasks = json::parse(r.out).as_object()["tasks"].as_array();
+  ASSERT_EQ(tasks.size(), 1u);
+  std::string task_id(tasks[0].as_object()["id"].as_string());
+  EXPECT_EQ(tasks[0].as_object()["status"], "success");
+
+  r = Bounded("task-list");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("| ID"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| Type"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| Owner"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(task_id), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("api_image_import"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| success"), std::string::npos) << r.out;
+
+  r = Bounded("task-show " + task_id);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("| image_id "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(id), std::string::npos) << r.out;
+  // input and result as compact JSON on one line.
+  EXPECT_NE(r.out.find("| result     | {\"image_id\":\"" + id + "\"}"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"glance-direct\""), std::string::npos) << r.out;
+
+  r = Bounded("--json task-show " + task_id);
+  ASSERT_EQ(r.code, 0) << r.err;
+  json::object task = json::parse(r.out).as_object();
+  EXPECT_EQ(task["image_id"], json::value(id));
+  EXPECT_TRUE(task["input"].is_object());
+
+  r = Bounded("task-show 00000000-0000-0000-0000-000000000000");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err,
+            "ingot: HTTP 404 Not Found: Task with identifier "
+            "00000000-0000-0000-0000-000000000000 not found\n");
+}
+
+TEST_F(CliImportTest, AFailedTaskExitsOneWithItsMessage) {
+  // Raw bytes for a qcow2 image: staged, then refused by the import's format check.
+  std::string id = CreateQueued("qcow2");
+  ASSERT_EQ(
+      Bounded("image-stage " + id + " --file " + WriteData("r.raw", std::string(65536, 'r'))).code,
+      0);
+  CliRun r = Bounded("image-import " + id + " --import-method glance-direct --wait");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(r.err.rfind("ingot: import task ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(" failed: "), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  r = Bounded("--json image-show " + id);
+  EXPECT_EQ(json::parse(r.out).as_object()["status"], "queued");
+}
+
+TEST_F(CliImportTest, ImportErrorsAndUsage) {
+  std::string id = CreateQueued();
+  CliRun r = Bounded("image-import " + id + " --import-method glance-direct --wait");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err,
+            "ingot: HTTP 409 Conflict: Image needs to be staged before 'glance-direct' method can "
+            "be used\n");
+  r = Bounded("image-import " + id + " --import-method copy-image --stores nowhere");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("HTTP 409 Conflict"), std::string::npos) << r.err;
+
+  // The server does not offer glance-download: refused before an image is created.
+  r = Bounded(
+      "image-create-via-import --name x --disk-format raw --container-format bare "
+      "--import-method glance-download --remote-region r --remote-image-id "
+      "00000000-0000-0000-0000-000000000001");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("does not offer the import method 'glance-download'"), std::string::npos)
+      << r.err;
+  r = Bounded("--json image-list");
+  EXPECT_EQ(json::parse(r.out).as_object()["images"].as_array().size(), 1u) << r.out;
+
+  EXPECT_EQ(Bounded("image-import " + id + " --import-method web-download").code, 2);
+  EXPECT_EQ(Bounded("image-import " + id + " --uri http://127.0.0.1/x").code, 2);
+  EXPECT_EQ(Bounded("image-import " + id + " --stores a --all-stores").code, 2);
+  EXPECT_EQ(Bounded("image-import " + id + " --stores a,,b").code, 2);
+  EXPECT_EQ(Bounded("image-import " + id + " --import-method glance-download").code, 2);
+  EXPECT_EQ(Bounded("image-import").code, 2);
+  EXPECT_EQ(Bounded("image-stage " + id).code, 2);  // no --file and nothing piped in
+  EXPECT_EQ(Bounded("image-create-via-import --name x --import-method glance-direct").code, 2);
+  EXPECT_EQ(Bounded("image-create-via-import --name x --import-method copy-image").code, 2);
+  EXPECT_EQ(Bounded("image-create-via-import --name x --stores cold").code, 2);
+  EXPECT_EQ(Bounded("--json image-show " + id).code, 0);
+  r = Bounded("--json image-list");
+  EXPECT_EQ(json::parse(r.out).as_object()["images"].as_array().size(), 1u) << r.out;
+}
+
+TEST_F(CliImportTest, ImportAndStoresInfo) {
+  CliRun r = Bounded("import-info");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("| import-methods | glance-direct, web-download, copy-image |"),
+            std::string::npos)
+      << r.out;
+  r = Bounded("--json import-info");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).as_object()["import-methods"].as_object()["value"].as_array().size(),
+            3u);
+  r = Bounded("stores-info");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("| file | yes     | fast"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| cold |"), std::string::npos) << r.out;
+}
+
+TEST(StatusLine, RenderAndImportState) {
+  EXPECT_EQ(StatusLine::Render("import", "importing to file", 67.4),
+            "import: importing to file (1:07)");
+  json::object image{{"status", "importing"},
+                     {"os_glance_importing_to_stores", "file,cold"},
+                     {"os_glance_failed_import", ""}};
+  EXPECT_EQ(ImportState(image), "importing to file, cold");
+  image["status"] = "active";
+  image["os_glance_importing_to_stores"] = "cold";
+  image["os_glance_failed_import"] = "a,b";
+  EXPECT_EQ(ImportState(image), "active, importing to cold; failed: a, b");
+  EXPECT_EQ(ImportState(json::object{{"status", "queued"}}), "queued");
 }
 
 TEST(StatusFromResponse, GlanceJsonAndHtmlErrors) {

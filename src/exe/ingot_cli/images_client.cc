@@ -201,4 +201,56 @@ Result<http::Headers> ImagesClient::Download(const std::string& id, io::Writer& 
   return std::move(resp.headers);
 }
 
+Status ImagesClient::Stage(const std::string& id, io::Reader& data, std::optional<uint64_t> size,
+                           const http::Progress& progress) {
+  http::ClientRequest req = Simple("PUT", "/v2/images/" + http::PercentEncode(id) + "/stage");
+  req.headers.Set("Content-Type", "application/octet-stream");
+  req.body_stream = &data;
+  req.body_length = size;
+  return Call(std::move(req), nullptr, progress).status();
+}
+
+Status ImagesClient::Import(const std::string& id, const json::object& request) {
+  http::ClientRequest req = Simple("POST", "/v2/images/" + http::PercentEncode(id) + "/import");
+  req.headers.Set("Content-Type", "application/json");
+  req.body = json::serialize(request);
+  return Call(std::move(req)).status();
+}
+
+Result<json::object> ImagesClient::ImportInfo() {
+  return CallForObject(Simple("GET", "/v2/info/import"));
+}
+
+Result<std::vector<json::object>> ImagesClient::CallForList(http::ClientRequest req,
+                                                            std::string_view key) {
+  INGOT_ASSIGN_OR_RETURN(json::object body, CallForObject(std::move(req)));
+  auto* items = body.if_contains(key);
+  if (items == nullptr || !items->is_array()) {
+    return Corruption("the answer has no '" + std::string(key) + "' array");
+  }
+  std::vector<json::object> out;
+  for (auto& item : items->as_array()) {
+    if (item.is_object()) out.push_back(std::move(item.as_object()));
+  }
+  return out;
+}
+
+Result<std::vector<json::object>> ImagesClient::ListStores() {
+  return CallForList(Simple("GET", "/v2/info/stores"), "stores");
+}
+
+Result<std::vector<json::object>> ImagesClient::ListTasks(int64_t limit) {
+  std::string target = "/v2/tasks";
+  if (limit > 0) target += "?limit=" + std::to_string(limit);
+  return CallForList(Simple("GET", target), "tasks");
+}
+
+Result<json::object> ImagesClient::ShowTask(const std::string& id) {
+  return CallForObject(Simple("GET", "/v2/tasks/" + http::PercentEncode(id)));
+}
+
+Result<std::vector<json::object>> ImagesClient::ImageTasks(const std::string& id) {
+  return CallForList(Simple("GET", "/v2/images/" + http::PercentEncode(id) + "/tasks"), "tasks");
+}
+
 }  // namespace ingot::cli

@@ -38,10 +38,29 @@ class ImagesClient {
   Result<http::Headers> Download(const std::string& id, io::Writer& sink,
                                  const http::Progress& progress);
 
+  // Interoperable import. PUT /v2/images/{id}/stage, as Upload.
+  Status Stage(const std::string& id, io::Reader& data, std::optional<uint64_t> size,
+               const http::Progress& progress);
+  // POST /v2/images/{id}/import with `request` ({"method": {"name": …}, "stores": […], …}). The
+  // server answers 202 once the task is recorded; the import itself runs after that.
+  Status Import(const std::string& id, const boost::json::object& request);
+  // GET /v2/info/import: {"import-methods": {"value": [...]}}.
+  Result<boost::json::object> ImportInfo();
+  // GET /v2/info/stores: [{"id": …, "description": …, "default": "true"?}].
+  Result<std::vector<boost::json::object>> ListStores();
+  // GET /v2/tasks (the summaries; `limit` 0: the server's default page) and GET /v2/tasks/{id}.
+  Result<std::vector<boost::json::object>> ListTasks(int64_t limit);
+  Result<boost::json::object> ShowTask(const std::string& id);
+  // GET /v2/images/{id}/tasks: the image's tasks in full, newest first.
+  Result<std::vector<boost::json::object>> ImageTasks(const std::string& id);
+
  private:
   Result<http::ClientResponse> Call(http::ClientRequest req, io::Writer* sink = nullptr,
                                     const http::Progress& progress = {});
   Result<boost::json::object> CallForObject(http::ClientRequest req);
+  // The objects of the array `key` of the answer ({"tasks": […]}).
+  Result<std::vector<boost::json::object>> CallForList(http::ClientRequest req,
+                                                       std::string_view key);
 
   http::Client http_;
   std::string token_;

@@ -2,12 +2,14 @@
 //
 //   ingot [--url URL] [--token TOKEN] [--json] COMMAND [ARGS]
 //
-// Exit status: 0 success, 1 the server (or the network, or a local file) failed, 2 usage error.
+// Exit status: 0 success, 1 the server (or the network, or a local file, or an import task that was
+// waited for) failed, 2 usage error.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -15,14 +17,15 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
 #include "exe/ingot_cli/images_client.h"
 #include "exe/ingot_cli/terminal.h"
-#include "io/file.h"
 #include "http/url.h"
 #include "io/adapters.h"
+#include "io/file.h"
 #include "io/hash.h"
 
 namespace ingot::cli {
@@ -228,18 +231,24 @@ std::string Field(const json::object& o, std::string_view key) {
 
 // ---- Commands -----------------------------------------------------------------------------------
 
-Status UploadData(Context& ctx, const std::string& id, const std::optional<std::string>& path) {
+// Where image data goes: the image itself (PUT …/file) or the staging area (PUT …/stage).
+enum class DataTarget { kFile, kStage };
+
+Status UploadData(Context& ctx, const std::string& id, const std::optional<std::string>& path,
+                  DataTarget target = DataTarget::kFile) {
   INGOT_ASSIGN_OR_RETURN(UploadSource src, OpenUpload(path));
   io::FdReader reader(src.fd, "reading the image data");
-  ProgressBar bar("upload", ctx.progress);
-  Status s = ctx.images.Upload(
-      id, reader, src.size,
-      [&](uint64_t done, std::optional<uint64_t> total) { bar.Update(done, total); });
+  const bool stage = target == DataTarget::kStage;
+  ProgressBar bar(stage ? "stage" : "upload", ctx.progress);
+  auto progress = [&](uint64_t done, std::optional<uint64_t> total) { bar.Update(done, total); };
+  Status s = stage ? ctx.images.Stage(id, reader, src.size, progress)
+                   : ctx.images.Upload(id, reader, src.size, progress);
   bar.Finish();
   return s;
 }
 
-Status ImageCreate(Context& ctx, const CommandLine& cl) {
+// The new image's fields from image-create's options.
+json::object ImageFromOptions(const CommandLine& cl) {
   json::object image;
   auto set_string = [&](const char* option, const char* key) {
     if (auto v = cl.Value(option)) image[key] = *v;
@@ -261,6 +270,11 @@ Status ImageCreate(Context& ctx, const CommandLine& cl) {
     auto [k, v] = KeyValue("--property", p);
     image[k] = v;
   }
+  return image;
+}
+
+Status ImageCreate(Context& ctx, const CommandLine& cl) {
+  json::object image = ImageFromOptions(cl);
   auto file = cl.Value("--file");
   // Open the data before creating the image, so a typo in the path does not leave a queued image.
   if (file && *file != "-") {
@@ -404,10 +418,287 @@ Status ImageDownload(Context& ctx, const CommandLine& cl) {
   return result;
 }
 
+// ---- Import and tasks ---------------------------------------------------------------------------
+
+constexpr const char* kImportingTo = "os_glance_importing_to_stores";
+constexpr const char* kFailedImport = "os_glance_failed_import";
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+// The body of POST /v2/images/{id}/import from the command line. Combinations the server would
+// refuse are usage errors here, before anything is sent (the glance client's checks).
+json::object ImportRequestFrom(const CommandLine& cl, const std::string& method) {
+  auto uri = cl.Value("--uri");
+  auto region = cl.Value("--remote-region");
+  auto remote_id = cl.Value("--remote-image-id");
+  if (method == "web-download" && !uri) throw UsageError("web-download needs --uri URI");
+  if (uri && method != "web-download")
+    throw UsageError("--uri goes with --import-method web-download");
+  if (method == "glance-download" && (!region || !remote_id)) {
+    throw UsageError("glance-download needs --remote-region and --remote-image-id");
+  }
+  if ((region || remote_id) && method != "glance-download") {
+    throw UsageError(
+        "--remote-region and --remote-image-id go with --import-method glance-download");
+  }
+  json::array stores;
+  for (const auto& list : cl.All("--stores")) {
+    size_t start = 0;
+    for (;;) {
+      size_t comma = list.find(',', start);
+      std::string id = list.substr(start, comma == std::string::npos ? comma : comma - start);
+      if (id.empty())
+        throw UsageError("--stores wants store ids separated by commas, not '" + list + "'");
+      stores.emplace_back(id);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  const bool all_stores = cl.flags.count("--all-stores") > 0;
+  if (all_stores && !stores.empty()) throw UsageError("give --stores or --all-stores, not both");
+
+  json::object m{{"name", method}};
+  if (uri) m["uri"] = *uri;
+  if (region) m["glance_region"] = *region;
+  if (remote_id) m["glance_image_id"] = *remote_id;
+  json::object request{{"method", std::move(m)}};
+  if (!stores.empty()) request["stores"] = std::move(stores);
+  if (all_stores) request["all_stores"] = true;
+  // Sent only when asked: the server's default (every store must succeed) is the safe one.
+  if (cl.flags.count("--allow-failure")) request["all_stores_must_succeed"] = false;
+  return request;
+}
+
+// The import methods the server offers (GET /v2/info/import).
+Result<std::vector<std::string>> OfferedMethods(Context& ctx) {
+  INGOT_ASSIGN_OR_RETURN(json::object info, ctx.images.ImportInfo());
+  std::vector<std::string> out;
+  if (auto* methods = info.if_contains("import-methods"); methods && methods->is_object()) {
+    if (auto* value = methods->as_object().if_contains("value"); value && value->is_array()) {
+      for (const auto& m : value->as_array()) {
+        if (m.is_string()) out.emplace_back(m.as_string());
+      }
+    }
+  }
+  return out;
+}
+
+// How an import ended, as --wait saw it.
+struct ImportOutcome {
+  json::object image;                // the image once the import was over
+  std::optional<json::object> task;  // the task that ran it; none when there was nothing to do
+};
+
+// Polls the image every half second, drawing its import state, until the import is over: the image
+// has left `importing` (copy-image: os_glance_importing_to_stores is empty) and the task the import
+// added has ended (the server moves the image before it closes the task). `earlier_tasks` are the
+// image's tasks before the import, so the new one can be told apart.
+Result<ImportOutcome> WaitForImport(Context& ctx, const std::string& id, bool copy,
+                                    const std::set<std::string>& earlier_tasks) {
+  StatusLine line("import", ctx.progress);
+  for (;;) {
+    auto image = ctx.images.Show(id);
+    if (!image.ok()) {
+      line.Finish();
+      return image.status();
+    }
+    line.Update(ImportState(*image));
+    const bool moved =
+        copy ? Field(*image, kImportingTo).empty() : Field(*image, "status") != "importing";
+    if (moved) {
+      auto tasks = ctx.images.ImageTasks(id);
+      if (!tasks.ok()) {
+        line.Finish();
+        return tasks.status();
+      }
+      std::optional<json::object> task;
+      for (auto& t : *tasks) {  // newest first
+        if (!earlier_tasks.count(Field(t, "id"))) {
+          task = std::move(t);
+          break;
+        }
+      }
+      const std::string status = task ? Field(*task, "status") : "";
+      if (!task || status == "success" || status == "failure") {
+        line.Finish();
+        return ImportOutcome{std::move(*image), std::move(task)};
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+// Prints how the task ended (standard error: standard output is the image); a failed task fails the
+// command.
+Status ReportImport(const ImportOutcome& outcome) {
+  std::string failed = Field(outcome.image, kFailedImport);
+  std::string failed_text = failed.empty() ? "" : "; failed stores: " + failed;
+  if (!outcome.task) {
+    fprintf(stderr, "nothing to import: every store asked for has the image already\n");
+    return Status::Ok();
+  }
+  const json::object& task = *outcome.task;
+  std::string message = Field(task, "message");
+  std::string message_text = message.empty() ? "" : ": " + message;
+  if (Field(task, "status") != "success") {
+    return Status(Code::kIoError,
+                  "import task " + Field(task, "id") + " failed" + message_text + failed_text);
+  }
+  fprintf(stderr, "import task %s: success%s%s\n", Field(task, "id").c_str(), message_text.c_str(),
+          failed_text.c_str());
+  return Status::Ok();
+}
+
+// Posts the import and, with `wait`, watches it to its end. Returns the image as it is then.
+Result<json::object> Import(Context& ctx, const std::string& id, const json::object& request,
+                            bool wait) {
+  if (!wait) {
+    INGOT_RETURN_IF_ERROR(ctx.images.Import(id, request));
+    return ctx.images.Show(id);
+  }
+  std::set<std::string> earlier;
+  INGOT_ASSIGN_OR_RETURN(auto tasks, ctx.images.ImageTasks(id));
+  for (const auto& t : tasks) earlier.insert(Field(t, "id"));
+  INGOT_RETURN_IF_ERROR(ctx.images.Import(id, request));
+  const bool copy = request.at("method").as_object().at("name") == "copy-image";
+  INGOT_ASSIGN_OR_RETURN(ImportOutcome outcome, WaitForImport(ctx, id, copy, earlier));
+  INGOT_RETURN_IF_ERROR(ReportImport(outcome));
+  return std::move(outcome.image);
+}
+
+Status ImageImport(Context& ctx, const CommandLine& cl) {
+  const std::string& id = cl.positional[0];
+  // glance-direct is the glance client's default too.
+  json::object request =
+      ImportRequestFrom(cl, cl.Value("--import-method").value_or("glance-direct"));
+  INGOT_ASSIGN_OR_RETURN(json::object image,
+                         Import(ctx, id, request, cl.flags.count("--wait") > 0));
+  PrintImage(ctx, image);
+  return Status::Ok();
+}
+
+Status ImageCreateViaImport(Context& ctx, const CommandLine& cl) {
+  json::object image = ImageFromOptions(cl);
+  auto file = cl.Value("--file");
+  const bool has_data = file.has_value() || StdinHasData();
+  auto method = cl.Value("--import-method");
+  if (!method && has_data) method = "glance-direct";
+  std::optional<json::object> request;
+  if (method) {
+    if (*method == "copy-image") throw UsageError("copy-image cannot be used to create an image");
+    if (*method == "glance-direct" && !has_data) {
+      throw UsageError("glance-direct needs --file PATH (or the image data piped in)");
+    }
+    if (*method != "glance-direct" && has_data) {
+      throw UsageError("image data (--file or piped in) goes with --import-method glance-direct");
+    }
+    request = ImportRequestFrom(cl, *method);
+  } else {
+    for (const char* option : {"--uri", "--stores", "--remote-region", "--remote-image-id"}) {
+      if (cl.Value(option)) throw UsageError(std::string(option) + " needs --import-method");
+    }
+    for (const char* flag : {"--all-stores", "--allow-failure", "--wait"}) {
+      if (cl.flags.count(flag)) throw UsageError(std::string(flag) + " needs --import-method");
+    }
+  }
+  // Everything that can be checked is checked before the image is created, so a typo does not
+  // leave a queued image behind: the data file, and that the server offers the method.
+  if (file && *file != "-") {
+    if (access(file->c_str(), R_OK) != 0) return FromErrno(errno, "open " + *file);
+  }
+  if (method) {
+    INGOT_ASSIGN_OR_RETURN(auto offered, OfferedMethods(ctx));
+    if (!Contains(offered, *method)) {
+      return InvalidArgument("the server does not offer the import method '" + *method +
+                             "' (it offers: " + (offered.empty() ? "none" : Join(offered)) + ")");
+    }
+  }
+  INGOT_ASSIGN_OR_RETURN(json::object created, ctx.images.Create(image));
+  if (method) {
+    std::string id = Field(created, "id");
+    if (*method == "glance-direct") {
+      if (Status s = UploadData(ctx, id, file, DataTarget::kStage); !s.ok()) {
+        return s.WithContext("image " + id + " was created but staging its data failed");
+      }
+    }
+    auto imported = Import(ctx, id, *request, cl.flags.count("--wait") > 0);
+    if (!imported.ok()) {
+      return imported.status().WithContext("image " + id + " was created but its import failed");
+    }
+    created = std::move(*imported);
+  }
+  PrintImage(ctx, created);
+  return Status::Ok();
+}
+
+Status ImportInfo(Context& ctx, const CommandLine&) {
+  if (ctx.json_output) {
+    INGOT_ASSIGN_OR_RETURN(json::object info, ctx.images.ImportInfo());
+    printf("%s\n", json::serialize(info).c_str());
+    return Status::Ok();
+  }
+  INGOT_ASSIGN_OR_RETURN(auto methods, OfferedMethods(ctx));
+  PrintTable(stdout, {"Property", "Value"}, {{"import-methods", Join(methods)}});
+  return Status::Ok();
+}
+
+Status TaskList(Context& ctx, const CommandLine& cl) {
+  int64_t limit = 0;
+  if (auto v = cl.Value("--limit")) limit = Integer("--limit", *v);
+  INGOT_ASSIGN_OR_RETURN(auto tasks, ctx.images.ListTasks(limit));
+  if (ctx.json_output) {
+    json::array a;
+    for (auto& t : tasks) a.emplace_back(std::move(t));
+    printf("%s\n", json::serialize(json::object{{"tasks", std::move(a)}}).c_str());
+    return Status::Ok();
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& t : tasks) {
+    rows.push_back({Field(t, "id"), Field(t, "type"), Field(t, "status"), Field(t, "owner")});
+  }
+  PrintTable(stdout, {"ID", "Type", "Status", "Owner"}, rows);
+  return Status::Ok();
+}
+
+Status TaskShow(Context& ctx, const CommandLine& cl) {
+  INGOT_ASSIGN_OR_RETURN(json::object task, ctx.images.ShowTask(cl.positional[0]));
+  if (ctx.json_output) {
+    printf("%s\n", json::serialize(task).c_str());
+  } else {
+    PrintProperties(stdout, task);  // input and result are objects: shown as compact JSON
+  }
+  return Status::Ok();
+}
+
+Status StoresInfo(Context& ctx, const CommandLine&) {
+  INGOT_ASSIGN_OR_RETURN(auto stores, ctx.images.ListStores());
+  if (ctx.json_output) {
+    json::array a;
+    for (auto& st : stores) a.emplace_back(std::move(st));
+    printf("%s\n", json::serialize(json::object{{"stores", std::move(a)}}).c_str());
+    return Status::Ok();
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& st : stores) {
+    // Glance marks the default store with the text "true" and leaves the others unmarked.
+    rows.push_back(
+        {Field(st, "id"), Field(st, "default") == "true" ? "yes" : "", Field(st, "description")});
+  }
+  PrintTable(stdout, {"ID", "Default", "Description"}, rows);
+  return Status::Ok();
+}
+
 std::vector<Command> Commands() {
   const std::vector<std::string> kImageFields = {
       "--name",     "--disk-format", "--container-format", "--visibility",
       "--property", "--min-disk",    "--min-ram",          "--protected"};
+  const std::vector<std::string> kImportOptions = {"--import-method", "--uri", "--stores",
+                                                   "--remote-region", "--remote-image-id"};
+  const std::vector<std::string> kImportFlags = {"--all-stores", "--allow-failure", "--wait"};
   auto with = [](std::vector<std::string> a, std::vector<std::string> b) {
     a.insert(a.end(), b.begin(), b.end());
     return a;
@@ -473,6 +764,36 @@ std::vector<Command> Commands() {
        [](Context& ctx, const CommandLine& cl) {
          return UploadData(ctx, cl.positional[0], cl.Value("--file"));
        }},
+      {"image-stage",
+       "ID [--file PATH]",
+       "Stage an image's data for import (from PATH, or standard input).",
+       1,
+       1,
+       {"--file"},
+       {},
+       [](Context& ctx, const CommandLine& cl) {
+         return UploadData(ctx, cl.positional[0], cl.Value("--file"), DataTarget::kStage);
+       }},
+      {"image-import",
+       "ID [--import-method glance-direct|web-download|copy-image|glance-download] [--uri URI] "
+       "[--stores S1,S2] [--all-stores] [--allow-failure] [--remote-region R --remote-image-id "
+       "ID] [--wait]",
+       "Import an image's data; with --wait, follow the import to its end.",
+       1,
+       1,
+       kImportOptions,
+       kImportFlags,
+       ImageImport},
+      {"image-create-via-import",
+       "--name NAME --disk-format FMT --container-format FMT [image-create's options] "
+       "[--import-method M] [--file PATH] [--uri URI] [--stores S1,S2] [--all-stores] "
+       "[--allow-failure] [--remote-region R --remote-image-id ID] [--wait]",
+       "Create an image and import its data (glance-direct stages --file or piped data first).",
+       0,
+       0,
+       with(with(kImageFields, {"--file", "--id", "--tag"}), kImportOptions),
+       kImportFlags,
+       ImageCreateViaImport},
       {"image-download",
        "ID [--file OUT]",
        "Download an image's data (to OUT, or standard output); checks MD5.",
@@ -517,6 +838,17 @@ std::vector<Command> Commands() {
          }
          return first.ok() ? first : Status(first.code(), "not every image could be deleted");
        }},
+      {"import-info", "", "Show the import methods the server offers.", 0, 0, {}, {}, ImportInfo},
+      {"stores-info", "", "List the stores images can be imported to.", 0, 0, {}, {}, StoresInfo},
+      {"task-list",
+       "[--limit N]",
+       "List tasks (admin): ID, type, status, owner.",
+       0,
+       0,
+       {"--limit"},
+       {},
+       TaskList},
+      {"task-show", "ID", "Show a task: its input, result and message.", 1, 1, {}, {}, TaskShow},
   };
 }
 
@@ -536,7 +868,7 @@ void PrintUsage(FILE* out, const std::vector<Command>& commands, const Command* 
       "  --progress     draw progress bars even when standard error is not a terminal\n"
       "  --timeout S    give up when the server makes no progress for S seconds (default 300)\n\n"
       "commands:\n");
-  for (const auto& c : commands) fprintf(out, "  %-18s %s\n", c.name, c.help);
+  for (const auto& c : commands) fprintf(out, "  %-23s %s\n", c.name, c.help);
   fprintf(out, "\n`ingot help COMMAND` shows a command's arguments.\n");
 }
 

@@ -64,6 +64,63 @@ std::string ProgressBar::Render(const std::string& label, uint64_t done,
   return line;
 }
 
+StatusLine::StatusLine(std::string label, bool enabled)
+    : label_(std::move(label)), enabled_(enabled), start_(std::chrono::steady_clock::now()) {}
+
+void StatusLine::Update(std::string state) {
+  state_ = std::move(state);
+  Draw(false);
+}
+
+void StatusLine::Finish() {
+  if (!enabled_ || !drawn_) return;
+  Draw(true);
+  fputc('\n', stderr);
+  fflush(stderr);
+}
+
+void StatusLine::Draw(bool force) {
+  if (!enabled_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (!force && drawn_ && state_ == shown_ && now - last_draw_ < std::chrono::seconds(1)) return;
+  last_draw_ = now;
+  drawn_ = true;
+  shown_ = state_;
+  std::string line = Render(label_, state_, std::chrono::duration<double>(now - start_).count());
+  fprintf(stderr, "\r%s\x1b[K", line.c_str());
+  fflush(stderr);
+}
+
+std::string StatusLine::Render(const std::string& label, const std::string& state, double seconds) {
+  auto s = static_cast<unsigned long long>(std::max(0.0, seconds));
+  char clock[64];
+  snprintf(clock, sizeof(clock), " (%llu:%02llu)", s / 60, s % 60);
+  return label + ": " + state + clock;
+}
+
+std::string ImportState(const json::object& image) {
+  auto text = [&](std::string_view key) -> std::string {
+    auto* v = image.if_contains(key);
+    return v && v->is_string() ? std::string(v->get_string()) : "";
+  };
+  // Glance lists stores as "a,b"; shown with a space, as ValueText joins lists.
+  auto spaced = [](std::string list) {
+    for (size_t i = list.find(','); i != std::string::npos; i = list.find(',', i + 2)) {
+      list.insert(i + 1, " ");
+    }
+    return list;
+  };
+  std::string state = text("status");
+  if (std::string to = text("os_glance_importing_to_stores"); !to.empty()) {
+    // copy-image leaves the image active while it copies.
+    state += (state == "importing" ? " to " : ", importing to ") + spaced(to);
+  }
+  if (std::string failed = text("os_glance_failed_import"); !failed.empty()) {
+    state += "; failed: " + spaced(failed);
+  }
+  return state;
+}
+
 std::string ValueText(const json::value& v) {
   switch (v.kind()) {
     case json::kind::null:

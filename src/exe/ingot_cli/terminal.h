@@ -35,6 +35,35 @@ class ProgressBar {
   std::chrono::steady_clock::time_point last_draw_;
 };
 
+// A one-line state of something the server is doing ("import: importing to file, cold (0:07)"),
+// redrawn in place when the state changes and once a second for the clock. Draws nothing unless
+// `enabled`, as ProgressBar.
+class StatusLine {
+ public:
+  StatusLine(std::string label, bool enabled);
+  void Update(std::string state);
+  // Draws the final state and ends the line (if anything was drawn).
+  void Finish();
+
+  // The line for a state; exposed for tests.
+  static std::string Render(const std::string& label, const std::string& state, double seconds);
+
+ private:
+  void Draw(bool force);
+  std::string label_;
+  bool enabled_;
+  bool drawn_ = false;
+  std::string state_;
+  std::string shown_;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_draw_;
+};
+
+// An image's import state for a StatusLine, from its status and Glance's
+// os_glance_importing_to_stores / os_glance_failed_import: "importing to file, cold; failed: b",
+// "active, importing to cold" (copy-image).
+std::string ImportState(const boost::json::object& image);
+
 // A value as the glance client shows it: strings bare, lists joined with ", ", null as "None".
 std::string ValueText(const boost::json::value& v);
 
