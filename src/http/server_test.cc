@@ -750,5 +750,51 @@ TEST(ServerEdgeTest, StalledBufferedBodiesDoNotStarveOthers) {
   (*s)->Stop(std::chrono::milliseconds(0));
 }
 
+// Past the admission limits a request is answered at once with 503 and Retry-After, by the event
+// loop; health checks (unlimited paths) are always answered.
+TEST(ServerEdgeTest, AdmissionLimitsAnswer503WithRetryAfter) {
+  ServerOptions o;
+  o.port = 0;
+  o.max_connections_per_client = 3;
+  o.max_requests_in_flight = 1;
+  o.retry_after_seconds = 7;
+  o.unlimited_paths = {"/healthcheck"};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  auto s = Server::Start(o, [&](Request& req) -> HeadResult {
+    if (req.path == "/slow") {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return release; });
+    }
+    return Response();
+  });
+  ASSERT_TRUE(s.ok());
+  const uint16_t port = (*s)->port();
+  Client held(port);
+  held.Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  Client busy(port);
+  busy.Send("GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto r = busy.Read();
+  EXPECT_EQ(r.result_int(), 503) << "one request in flight is the limit";
+  EXPECT_EQ(r["Retry-After"], "7");
+  Client health(port);
+  health.Send("GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(health.Read().result_int(), 200) << "health checks are exempt";
+  Client fourth(port);  // the client's fourth connection: over max_connections_per_client
+  fourth.Send("GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto over = fourth.Read();
+  EXPECT_EQ(over.result_int(), 503);
+  EXPECT_NE(std::string(over.body()).find("connections"), std::string::npos) << over.body();
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  EXPECT_EQ(held.Read().result_int(), 200);
+  (*s)->Stop(std::chrono::milliseconds(0));
+}
+
 }  // namespace
 }  // namespace ingot::http
