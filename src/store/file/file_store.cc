@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "common/log.h"
 #include "common/uuid.h"
@@ -42,8 +44,31 @@ class FilePendingObject final : public PendingObject {
     }
   }
 
+  // Runs of whole zero blocks are not written: they stay holes in the file (a raw disk image is
+  // mostly zeros), and read back as zeros. Commit sets the length, so a trailing hole counts.
   Status Write(std::span<const uint8_t> data) override {
-    INGOT_RETURN_IF_ERROR(io::WriteAll(fd_.get(), data, "write " + tmp_path_));
+    size_t pos = 0;
+    while (pos < data.size()) {
+      // The next block ends at a block boundary of the file, so holes line up with the file
+      // system's blocks.
+      const uint64_t off = written_ + pos;
+      const size_t block = static_cast<size_t>(
+          std::min<uint64_t>(kHoleBlock - off % kHoleBlock, data.size() - pos));
+      size_t run = 0;  // data (non-hole) bytes from pos
+      while (pos + run < data.size()) {
+        const uint64_t at = written_ + pos + run;
+        const size_t n = static_cast<size_t>(
+            std::min<uint64_t>(kHoleBlock - at % kHoleBlock, data.size() - pos - run));
+        if (n == kHoleBlock && AllZero(data.data() + pos + run, n)) break;
+        run += n;
+      }
+      if (run > 0) {
+        INGOT_RETURN_IF_ERROR(PWriteAll(data.subspan(pos, run), written_ + pos));
+        pos += run;
+      } else {
+        pos += block;  // a whole zero block: skipped
+      }
+    }
     written_ += data.size();
     if (writeback_chunk_ != 0 && written_ - flushed_ >= writeback_chunk_) {
       // Ask the kernel to start writing this chunk now; do not wait for it. This keeps dirty pages
@@ -64,6 +89,9 @@ class FilePendingObject final : public PendingObject {
 
   Status Commit() override {
     if (committed_) return Internal("object committed twice");
+    if (::ftruncate(fd_.get(), static_cast<off_t>(written_)) != 0) {
+      return FromErrno(errno, "ftruncate " + tmp_path_);
+    }
     if (::fdatasync(fd_.get()) != 0) return FromErrno(errno, "fdatasync " + tmp_path_);
     if (::renameat2(AT_FDCWD, tmp_path_.c_str(), AT_FDCWD, final_path_.c_str(), RENAME_NOREPLACE) !=
         0) {
@@ -76,6 +104,34 @@ class FilePendingObject final : public PendingObject {
   uint64_t bytes_written() const override { return written_; }
 
  private:
+  static constexpr uint64_t kHoleBlock = 4096;
+
+  static bool AllZero(const uint8_t* p, size_t n) {
+    // Image data is rarely zero at its first bytes, so this usually ends at the first word.
+    uint64_t w;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+      std::memcpy(&w, p + i, 8);
+      if (w != 0) return false;
+    }
+    for (size_t i = n & ~size_t{7}; i < n; ++i) {
+      if (p[i] != 0) return false;
+    }
+    return true;
+  }
+
+  Status PWriteAll(std::span<const uint8_t> data, uint64_t offset) {
+    while (!data.empty()) {
+      ssize_t n = ::pwrite(fd_.get(), data.data(), data.size(), static_cast<off_t>(offset));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return FromErrno(errno, "write " + tmp_path_);
+      }
+      data = data.subspan(static_cast<size_t>(n));
+      offset += static_cast<uint64_t>(n);
+    }
+    return Status::Ok();
+  }
+
   io::UniqueFd fd_;
   std::string tmp_path_;
   std::string final_path_;

@@ -1,9 +1,11 @@
 #include "store/file/file_store.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -59,6 +61,33 @@ TEST_F(FileStoreTest, CommittedObjectReadsBack) {
   EXPECT_EQ(std::string(buf, buf + 5), "world");
   EXPECT_TRUE(store_->OpenFd("img1").ok());
   EXPECT_EQ(*store_->ListKeys(), std::vector<std::string>{"img1"});
+}
+
+// Whole zero blocks stay holes (a raw disk is mostly zeros), in the middle and at the end, and the
+// object reads back byte for byte at its full length.
+TEST_F(FileStoreTest, ZeroBlocksStayHoles) {
+  std::vector<uint8_t> all(8 << 20, 0);
+  for (size_t i = 0; i < 5000; ++i) all[i] = static_cast<uint8_t>(i * 7 + 1);       // head
+  for (size_t i = 0; i < 3; ++i) all[(4 << 20) + 4093 + i] = 0xAB;              // across a block
+  auto p = store_->Create("sparse");
+  ASSERT_TRUE(p.ok());
+  // Uneven pieces, so blocks straddle writes.
+  for (size_t off = 0; off < all.size();) {
+    size_t n = std::min<size_t>(all.size() - off, 100003);
+    ASSERT_TRUE((*p)->Write(std::span<const uint8_t>(all.data() + off, n)).ok());
+    off += n;
+  }
+  ASSERT_TRUE((*p)->Commit().ok());
+  EXPECT_EQ(*store_->SizeOf("sparse"), all.size());
+  struct stat st;
+  ASSERT_EQ(::stat((root_ + "/images/sparse").c_str(), &st), 0);
+  EXPECT_LT(uint64_t(st.st_blocks) * 512, uint64_t{1} << 20) << "8 MiB of mostly zeros took "
+                                                             << st.st_blocks * 512 << " bytes";
+  auto src = store_->Open("sparse");
+  ASSERT_TRUE(src.ok());
+  std::vector<uint8_t> back(all.size());
+  ASSERT_TRUE(io::ReadExact(**src, 0, back).ok());
+  EXPECT_TRUE(back == all);
 }
 
 TEST_F(FileStoreTest, AbandonedObjectLeavesNothing) {
