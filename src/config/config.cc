@@ -209,7 +209,8 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     INGOT_RETURN_IF_ERROR(CheckKeys(
         *s, "import",
         {"methods", "staging_dir", "staging_cap", "workers", "node_name", "task_lease_ms",
-         "task_ttl_hours", "require_image_format_match", "max_redirects", "connect_timeout_ms",
+         "task_ttl_hours", "require_image_format_match", "convert_to", "max_redirects",
+         "connect_timeout_ms",
          "stall_timeout_ms", "glance_regions"}));
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "methods", c.import_methods));
     for (const auto& m : c.import_methods) {
@@ -226,6 +227,11 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "task_ttl_hours", c.task_ttl_hours));
     INGOT_RETURN_IF_ERROR(
         Read(*s, "import", "require_image_format_match", c.require_image_format_match));
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "convert_to", c.convert_to));
+    if (!c.convert_to.empty() && c.convert_to != "raw") {
+      return InvalidArgument("config import.convert_to: only \"raw\" (or \"\") is supported, not '" +
+                             c.convert_to + "'");
+    }
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "max_redirects", c.import_max_redirects));
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "connect_timeout_ms", c.import_connect_timeout_ms));
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "stall_timeout_ms", c.import_stall_timeout_ms));

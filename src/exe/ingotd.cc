@@ -159,6 +159,7 @@ int Run(int argc, char** argv) {
       .lease = std::chrono::milliseconds(config.task_lease_ms),
       .task_ttl = std::chrono::hours(config.task_ttl_hours),
       .require_image_format_match = config.require_image_format_match,
+      .convert_to = config.convert_to,
       .glance_regions = config.glance_regions};
   import_options.fetch.filter = {.allowed_schemes = config.allowed_schemes,
                                  .disallowed_schemes = config.disallowed_schemes,

@@ -218,7 +218,7 @@ void ImportService::Wake() {
     std::lock_guard lock(mu_);
     ++wakeups_;
   }
-  wake_.notify_one();
+  wake_.notify_all();  // the heartbeat waits on the same variable; an idle worker must see this
 }
 
 Result<Image> ImportService::Stage(const Image& image, io::Reader& body,
@@ -494,6 +494,8 @@ Status ImportService::FinishTask(Task task, const Status& outcome, const std::st
     Status s = tasks_.SaveTask(task);
     if (s.code() != Code::kConflict) return s;
     INGOT_ASSIGN_OR_RETURN(Task fresh, tasks_.GetTask(task.id));
+    // Another node took the task over meanwhile: its outcome is the one that counts.
+    if (fresh.lease_owner && *fresh.lease_owner != options_.node) return Conflict("lease lost");
     task = std::move(fresh);
   }
   return Conflict("task " + task.id + " kept changing");
@@ -518,6 +520,13 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
       return Status::Ok();
     }));
   }
+  // The source of the bytes. glance-direct with conversion reads the staged bytes through the
+  // virtual disk, so they must outlive it; converted_from is the format they were in.
+  std::unique_ptr<io::ByteSource> staged_source;
+  std::unique_ptr<io::Reader> source;
+  std::optional<uint64_t> length;
+  std::optional<std::string> converted_from;
+
   // What a failed import leaves: the image back to queued (copy-image: still active) with the
   // failed stores listed; staged bytes kept unless the image itself was refused.
   auto fail = [&](const Status& why, const std::vector<std::string>& failed) -> Status {
@@ -534,7 +543,11 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
     if (!reverted.ok() && reverted.status().code() != Code::kNotFound) {
       log::Warn("import.revert_failed", {{"image", image.id}, {"error", reverted.status().ToString()}});
     }
-    if (why.code() == Code::kRefused && r.method == "glance-direct") (void)staging_.Delete(image.id);
+    if (why.code() == Code::kRefused && r.method == "glance-direct") {
+      source.reset();  // may read the staged bytes
+      staged_source.reset();
+      (void)staging_.Delete(image.id);
+    }
     log::Warn("import.failed", {{"image", image.id}, {"task", task.id}, {"error", why.ToString()}});
     return why;
   };
@@ -561,9 +574,6 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
     return s;
   };
 
-  // The source of the bytes.
-  std::unique_ptr<io::Reader> source;
-  std::optional<uint64_t> length;
   std::string token;
   {
     std::lock_guard lock(mu_);
@@ -581,7 +591,31 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
                    : staged.status();
       }
       length = (*staged)->Size();
-      source = std::make_unique<io::SourceReader>(std::move(*staged));
+      staged_source = std::move(*staged);
+      // Conversion on the way in (Glance's image_conversion): the staged bytes can be read at any
+      // offset, so the reader is the virtual disk itself and the raw bytes stream into the stores
+      // in the same one pass that hashes them. The content is judged by its own format first.
+      if (options_.convert_to == "raw") {
+        auto info = formats::Inspect(*staged_source);
+        if (!info.ok()) {
+          if (info.status().code() == Code::kRefused) {
+            return Refused("Image data was refused by the format safety checks: " +
+                           info.status().message());
+          }
+          return info.status();
+        }
+        if (options_.require_image_format_match) {
+          INGOT_RETURN_IF_ERROR(CheckFormatMatch(image, std::optional<formats::ImageInfo>(*info)));
+        }
+        if (info->format != formats::Format::kRaw && info->format != formats::Format::kIso) {
+          INGOT_ASSIGN_OR_RETURN(auto disk, formats::Open(*staged_source, info->format));
+          converted_from = std::string(formats::GlanceDiskFormatName(info->format));
+          length = disk->Size();
+          source = std::make_unique<io::SourceReader>(std::move(disk));
+          return Status::Ok();
+        }
+      }
+      source = std::make_unique<io::SourceReader>(std::move(staged_source));
     } else if (r.method == "web-download") {
       auto d = fetch::Open(r.uri.value_or(""), options_.fetch);
       if (!d.ok()) {
@@ -642,6 +676,7 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
   opts.before_commit = fence;
   auto in = Ingest(*source, length, targets, image.id, opts);
   source.reset();
+  staged_source.reset();
 
   if (!in.ok()) {
     if (in.status().code() == Code::kConflict && in.status().message() == "lease lost") {
@@ -658,7 +693,7 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
                            *image.checksum),
                 r.stores);
   }
-  if (!copy && options_.require_image_format_match) {
+  if (!copy && options_.require_image_format_match && !converted_from) {
     if (Status m = CheckFormatMatch(image, in->info); !m.ok()) {
       discard();
       return fail(m, r.stores);
@@ -680,6 +715,10 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
       im.virtual_size.reset();
       if (in->info) im.virtual_size = in->info->virtual_size;
       im.checksum = in->md5;
+      if (converted_from) {
+        im.disk_format = "raw";
+        im.properties["os_glance_converted_from"] = *converted_from;
+      }
       im.os_hash_algo = images_.options().hash_algo;
       im.os_hash_value = in->hash_value;
       im.locations.clear();

@@ -46,6 +46,9 @@ struct ImportOptions {
   std::chrono::hours task_ttl{48};       // Glance's task_time_to_live
   // The content must be what disk_format says (Glance's require_image_format_match).
   bool require_image_format_match = true;
+  // "raw": glance-direct imports of qcow2, VMDK, VHD(X) and VDI images are stored as raw disks
+  // (disk_format becomes raw; os_glance_converted_from says what it was). "": stored as they came.
+  std::string convert_to;
   // web-download and glance-download fetches ([import_filtering_opts] and limits).
   fetch::FetchOptions fetch;
   // glance-download: region name -> Image API endpoint ("http://host:9292").

@@ -262,6 +262,53 @@ TEST_F(ImportServiceTest, StagingPastTheCapIsRefusedAndTheImageGoesBack) {
   EXPECT_FALSE(staging_.SizeOf(id).ok());
 }
 
+std::vector<uint8_t> ReadFile(const std::string& path) {
+  std::vector<uint8_t> out;
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return out;
+  uint8_t buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.insert(out.end(), buf, buf + n);
+  std::fclose(f);
+  return out;
+}
+
+// convert_to = "raw": a staged qcow2 is stored as the raw disk qemu-img would make of it, in the
+// one pass that hashes it; disk_format becomes raw.
+TEST_F(ImportServiceTest, GlanceDirectConvertsQcow2ToRawAsQemuImgDoes) {
+  imports_ = std::make_unique<ImportService>(
+      *images_, *repo_, staging_, ImportOptions{.node = "n", .convert_to = "raw"});
+  // A 3 MiB disk with data in two places and a hole between, as qcow2.
+  std::vector<uint8_t> disk(3 << 20, 0);
+  auto head = Pattern(200000);
+  std::copy(head.begin(), head.end(), disk.begin());
+  std::copy(head.begin(), head.begin() + 70000, disk.begin() + (2 << 20) + 12345);
+  const std::string raw = dir_ + "/disk.raw", qcow = dir_ + "/disk.qcow2", back = dir_ + "/back.raw";
+  FILE* f = std::fopen(raw.c_str(), "wb");
+  std::fwrite(disk.data(), 1, disk.size(), f);
+  std::fclose(f);
+  ASSERT_EQ(std::system(("qemu-img convert -q -f raw -O qcow2 " + raw + " " + qcow).c_str()), 0);
+  ASSERT_EQ(std::system(("qemu-img convert -q -f qcow2 -O raw " + qcow + " " + back).c_str()), 0);
+  const std::vector<uint8_t> reference = ReadFile(back);
+
+  std::string id = NewQueued("qcow2");
+  Stage(id, ReadFile(qcow));
+  ASSERT_TRUE(Import(id, {.method = "glance-direct"}).ok());
+  Drain();
+  Image im = Get(id);
+  ASSERT_EQ(im.status(), ImageStatus::kActive);
+  EXPECT_EQ(im.disk_format, "raw");
+  EXPECT_EQ(im.properties["os_glance_converted_from"], "qcow2");
+  EXPECT_EQ(im.size, reference.size());
+  EXPECT_EQ(im.virtual_size, reference.size());
+  EXPECT_EQ(im.checksum, Md5(reference));
+  auto stored = a_->Open(id);
+  ASSERT_TRUE(stored.ok());
+  std::vector<uint8_t> got((*stored)->Size());
+  ASSERT_TRUE(io::ReadExact(**stored, 0, got).ok());
+  EXPECT_TRUE(got == reference) << "the stored raw disk is what qemu-img convert makes";
+}
+
 TEST(ImportInput, RoundTrips) {
   ImportRequest r{.method = "web-download",
                   .uri = "http://example.com/a",
