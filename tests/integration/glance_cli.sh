@@ -17,24 +17,8 @@ ingot_start --auth noauth || exit 1
 # a client option breaks only there).
 mkdir -p "$W/home"
 export HOME="$W/home"
-# g ARGS...: one glance CLI call. stdin is closed, because the CLI reads image data from any non-tty
-# stdin (even /dev/null, which would upload an empty image).
-g() { timeout 120 glance --os-image-url "$INGOT_URL" --os-auth-token x "$@" <&-; }
 # o ARGS...: one openstack CLI call (no keystone: --os-auth-type none, the endpoint given directly).
 o() { timeout 120 openstack --os-auth-type none --os-endpoint "$INGOT_URL" "$@" <&-; }
-# run NAME CMD...: the command must exit 0; its output is kept in $W/out for field().
-run() {
-  local name="$1"; shift
-  if "$@" > "$W/out" 2>&1; then pass "$name"; return 0; fi
-  fail "$name" "exit $?: $(tail -3 "$W/out" | tr '\n' ' ')"
-  return 1
-}
-# field KEY: the value of row KEY in the last CLI table (| Property | Value |).
-field() {
-  awk -F'|' -v k="$1" '{gsub(/^ +| +$/,"",$2)} $2==k {v=$3; gsub(/^ +| +$/,"",v); print v; exit}' "$W/out"
-}
-# api ID FILTER: the image as the API shows it, through jq (independent of the CLI's table).
-api() { curl -s -m 30 "$INGOT_URL/v2/images/$1" | jq -r "$2"; }
 
 # A real qcow2 holding data: random raw bytes converted with qemu-img.
 random_file "$W/disk.raw" $((8 * 1048576))

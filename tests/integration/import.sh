@@ -65,17 +65,6 @@ write_config "$W/ingotd.toml" '["127.0.0.1"]'
 INGOT_DATA="$W/data"
 ingot_start --auth noauth --config "$W/ingotd.toml" || exit 1
 
-g() { timeout 120 glance --os-image-url "$INGOT_URL" --os-auth-token x "$@" <&-; }
-run() {
-  local name="$1"; shift
-  if "$@" > "$W/out" 2>&1; then pass "$name"; return 0; fi
-  fail "$name" "exit $?: $(tail -3 "$W/out" | tr '\n' ' ')"
-  return 1
-}
-field() {
-  awk -F'|' -v k="$1" '{gsub(/^ +| +$/,"",$2)} $2==k {v=$3; gsub(/^ +| +$/,"",v); print v; exit}' "$W/out"
-}
-api() { curl -s -m 30 "$INGOT_URL/v2/images/$1" | jq -r "$2"; }
 # wait_for ID JQ-CONDITION [SECONDS]: polls the image until the condition holds.
 wait_for() {
   local i

@@ -205,6 +205,25 @@ upload() {
   req PUT "/v2/images/$id/file" -H 'Content-Type: application/octet-stream' -T "$file" "$@"
 }
 
+# ------------------------------------------------------------------------------------- glance CLI
+# For the scripts that drive the real glance client; they set W (scratch) and HOME first.
+# g ARGS...: one glance CLI call. stdin is closed, because the CLI reads image data from any non-tty
+# stdin (even /dev/null, which would upload an empty image).
+g() { timeout 120 glance --os-image-url "$INGOT_URL" --os-auth-token x "$@" <&-; }
+# run NAME CMD...: the command must exit 0; its output is kept in $W/out for field().
+run() {
+  local name="$1"; shift
+  if "$@" > "$W/out" 2>&1; then pass "$name"; return 0; fi
+  fail "$name" "exit $?: $(tail -3 "$W/out" | tr '\n' ' ')"
+  return 1
+}
+# field KEY: the value of row KEY in the last CLI table (| Property | Value |).
+field() {
+  awk -F'|' -v k="$1" '{gsub(/^ +| +$/,"",$2)} $2==k {v=$3; gsub(/^ +| +$/,"",v); print v; exit}' "$W/out"
+}
+# api ID FILTER: the image as the API shows it, through jq (independent of the CLI's table).
+api() { curl -s -m 30 "$INGOT_URL/v2/images/$1" | jq -r "$2"; }
+
 # ---------------------------------------------------------------------------------------------- checks
 pass() { IT_PASS=$((IT_PASS+1)); echo "PASS  $1"; }
 fail() { IT_FAIL=$((IT_FAIL+1)); echo "FAIL  $1${2:+ -- $2}"; }
