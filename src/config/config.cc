@@ -210,7 +210,7 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
         *s, "import",
         {"methods", "staging_dir", "staging_cap", "workers", "node_name", "task_lease_ms",
          "task_ttl_hours", "require_image_format_match", "convert_to", "max_redirects",
-         "connect_timeout_ms",
+         "connect_timeout_ms", "inject", "inject_ignore_roles",
          "stall_timeout_ms", "glance_regions"}));
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "methods", c.import_methods));
     for (const auto& m : c.import_methods) {
@@ -236,6 +236,8 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "connect_timeout_ms", c.import_connect_timeout_ms));
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "stall_timeout_ms", c.import_stall_timeout_ms));
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "glance_regions", c.glance_regions));
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "inject", c.inject));
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "inject_ignore_roles", c.inject_ignore_roles));
   }
   if (auto* s = doc["import_filtering_opts"].as_table()) {
     const char* sec = "import_filtering_opts";

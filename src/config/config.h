@@ -49,7 +49,7 @@ struct Config {
   uint64_t size_cap = 1ull << 40;
   std::string hash_algo = "sha512";
   std::vector<std::string> disk_formats = {"ami", "ari", "aki",   "vhd", "vhdx", "vmdk",
-                                           "raw", "qcow2", "vdi", "iso", "ploop"};
+                                           "raw", "qcow2", "vdi", "iso", "ploop", "gpt"};
   std::vector<std::string> container_formats = {"ami", "ari",    "aki",   "bare",
                                                 "ovf", "ova", "docker", "compressed"};
   int property_quota = 128;
@@ -71,6 +71,8 @@ struct Config {
   int import_connect_timeout_ms = 10000;
   int import_stall_timeout_ms = 60000;
   std::map<std::string, std::string> glance_regions;  // [import.glance_regions] name = "URL"
+  std::map<std::string, std::string> inject;          // [import.inject] key = "value"
+  std::vector<std::string> inject_ignore_roles = {"admin"};
   // [import_filtering_opts]: Glance's names and defaults.
   std::vector<std::string> allowed_schemes = {"http", "https"};
   std::vector<std::string> disallowed_schemes;

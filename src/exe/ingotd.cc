@@ -160,7 +160,9 @@ int Run(int argc, char** argv) {
       .task_ttl = std::chrono::hours(config.task_ttl_hours),
       .require_image_format_match = config.require_image_format_match,
       .convert_to = config.convert_to,
-      .glance_regions = config.glance_regions};
+      .glance_regions = config.glance_regions,
+      .inject = config.inject,
+      .inject_ignore_roles = config.inject_ignore_roles};
   import_options.fetch.filter = {.allowed_schemes = config.allowed_schemes,
                                  .disallowed_schemes = config.disallowed_schemes,
                                  .allowed_hosts = config.allowed_hosts,

@@ -166,6 +166,7 @@ Result<Response> ImportsResource::Import(Call& call) {
   }
   service::Requester who{.project = call.context.project,
                          .user = call.context.user,
+                         .roles = call.context.roles,
                          .request_id = call.context.request_id,
                          .token = std::string(
                              call.request.headers.Get("X-Auth-Token").value_or(""))};

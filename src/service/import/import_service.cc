@@ -363,8 +363,19 @@ Result<std::optional<Task>> ImportService::Import(const Image& image, const Impo
   task.version = 1;
   // Show the import at once: the image moves to importing (copy-image: stays active) and lists
   // the stores it is going to.
+  // inject_image_metadata: the operator's properties, unless the requester is exempt.
+  const bool inject = !IsCopy(r) && std::none_of(options_.inject_ignore_roles.begin(),
+                                                 options_.inject_ignore_roles.end(),
+                                                 [&](const std::string& role) {
+                                                   return std::find(who.roles.begin(),
+                                                                    who.roles.end(),
+                                                                    role) != who.roles.end();
+                                                 });
   auto begun = images_.Mutate(image, [&](Image& im) -> Status {
     if (!IsCopy(r)) INGOT_RETURN_IF_ERROR(Transition(im, ImageEvent::kStartImport));
+    if (inject) {
+      for (const auto& [k, v] : options_.inject) im.properties[k] = v;
+    }
     im.properties[kImportingTo] = Join(ids);
     im.properties[kFailedImport] = "";
     return Status::Ok();

@@ -53,6 +53,10 @@ struct ImportOptions {
   fetch::FetchOptions fetch;
   // glance-download: region name -> Image API endpoint ("http://host:9292").
   std::map<std::string, std::string> glance_regions;
+  // Glance's inject_image_metadata plugin: properties set on every imported image, unless the
+  // requester holds one of `inject_ignore_roles` (Glance's ignore_user_roles, default admin).
+  std::map<std::string, std::string> inject;
+  std::vector<std::string> inject_ignore_roles = {"admin"};
 };
 
 // The body of POST /v2/images/{id}/import, parsed.
@@ -69,6 +73,7 @@ struct ImportRequest {
 struct Requester {
   std::optional<std::string> project;
   std::optional<std::string> user;
+  std::vector<std::string> roles;
   std::string request_id;
   // Passed on to glance-download's remote endpoint. Kept in memory only, never in the catalog: a
   // task another node takes over runs without it.

@@ -309,6 +309,28 @@ TEST_F(ImportServiceTest, GlanceDirectConvertsQcow2ToRawAsQemuImgDoes) {
   EXPECT_TRUE(got == reference) << "the stored raw disk is what qemu-img convert makes";
 }
 
+// inject_image_metadata: the operator's properties land on imported images, except for the exempt
+// roles.
+TEST_F(ImportServiceTest, InjectsTheOperatorsPropertiesUnlessTheRoleIsExempt) {
+  imports_ = std::make_unique<ImportService>(
+      *images_, *repo_, staging_,
+      ImportOptions{.node = "n", .inject = {{"hw_vif_multiqueue_enabled", "true"}}});
+  std::string member = NewQueued(), admin = NewQueued();
+  Stage(member, Pattern(1000));
+  Stage(admin, Pattern(1000));
+  ASSERT_TRUE(imports_
+                  ->Import(Get(member), {.method = "glance-direct"},
+                           Requester{.project = "p1", .roles = {"member", "reader"}})
+                  .ok());
+  ASSERT_TRUE(imports_
+                  ->Import(Get(admin), {.method = "glance-direct"},
+                           Requester{.project = "p1", .roles = {"admin", "member"}})
+                  .ok());
+  Drain();
+  EXPECT_EQ(Get(member).properties["hw_vif_multiqueue_enabled"], "true");
+  EXPECT_EQ(Get(admin).properties.count("hw_vif_multiqueue_enabled"), 0u);
+}
+
 TEST(ImportInput, RoundTrips) {
   ImportRequest r{.method = "web-download",
                   .uri = "http://example.com/a",
