@@ -7,6 +7,8 @@ pkgs=(
   libsqlite3-dev                                 # embedded catalog
   libssl-dev                                     # MD5 / SHA-2 (EVP)
   zlib1g-dev libzstd-dev libdeflate-dev          # qcow2 compressed clusters (libdeflate: fast inflate)
+  liblzma-dev libbz2-dev                         # xz and bzip2 images decompressed on import
+  gzip zstd xz-utils bzip2                       # compressed test images
   libtomlplusplus-dev                            # --config file
   libcurl4-openssl-dev                           # src/fetch: web-download / glance-download imports
   libgtest-dev libgmock-dev libbenchmark-dev     # tests and micro-benchmarks

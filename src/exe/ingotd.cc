@@ -160,6 +160,7 @@ int Run(int argc, char** argv) {
       .task_ttl = std::chrono::hours(config.task_ttl_hours),
       .require_image_format_match = config.require_image_format_match,
       .convert_to = config.convert_to,
+      .decompress = config.decompress,
       .glance_regions = config.glance_regions,
       .inject = config.inject,
       .inject_ignore_roles = config.inject_ignore_roles};

@@ -3,6 +3,8 @@
 
 #include <cstring>
 
+#include "io/adapters.h"
+#include "io/decompress.h"
 #include "io/file.h"
 #include "io/hash.h"
 #include "io/memory.h"
@@ -29,6 +31,67 @@ TEST(HashTest, ContentMd5InBase64OrHex) {
                           "!B2M2Y8AsgTpgAmY7PhCfg=="}) {
     EXPECT_EQ(Md5HexFromHeader(bad).status().code(), Code::kInvalidArgument) << bad;
   }
+}
+
+// Every compression the import path recognises, made by its own command-line tool, reads back as
+// the original bytes through small reads; concatenated gzip members are one stream; a truncated
+// stream is an error, not a short image; anything else passes through untouched.
+TEST(DecompressTest, EveryCompressionStreamsBackTheOriginal) {
+  char tmpl[] = "/tmp/ingot-decomp-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  std::vector<uint8_t> data(3 << 20);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>((i * 7) ^ (i >> 11));
+  {
+    auto sink = FileSink::Create(dir + "/d");
+    ASSERT_TRUE(sink.ok());
+    ASSERT_TRUE((*sink)->WriteAt(0, data).ok());
+  }
+  auto read_all = [](std::unique_ptr<Reader> r) -> Result<std::vector<uint8_t>> {
+    std::vector<uint8_t> out;
+    uint8_t buf[1000];
+    for (;;) {
+      INGOT_ASSIGN_OR_RETURN(size_t n, r->Read(buf));
+      if (n == 0) return out;
+      out.insert(out.end(), buf, buf + n);
+    }
+  };
+  auto open = [&](const std::string& name, Compression* c) {
+    auto src = FileSource::Open(dir + "/" + name);
+    EXPECT_TRUE(src.ok());
+    return Decompressing(std::make_unique<SourceReader>(std::move(*src)), c);
+  };
+  const std::vector<std::pair<std::string, Compression>> cases = {
+      {"gzip -c d > d.gz", Compression::kGzip},
+      {"zstd -q -c d > d.zst", Compression::kZstd},
+      {"xz -c d > d.xz", Compression::kXz},
+      {"bzip2 -c d > d.bz2", Compression::kBzip2}};
+  for (const auto& [cmd, want] : cases) {
+    ASSERT_EQ(std::system(("cd " + dir + " && " + cmd).c_str()), 0) << cmd;
+    const std::string name = cmd.substr(cmd.rfind(' ') + 1);
+    Compression found;
+    auto r = open(name, &found);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(found, want) << name;
+    auto back = read_all(std::move(*r));
+    ASSERT_TRUE(back.ok()) << name << ": " << back.status().ToString();
+    EXPECT_TRUE(*back == data) << name;
+    // Cut in the middle: an error naming the compression.
+    ASSERT_EQ(std::system(("cd " + dir + " && head -c $(( $(stat -c %s " + name + ") / 2 )) " + name + " > cut").c_str()), 0);
+    auto cut = read_all(*open("cut", &found));
+    ASSERT_FALSE(cut.ok()) << name;
+    EXPECT_NE(cut.status().message().find(CompressionName(want)), std::string::npos)
+        << cut.status().ToString();
+  }
+  ASSERT_EQ(std::system(("cd " + dir + " && gzip -c d > two.gz && gzip -c d >> two.gz").c_str()), 0);
+  Compression found;
+  auto two = read_all(*open("two.gz", &found));
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(two->size(), 2 * data.size()) << "gzip members one after another are one stream";
+  auto plain = read_all(*open("d", &found));
+  EXPECT_EQ(found, Compression::kNone);
+  EXPECT_TRUE(plain.ok() && *plain == data);
+  std::system(("rm -rf " + dir).c_str());
 }
 
 TEST(MemoryTest, ReadExactReportsShortRead) {

@@ -10,6 +10,7 @@
 #include "common/uuid.h"
 #include "formats/format.h"
 #include "io/adapters.h"
+#include "io/decompress.h"
 
 namespace ingot::service {
 
@@ -678,6 +679,17 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
     return Status::Ok();
   };
   if (Status s = open_source(); !s.ok()) return fail(s, r.stores);
+  if (options_.decompress && !copy && !converted_from && image.container_format != "compressed") {
+    io::Compression found = io::Compression::kNone;
+    auto d = io::Decompressing(std::move(source), &found);
+    if (!d.ok()) return fail(d.status(), r.stores);
+    source = std::move(*d);
+    if (found != io::Compression::kNone) {
+      length.reset();  // the declared length was the compressed one
+      log::Info("import.decompressing", {{"image", image.id},
+                                         {"compression", io::CompressionName(found)}});
+    }
+  }
   // Store failures are tolerated during the pass so the failed store is known by name; whether one
   // failure fails the import (all_stores_must_succeed) is decided below.
   IngestOptions opts = images_.ingest_options();

@@ -49,6 +49,9 @@ struct ImportOptions {
   // "raw": glance-direct imports of qcow2, VMDK, VHD(X) and VDI images are stored as raw disks
   // (disk_format becomes raw; os_glance_converted_from says what it was). "": stored as they came.
   std::string convert_to;
+  // Images that arrive gzip, zstd, xz or bzip2 compressed are stored decompressed (not when the
+  // image's container_format is "compressed": that one is kept as it came).
+  bool decompress = true;
   // web-download and glance-download fetches ([import_filtering_opts] and limits).
   fetch::FetchOptions fetch;
   // glance-download: region name -> Image API endpoint ("http://host:9292").

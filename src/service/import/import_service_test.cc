@@ -309,6 +309,24 @@ TEST_F(ImportServiceTest, GlanceDirectConvertsQcow2ToRawAsQemuImgDoes) {
   EXPECT_TRUE(got == reference) << "the stored raw disk is what qemu-img convert makes";
 }
 
+// An xz-compressed image is stored decompressed, checksummed as what is stored.
+TEST_F(ImportServiceTest, CompressedImagesAreStoredDecompressed) {
+  const auto bytes = Pattern(600000);
+  const std::string path = dir_ + "/img.raw";
+  FILE* f = std::fopen(path.c_str(), "wb");
+  std::fwrite(bytes.data(), 1, bytes.size(), f);
+  std::fclose(f);
+  ASSERT_EQ(std::system(("xz -k " + path).c_str()), 0);
+  std::string id = NewQueued();
+  Stage(id, ReadFile(path + ".xz"));
+  ASSERT_TRUE(Import(id, {.method = "glance-direct"}).ok());
+  Drain();
+  Image im = Get(id);
+  ASSERT_EQ(im.status(), ImageStatus::kActive);
+  EXPECT_EQ(im.size, bytes.size());
+  EXPECT_EQ(im.checksum, Md5(bytes));
+}
+
 // inject_image_metadata: the operator's properties land on imported images, except for the exempt
 // roles.
 TEST_F(ImportServiceTest, InjectsTheOperatorsPropertiesUnlessTheRoleIsExempt) {
