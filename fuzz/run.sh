@@ -44,6 +44,9 @@ printf 'x\ncreateType="monolithicFlat"\nRW 8 FLAT "f" 0\n' >"$S/vmdk_desc_oslo"
 printf 'COWD\001\000\000\000\000\000\000\000' >"$S/vmdk_cowd"
 mkdir -p "$WORK/iso"; echo hello > "$WORK/iso/a"
 genisoimage -quiet -o "$S/iso" "$WORK/iso" 2>/dev/null || true
+# Compressed streams for fuzz_decompress.
+gzip -c "$S/qcow2" > "$S/qcow2.gz" 2>/dev/null; zstd -q -c "$S/qcow2" > "$S/qcow2.zst" 2>/dev/null
+xz -c "$S/qcow2" > "$S/qcow2.xz" 2>/dev/null; bzip2 -c "$S/qcow2" > "$S/qcow2.bz2" 2>/dev/null
 
 # Seeds for the text parsers of the API edge, one directory per target.
 T=$WORK/text; mkdir -p "$T"/fuzz_list_query "$T"/fuzz_range "$T"/fuzz_json_patch "$T"/fuzz_config \
@@ -70,6 +73,7 @@ seeds_for() {  # target -> seed files
     fuzz_qcow2) ls "$S"/qcow2* ;;
     fuzz_vmdk) ls "$S"/vmdk* ;;
     fuzz_verdicts) ls "$S"/* ;;
+    fuzz_decompress) ls "$S"/*.gz "$S"/*.zst "$S"/*.xz "$S"/*.bz2 ;;
     fuzz_vhd) ls "$S"/vpc* ;;
     fuzz_vhdx) ls "$S"/vhdx ;;
     fuzz_vdi) ls "$S"/vdi ;;
