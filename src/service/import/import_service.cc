@@ -454,8 +454,13 @@ void ImportService::WorkerLoop() {
 
 Result<bool> ImportService::RunOnce() {
   const int64_t now = NowMicros();
-  // Expired tasks go first: Glance purges them after task_time_to_live.
-  (void)tasks_.PurgeExpiredTasks(now);
+  // Ended tasks are purged after task_time_to_live, as Glance does; once a minute is plenty.
+  int64_t last = last_purge_.load();
+  if (now - last > 60 * 1000000 && last_purge_.compare_exchange_strong(last, now)) {
+    if (auto purged = tasks_.PurgeExpiredTasks(now); purged.ok() && *purged > 0) {
+      log::Info("import.tasks_purged", {{"count", *purged}});
+    }
+  }
   INGOT_ASSIGN_OR_RETURN(auto claimed,
                          tasks_.ClaimTask(options_.node, now, now + Micros(options_.lease)));
   if (!claimed) return false;

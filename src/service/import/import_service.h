@@ -150,6 +150,7 @@ class ImportService {
   uint64_t wakeups_ = 0;
   std::vector<std::thread> workers_;
   std::thread heartbeat_;
+  std::atomic<int64_t> last_purge_{0};
 };
 
 // The import request as stored in a task's input, and back.
