@@ -1,6 +1,8 @@
 #include "api/v2/documents.h"
 
+#include "api/errors.h"
 #include "api/json/writer.h"
+#include "io/hash.h"
 #include "common/time.h"
 
 namespace ingot::api {
@@ -103,6 +105,35 @@ boost::json::object MemberJson(const catalog::ImageMember& m) {
                              {"created_at", FormatIso8601(m.created_at)},
                              {"updated_at", FormatIso8601(m.updated_at)},
                              {"schema", "/v2/schemas/member"}};
+}
+
+catalog::Viewer ViewerOf(const auth::RequestContext& ctx) {
+  return catalog::Viewer{ctx.project, ctx.is_admin()};
+}
+
+std::string_view MediaType(std::string_view content_type) {
+  std::string_view media = content_type.substr(0, content_type.find(';'));
+  while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+  return media;
+}
+
+http::Response UnsupportedMediaType(std::string_view shown) {
+  return ErrorResponseVerbatim(415, "The request media type " +
+                                        std::string(shown.empty() ? "(none)" : shown) +
+                                        " is not supported by this server.\n<br /><br />\n");
+}
+
+Result<ImageDataHead> ReadImageDataHead(const http::Request& request) {
+  ImageDataHead head;
+  auto ctype = request.headers.Get("Content-Type");
+  if (ctype && MediaType(*ctype) != "application/octet-stream") {
+    head.refusal = UnsupportedMediaType(*ctype);
+    return head;
+  }
+  if (auto declared = request.headers.Get("Content-MD5")) {
+    INGOT_ASSIGN_OR_RETURN(head.md5, io::Md5HexFromHeader(*declared));
+  }
+  return head;
 }
 
 http::Response NoContent() {

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <boost/json.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 
+#include "auth/context.h"
 #include "catalog/image.h"
 #include "common/result.h"
 #include "http/server.h"
@@ -21,6 +24,23 @@ http::Response JsonResponse(int status, std::string body);
 http::Response JsonResponse(int status, const boost::json::value& body);
 // 204 with Glance's Content-Type.
 http::Response NoContent();
+
+// The caller as the catalog's visibility rules see it.
+catalog::Viewer ViewerOf(const auth::RequestContext& ctx);
+
+// The media type of a Content-Type value, without parameters or trailing blanks.
+std::string_view MediaType(std::string_view content_type);
+// Glance's 415, naming the media type the client sent ("(none)" when empty).
+http::Response UnsupportedMediaType(std::string_view shown);
+
+// What the head of a request carrying image bytes (PUT …/file, PUT …/stage) says of them: a
+// Content-Type other than application/octet-stream is refused with Glance's 415 (`refusal`); a
+// Content-MD5 is the checksum the client declares (hex), kInvalidArgument when malformed.
+struct ImageDataHead {
+  std::optional<http::Response> refusal;
+  std::optional<std::string> md5;
+};
+Result<ImageDataHead> ReadImageDataHead(const http::Request& request);
 
 // Reads and parses a JSON request body. kTooLarge past `limit`; kInvalidArgument "Malformed JSON in
 // request body." for text that is not JSON (ill-formed UTF-8 included: Boost.JSON refuses it).

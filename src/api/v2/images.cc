@@ -9,7 +9,6 @@
 #include "http/range.h"
 #include "http/url.h"
 #include "io/adapters.h"
-#include "io/hash.h"
 
 namespace ingot::api {
 
@@ -23,25 +22,9 @@ namespace {
 constexpr std::string_view kPatchMediaType = "application/openstack-images-v2.1-json-patch";
 constexpr std::string_view kPatchMediaTypeOld = "application/openstack-images-v2.0-json-patch";
 
-catalog::Viewer ViewerOf(const auth::RequestContext& ctx) {
-  return catalog::Viewer{ctx.project, ctx.is_admin()};
-}
-
 // Glance leaves ':' and ',' readable in its list links ("sort=name:asc,id").
 std::string EncodeQueryComponent(std::string_view s) { return http::PercentEncode(s, ":,"); }
 
-// The media type without parameters or trailing blanks.
-std::string_view MediaType(std::string_view content_type) {
-  std::string_view media = content_type.substr(0, content_type.find(';'));
-  while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
-  return media;
-}
-
-Response UnsupportedMediaType(std::string_view media) {
-  return ErrorResponseVerbatim(415, "The request media type " +
-                                        std::string(media.empty() ? "(none)" : media) +
-                                        " is not supported by this server.\n<br /><br />\n");
-}
 
 }  // namespace
 
@@ -184,19 +167,13 @@ Result<Response> ImagesResource::Delete(Call& call) {
 
 Result<Response> ImagesResource::Upload(Call& call) {
   http::Request& req = call.request;
-  auto ctype = req.headers.Get("Content-Type");
-  if (ctype && MediaType(*ctype) != "application/octet-stream") {
-    return ErrorResponseVerbatim(415, "The request media type " + std::string(*ctype) +
-                                          " is not supported by this server.\n<br /><br />\n");
-  }
+  INGOT_ASSIGN_OR_RETURN(ImageDataHead head, ReadImageDataHead(req));
+  if (head.refusal) return std::move(*head.refusal);
   // Glance's multi-store header; the default store without it.
   std::string store(req.headers.Get("X-Image-Meta-Store").value_or(""));
-  std::optional<std::string> md5;
-  if (auto declared = req.headers.Get("Content-MD5")) {
-    INGOT_ASSIGN_OR_RETURN(md5, io::Md5HexFromHeader(*declared));
-  }
   service::UploadStats stats;
-  auto done = images_.Upload(*call.image, *req.body, req.content_length, store, &stats, md5);
+  auto done =
+      images_.Upload(*call.image, *req.body, req.content_length, store, &stats, head.md5);
   if (!done.ok()) {
     log::Warn("upload.failed", {{"image", call.image->id},
                                 {"request_id", call.context.request_id},

@@ -6,7 +6,6 @@
 #include "api/v2/documents.h"
 #include "common/log.h"
 #include "common/time.h"
-#include "io/hash.h"
 
 namespace ingot::api {
 
@@ -15,10 +14,6 @@ using catalog::Task;
 using http::Response;
 
 namespace {
-
-catalog::Viewer ViewerOf(const auth::RequestContext& ctx) {
-  return catalog::Viewer{ctx.project, ctx.is_admin()};
-}
 
 json::value Nullable(const std::optional<std::string>& s) {
   return s ? json::value(*s) : json::value(nullptr);
@@ -130,16 +125,9 @@ void ImportsResource::Register(ApiRouter& r) {
 
 Result<Response> ImportsResource::Stage(Call& call) {
   http::Request& req = call.request;
-  auto ctype = req.headers.Get("Content-Type");
-  if (ctype && ctype->substr(0, ctype->find(';')) != "application/octet-stream") {
-    return ErrorResponseVerbatim(415, "The request media type " + std::string(*ctype) +
-                                          " is not supported by this server.\n<br /><br />\n");
-  }
-  std::optional<std::string> md5;
-  if (auto declared = req.headers.Get("Content-MD5")) {
-    INGOT_ASSIGN_OR_RETURN(md5, io::Md5HexFromHeader(*declared));
-  }
-  auto staged = imports_.Stage(*call.image, *req.body, req.content_length, md5);
+  INGOT_ASSIGN_OR_RETURN(ImageDataHead head, ReadImageDataHead(req));
+  if (head.refusal) return std::move(*head.refusal);
+  auto staged = imports_.Stage(*call.image, *req.body, req.content_length, head.md5);
   if (!staged.ok()) {
     log::Warn("stage.failed", {{"image", call.image->id},
                                {"request_id", call.context.request_id},
