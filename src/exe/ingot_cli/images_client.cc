@@ -185,7 +185,14 @@ Status ImagesClient::Reactivate(const std::string& id) {
 
 Status ImagesClient::Upload(const std::string& id, io::Reader& data, std::optional<uint64_t> size,
                             const http::Progress& progress) {
-  http::ClientRequest req = Simple("PUT", "/v2/images/" + http::PercentEncode(id) + "/file");
+  return PutData(id, "file", data, size, progress);
+}
+
+// PUT /v2/images/{id}/{file|stage}: the image bytes, streamed.
+Status ImagesClient::PutData(const std::string& id, std::string_view where, io::Reader& data,
+                             std::optional<uint64_t> size, const http::Progress& progress) {
+  http::ClientRequest req =
+      Simple("PUT", "/v2/images/" + http::PercentEncode(id) + "/" + std::string(where));
   req.headers.Set("Content-Type", "application/octet-stream");
   req.body_stream = &data;
   req.body_length = size;
@@ -203,11 +210,7 @@ Result<http::Headers> ImagesClient::Download(const std::string& id, io::Writer& 
 
 Status ImagesClient::Stage(const std::string& id, io::Reader& data, std::optional<uint64_t> size,
                            const http::Progress& progress) {
-  http::ClientRequest req = Simple("PUT", "/v2/images/" + http::PercentEncode(id) + "/stage");
-  req.headers.Set("Content-Type", "application/octet-stream");
-  req.body_stream = &data;
-  req.body_length = size;
-  return Call(std::move(req), nullptr, progress).status();
+  return PutData(id, "stage", data, size, progress);
 }
 
 Status ImagesClient::Import(const std::string& id, const json::object& request) {

@@ -55,6 +55,8 @@ class ImagesClient {
   Result<std::vector<boost::json::object>> ImageTasks(const std::string& id);
 
  private:
+  Status PutData(const std::string& id, std::string_view where, io::Reader& data,
+                 std::optional<uint64_t> size, const http::Progress& progress);
   Result<http::ClientResponse> Call(http::ClientRequest req, io::Writer* sink = nullptr,
                                     const http::Progress& progress = {});
   Result<boost::json::object> CallForObject(http::ClientRequest req);
