@@ -17,6 +17,7 @@ pkgs=(
   genisoimage                                    # ISO 9660 images in the formats tests
   python3-glanceclient python3-openstackclient   # the real glance/openstack CLIs in integration tests
   curl wrk nginx-light procps jq                 # integration tests and bench/
+  glance-api                                     # the real OpenStack Glance: glance-download peer (tests/integration/glance_peer.sh)
 )
 missing=()
 for p in "${pkgs[@]}"; do

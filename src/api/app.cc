@@ -28,6 +28,10 @@ Application::Application(AppDeps deps)
     imports_.emplace(*deps_.imports, deps_.policy, deps_.options);
     imports_->Register(router_);
   }
+  if (deps_.locations != nullptr) {
+    locations_.emplace(*deps_.locations, deps_.options);
+    locations_->Register(router_);
+  }
   RegisterInfoRoutes(router_, deps_.images, deps_.options);
 }
 

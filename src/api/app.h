@@ -14,6 +14,7 @@
 #include "api/route.h"
 #include "api/v2/images.h"
 #include "api/v2/imports.h"
+#include "api/v2/locations.h"
 #include "api/v2/members.h"
 #include "auth/authenticator.h"
 #include "auth/policy.h"
@@ -28,6 +29,9 @@ struct AppDeps {
   ApiOptions options;
   // Import and tasks; without it the import routes are not offered.
   service::ImportService* imports = nullptr;
+  // The locations API (POST/GET /v2/images/{id}/locations); without it those routes are not
+  // offered.
+  service::LocationService* locations = nullptr;
 };
 
 class Application {
@@ -71,6 +75,7 @@ class Application {
   ImagesResource images_;
   MembersResource members_;
   std::optional<ImportsResource> imports_;
+  std::optional<LocationsResource> locations_;
   Metrics metrics_;
 };
 

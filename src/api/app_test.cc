@@ -57,6 +57,7 @@ class AppTest : public ::testing::Test {
   void BuildService(bool two_stores = false) {
     app_.reset();
     imports_.reset();
+    locations_.reset();
     images_.reset();
     stores_ = std::make_unique<store::StoreSet>();
     auto file = std::move(*store::FileStore::Open({.id = "file", .root = dir_ + "/images"}));
@@ -76,12 +77,13 @@ class AppTest : public ::testing::Test {
     app_.reset();
     imports_ = std::make_unique<service::ImportService>(*images_, *repo_, staging_,
                                                         service::ImportOptions{.node = "test"});
-    app_ = std::make_unique<Application>(
-        AppDeps{.images = *images_,
-                .authenticator = *auth_,
-                .policy = policy_,
-                .options = options_,
-                .imports = imports_.get()});
+    locations_ = std::make_unique<service::LocationService>(*images_, service::LocationOptions{});
+    app_ = std::make_unique<Application>(AppDeps{.images = *images_,
+                                                 .authenticator = *auth_,
+                                                 .policy = policy_,
+                                                 .options = options_,
+                                                 .imports = imports_.get(),
+                                                 .locations = locations_.get()});
   }
   void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
 
@@ -102,8 +104,9 @@ class AppTest : public ::testing::Test {
         std::string kv = qs.substr(i, amp - i);
         auto eq = kv.find('=');
         if (!kv.empty()) {
-          req.query.emplace_back(*http::PercentDecode(kv.substr(0, eq), true),
-                                 eq == std::string::npos ? "" : *http::PercentDecode(kv.substr(eq + 1), true));
+          req.query.emplace_back(
+              *http::PercentDecode(kv.substr(0, eq), true),
+              eq == std::string::npos ? "" : *http::PercentDecode(kv.substr(eq + 1), true));
         }
         i = amp + 1;
       }
@@ -117,7 +120,8 @@ class AppTest : public ::testing::Test {
     return http::Resolve(app_->Handle(req), req);
   }
   json::object Body(const http::Response& r) { return json::parse(r.body).as_object(); }
-  std::string Create(std::string body = R"({"name":"a","disk_format":"raw","container_format":"bare"})") {
+  std::string Create(
+      std::string body = R"({"name":"a","disk_format":"raw","container_format":"bare"})") {
     auto r = Call("POST", "/v2/images", body);
     EXPECT_EQ(r.status, 201) << r.body;
     return std::string(Body(r)["id"].as_string());
@@ -132,13 +136,15 @@ class AppTest : public ::testing::Test {
   std::unique_ptr<service::ImageService> images_;
   store::MemoryStore staging_{"staging"};
   std::unique_ptr<service::ImportService> imports_;
+  std::unique_ptr<service::LocationService> locations_;
   std::unique_ptr<auth::Authenticator> auth_;
   std::unique_ptr<Application> app_;
 };
 
 TEST_F(AppTest, CreateShowsGlanceShape) {
-  auto r = Call("POST", "/v2/images",
-                R"({"name":"img","disk_format":"qcow2","container_format":"bare","tags":["t1"],"hw_disk_bus":"scsi"})");
+  auto r = Call(
+      "POST", "/v2/images",
+      R"({"name":"img","disk_format":"qcow2","container_format":"bare","tags":["t1"],"hw_disk_bus":"scsi"})");
   ASSERT_EQ(r.status, 201) << r.body;
   auto o = Body(r);
   std::string id(o["id"].as_string());
@@ -164,7 +170,9 @@ TEST_F(AppTest, AwkwardStringsRoundTrip) {
   auto got = Body(Call("GET", "/v2/images/" + S(Body(r)["id"])));
   EXPECT_EQ(got["name"], sent["name"]);
   EXPECT_EQ(got["k\"ey"], sent["k\"ey"]);
-  auto list = Body(Call("GET", "/v2/images?name=" + std::string("q%22uote%5Cback%0Aline%01ctl%20%C3%A9%20%E2%98%83")));
+  auto list =
+      Body(Call("GET", "/v2/images?name=" +
+                           std::string("q%22uote%5Cback%0Aline%01ctl%20%C3%A9%20%E2%98%83")));
   ASSERT_EQ(list["images"].as_array().size(), 1u);
 }
 
@@ -175,7 +183,8 @@ TEST_F(AppTest, CreateRefusesBadInput) {
   EXPECT_EQ(Call("POST", "/v2/images", R"({"disk_format":"bogus"})").status, 400);
   EXPECT_EQ(Call("POST", "/v2/images", R"({"status":"active"})").status, 403);
   EXPECT_EQ(Call("POST", "/v2/images", R"({"os_glance_foo":"x"})").status, 403);
-  EXPECT_EQ(Call("POST", "/v2/images", R"({"name":")" + std::string(256, 'n') + R"("})").status, 400);
+  EXPECT_EQ(Call("POST", "/v2/images", R"({"name":")" + std::string(256, 'n') + R"("})").status,
+            400);
   EXPECT_EQ(Call("POST", "/v2/images", R"({"id":"not-a-uuid"})").status, 400);
   EXPECT_EQ(Call("POST", "/v2/images", R"({"k": 5})").status, 400);
   std::string id = Create();
@@ -200,28 +209,38 @@ TEST_F(AppTest, ErrorsAreHtmlUnlessJsonIsAccepted) {
   auto r = Call("GET", "/v2/images/<script>", "", "", {{"Accept", "*/*"}});
   EXPECT_EQ(r.status, 404);
   EXPECT_EQ(*r.headers.Get("Content-Type"), "text/html; charset=UTF-8");
-  EXPECT_EQ(r.body,
-            "<html>\n <head>\n  <title>404 Not Found</title>\n </head>\n <body>\n  <h1>404 Not "
-            "Found</h1>\n  No image found with ID &lt;script&gt;<br /><br />\n\n\n\n </body>\n</html>");
+  EXPECT_EQ(
+      r.body,
+      "<html>\n <head>\n  <title>404 Not Found</title>\n </head>\n <body>\n  <h1>404 Not "
+      "Found</h1>\n  No image found with ID &lt;script&gt;<br /><br />\n\n\n\n </body>\n</html>");
 }
 
 TEST_F(AppTest, PatchAddReplaceRemove) {
   std::string id = Create();
   const std::string patch = "application/openstack-images-v2.1-json-patch";
-  auto r = Call("PATCH", "/v2/images/" + id,
-                R"([{"op":"replace","path":"/name","value":"b"},{"op":"add","path":"/k","value":"v"}])",
-                patch);
+  auto r =
+      Call("PATCH", "/v2/images/" + id,
+           R"([{"op":"replace","path":"/name","value":"b"},{"op":"add","path":"/k","value":"v"}])",
+           patch);
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(S(Body(r)["name"]), "b");
   EXPECT_EQ(S(Body(r)["k"]), "v");
   r = Call("PATCH", "/v2/images/" + id, R"([{"op":"remove","path":"/k"}])", patch);
   EXPECT_EQ(r.status, 200);
   EXPECT_FALSE(Body(r).contains("k"));
-  EXPECT_EQ(Call("PATCH", "/v2/images/" + id, R"([{"op":"remove","path":"/k"}])", patch).status, 409);
-  EXPECT_EQ(Call("PATCH", "/v2/images/" + id, R"([{"op":"replace","path":"/status","value":"active"}])", patch).status, 403);
-  EXPECT_EQ(Call("PATCH", "/v2/images/" + id, R"([{"op":"replace","path":"/name","value":"c"}])").status, 415);
-  EXPECT_EQ(Call("PATCH", "/v2/images/" + id, R"([{"op":"move","path":"/name"}])", patch).status, 400);
-  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["name"]), "b");  // failed patches changed nothing
+  EXPECT_EQ(Call("PATCH", "/v2/images/" + id, R"([{"op":"remove","path":"/k"}])", patch).status,
+            409);
+  EXPECT_EQ(Call("PATCH", "/v2/images/" + id,
+                 R"([{"op":"replace","path":"/status","value":"active"}])", patch)
+                .status,
+            403);
+  EXPECT_EQ(
+      Call("PATCH", "/v2/images/" + id, R"([{"op":"replace","path":"/name","value":"c"}])").status,
+      415);
+  EXPECT_EQ(Call("PATCH", "/v2/images/" + id, R"([{"op":"move","path":"/name"}])", patch).status,
+            400);
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["name"]),
+            "b");  // failed patches changed nothing
 }
 
 TEST_F(AppTest, UploadDownloadRangeAndConflicts) {
@@ -256,32 +275,73 @@ TEST_F(AppTest, UploadDownloadRangeAndConflicts) {
             std::string::npos);
   std::string big = Create();
   EXPECT_EQ(Call("PUT", "/v2/images/" + big + "/file", std::string(2 << 20, 'b'),
-                 "application/octet-stream").status, 413);
+                 "application/octet-stream")
+                .status,
+            413);
   EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + big))["status"]), "queued");
   std::string unformatted = Create("{}");
-  EXPECT_EQ(Call("PUT", "/v2/images/" + unformatted + "/file", "abc", "application/octet-stream").status, 400);
+  EXPECT_EQ(
+      Call("PUT", "/v2/images/" + unformatted + "/file", "abc", "application/octet-stream").status,
+      400);
   EXPECT_EQ(Call("GET", "/v2/images/" + unformatted + "/file").status, 204);
 }
 
+// A client may declare at create the os_hash_value its data must have; an upload of other bytes is
+// refused (400, nothing stored, the image still queued), the right bytes activate it. os_hash_algo
+// may be named only as the server's; alone it stays read-only.
+TEST_F(AppTest, AChecksumDeclaredAtCreateIsCheckedOnUpload) {
+  std::string data(70000, 'q');
+  std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+  const std::string sha = *io::HexDigestOf("sha512", bytes);
+  auto create = [&](const std::string& extra) {
+    return Call("POST", "/v2/images",
+                R"({"disk_format":"raw","container_format":"bare")" + extra + "}",
+                "application/json");
+  };
+  EXPECT_EQ(create(R"(,"os_hash_value":"abc")").status, 400);
+  EXPECT_EQ(create(R"(,"os_hash_value":")" + sha + R"(","os_hash_algo":"md5")").status, 400);
+  EXPECT_EQ(create(R"(,"os_hash_algo":"sha512")").status, 403);
+  auto made = create(R"(,"os_hash_value":")" + sha + R"(","os_hash_algo":"sha512")");
+  ASSERT_EQ(made.status, 201) << made.body;
+  std::string id = S(Body(made)["id"]);
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["os_hash_value"]), sha);
+
+  auto wrong = Call("PUT", "/v2/images/" + id + "/file", data + "!", "application/octet-stream");
+  EXPECT_EQ(wrong.status, 400);
+  EXPECT_NE(wrong.body.find("does not match the os_hash_value declared"), std::string::npos);
+  auto after = Body(Call("GET", "/v2/images/" + id));
+  EXPECT_EQ(S(after["status"]), "queued");
+  EXPECT_EQ(S(after["os_hash_value"]), sha);
+  EXPECT_EQ(Call("GET", "/v2/images/" + id + "/file").status, 204);
+
+  ASSERT_EQ(Call("PUT", "/v2/images/" + id + "/file", data, "application/octet-stream").status,
+            204);
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["status"]), "active");
+}
+
 TEST_F(AppTest, TagsProtectedDeleteAndDeactivate) {
-  std::string id = Create(R"({"name":"p","protected":true,"disk_format":"raw","container_format":"bare"})");
+  std::string id =
+      Create(R"({"name":"p","protected":true,"disk_format":"raw","container_format":"bare"})");
   EXPECT_EQ(Call("PUT", "/v2/images/" + id + "/tags/blue", "", "").status, 204);
   EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["tags"].as_array()[0]), "blue");
   EXPECT_EQ(Call("DELETE", "/v2/images/" + id + "/tags/blue", "", "").status, 204);
   EXPECT_EQ(Call("DELETE", "/v2/images/" + id + "/tags/blue", "", "").status, 404);
   EXPECT_EQ(Call("DELETE", "/v2/images/" + id, "", "").status, 403);
-  EXPECT_EQ(Call("POST", "/v2/images/" + id + "/actions/deactivate", "", "").status, 403);  // queued
+  EXPECT_EQ(Call("POST", "/v2/images/" + id + "/actions/deactivate", "", "").status,
+            403);  // queued
 
   Call("PATCH", "/v2/images/" + id, R"([{"op":"replace","path":"/protected","value":false}])",
        "application/openstack-images-v2.1-json-patch");
-  ASSERT_EQ(Call("PUT", "/v2/images/" + id + "/file", "data", "application/octet-stream").status, 204);
+  ASSERT_EQ(Call("PUT", "/v2/images/" + id + "/file", "data", "application/octet-stream").status,
+            204);
   EXPECT_EQ(Call("POST", "/v2/images/" + id + "/actions/deactivate", "", "").status, 204);
   EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["status"]), "deactivated");
   EXPECT_EQ(Call("POST", "/v2/images/" + id + "/actions/reactivate", "", "").status, 204);
   EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["status"]), "active");
   EXPECT_EQ(Call("DELETE", "/v2/images/" + id, "", "").status, 204);
   EXPECT_EQ(Call("GET", "/v2/images/" + id).status, 404);
-  EXPECT_EQ(Call("POST", "/v2/images", R"({"id":")" + id + R"("})").status, 409);  // ids never reused
+  EXPECT_EQ(Call("POST", "/v2/images", R"({"id":")" + id + R"("})").status,
+            409);  // ids never reused
 }
 
 TEST_F(AppTest, ListPaginatesWithLinks) {
@@ -295,10 +355,12 @@ TEST_F(AppTest, ListPaginatesWithLinks) {
   ASSERT_TRUE(o.contains("next"));
   std::set<std::string> seen;
   std::string next(o["next"].as_string());
-  for (auto& im : o["images"].as_array()) seen.insert(std::string(im.as_object().at("id").as_string()));
+  for (auto& im : o["images"].as_array())
+    seen.insert(std::string(im.as_object().at("id").as_string()));
   while (!next.empty()) {
     auto page = Body(Call("GET", next));
-    for (auto& im : page["images"].as_array()) seen.insert(std::string(im.as_object().at("id").as_string()));
+    for (auto& im : page["images"].as_array())
+      seen.insert(std::string(im.as_object().at("id").as_string()));
     next = page.contains("next") ? std::string(page["next"].as_string()) : "";
   }
   EXPECT_EQ(seen.size(), 5u);
@@ -317,9 +379,15 @@ TEST_F(AppTest, DiscoveryHealthAndMetrics) {
   EXPECT_TRUE(schema["properties"].as_object().at("status").as_object().at("readOnly").as_bool());
   EXPECT_EQ(S(Body(Call("GET", "/v2/schemas/images"))["name"]), "images");
   EXPECT_EQ(Call("GET", "/healthcheck").body, "OK");
-  EXPECT_EQ(S(Body(Call("GET", "/v2/info/stores"))["stores"].as_array()[0].as_object().at("id")), "file");
+  EXPECT_EQ(S(Body(Call("GET", "/v2/info/stores"))["stores"].as_array()[0].as_object().at("id")),
+            "file");
   // Import is offered (the import issue): Glance's four methods.
-  EXPECT_EQ(Body(Call("GET", "/v2/info/import"))["import-methods"].as_object().at("value").as_array().size(), 4u);
+  EXPECT_EQ(Body(Call("GET", "/v2/info/import"))["import-methods"]
+                .as_object()
+                .at("value")
+                .as_array()
+                .size(),
+            4u);
   Create();
   auto m = Call("GET", "/metrics");
   EXPECT_NE(m.body.find("ingot_images{status=\"queued\"} 1"), std::string::npos) << m.body;
@@ -331,17 +399,21 @@ class AppAuthTest : public AppTest {
     AppTest::SetUp();
     std::string path = dir_ + "/tokens.toml";
     std::FILE* f = std::fopen(path.c_str(), "w");
-    std::fputs("[[token]]\ntoken = \"owner\"\nproject = \"p1\"\nroles = [\"member\"]\n"
-               "[[token]]\ntoken = \"other\"\nproject = \"p2\"\nroles = [\"member\"]\n"
-               "[[token]]\ntoken = \"reader\"\nproject = \"p1\"\nroles = [\"reader\"]\n"
-               "[[token]]\ntoken = \"admin\"\nproject = \"ops\"\nroles = [\"admin\"]\n",
-               f);
+    std::fputs(
+        "[[token]]\ntoken = \"owner\"\nproject = \"p1\"\nroles = [\"member\"]\n"
+        "[[token]]\ntoken = \"other\"\nproject = \"p2\"\nroles = [\"member\"]\n"
+        "[[token]]\ntoken = \"reader\"\nproject = \"p1\"\nroles = [\"reader\"]\n"
+        "[[token]]\ntoken = \"admin\"\nproject = \"ops\"\nroles = [\"admin\"]\n"
+        "[[token]]\ntoken = \"svc\"\nproject = \"p1\"\nroles = [\"service\"]\n"
+        "[[token]]\ntoken = \"svc-elsewhere\"\nproject = \"services\"\n"
+        "roles = [\"service\"]\n",
+        f);
     std::fclose(f);
     auth_ = std::move(*auth::MakeTokenFileAuth(path));
     MakeApp();
   }
-  http::Response As(std::string token, std::string method, std::string target, std::string body = "",
-                    std::string ctype = "application/json") {
+  http::Response As(std::string token, std::string method, std::string target,
+                    std::string body = "", std::string ctype = "application/json") {
     return Call(std::move(method), std::move(target), std::move(body), std::move(ctype),
                 {{"X-Auth-Token", std::move(token)}});
   }
@@ -365,8 +437,8 @@ TEST_F(AppAuthTest, PolicyAndVisibility) {
   EXPECT_EQ(As("other", "GET", "/v2/images/" + id).status, 404);  // not 403: no existence leak
   EXPECT_EQ(As("other", "DELETE", "/v2/images/" + id).status, 404);
   EXPECT_EQ(As("owner", "PATCH", "/v2/images/" + id,
-                R"([{"op":"replace","path":"/visibility","value":"public"}])",
-                "application/openstack-images-v2.1-json-patch")
+               R"([{"op":"replace","path":"/visibility","value":"public"}])",
+               "application/openstack-images-v2.1-json-patch")
                 .status,
             403);  // publicize_image is admin-only
   EXPECT_EQ(As("admin", "GET", "/v2/images/" + id).status, 200);
@@ -385,12 +457,14 @@ TEST_F(AppAuthTest, SharingWithMembers) {
   // A pending member can see the image but does not get it in its default list.
   EXPECT_EQ(As("other", "GET", "/v2/images/" + id).status, 200);
   EXPECT_EQ(Listed("other"), 0u);
-  EXPECT_EQ(As("owner", "PUT", "/v2/images/" + id + "/members/p2", R"({"status":"accepted"})").status,
-            403);  // only the member decides
+  EXPECT_EQ(
+      As("owner", "PUT", "/v2/images/" + id + "/members/p2", R"({"status":"accepted"})").status,
+      403);  // only the member decides
   auto acc = As("other", "PUT", "/v2/images/" + id + "/members/p2", R"({"status":"accepted"})");
   ASSERT_EQ(acc.status, 200) << acc.body;
   EXPECT_EQ(Listed("other"), 1u);
-  EXPECT_EQ(Body(As("owner", "GET", "/v2/images/" + id + "/members"))["members"].as_array().size(), 1u);
+  EXPECT_EQ(Body(As("owner", "GET", "/v2/images/" + id + "/members"))["members"].as_array().size(),
+            1u);
   EXPECT_EQ(As("owner", "DELETE", "/v2/images/" + id + "/members/p2").status, 204);
   EXPECT_EQ(As("other", "GET", "/v2/images/" + id).status, 404);
 }
@@ -422,7 +496,8 @@ TEST_F(AppTest, EveryRouteNamesAPolicyRule) {
 
 // Glance's import over the API: stage, import, the task documents, and the refusals' statuses.
 TEST_F(AppTest, StageImportAndTasks) {
-  for (const char* route : {"/v2/images/{id}/stage", "/v2/images/{id}/import", "/v2/tasks/{task}"}) {
+  for (const char* route :
+       {"/v2/images/{id}/stage", "/v2/images/{id}/import", "/v2/tasks/{task}"}) {
     bool found = false;
     for (const auto& r : app_->router().routes()) found |= r.pattern == route;
     EXPECT_TRUE(found) << route;
@@ -435,9 +510,9 @@ TEST_F(AppTest, StageImportAndTasks) {
             409);
   EXPECT_EQ(Call("POST", "/v2/images/" + id + "/import", R"({"method": "glance-direct"})").status,
             400);
-  EXPECT_EQ(Call("PUT", "/v2/images/" + id + "/stage", "0123456789", "application/octet-stream")
-                .status,
-            204);
+  EXPECT_EQ(
+      Call("PUT", "/v2/images/" + id + "/stage", "0123456789", "application/octet-stream").status,
+      204);
   EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["status"]), "uploading");
   auto accepted =
       Call("POST", "/v2/images/" + id + "/import", R"({"method": {"name": "glance-direct"}})");
@@ -485,8 +560,9 @@ TEST_F(AppTest, StoreFailuresNeverLeakAndLeaveNothingBehind) {
   EXPECT_EQ(Body(r)["message"].as_string().find("No space"), std::string::npos);
   EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["status"]), "queued");
 
-  EXPECT_EQ(Call("PUT", "/v2/images/" + id + "/file", "some bytes", "application/octet-stream").status,
-            204);
+  EXPECT_EQ(
+      Call("PUT", "/v2/images/" + id + "/file", "some bytes", "application/octet-stream").status,
+      204);
   EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["status"]), "active");
   EXPECT_EQ(Call("GET", "/v2/images/" + id + "/file").status, 200);
 }
@@ -541,15 +617,18 @@ TEST_F(AppTest, ListBoundsAnswerAsLimitsNotDatabaseErrors) {
   EXPECT_EQ(r.body.find("Expression"), std::string::npos) << r.body;
 }
 
-// An image with copies in two stores: reads follow ?prefer=, one copy can be removed, the last cannot.
+// An image with copies in two stores: reads follow ?prefer=, one copy can be removed, the last
+// cannot.
 TEST_F(AppTest, CopiesInSeveralStores) {
   BuildService(/*two_stores=*/true);
   MakeApp();
-  auto created = Call("POST", "/v2/images", R"({"name":"a","disk_format":"raw","container_format":"bare"})");
+  auto created =
+      Call("POST", "/v2/images", R"({"name":"a","disk_format":"raw","container_format":"bare"})");
   EXPECT_EQ(*created.headers.Get("OpenStack-image-store-ids"), "file,cold");
   std::string id(Body(created)["id"].as_string());
-  ASSERT_EQ(Call("PUT", "/v2/images/" + id + "/file", "0123456789", "application/octet-stream").status,
-            204);
+  ASSERT_EQ(
+      Call("PUT", "/v2/images/" + id + "/file", "0123456789", "application/octet-stream").status,
+      204);
   EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["stores"]), "file");
   // A second copy, as copy-image makes it.
   {
@@ -573,7 +652,7 @@ TEST_F(AppTest, CopiesInSeveralStores) {
   };
   EXPECT_EQ(served_from("?prefer=cold"), "cold");
   EXPECT_EQ(served_from("?prefer=nowhere,file"), "images");  // the "file" store's directory
-  EXPECT_EQ(served_from(""), "images");  // equal weights: the first copy
+  EXPECT_EQ(served_from(""), "images");                      // equal weights: the first copy
 
   EXPECT_EQ(Call("DELETE", "/v2/stores/nowhere/" + id).status, 404);
   EXPECT_EQ(Call("DELETE", "/v2/stores/cold/" + id).status, 204);
@@ -586,7 +665,8 @@ TEST_F(AppTest, CopiesInSeveralStores) {
 }
 
 TEST_F(AppTest, SchemaNeverListsStoresWithOneStoreOrMany) {
-  // glanceclient caches the schema and derives options from it; `stores` would collide with --stores.
+  // glanceclient caches the schema and derives options from it; `stores` would collide with
+  // --stores.
   auto schema = Body(Call("GET", "/v2/schemas/image"));
   EXPECT_FALSE(schema["properties"].as_object().contains("stores"));
   BuildService(/*two_stores=*/true);
@@ -595,6 +675,126 @@ TEST_F(AppTest, SchemaNeverListsStoresWithOneStoreOrMany) {
   EXPECT_FALSE(schema["properties"].as_object().contains("stores"));
   EXPECT_EQ(S(schema["additionalProperties"].as_object()["type"]), "string")
       << "the documents' `stores` rides on additionalProperties";
+}
+
+}  // namespace
+}  // namespace ingot::api
+
+namespace ingot::api {
+namespace {
+
+// Writes `size` patterned bytes as object `name` of the "file" store; returns its file:// URL.
+std::string PlaceObject(const std::string& dir, const std::string& name, size_t size) {
+  std::string data(size, '\0');
+  for (size_t i = 0; i < size; ++i) data[i] = static_cast<char>(i * 13 + 1);
+  std::FILE* f = std::fopen((dir + "/images/" + name).c_str(), "wb");
+  std::fwrite(data.data(), 1, data.size(), f);
+  std::fclose(f);
+  return "file://" + dir + "/images/" + name;
+}
+
+std::string LocationBody(const std::string& url, const std::string& extra = "") {
+  return R"({"url":")" + url + "\"" + extra + "}";
+}
+
+// Glance 2024.1's locations API over the API edge: 202, the refusals' statuses and texts.
+TEST_F(AppTest, AddLocationActivatesAndRefusesWhatItMust) {
+  std::string id = Create();
+  const std::string path = "/v2/images/" + id + "/locations";
+  std::string url = PlaceObject(dir_, "golden.raw", 100000);
+  std::string data(100000, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 13 + 1);
+  auto bytes = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+  const std::string sha512 = *io::HexDigestOf("sha512", bytes);
+
+  // Refusals first; each leaves the image queued.
+  EXPECT_EQ(Call("POST", path, "{bad").status, 400);
+  EXPECT_EQ(Call("POST", path, "{}").status, 400);  // url is required
+  EXPECT_EQ(Call("POST", path, R"({"url": 5})").status, 400);
+  EXPECT_EQ(Call("POST", path, LocationBody(url, R"(,"validation_data":{"os_hash_algo":"sha512"})"))
+                .status,
+            400);  // both or neither
+  EXPECT_EQ(Call("POST", path, LocationBody(url, R"(,"validation_data":{"checksum":"x"})")).status,
+            400);
+  for (const std::string& bad :
+       {std::string("http://example.com/x.img"), std::string("file:///etc/passwd"),
+        "file://" + dir_ + "/images/../catalog.db", "file://" + dir_ + "/images/missing.raw"}) {
+    auto r = Call("POST", path, LocationBody(bad));
+    EXPECT_EQ(r.status, 400) << bad << " " << r.body;
+  }
+  auto mismatch =
+      Call("POST", path,
+           LocationBody(url, R"(,"validation_data":{"os_hash_algo":"sha512","os_hash_value":")" +
+                                 std::string(128, 'b') + "\"}"));
+  EXPECT_EQ(mismatch.status, 400);
+  EXPECT_NE(mismatch.body.find("not matched with actual os_hash_value"), std::string::npos)
+      << mismatch.body;
+  EXPECT_EQ(S(Body(Call("GET", "/v2/images/" + id))["status"]), "queued");
+
+  auto ok =
+      Call("POST", path,
+           LocationBody(url, R"(,"validation_data":{"os_hash_algo":"sha512","os_hash_value":")" +
+                                 sha512 + "\"}"));
+  ASSERT_EQ(ok.status, 202) << ok.body;
+  EXPECT_TRUE(ok.body.empty());
+  auto shown = Body(Call("GET", "/v2/images/" + id));
+  EXPECT_EQ(S(shown["status"]), "active");
+  EXPECT_EQ(S(shown["os_hash_value"]), sha512);
+  EXPECT_EQ(shown["size"].as_int64(), 100000);
+  auto file = Call("GET", "/v2/images/" + id + "/file");
+  EXPECT_EQ(file.status, 200);
+
+  auto again = Call("POST", path, LocationBody(url));
+  EXPECT_EQ(again.status, 409);
+  EXPECT_NE(again.body.find("It's not allowed to add locations if image status is active."),
+            std::string::npos)
+      << again.body;
+  // noauth is an admin, not a service: Glance's fetch_image_location is role:service only.
+  EXPECT_EQ(Call("GET", path).status, 403);
+  for (const char* route : {"/v2/images/{id}/locations"}) {
+    int found = 0;
+    for (const auto& r : app_->router().routes()) found += r.pattern == route;
+    EXPECT_EQ(found, 2) << route;
+  }
+}
+
+TEST_F(AppAuthTest, LocationPolicy) {
+  auto mk = [&](const std::string& token, const std::string& visibility) {
+    auto r =
+        As(token, "POST", "/v2/images",
+           R"({"disk_format":"raw","container_format":"bare","visibility":")" + visibility + "\"}");
+    EXPECT_EQ(r.status, 201) << r.body;
+    return std::string(Body(r)["id"].as_string());
+  };
+  std::string mine = mk("owner", "private");
+  const std::string path = "/v2/images/" + mine + "/locations";
+  std::string url = PlaceObject(dir_, "a.raw", 4096);
+  EXPECT_EQ(As("reader", "POST", path, LocationBody(url)).status, 403);
+  EXPECT_EQ(As("other", "POST", path, LocationBody(url)).status, 404);  // invisible
+  EXPECT_EQ(As("admin", "POST", path, LocationBody(url)).status, 403);  // not the owner's project
+  ASSERT_EQ(As("owner", "POST", path, LocationBody(url)).status, 202);
+
+  // GET: the service role only.
+  EXPECT_EQ(As("owner", "GET", path).status, 403);
+  EXPECT_EQ(As("admin", "GET", path).status, 403);
+  EXPECT_EQ(As("reader", "GET", path).status, 403);
+  auto listed = As("svc", "GET", path);
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  auto list = json::parse(listed.body).as_array();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_TRUE(S(list[0].as_object().at("url")).ends_with("/images/a.raw")) << listed.body;
+  EXPECT_EQ(S(list[0].as_object().at("metadata").as_object().at("store")), "file");
+  EXPECT_EQ(As("svc-elsewhere", "GET", path).status, 404);  // a private image stays invisible
+
+  // A service may add a location to an image it can see.
+  std::string pub = mk("admin", "public");
+  std::string url2 = PlaceObject(dir_, "b.raw", 4096);
+  EXPECT_EQ(As("owner", "POST", "/v2/images/" + pub + "/locations", LocationBody(url2)).status,
+            403);
+  EXPECT_EQ(
+      As("svc-elsewhere", "POST", "/v2/images/" + pub + "/locations", LocationBody(url2)).status,
+      202);
+  EXPECT_EQ(As("svc-elsewhere", "GET", "/v2/images/" + pub + "/locations").status, 200);
 }
 
 }  // namespace

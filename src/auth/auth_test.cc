@@ -68,6 +68,27 @@ TEST(PolicyTest, MembershipRules) {
   EXPECT_FALSE(policy.Authorize("add_member", p2, p2_membership).ok());
 }
 
+// Glance 2024.1's location rules: add_image_location is rule:service_api or the owner's members;
+// fetch_image_location is rule:service_api only, so an admin without the service role is refused.
+TEST(PolicyTest, LocationRulesFollowGlance) {
+  const Policy policy = Policy::Defaults();
+  catalog::Image mine;
+  mine.owner = "p1";
+  const Target on_mine{.image = &mine};
+  auto service = Ctx("service", "services");
+  EXPECT_TRUE(policy.Authorize("add_image_location", Ctx("member", "p1"), on_mine).ok());
+  EXPECT_TRUE(policy.Authorize("add_image_location", Ctx("admin", "p1"), on_mine).ok());
+  EXPECT_TRUE(policy.Authorize("add_image_location", service, on_mine).ok());
+  EXPECT_FALSE(policy.Authorize("add_image_location", Ctx("reader", "p1"), on_mine).ok());
+  EXPECT_FALSE(policy.Authorize("add_image_location", Ctx("member", "p2"), on_mine).ok());
+  EXPECT_FALSE(policy.Authorize("add_image_location", Ctx("admin", "p9"), on_mine).ok());
+  EXPECT_TRUE(policy.Authorize("fetch_image_location", service, on_mine).ok());
+  EXPECT_FALSE(policy.Authorize("fetch_image_location", Ctx("admin", "p1"), on_mine).ok());
+  EXPECT_FALSE(policy.Authorize("fetch_image_location", Ctx("member", "p1"), on_mine).ok());
+  // "service" implies nothing else.
+  EXPECT_FALSE(policy.Authorize("get_images", service).ok());
+}
+
 TEST(PolicyTest, AMissingRuleIsRefusedEvenForAdmins) {
   const Policy policy = Policy::Defaults();
   auto admin = Ctx("admin", "p1");

@@ -35,7 +35,10 @@ class TokenFileAuth final : public Authenticator {
   const std::map<std::string, RequestContext> tokens_;
 };
 
-bool KnownRole(std::string_view r) { return r == "reader" || r == "member" || r == "admin"; }
+// "service": Keystone's role for other OpenStack services (Nova, Cinder); it implies no other role.
+bool KnownRole(std::string_view r) {
+  return r == "reader" || r == "member" || r == "admin" || r == "service";
+}
 
 }  // namespace
 
@@ -72,7 +75,7 @@ Result<std::unique_ptr<Authenticator>> MakeTokenFileAuth(const std::string& path
       for (const auto& r : *roles) {
         auto name = r.value<std::string>();
         if (!name || !KnownRole(*name)) {
-          return InvalidArgument(where + ": unknown role (use reader, member or admin)");
+          return InvalidArgument(where + ": unknown role (use reader, member, admin or service)");
         }
         ctx.roles.push_back(*name);
       }

@@ -7,7 +7,7 @@
 //        token = "s3cret"
 //        user = "alice"
 //        project = "proj-a"
-//        roles = ["member"]      # reader | member | admin; the strongest one counts
+//        roles = ["member"]      # reader | member | admin (implying the ones before) | service
 //
 // Thread safety: Authenticate may be called from many threads at once.
 #pragma once

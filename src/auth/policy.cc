@@ -49,6 +49,11 @@ constexpr DefaultRule kDefaultRules[] = {
     {"get_tasks", Check::kAdmin},
     {"get_task", Check::kAdmin},
     {"get_image_tasks", Check::kReader},
+    // Locations (Glance 2024.1's API): the owner's project or another service registers bytes that
+    // already sit in a store; only services read where an image's bytes live (Glance's
+    // fetch_image_location is role:service: not even admins by default).
+    {"add_image_location", Check::kServiceOrProjectMember},
+    {"fetch_image_location", Check::kService},
 };
 
 bool Holds(Check check, const RequestContext& ctx, const Target& target) {
@@ -74,6 +79,10 @@ bool Holds(Check check, const RequestContext& ctx, const Target& target) {
       return ctx.is_admin() || is_owner() || is_target_member();
     case Check::kTargetMember:
       return ctx.HasRole("member") && is_target_member();
+    case Check::kService:
+      return ctx.HasRole("service");
+    case Check::kServiceOrProjectMember:
+      return ctx.HasRole("service") || (ctx.HasRole("member") && is_owner());
   }
   return false;
 }

@@ -36,6 +36,8 @@ enum class Check {
   kProjectMember,  // "role:admin or (role:member and project_id:%(owner)s)"
   kOwnerOrMember,  // "role:admin or project_id:%(owner)s or project_id:%(member_id)s"
   kTargetMember,   // "role:member and project_id:%(member_id)s"
+  kService,        // "role:service" (Glance's rule:service_api): other OpenStack services
+  kServiceOrProjectMember,  // "role:service or (role:member and project_id:%(owner)s)"
 };
 
 class Policy {

@@ -209,7 +209,8 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     INGOT_RETURN_IF_ERROR(CheckKeys(
         *s, "import",
         {"methods", "staging_dir", "staging_cap", "workers", "node_name", "task_lease_ms",
-         "task_ttl_hours", "require_image_format_match", "convert_to", "decompress", "max_redirects",
+         "task_ttl_hours", "require_image_format_match", "convert_to", "keep_original", "decompress",
+         "max_redirects",
          "connect_timeout_ms", "inject", "inject_ignore_roles",
          "stall_timeout_ms", "glance_regions"}));
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "methods", c.import_methods));
@@ -228,6 +229,7 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     INGOT_RETURN_IF_ERROR(
         Read(*s, "import", "require_image_format_match", c.require_image_format_match));
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "convert_to", c.convert_to));
+    INGOT_RETURN_IF_ERROR(Read(*s, "import", "keep_original", c.keep_original));
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "decompress", c.decompress));
     if (!c.convert_to.empty() && c.convert_to != "raw") {
       return InvalidArgument("config import.convert_to: only \"raw\" (or \"\") is supported, not '" +

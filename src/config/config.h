@@ -67,6 +67,7 @@ struct Config {
   int task_ttl_hours = 48;
   bool require_image_format_match = true;
   std::string convert_to;  // "" or "raw"
+  bool keep_original = false;  // a converted image's original kept as an image of its own
   bool decompress = true;
   int import_max_redirects = 5;
   int import_connect_timeout_ms = 10000;

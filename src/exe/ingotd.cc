@@ -22,6 +22,7 @@
 #include "io/file.h"
 #include "service/image_service.h"
 #include "service/import/import_service.h"
+#include "service/locations.h"
 #include "store/file/file_store.h"
 #include "store/registry.h"
 
@@ -151,6 +152,7 @@ int Run(int argc, char** argv) {
       {.id = "staging",
        .root = config.staging_dir.empty() ? config.data_dir + "/staging" : config.staging_dir});
   if (!staging.ok()) return Fail(staging.status());
+  images.set_staging(staging->get());
   service::ImportOptions import_options{
       .methods = config.import_methods,
       .staging_cap = config.staging_cap,
@@ -160,6 +162,7 @@ int Run(int argc, char** argv) {
       .task_ttl = std::chrono::hours(config.task_ttl_hours),
       .require_image_format_match = config.require_image_format_match,
       .convert_to = config.convert_to,
+      .keep_original = config.keep_original,
       .decompress = config.decompress,
       .glance_regions = config.glance_regions,
       .inject = config.inject,
@@ -178,6 +181,11 @@ int Run(int argc, char** argv) {
   auto unstaged = imports.RepairStaging();
   if (!unstaged.ok()) return Fail(unstaged.status());
   if (*unstaged > 0) log::Info("repair.staging", {{"removed", *unstaged}});
+
+  // The locations API: bytes already in a store adopted as an image's data, read and checked as an
+  // upload's are.
+  service::LocationService locations(
+      images, {.require_image_format_match = config.require_image_format_match});
 
   // Block the stop signals before any thread starts, so only sigwait below sees them.
   sigset_t stop;
@@ -216,7 +224,8 @@ int Run(int argc, char** argv) {
                     .policy = policy,
                     .options = {.formats = {config.disk_formats, config.container_formats},
                                 .max_image_size = config.size_cap},
-                    .imports = config.import_methods.empty() ? nullptr : &imports};
+                    .imports = config.import_methods.empty() ? nullptr : &imports,
+                    .locations = &locations};
   // The application needs the bound port (for Location headers), so it is built after binding; the few
   // requests that could arrive in between are told to retry.
   std::unique_ptr<api::Application> app;

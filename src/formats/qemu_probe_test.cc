@@ -131,12 +131,13 @@ TEST(QemuProbe, ParallelsIsRefused) {
 TEST(QemuProbe, LuksV1AndV2AreRefused) {
   ScratchDir dir;
   const std::string f = dir.File("a.luks");
-  // qemu times its key derivation against the clock (iter-time); on a machine busy with the rest of
-  // the suite one attempt has been seen to fail, so it gets three.
+  // qemu times its key derivation against the clock (iter-time) and fails when the iterations it
+  // measured fall under its minimum, which a machine busy with the rest of the suite makes happen
+  // with short times: a longer time and several attempts.
   bool made = false;
-  for (int attempt = 0; attempt < 3 && !made; ++attempt) {
+  for (int attempt = 0; attempt < 5 && !made; ++attempt) {
     made = Qemu("qemu-img create --object secret,id=s0,data=x -f luks -o key-secret=s0,"
-                "iter-time=50 " + f + " 4M");
+                "iter-time=" + std::to_string(250 * (attempt + 1)) + " " + f + " 4M");
   }
   ASSERT_TRUE(made);
   ExpectRefused(ReadWholeFile(f), "luks1", {"format.unsupported: luks", "version 1"});

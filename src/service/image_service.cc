@@ -145,6 +145,11 @@ Status ImageService::Delete(const Image& image) {
     return Transition(im, ImageEvent::kDelete);
   });
   INGOT_RETURN_IF_ERROR(deleted.status());
+  if (staging_ != nullptr) {
+    if (Status s = staging_->Delete(image.id); !s.ok() && s.code() != Code::kNotFound) {
+      log::Warn("image.unstage_failed", {{"image", image.id}, {"error", s.ToString()}});
+    }
+  }
   for (const auto& loc : deleted->locations) {
     store::Store* store = stores_.Find(loc.store);
     Status s =
@@ -195,7 +200,7 @@ Result<Image> ImageService::StreamIn(Image image, store::Store& store, io::Reade
                                      std::optional<std::string> expected_md5) {
   auto started = std::chrono::steady_clock::now();
   const std::string id = image.id;
-  IngestOptions opts = ingest_options();
+  IngestOptions opts = ingest_options(image);
   opts.expected_md5 = std::move(expected_md5);
   INGOT_ASSIGN_OR_RETURN(IngestResult in, Ingest(body, content_length, {&store}, id, opts));
   const uint64_t total = in.bytes;
@@ -247,9 +252,12 @@ void ImageService::RevertToQueued(Image image) {
     INGOT_RETURN_IF_ERROR(Transition(im, ImageEvent::kAbortUpload));
     im.size.reset();
     im.virtual_size.reset();
+    // An os_hash_value without a checksum is the one declared at create: it stays.
+    if (im.checksum) {
+      im.os_hash_algo.reset();
+      im.os_hash_value.reset();
+    }
     im.checksum.reset();
-    im.os_hash_algo.reset();
-    im.os_hash_value.reset();
     im.locations.clear();
     return Status::Ok();
   });

@@ -96,14 +96,14 @@ class ImageService {
 
   // ---- Bytes ----
   // Streams `body` into the store named `store_id` (the default store when empty; kInvalidArgument
-  // "Store for identifier x not found" for an unknown one, kPermissionDenied for a read-only one) while computing MD5 and the multihash on their
-  // own threads, makes the bytes durable, and only then marks the image active with a location
-  // naming that store. On any failure (client gone, cap exceeded, I/O error, a concurrent delete)
-  // the bytes are removed and the image goes back to `queued`, so the next upload can succeed.
-  // kConflict if the image is not queued; kInvalidArgument if its formats are unset; kTooLarge past
-  // the cap (declared Content-Length or actual bytes); kNotFound if deleted meanwhile.
-  // `expected_md5` (hex): the checksum the client declared; other bytes are refused (400) before
-  // anything is stored.
+  // "Store for identifier x not found" for an unknown one, kPermissionDenied for a read-only one)
+  // while computing MD5 and the multihash on their own threads, makes the bytes durable, and only
+  // then marks the image active with a location naming that store. On any failure (client gone, cap
+  // exceeded, I/O error, a concurrent delete) the bytes are removed and the image goes back to
+  // `queued`, so the next upload can succeed. kConflict if the image is not queued;
+  // kInvalidArgument if its formats are unset; kTooLarge past the cap (declared Content-Length or
+  // actual bytes); kNotFound if deleted meanwhile. `expected_md5` (hex): the checksum the client
+  // declared; other bytes are refused (400) before anything is stored.
   Result<catalog::Image> Upload(const catalog::Image& image, io::Reader& body,
                                 std::optional<uint64_t> content_length,
                                 const std::string& store_id = "", UploadStats* stats = nullptr,
@@ -146,11 +146,24 @@ class ImageService {
             .buffer_size = options_.buffer_size,
             .buffer_count = options_.buffer_count};
   }
+  // The same for the bytes of `image`: a checksum its creator declared (os_hash_value while it
+  // has no data yet) is checked on the way in.
+  IngestOptions ingest_options(const catalog::Image& image) const {
+    IngestOptions o = ingest_options();
+    if (!image.checksum && image.os_hash_value && image.os_hash_algo == options_.hash_algo) {
+      o.expected_hash = image.os_hash_value;
+    }
+    return o;
+  }
   const store::StoreSet& stores() const { return stores_; }
+  // Where imports stage bytes (service/import): deleting an image removes its staged bytes too.
+  void set_staging(store::Store* staging) { staging_ = staging; }
 
  private:
   // Imports write image records through the same loop and repository (service/import/).
   friend class ImportService;
+  // So do locations (service/locations.h).
+  friend class LocationService;
 
   // The one optimistic-concurrency loop: applies `change` to `image` and saves; on kConflict
   // re-reads the record and applies it again. kNotFound when the image is gone (deleted meanwhile).
@@ -167,6 +180,7 @@ class ImageService {
 
   catalog::ImageRepository& repo_;
   store::StoreSet& stores_;
+  store::Store* staging_ = nullptr;
   ImageServiceOptions options_;
   std::atomic<int64_t> missing_data_{0};
 };

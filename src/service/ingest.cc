@@ -53,9 +53,13 @@ Result<IngestResult> Ingest(io::Reader& body, std::optional<uint64_t> content_le
   };
   if (targets.empty()) return result.failed.front().second;
 
-  INGOT_ASSIGN_OR_RETURN(auto digests,
-                         io::DigestPipeline::Start({"md5", options.hash_algo}, options.buffer_size,
-                                                   options.buffer_count));
+  // Always both slots (MD5, then the multihash) when either is needed: `hex` below is indexed so.
+  std::vector<std::string> algos;
+  if (options.digests || options.expected_md5 || options.expected_hash) {
+    algos = {"md5", options.hash_algo};
+  }
+  INGOT_ASSIGN_OR_RETURN(
+      auto digests, io::DigestPipeline::Start(algos, options.buffer_size, options.buffer_count));
   // Every image is hostile until inspected: the inspector sees the bytes as they pass and keeps
   // only the header regions it needs.
   formats::StreamingInspector inspector;
@@ -97,10 +101,17 @@ Result<IngestResult> Ingest(io::Reader& body, std::optional<uint64_t> content_le
     log::Warn("ingest.inspect_incomplete", {{"key", key}, {"why", info.status().ToString()}});
   }
   std::vector<std::string> hex = digests->Finish();
+  hex.resize(2);  // empty where not computed
   if (options.expected_md5 && *options.expected_md5 != hex[0]) {
     return InvalidArgument("The data's MD5 checksum " + hex[0] +
                            " does not match the Content-MD5 the client sent (" +
                            *options.expected_md5 + "); nothing was stored.");
+  }
+  if (options.expected_hash && *options.expected_hash != hex[1]) {
+    return InvalidArgument("The data's " + options.hash_algo + " digest " + hex[1] +
+                           " does not match the os_hash_value declared when the image was "
+                           "created (" +
+                           *options.expected_hash + "); nothing was stored.");
   }
   if (options.progress) INGOT_RETURN_IF_ERROR(options.progress(total));
   if (options.before_commit) INGOT_RETURN_IF_ERROR(options.before_commit());

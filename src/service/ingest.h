@@ -40,6 +40,13 @@ struct IngestOptions {
   // The MD5 (hex) the client declared (Content-MD5): bytes that do not match are refused before
   // anything is committed.
   std::optional<std::string> expected_md5;
+  // The multihash (hex, of hash_algo) the client declared at create (os_hash_value); checked as
+  // expected_md5 is.
+  std::optional<std::string> expected_hash;
+  // false: no MD5 and no multihash (IngestResult leaves them empty), except those that
+  // expected_md5 and expected_hash need. Staging uses it: the import hashes the bytes it stores, which after a
+  // conversion are not the staged ones, so hashing the staged bytes would be wasted CPU.
+  bool digests = true;
   // Called once every byte is in and checked, before any store commits; a non-OK Status aborts
   // with nothing committed (an import checks here that its task is still its own).
   std::function<Status()> before_commit;

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -56,6 +57,20 @@ class Store {
   virtual Result<int> RemoveIncomplete() = 0;
   // Keys of every committed object; start-up repair compares them with the catalog.
   virtual Result<std::vector<std::string>> ListKeys() = 0;
+
+  // ---- Location URLs (Glance's locations API) ----
+  // The URL that names the object `key`, as GET /v2/images/{id}/locations shows it. Drivers with a
+  // native URL form override this (file: "file:///<store directory>/<key>").
+  virtual std::string UrlOf(const std::string& key) const { return id() + "://" + key; }
+  // The key of the committed object `url` names in this store, so that an image can adopt bytes an
+  // operator placed there (POST /v2/images/{id}/locations). nullopt when the URL does not point
+  // into this store (another scheme, another directory); kInvalidArgument when it does but names
+  // nothing this store could hold (a path with '.' or '..' segments, a symbolic link, a temporary
+  // object, not a regular file); kNotFound when the object is missing. The default adopts nothing.
+  virtual Result<std::optional<std::string>> KeyOfUrl(std::string_view url) {
+    (void)url;
+    return std::optional<std::string>();
+  }
 };
 
 }  // namespace ingot::store

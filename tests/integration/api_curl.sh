@@ -6,7 +6,8 @@
 #        TARGET_URL=... PEER_AUTH=headers api_curl.sh    # + the token/policy checks, against a Glance started
 #            with GLANCE_AUTH=headers and secure RBAC (enforce_secure_rbac = true in [DEFAULT] and
 #            enforce_new_defaults = true in [oslo_policy] of its glance-api.conf)
-# Last checked 2026-11-23: Glance noauth 186/186, Glance secure RBAC 215/215, ingotd 232/232.
+# Last checked 2026-11-23: Glance noauth 186/186, Glance secure RBAC 215/215; ingotd 246/246 on
+# 2026-12-07 (with the Ingot-only locations API section).
 # Prints one PASS/FAIL line per check; exits non-zero if any check failed.
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib.sh"
@@ -494,6 +495,12 @@ token = "t-member-b"
 user = "dave"
 project = "proj-b"
 roles = ["member"]
+
+[[token]]
+token = "t-service-a"
+user = "nova"
+project = "proj-a"
+roles = ["service"]
 EOF
   INGOT_DATA="$W/data-auth"
   ingot_start --auth tokens --tokens-file "$W/tokens.toml" || exit 1
@@ -595,6 +602,52 @@ EOF
   AUTH_TOKEN=t-member-a
   req DELETE "/v2/images/$P"
   expect_code "owner's member deletes" 204
+
+  # Glance 2024.1's locations API: objects placed in the file store's directory (<data_dir>/images),
+  # adopted in place. Ingot-only: a peer Glance has its own stores.
+  if ! is_peer; then
+    section "locations API"
+    random_file "$INGOT_DATA/images/golden.raw" 131072
+    GOLDEN_SHA512=$(sha512sum "$INGOT_DATA/images/golden.raw" | cut -d' ' -f1)
+    GOLDEN_URL="file://$(realpath "$INGOT_DATA/images")/golden.raw"
+    create_image '{"name":"loc","disk_format":"raw","container_format":"bare"}'; L=$ID
+    req_json POST "/v2/images/$L/locations" "{\"url\":\"file:///etc/passwd\"}"
+    expect_code "location outside every store -> 400" 400
+    req_json POST "/v2/images/$L/locations" "{\"url\":\"http://example.com/x.img\"}"
+    expect_code "location with another scheme -> 400" 400
+    req_json POST "/v2/images/$L/locations" "{\"url\":\"$(dirname "$GOLDEN_URL")/../catalog.db\"}"
+    expect_code "location with '..' -> 400" 400
+    req_json POST "/v2/images/$L/locations" \
+      "{\"url\":\"$GOLDEN_URL\",\"validation_data\":{\"os_hash_algo\":\"sha512\",\"os_hash_value\":\"$(printf 'a%.0s' $(seq 128))\"}}"
+    expect_code "location whose hash does not match -> 400" 400
+    AUTH_TOKEN=t-reader-a
+    req_json POST "/v2/images/$L/locations" "{\"url\":\"$GOLDEN_URL\"}"
+    expect_code "reader adds a location -> 403" 403
+    AUTH_TOKEN=t-member-a
+    req GET "/v2/images/$L"
+    expect_eq "image stays queued after refused locations" "$(jb .status)" queued
+    req_json POST "/v2/images/$L/locations" \
+      "{\"url\":\"$GOLDEN_URL\",\"validation_data\":{\"os_hash_algo\":\"sha512\",\"os_hash_value\":\"$GOLDEN_SHA512\"}}"
+    expect_code "owner's member adds a location -> 202" 202
+    req GET "/v2/images/$L"
+    expect_eq "image with a location is active with its hashes" \
+      "$(jb '[.status,.size,.os_hash_value,.checksum]|map(tostring)|join(",")')" \
+      "active,131072,$GOLDEN_SHA512,$(md5sum "$INGOT_DATA/images/golden.raw" | cut -d' ' -f1)"
+    OUT="$W/loc-dl.bin" req GET "/v2/images/$L/file"
+    expect_true "the adopted object is what downloads serve" cmp "$INGOT_DATA/images/golden.raw" "$W/loc-dl.bin"
+    req_json POST "/v2/images/$L/locations" "{\"url\":\"$GOLDEN_URL\"}"
+    expect_code "second location on an active image -> 409" 409
+    req GET "/v2/images/$L/locations"
+    expect_code "member lists locations -> 403 (service only)" 403
+    AUTH_TOKEN=t-admin
+    req GET "/v2/images/$L/locations"
+    expect_code "admin lists locations -> 403 (Glance: role:service)" 403
+    AUTH_TOKEN=t-service-a
+    req GET "/v2/images/$L/locations"
+    expect_code "service lists locations" 200
+    expect_eq "locations list the adopted URL and its store" \
+      "$(jb '[.[0].url,.[0].metadata.store]|join(",")')" "$GOLDEN_URL,file"
+  fi
   AUTH_TOKEN=""
   ingot_stop
   INGOT_DATA=""

@@ -1,5 +1,7 @@
 #include "api/v2/images.h"
 
+#include <algorithm>
+
 #include "api/errors.h"
 #include "api/json/writer.h"
 #include "api/v2/documents.h"
@@ -9,6 +11,7 @@
 #include "http/range.h"
 #include "http/url.h"
 #include "io/adapters.h"
+#include "io/hash.h"
 
 namespace ingot::api {
 
@@ -24,7 +27,6 @@ constexpr std::string_view kPatchMediaTypeOld = "application/openstack-images-v2
 
 // Glance leaves ':' and ',' readable in its list links ("sort=name:asc,id").
 std::string EncodeQueryComponent(std::string_view s) { return http::PercentEncode(s, ":,"); }
-
 
 }  // namespace
 
@@ -72,6 +74,28 @@ Status ImagesResource::AuthorizeValues(
   return Status::Ok();
 }
 
+// os_hash_value given at create: lower-case hex of the length the server's algorithm gives;
+// os_hash_algo, if given too, must name that algorithm.
+Result<std::string> ImagesResource::DeclaredHash(const json::object& body,
+                                                 const json::value& value) const {
+  const std::string& algo = images_.options().hash_algo;
+  if (const json::value* a = body.if_contains("os_hash_algo");
+      a && !(a->is_string() && a->as_string() == algo)) {
+    return InvalidArgument("os_hash_algo may be given at create only as '" + algo +
+                           "', the algorithm this server computes.");
+  }
+  INGOT_ASSIGN_OR_RETURN(std::string empty, io::HexDigestOf(algo, {}));
+  const bool hex = value.is_string() && value.as_string().size() == empty.size() &&
+                   std::all_of(value.as_string().begin(), value.as_string().end(), [](char c) {
+                     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                   });
+  if (!hex) {
+    return InvalidArgument("os_hash_value must be the " + std::to_string(empty.size()) +
+                           " lower-case hex digits of the data's " + algo + " digest.");
+  }
+  return std::string(value.as_string());
+}
+
 Result<Response> ImagesResource::Create(Call& call) {
   INGOT_ASSIGN_OR_RETURN(json::value body, ReadJson(call.request, options_.max_json_body));
   if (!body.is_object()) return InvalidArgument("Malformed JSON in request body.");
@@ -81,6 +105,15 @@ Result<Response> ImagesResource::Create(Call& call) {
   Image draft;
   draft.id = NewUuid();
   draft.owner = call.context.project;
+  // The checksum a client expects may be declared here (os_hash_value, of the server's algorithm):
+  // the upload or stage whose bytes differ is refused before the image turns active.
+  if (const json::value* declared = body.as_object().if_contains("os_hash_value")) {
+    INGOT_ASSIGN_OR_RETURN(draft.os_hash_value, DeclaredHash(body.as_object(), *declared));
+    draft.os_hash_algo = images_.options().hash_algo;
+    std::erase_if(values, [](const auto& kv) {
+      return kv.first == "os_hash_value" || kv.first == "os_hash_algo";
+    });
+  }
   for (const auto& [k, v] : values) {
     INGOT_RETURN_IF_ERROR(SetAttribute(draft, k, v, options_.formats, /*creating=*/true));
   }
@@ -172,8 +205,7 @@ Result<Response> ImagesResource::Upload(Call& call) {
   // Glance's multi-store header; the default store without it.
   std::string store(req.headers.Get("X-Image-Meta-Store").value_or(""));
   service::UploadStats stats;
-  auto done =
-      images_.Upload(*call.image, *req.body, req.content_length, store, &stats, head.md5);
+  auto done = images_.Upload(*call.image, *req.body, req.content_length, store, &stats, head.md5);
   if (!done.ok()) {
     log::Warn("upload.failed", {{"image", call.image->id},
                                 {"request_id", call.context.request_id},

@@ -23,6 +23,8 @@ class ImagesResource {
 
  private:
   Result<http::Response> Create(Call& call);
+  Result<std::string> DeclaredHash(const boost::json::object& body,
+                                   const boost::json::value& value) const;
   Result<http::Response> List(Call& call);
   Result<http::Response> Show(Call& call);
   Result<http::Response> Update(Call& call);

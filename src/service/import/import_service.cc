@@ -1,9 +1,8 @@
 #include "service/import/import_service.h"
 
 #include <algorithm>
-#include <set>
-
 #include <boost/json.hpp>
+#include <set>
 
 #include "common/log.h"
 #include "common/time.h"
@@ -11,6 +10,7 @@
 #include "formats/format.h"
 #include "io/adapters.h"
 #include "io/decompress.h"
+#include "service/format_match.h"
 
 namespace ingot::service {
 
@@ -62,33 +62,32 @@ bool IsCopy(const ImportRequest& r) { return r.method == "copy-image"; }
 // Attributes an Image API document carries that are not the image's own free-form properties:
 // glance-download copies only the latter (and never the reserved os_glance_ ones).
 bool IsCoreAttribute(std::string_view key) {
-  static const std::set<std::string_view> kCore = {
-      "id",         "name",         "status",        "visibility",       "protected",
-      "os_hidden",  "owner",        "disk_format",   "container_format", "size",
-      "virtual_size", "min_disk",   "min_ram",       "checksum",         "os_hash_algo",
-      "os_hash_value", "created_at", "updated_at",   "tags",             "self",
-      "file",       "schema",       "locations",     "stores",           "direct_url"};
+  static const std::set<std::string_view> kCore = {"id",
+                                                   "name",
+                                                   "status",
+                                                   "visibility",
+                                                   "protected",
+                                                   "os_hidden",
+                                                   "owner",
+                                                   "disk_format",
+                                                   "container_format",
+                                                   "size",
+                                                   "virtual_size",
+                                                   "min_disk",
+                                                   "min_ram",
+                                                   "checksum",
+                                                   "os_hash_algo",
+                                                   "os_hash_value",
+                                                   "created_at",
+                                                   "updated_at",
+                                                   "tags",
+                                                   "self",
+                                                   "file",
+                                                   "schema",
+                                                   "locations",
+                                                   "stores",
+                                                   "direct_url"};
   return kCore.count(key) != 0 || key.substr(0, 10) == "os_glance_";
-}
-
-// Glance's require_image_format_match: the content must be what disk_format says. Formats that are
-// containers of raw bytes (ami/ari/aki kernels and ramdisks) and those the formats library does not
-// know (ploop) are not judged; an ISO declared raw is a raw disk, as qemu reads it.
-Status CheckFormatMatch(const Image& image, const std::optional<formats::ImageInfo>& info) {
-  if (!image.disk_format || !info) return Status::Ok();
-  const std::string& declared = *image.disk_format;
-  if (declared == "ami" || declared == "ari" || declared == "aki" || declared == "ploop") {
-    return Status::Ok();
-  }
-  std::string detected(formats::GlanceDiskFormatName(info->format));
-  if (declared == detected) return Status::Ok();
-  if (declared == "raw" && info->format == formats::Format::kIso) return Status::Ok();
-  if (declared == "gpt" && info->format == formats::Format::kRaw &&
-      info->partition_table == "gpt") {
-    return Status::Ok();
-  }
-  return Refused("Image disk_format is '" + declared + "' but its content is '" + detected +
-                 "' (require_image_format_match).");
 }
 
 // A descriptor read to its end, owned for as long as it is read (copy-image from a local store).
@@ -238,13 +237,14 @@ Result<Image> ImportService::Stage(const Image& image, io::Reader& body,
   IngestOptions opts = images_.ingest_options();
   opts.size_cap = std::min(opts.size_cap, options_.staging_cap);
   opts.expected_md5 = std::move(expected_md5);
+  opts.digests = false;
   auto in = Ingest(body, content_length, {&staging_}, staged.id, opts);
   if (!in.ok()) {
-    auto reverted = images_.Mutate(staged, [](Image& im) {
-      return Transition(im, ImageEvent::kAbortImport);
-    });
+    auto reverted =
+        images_.Mutate(staged, [](Image& im) { return Transition(im, ImageEvent::kAbortImport); });
     if (!reverted.ok() && reverted.status().code() != Code::kNotFound) {
-      log::Warn("stage.revert_failed", {{"image", staged.id}, {"error", reverted.status().ToString()}});
+      log::Warn("stage.revert_failed",
+                {{"image", staged.id}, {"error", reverted.status().ToString()}});
     }
     return in.status();
   }
@@ -332,8 +332,7 @@ Result<std::optional<Task>> ImportService::Import(const Image& image, const Impo
       return InvalidArgument("'glance_region' needs to be set for glance-download import method");
     }
     if (!r.glance_image_id) {
-      return InvalidArgument(
-          "'glance_image_id' needs to be set for glance-download import method");
+      return InvalidArgument("'glance_image_id' needs to be set for glance-download import method");
     }
     if (!IsUuid(*r.glance_image_id)) {
       return InvalidArgument("Remote image id does not look like a UUID: " + *r.glance_image_id);
@@ -365,13 +364,12 @@ Result<std::optional<Task>> ImportService::Import(const Image& image, const Impo
   // Show the import at once: the image moves to importing (copy-image: stays active) and lists
   // the stores it is going to.
   // inject_image_metadata: the operator's properties, unless the requester is exempt.
-  const bool inject = !IsCopy(r) && std::none_of(options_.inject_ignore_roles.begin(),
-                                                 options_.inject_ignore_roles.end(),
-                                                 [&](const std::string& role) {
-                                                   return std::find(who.roles.begin(),
-                                                                    who.roles.end(),
-                                                                    role) != who.roles.end();
-                                                 });
+  const bool inject =
+      !IsCopy(r) &&
+      std::none_of(options_.inject_ignore_roles.begin(), options_.inject_ignore_roles.end(),
+                   [&](const std::string& role) {
+                     return std::find(who.roles.begin(), who.roles.end(), role) != who.roles.end();
+                   });
   auto begun = images_.Mutate(image, [&](Image& im) -> Status {
     if (!IsCopy(r)) INGOT_RETURN_IF_ERROR(Transition(im, ImageEvent::kStartImport));
     if (inject) {
@@ -389,8 +387,8 @@ Result<std::optional<Task>> ImportService::Import(const Image& image, const Impo
     std::lock_guard lock(mu_);
     tokens_[task.id] = who.token;
   }
-  log::Info("import.accepted", {{"image", image.id}, {"task", task.id}, {"method", r.method},
-                                {"stores", Join(ids)}});
+  log::Info("import.accepted",
+            {{"image", image.id}, {"task", task.id}, {"method", r.method}, {"stores", Join(ids)}});
   Wake();
   return std::optional<Task>(std::move(task));
 }
@@ -486,7 +484,8 @@ void ImportService::Execute(Task task) {
     return;
   }
   Status saved = FinishTask(task, outcome, result_json);
-  if (!saved.ok()) log::Error("import.task_save_failed", {{"task", task.id}, {"error", saved.ToString()}});
+  if (!saved.ok())
+    log::Error("import.task_save_failed", {{"task", task.id}, {"error", saved.ToString()}});
   std::lock_guard lock(mu_);
   tokens_.erase(task.id);
 }
@@ -518,6 +517,56 @@ Status ImportService::FinishTask(Task task, const Status& outcome, const std::st
   return Conflict("task " + task.id + " kept changing");
 }
 
+// Decompression on the way in (gzip, zstd, xz, bzip2), unless the image says its container is
+// compressed: `source` is replaced by the decompressing reader when the bytes are compressed.
+Status ImportService::DecompressIfAsked(const Image& image, std::unique_ptr<io::Reader>& source,
+                                        std::optional<uint64_t>& length) const {
+  if (!options_.decompress || image.container_format == "compressed") return Status::Ok();
+  io::Compression found = io::Compression::kNone;
+  INGOT_ASSIGN_OR_RETURN(source, io::Decompressing(std::move(source), &found));
+  if (found != io::Compression::kNone) {
+    length.reset();  // the declared length was the compressed one
+    log::Info("import.decompressing",
+              {{"image", image.id}, {"compression", io::CompressionName(found)}});
+  }
+  return Status::Ok();
+}
+
+// keep_original: the staged bytes a conversion read become an image of their own, uploaded as any
+// image is (hashed, inspected, durable). Best effort: the converted image is already active, so a
+// failure here is logged and leaves no half-made original behind.
+void ImportService::KeepOriginal(const Image& converted, const std::string& format,
+                                 const std::string& store_id) {
+  auto fail = [&](const std::string& id, const Status& why) {
+    log::Warn("import.keep_original_failed",
+              {{"image", converted.id}, {"original", id}, {"error", why.ToString()}});
+    if (id.empty()) return;
+    if (auto left = images_.repo_.Get(id); left.ok()) (void)images_.Delete(*left);
+  };
+  Image draft;
+  draft.id = NewUuid();
+  draft.owner = converted.owner;
+  draft.name = converted.name;
+  draft.visibility = catalog::Visibility::kPrivate;
+  draft.disk_format = format;
+  draft.container_format = converted.container_format;
+  draft.properties["ingot_original_of"] = converted.id;
+  auto created = images_.Create(std::move(draft));
+  if (!created.ok()) return fail("", created.status());
+  auto staged = staging_.Open(converted.id);
+  if (!staged.ok()) return fail(created->id, staged.status());
+  const uint64_t size = (*staged)->Size();
+  io::SourceReader reader(std::move(*staged));
+  auto stored = images_.Upload(*created, reader, size, store_id);
+  if (!stored.ok()) return fail(created->id, stored.status());
+  auto linked = images_.Mutate(converted, [&](Image& im) {
+    im.properties["ingot_original_image"] = created->id;
+    return Status::Ok();
+  });
+  if (!linked.ok()) return fail(created->id, linked.status());
+  log::Info("import.original_kept", {{"image", converted.id}, {"original", created->id}});
+}
+
 Status ImportService::RunImport(Task& task, std::string* result_json) {
   std::string image_id;
   INGOT_ASSIGN_OR_RETURN(ImportRequest r, ParseImportInput(task.input, &image_id));
@@ -543,6 +592,8 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
   std::unique_ptr<io::Reader> source;
   std::optional<uint64_t> length;
   std::optional<std::string> converted_from;
+  bool decompressed = false;     // the source already yields decompressed bytes
+  bool staged_download = false;  // a web-download staged for conversion: removed when done
 
   // What a failed import leaves: the image back to queued (copy-image: still active) with the
   // failed stores listed; staged bytes kept unless the image itself was refused.
@@ -558,9 +609,10 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
       return Status::Ok();
     });
     if (!reverted.ok() && reverted.status().code() != Code::kNotFound) {
-      log::Warn("import.revert_failed", {{"image", image.id}, {"error", reverted.status().ToString()}});
+      log::Warn("import.revert_failed",
+                {{"image", image.id}, {"error", reverted.status().ToString()}});
     }
-    if (why.code() == Code::kRefused && r.method == "glance-direct") {
+    if (staged_download || (why.code() == Code::kRefused && r.method == "glance-direct")) {
       source.reset();  // may read the staged bytes
       staged_source.reset();
       (void)staging_.Delete(image.id);
@@ -598,41 +650,47 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
   }
   // glance-download: the remote image's own properties, copied onto this one when it is done.
   std::map<std::string, std::string> remote_properties;
+  // The staged bytes as the source: glance-direct's, or a download's that is to be converted.
+  // Conversion on the way in (Glance's image_conversion): the staged bytes can be read at any
+  // offset, so the reader is the virtual disk itself and the raw bytes stream into the stores in
+  // the same one pass that hashes them. The content is judged by its own format first.
+  auto open_staged = [&]() -> Status {
+    auto staged = staging_.Open(image.id);
+    if (!staged.ok()) {
+      return staged.status().code() == Code::kNotFound
+                 ? Conflict("The staged data of image " + image.id +
+                            " is gone; stage the image again.")
+                 : staged.status();
+    }
+    length = (*staged)->Size();
+    staged_source = std::move(*staged);
+    if (options_.convert_to == "raw") {
+      auto info = formats::Inspect(*staged_source);
+      if (!info.ok()) {
+        if (info.status().code() == Code::kRefused) {
+          return Refused("Image data was refused by the format safety checks: " +
+                         info.status().message());
+        }
+        return info.status();
+      }
+      if (options_.require_image_format_match) {
+        INGOT_RETURN_IF_ERROR(
+            CheckDiskFormatMatch(image, std::optional<formats::ImageInfo>(*info)));
+      }
+      if (info->format != formats::Format::kRaw && info->format != formats::Format::kIso) {
+        INGOT_ASSIGN_OR_RETURN(auto disk, formats::Open(*staged_source, info->format));
+        converted_from = std::string(formats::GlanceDiskFormatName(info->format));
+        length = disk->Size();
+        source = std::make_unique<io::SourceReader>(std::move(disk));
+        return Status::Ok();
+      }
+    }
+    source = std::make_unique<io::SourceReader>(std::move(staged_source));
+    return Status::Ok();
+  };
   auto open_source = [&]() -> Status {
     if (r.method == "glance-direct") {
-      auto staged = staging_.Open(image.id);
-      if (!staged.ok()) {
-        return staged.status().code() == Code::kNotFound
-                   ? Conflict("The staged data of image " + image.id +
-                              " is gone; stage the image again.")
-                   : staged.status();
-      }
-      length = (*staged)->Size();
-      staged_source = std::move(*staged);
-      // Conversion on the way in (Glance's image_conversion): the staged bytes can be read at any
-      // offset, so the reader is the virtual disk itself and the raw bytes stream into the stores
-      // in the same one pass that hashes them. The content is judged by its own format first.
-      if (options_.convert_to == "raw") {
-        auto info = formats::Inspect(*staged_source);
-        if (!info.ok()) {
-          if (info.status().code() == Code::kRefused) {
-            return Refused("Image data was refused by the format safety checks: " +
-                           info.status().message());
-          }
-          return info.status();
-        }
-        if (options_.require_image_format_match) {
-          INGOT_RETURN_IF_ERROR(CheckFormatMatch(image, std::optional<formats::ImageInfo>(*info)));
-        }
-        if (info->format != formats::Format::kRaw && info->format != formats::Format::kIso) {
-          INGOT_ASSIGN_OR_RETURN(auto disk, formats::Open(*staged_source, info->format));
-          converted_from = std::string(formats::GlanceDiskFormatName(info->format));
-          length = disk->Size();
-          source = std::make_unique<io::SourceReader>(std::move(disk));
-          return Status::Ok();
-        }
-      }
-      source = std::make_unique<io::SourceReader>(std::move(staged_source));
+      return open_staged();
     } else if (r.method == "web-download") {
       auto d = fetch::Open(r.uri.value_or(""), options_.fetch);
       if (!d.ok()) {
@@ -641,6 +699,20 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
       }
       length = (*d)->content_length();
       source = std::move(*d);
+      if (options_.convert_to.empty()) return Status::Ok();
+      // Conversion needs the whole image at hand: the download is staged first (decompressed on
+      // the way), then converted as glance-direct's bytes are. The staged copy is temporary.
+      INGOT_RETURN_IF_ERROR(DecompressIfAsked(image, source, length));
+      decompressed = true;
+      IngestOptions so = images_.ingest_options();
+      so.size_cap = std::min(so.size_cap, options_.staging_cap);
+      so.digests = false;
+      so.progress = still_ours;
+      so.progress_every = 4 << 20;
+      staged_download = true;
+      INGOT_RETURN_IF_ERROR(Ingest(*source, length, {&staging_}, image.id, so).status());
+      source.reset();
+      return open_staged();
     } else if (r.method == "copy-image") {
       INGOT_ASSIGN_OR_RETURN(OpenedData data, images_.OpenData(image));
       length = data.size;
@@ -669,8 +741,10 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
       if (str("status") != "active") {
         return Conflict("The remote image " + r.glance_image_id.value_or("") + " is not active.");
       }
-      if (str("disk_format") != image.disk_format || str("container_format") != image.container_format) {
-        return Conflict("The remote image's disk_format/container_format differ from this image's.");
+      if (str("disk_format") != image.disk_format ||
+          str("container_format") != image.container_format) {
+        return Conflict(
+            "The remote image's disk_format/container_format differ from this image's.");
       }
       for (const auto& [k, v] : ro) {
         if (v.is_string() && !IsCoreAttribute(k)) remote_properties[k] = std::string(v.as_string());
@@ -684,20 +758,14 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
     return Status::Ok();
   };
   if (Status s = open_source(); !s.ok()) return fail(s, r.stores);
-  if (options_.decompress && !copy && !converted_from && image.container_format != "compressed") {
-    io::Compression found = io::Compression::kNone;
-    auto d = io::Decompressing(std::move(source), &found);
-    if (!d.ok()) return fail(d.status(), r.stores);
-    source = std::move(*d);
-    if (found != io::Compression::kNone) {
-      length.reset();  // the declared length was the compressed one
-      log::Info("import.decompressing", {{"image", image.id},
-                                         {"compression", io::CompressionName(found)}});
-    }
+  if (!copy && !converted_from && !decompressed) {
+    if (Status s = DecompressIfAsked(image, source, length); !s.ok()) return fail(s, r.stores);
   }
   // Store failures are tolerated during the pass so the failed store is known by name; whether one
   // failure fails the import (all_stores_must_succeed) is decided below.
-  IngestOptions opts = images_.ingest_options();
+  // A checksum declared at create is the one the image must end with: the stored bytes', after any
+  // conversion or decompression.
+  IngestOptions opts = copy ? images_.ingest_options() : images_.ingest_options(image);
   opts.tolerate_store_failures = true;
   opts.progress = still_ours;
   opts.progress_every = 4 << 20;
@@ -722,7 +790,7 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
                 r.stores);
   }
   if (!copy && options_.require_image_format_match && !converted_from) {
-    if (Status m = CheckFormatMatch(image, in->info); !m.ok()) {
+    if (Status m = CheckDiskFormatMatch(image, in->info); !m.ok()) {
       discard();
       return fail(m, r.stores);
     }
@@ -761,14 +829,20 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
     discard();
     return fail(done.status(), r.stores);
   }
-  if (r.method == "glance-direct") {
+  if (converted_from && options_.keep_original) {
+    KeepOriginal(*done, *converted_from, ok_ids.front());
+  }
+  if (r.method == "glance-direct" || staged_download) {
     if (Status s = staging_.Delete(image.id); !s.ok()) {
       log::Warn("import.unstage_failed", {{"image", image.id}, {"error", s.ToString()}});
     }
   }
   *result_json = json::serialize(json::object{{"image_id", image.id}});
-  log::Info("import.done", {{"image", image.id}, {"task", task.id}, {"bytes", in->bytes},
-                            {"stores", Join(ok_ids)}, {"failed", Join(failed_ids)}});
+  log::Info("import.done", {{"image", image.id},
+                            {"task", task.id},
+                            {"bytes", in->bytes},
+                            {"stores", Join(ok_ids)},
+                            {"failed", Join(failed_ids)}});
   return Status::Ok();
 }
 

@@ -49,6 +49,10 @@ struct ImportOptions {
   // "raw": glance-direct imports of qcow2, VMDK, VHD(X) and VDI images are stored as raw disks
   // (disk_format becomes raw; os_glance_converted_from says what it was). "": stored as they came.
   std::string convert_to;
+  // A converted image's original bytes kept as an image of their own (same owner and name, its
+  // own disk_format, property ingot_original_of = the converted image's id; the converted image
+  // gets ingot_original_image = its id), in the first store the import wrote to.
+  bool keep_original = false;
   // Images that arrive gzip, zstd, xz or bzip2 compressed are stored decompressed (not when the
   // image's container_format is "compressed": that one is kept as it came).
   bool decompress = true;
@@ -128,6 +132,10 @@ class ImportService {
   // Runs a claimed task to its end and records the outcome.
   void Execute(catalog::Task task);
   Status RunImport(catalog::Task& task, std::string* result_json);
+  void KeepOriginal(const catalog::Image& converted, const std::string& format,
+                    const std::string& store_id);
+  Status DecompressIfAsked(const catalog::Image& image, std::unique_ptr<io::Reader>& source,
+                           std::optional<uint64_t>& length) const;
   Status FinishTask(catalog::Task task, const Status& outcome, const std::string& result_json);
   Result<std::vector<store::Store*>> TargetStores(const catalog::Image& image,
                                                   const ImportRequest& request) const;

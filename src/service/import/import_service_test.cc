@@ -53,7 +53,8 @@ class ImportServiceTest : public ::testing::Test {
     a_ = a.get();
     auto b = std::make_unique<store::FaultyStore>(std::make_unique<store::MemoryStore>("b"));
     b_ = b.get();
-    ASSERT_TRUE(stores_.Add(std::move(a), {.id = "a", .driver = "memory", .is_default = true}).ok());
+    ASSERT_TRUE(
+        stores_.Add(std::move(a), {.id = "a", .driver = "memory", .is_default = true}).ok());
     ASSERT_TRUE(stores_.Add(std::move(b), {.id = "b", .driver = "memory"}).ok());
     images_ = std::make_unique<ImageService>(*repo_, stores_, ImageServiceOptions{});
     imports_ = std::make_unique<ImportService>(*images_, *repo_, staging_,
@@ -65,9 +66,14 @@ class ImportServiceTest : public ::testing::Test {
     repo_.reset();
     std::system(("rm -rf " + dir_).c_str());
   }
-  std::string NewQueued(const std::string& disk_format = "raw") {
+  std::string NewQueued(const std::string& disk_format = "raw",
+                        std::optional<std::string> declared_sha512 = std::nullopt) {
     Image im;
     im.id = NewUuid();
+    if (declared_sha512) {
+      im.os_hash_algo = "sha512";
+      im.os_hash_value = std::move(declared_sha512);
+    }
     im.owner = "p1";
     im.disk_format = disk_format;
     im.container_format = "bare";
@@ -93,9 +99,7 @@ class ImportServiceTest : public ::testing::Test {
       if (!*ran) return;
     }
   }
-  static std::string Md5(const std::vector<uint8_t>& b) {
-    return *io::HexDigestOf("md5", b);
-  }
+  static std::string Md5(const std::vector<uint8_t>& b) { return *io::HexDigestOf("md5", b); }
 
   std::string dir_;
   std::unique_ptr<catalog::SqliteImageRepository> repo_;
@@ -136,6 +140,42 @@ TEST_F(ImportServiceTest, StageThenGlanceDirectActivatesAndUnstages) {
   EXPECT_EQ(listed->size(), 1u);
 }
 
+// Deleting an image removes its staged bytes at once, not at the next start.
+TEST_F(ImportServiceTest, DeletingAStagedImageRemovesItsStagedBytes) {
+  images_->set_staging(&staging_);
+  std::string id = NewQueued();
+  Stage(id, Pattern(100000));
+  ASSERT_TRUE(staging_.Open(id).ok());
+  ASSERT_TRUE(images_->Delete(Get(id)).ok());
+  EXPECT_EQ(staging_.Open(id).status().code(), Code::kNotFound);
+}
+
+// A checksum declared at create (os_hash_value) is the one the image must end with: other bytes
+// leave it queued with nothing stored and a task message naming both digests; the right ones
+// activate it.
+TEST_F(ImportServiceTest, ADeclaredHashRefusesOtherBytes) {
+  std::vector<uint8_t> good = Pattern(300000), bad = Pattern(300001);
+  std::string id = NewQueued("raw", *io::HexDigestOf("sha512", good));
+  Stage(id, bad);
+  ASSERT_TRUE(Import(id, {.method = "glance-direct", .stores = {"a"}}).ok());
+  Drain();
+  EXPECT_EQ(Get(id).status(), ImageStatus::kQueued);
+  EXPECT_FALSE(a_->Open(id).ok());
+  auto tasks = repo_->ListTasksForImage(id);
+  ASSERT_TRUE(tasks.ok());
+  bool named = false;
+  for (const auto& t : *tasks) {
+    named |= t.message.find("declared when the image was created") != std::string::npos;
+  }
+  EXPECT_TRUE(named);
+
+  Stage(id, good);
+  ASSERT_TRUE(Import(id, {.method = "glance-direct", .stores = {"a"}}).ok());
+  Drain();
+  EXPECT_EQ(Get(id).status(), ImageStatus::kActive);
+  EXPECT_EQ(Get(id).os_hash_value, *io::HexDigestOf("sha512", good));
+}
+
 TEST_F(ImportServiceTest, GlanceChecksBeforeATaskIsMade) {
   std::string id = NewQueued();
   auto r = Import(id, {.method = "glance-direct"});
@@ -174,7 +214,8 @@ TEST_F(ImportServiceTest, CopyImageAddsACopyAndASecondCopyWaitsItsTurn) {
   ASSERT_EQ(im.locations.size(), 2u);
   EXPECT_EQ(im.locations[1].store, "b");
   EXPECT_EQ(*b_->inner().SizeOf(id), bytes.size());
-  // Now that the copy exists, asking for it again is Glance's 400, and all_stores has nothing to do.
+  // Now that the copy exists, asking for it again is Glance's 400, and all_stores has nothing to
+  // do.
   EXPECT_EQ(Import(id, {.method = "copy-image", .stores = {"b"}}).status().code(),
             Code::kInvalidArgument);
   auto nothing = Import(id, {.method = "copy-image", .all_stores = true});
@@ -208,10 +249,10 @@ TEST_F(ImportServiceTest, AllowedFailureActivatesWithTheStoresThatWorked) {
   std::string id = NewQueued();
   Stage(id, bytes);
   b_->Arm({.write_fails_after = 1000});
-  ASSERT_TRUE(Import(id, {.method = "glance-direct",
-                          .stores = {"a", "b"},
-                          .all_stores_must_succeed = false})
-                  .ok());
+  ASSERT_TRUE(
+      Import(id,
+             {.method = "glance-direct", .stores = {"a", "b"}, .all_stores_must_succeed = false})
+          .ok());
   Drain();
   Image im = Get(id);
   EXPECT_EQ(im.status(), ImageStatus::kActive);
@@ -276,14 +317,15 @@ std::vector<uint8_t> ReadFile(const std::string& path) {
 // convert_to = "raw": a staged qcow2 is stored as the raw disk qemu-img would make of it, in the
 // one pass that hashes it; disk_format becomes raw.
 TEST_F(ImportServiceTest, GlanceDirectConvertsQcow2ToRawAsQemuImgDoes) {
-  imports_ = std::make_unique<ImportService>(
-      *images_, *repo_, staging_, ImportOptions{.node = "n", .convert_to = "raw"});
+  imports_ = std::make_unique<ImportService>(*images_, *repo_, staging_,
+                                             ImportOptions{.node = "n", .convert_to = "raw"});
   // A 3 MiB disk with data in two places and a hole between, as qcow2.
   std::vector<uint8_t> disk(3 << 20, 0);
   auto head = Pattern(200000);
   std::copy(head.begin(), head.end(), disk.begin());
   std::copy(head.begin(), head.begin() + 70000, disk.begin() + (2 << 20) + 12345);
-  const std::string raw = dir_ + "/disk.raw", qcow = dir_ + "/disk.qcow2", back = dir_ + "/back.raw";
+  const std::string raw = dir_ + "/disk.raw", qcow = dir_ + "/disk.qcow2",
+                    back = dir_ + "/back.raw";
   FILE* f = std::fopen(raw.c_str(), "wb");
   std::fwrite(disk.data(), 1, disk.size(), f);
   std::fclose(f);
@@ -307,6 +349,29 @@ TEST_F(ImportServiceTest, GlanceDirectConvertsQcow2ToRawAsQemuImgDoes) {
   std::vector<uint8_t> got((*stored)->Size());
   ASSERT_TRUE(io::ReadExact(**stored, 0, got).ok());
   EXPECT_TRUE(got == reference) << "the stored raw disk is what qemu-img convert makes";
+  EXPECT_EQ(im.properties.count("ingot_original_image"), 0u) << "keep_original is off";
+
+  // keep_original: the qcow2 as staged becomes an image of its own, linked both ways.
+  imports_ = std::make_unique<ImportService>(
+      *images_, *repo_, staging_,
+      ImportOptions{.node = "n", .convert_to = "raw", .keep_original = true});
+  const std::vector<uint8_t> original = ReadFile(qcow);
+  std::string kept = NewQueued("qcow2");
+  Stage(kept, original);
+  ASSERT_TRUE(Import(kept, {.method = "glance-direct"}).ok());
+  Drain();
+  Image converted = Get(kept);
+  ASSERT_EQ(converted.status(), ImageStatus::kActive);
+  EXPECT_EQ(converted.checksum, Md5(reference));
+  const std::string orig_id = converted.properties["ingot_original_image"];
+  ASSERT_FALSE(orig_id.empty());
+  Image orig = Get(orig_id);
+  EXPECT_EQ(orig.status(), ImageStatus::kActive);
+  EXPECT_EQ(orig.disk_format, "qcow2");
+  EXPECT_EQ(orig.owner, converted.owner);
+  EXPECT_EQ(orig.properties["ingot_original_of"], kept);
+  EXPECT_EQ(orig.checksum, Md5(original));
+  EXPECT_EQ(staging_.Open(kept).status().code(), Code::kNotFound) << "unstaged once kept";
 }
 
 // An xz-compressed image is stored decompressed, checksummed as what is stored.
@@ -350,9 +415,8 @@ TEST_F(ImportServiceTest, InjectsTheOperatorsPropertiesUnlessTheRoleIsExempt) {
 }
 
 TEST(ImportInput, RoundTrips) {
-  ImportRequest r{.method = "web-download",
-                  .uri = "http://example.com/a",
-                  .all_stores_must_succeed = false};
+  ImportRequest r{
+      .method = "web-download", .uri = "http://example.com/a", .all_stores_must_succeed = false};
   std::string json = ImportInputJson("img", r, {"a", "b"});
   std::string id;
   auto back = ParseImportInput(json, &id);

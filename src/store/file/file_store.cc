@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/log.h"
@@ -26,6 +28,26 @@ bool ValidKey(const std::string& key) {
     if (!ok) return false;
   }
   return true;
+}
+
+bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The path with every symbolic link resolved; kNotFound (or the errno's code) when it cannot be.
+Result<std::string> RealPath(const std::string& path) {
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (real == nullptr) return FromErrno(errno, "realpath " + path);
+  std::string out(real);
+  std::free(real);
+  return out;
 }
 
 class FilePendingObject final : public PendingObject {
@@ -146,7 +168,68 @@ class FilePendingObject final : public PendingObject {
 Result<std::unique_ptr<FileStore>> FileStore::Open(FileStoreOptions options) {
   if (options.root.empty()) return InvalidArgument("file store needs a root directory");
   INGOT_RETURN_IF_ERROR(io::MakeDirs(options.root));
-  return std::unique_ptr<FileStore>(new FileStore(std::move(options)));
+  INGOT_ASSIGN_OR_RETURN(std::string canonical, RealPath(options.root));
+  return std::unique_ptr<FileStore>(new FileStore(std::move(options), std::move(canonical)));
+}
+
+std::string FileStore::UrlOf(const std::string& key) const {
+  return "file://" + canonical_root_ + "/" + key;
+}
+
+Result<std::optional<std::string>> FileStore::KeyOfUrl(std::string_view url) {
+  const std::optional<std::string> not_mine;
+  constexpr std::string_view kScheme = "file://";
+  if (url.size() < kScheme.size() || !EqualsIgnoringCase(url.substr(0, kScheme.size()), kScheme)) {
+    return not_mine;
+  }
+  std::string_view path = url.substr(kScheme.size());
+  if (path.starts_with("localhost/")) path.remove_prefix(std::string_view("localhost").size());
+  if (!path.starts_with('/')) {
+    return InvalidArgument("A file location must be an absolute path on this host (file:///...).");
+  }
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#' || c == '\\' || static_cast<unsigned char>(c) < 0x20 ||
+        c == 0x7f) {
+      return InvalidArgument(
+          "A file location must be a plain path: no percent-escapes, '?', '#', '\\' or control "
+          "characters.");
+    }
+  }
+  // Every segment after the leading '/' must be a name: no '.', '..' or empty ones.
+  for (size_t pos = 1; pos <= path.size();) {
+    size_t end = path.find('/', pos);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view seg = path.substr(pos, end - pos);
+    if (seg.empty() || seg == "." || seg == "..") {
+      return InvalidArgument(
+          "A file location must not contain '.', '..' or empty path segments.");
+    }
+    pos = end + 1;
+  }
+  const size_t slash = path.rfind('/');
+  std::string dir(path.substr(0, slash == 0 ? 1 : slash));
+  std::string name(path.substr(slash + 1));
+  auto real_dir = RealPath(dir);
+  if (!real_dir.ok() || *real_dir != canonical_root_) return not_mine;
+  if (!ValidKey(name)) {
+    return InvalidArgument("'" + name +
+                           "' is not an object this store holds (letters, digits, '-', '_' and "
+                           "'.', not starting with '.').");
+  }
+  struct stat st;
+  if (::lstat((canonical_root_ + "/" + name).c_str(), &st) != 0) {
+    if (errno == ENOENT) return NotFound("There is no object '" + name + "' in store " + id() + ".");
+    return FromErrno(errno, "lstat " + canonical_root_ + "/" + name);
+  }
+  if (S_ISLNK(st.st_mode)) {
+    return InvalidArgument("The object '" + name + "' in store " + id() +
+                           " is a symbolic link; only regular files are adopted.");
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return InvalidArgument("The object '" + name + "' in store " + id() +
+                           " is not a regular file.");
+  }
+  return std::optional<std::string>(std::move(name));
 }
 
 Result<std::string> FileStore::PathOf(const std::string& key) const {
@@ -164,14 +247,16 @@ Result<std::unique_ptr<PendingObject>> FileStore::Create(const std::string& key)
 }
 
 Result<std::unique_ptr<io::ByteSource>> FileStore::Open(const std::string& key) {
-  INGOT_ASSIGN_OR_RETURN(std::string path, PathOf(key));
-  INGOT_ASSIGN_OR_RETURN(auto src, io::FileSource::Open(path));
-  return std::unique_ptr<io::ByteSource>(std::move(src));
+  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenFd(key));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return FromErrno(errno, "stat " + key);
+  return std::unique_ptr<io::ByteSource>(std::make_unique<io::FileSource>(
+      std::move(fd), static_cast<uint64_t>(st.st_size), *PathOf(key)));
 }
 
 Result<io::UniqueFd> FileStore::OpenFd(const std::string& key) {
   INGOT_ASSIGN_OR_RETURN(std::string path, PathOf(key));
-  return io::OpenFile(path, O_RDONLY);
+  return io::OpenFile(path, O_RDONLY | O_NOFOLLOW);  // a key is never a symlink
 }
 
 Result<uint64_t> FileStore::SizeOf(const std::string& key) {
@@ -183,7 +268,9 @@ Result<uint64_t> FileStore::SizeOf(const std::string& key) {
 
 Status FileStore::Delete(const std::string& key) {
   INGOT_ASSIGN_OR_RETURN(std::string path, PathOf(key));
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return FromErrno(errno, "unlink " + path);
+  if (::unlink(path.c_str()) != 0) {
+    return errno == ENOENT ? Status::Ok() : FromErrno(errno, "unlink " + path);
+  }
   return io::SyncParentDir(path);
 }
 

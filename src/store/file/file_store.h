@@ -39,12 +39,23 @@ class FileStore final : public Store {
   Status Delete(const std::string& key) override;
   Result<int> RemoveIncomplete() override;
   Result<std::vector<std::string>> ListKeys() override;
+  // "file://" + the store directory (symbolic links resolved) + "/" + key.
+  std::string UrlOf(const std::string& key) const override;
+  // Adopts only objects directly in the store directory: "file://" (or "file://localhost") and an
+  // absolute path whose directory, symbolic links resolved, is the store directory and whose last
+  // segment is a key this store could have written (letters, digits, '-', '_', '.'; not starting
+  // with '.', so never a temporary object). The object itself must be a regular file, not a
+  // symbolic link. '.', '..' and empty segments, percent-escapes, '?' and '#' are refused outright
+  // rather than normalised.
+  Result<std::optional<std::string>> KeyOfUrl(std::string_view url) override;
 
  private:
-  explicit FileStore(FileStoreOptions options) : options_(std::move(options)) {}
+  FileStore(FileStoreOptions options, std::string canonical_root)
+      : options_(std::move(options)), canonical_root_(std::move(canonical_root)) {}
   Result<std::string> PathOf(const std::string& key) const;
 
   FileStoreOptions options_;
+  std::string canonical_root_;  // options_.root with symbolic links resolved (realpath)
 };
 
 }  // namespace ingot::store

@@ -119,5 +119,39 @@ TEST_F(FileStoreTest, RefusesOverwriteAndBadKeys) {
   EXPECT_EQ(store_->SizeOf("img4").status().code(), Code::kNotFound);
 }
 
+// Location URLs: an object directly in the store's directory is adopted by its name; anything else
+// is not this store's (nullopt) or refused (kInvalidArgument, kNotFound). UrlOf is the inverse.
+TEST_F(FileStoreTest, LocationUrlsMapToKeysOnlyInsideTheStore) {
+  auto obj = store_->Create("golden.raw");
+  ASSERT_TRUE((*obj)->Write(Bytes("data")).ok());
+  ASSERT_TRUE((*obj)->Commit().ok());
+  char* real = ::realpath((root_ + "/images").c_str(), nullptr);
+  const std::string dir(real);
+  std::free(real);
+  EXPECT_EQ(store_->UrlOf("golden.raw"), "file://" + dir + "/golden.raw");
+  auto key = store_->KeyOfUrl(store_->UrlOf("golden.raw"));
+  ASSERT_TRUE(key.ok() && key->has_value()) << key.status().ToString();
+  EXPECT_EQ(**key, "golden.raw");
+  EXPECT_EQ(**store_->KeyOfUrl("FILE://localhost" + root_ + "/images/golden.raw"), "golden.raw");
+
+  for (const std::string& elsewhere :
+       {std::string("http://h/x"), std::string("file:///etc/passwd"), "file://" + root_ + "/x",
+        std::string("file:relative/golden.raw")}) {
+    auto k = store_->KeyOfUrl(elsewhere);
+    EXPECT_TRUE(k.ok() && !k->has_value()) << elsewhere;
+  }
+  ASSERT_EQ(::symlink("/etc/hostname", (root_ + "/images/link").c_str()), 0);
+  ASSERT_EQ(::mkdir((root_ + "/images/dir").c_str(), 0755), 0);
+  for (const std::string& bad :
+       {"file://" + root_ + "/images/../images/golden.raw", "file://" + root_ + "/images/./golden.raw",
+        "file://" + root_ + "//images/golden.raw", "file://" + root_ + "/images/golden%2eraw",
+        "file://" + root_ + "/images/link", "file://" + root_ + "/images/dir",
+        "file://" + root_ + "/images/.tmp-x", std::string("file://relative/golden.raw")}) {
+    EXPECT_EQ(store_->KeyOfUrl(bad).status().code(), Code::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(store_->KeyOfUrl("file://" + root_ + "/images/missing").status().code(),
+            Code::kNotFound);
+}
+
 }  // namespace
 }  // namespace ingot::store

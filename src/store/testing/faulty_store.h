@@ -43,6 +43,10 @@ class FaultyStore final : public Store {
   Status Delete(const std::string& key) override;
   Result<int> RemoveIncomplete() override { return inner_.RemoveIncomplete(); }
   Result<std::vector<std::string>> ListKeys() override { return inner_.ListKeys(); }
+  std::string UrlOf(const std::string& key) const override { return inner_.UrlOf(key); }
+  Result<std::optional<std::string>> KeyOfUrl(std::string_view url) override {
+    return inner_.KeyOfUrl(url);
+  }
 
  private:
   friend class FaultyPendingObject;

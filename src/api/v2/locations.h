@@ -1,0 +1,33 @@
+// Glance 2024.1's locations API: POST /v2/images/{id}/locations (add_image_location: register
+// bytes already in one of this service's stores as a queued image's data; 202, no body) and GET
+// /v2/images/{id}/locations (fetch_image_location: [{"url", "metadata"}], for services only). Each
+// handler parses, calls one use case of service::LocationService and renders.
+#pragma once
+
+#include "api/options.h"
+#include "api/route.h"
+#include "service/locations.h"
+
+namespace ingot::api {
+
+class LocationsResource {
+ public:
+  LocationsResource(service::LocationService& locations, const ApiOptions& options)
+      : locations_(locations), options_(options) {}
+  void Register(ApiRouter& router);
+
+ private:
+  Result<http::Response> Add(Call& call);
+  Result<http::Response> List(Call& call);
+
+  service::LocationService& locations_;
+  const ApiOptions& options_;
+};
+
+// The POST body, checked as Glance's location schema checks it: `url` a string (required);
+// `validation_data` an object with exactly os_hash_algo (sha1, sha256, sha512 or md5) and
+// os_hash_value (a string of at most 128 characters), both or neither; other top-level keys are
+// ignored (Glance's schema is permissive). kInvalidArgument naming what is wrong.
+Result<service::AddLocationRequest> ParseAddLocationBody(const boost::json::value& body);
+
+}  // namespace ingot::api
