@@ -44,6 +44,19 @@ printf 'x\ncreateType="monolithicFlat"\nRW 8 FLAT "f" 0\n' >"$S/vmdk_desc_oslo"
 printf 'COWD\001\000\000\000\000\000\000\000' >"$S/vmdk_cowd"
 mkdir -p "$WORK/iso"; echo hello > "$WORK/iso/a"
 genisoimage -quiet -o "$S/iso" "$WORK/iso" 2>/dev/null || true
+# Seeds for fuzz_iso9660: Rock Ridge (symlinks, a deep tree relocated, continuation areas), Joliet.
+mkdir -p "$WORK/isotree/d1/d2/d3/d4/d5/d6/d7/d8/d9"; echo deep > "$WORK/isotree/d1/d2/d3/d4/d5/d6/d7/d8/d9/f"
+ln -s ../../outside "$WORK/isotree/link"; echo a > "$WORK/isotree/$(printf 'n%.0s' $(seq 180))"
+genisoimage -quiet -R -o "$S/iso_rr" "$WORK/isotree" 2>/dev/null || true
+xorriso -as mkisofs -quiet -R -J -o "$S/iso_rrj" "$WORK/isotree" 2>/dev/null || true
+xorriso -as mkisofs -quiet --norock -J -o "$S/iso_joliet" "$WORK/iso" 2>/dev/null || true
+# A UDF-only image: genisoimage's ISO 9660/UDF bridge with its ISO 9660 descriptors replaced.
+if genisoimage -quiet -udf -o "$S/iso_udf" "$WORK/isotree" 2>/dev/null; then
+  dd if=/dev/zero of="$S/iso_udf" bs=2048 seek=16 count=5 conv=notrunc status=none
+  i=16; for id in BEA01 NSR02 TEA01; do
+    printf '\000%s\001' $id | dd of="$S/iso_udf" bs=1 seek=$((i * 2048)) conv=notrunc status=none; i=$((i + 1))
+  done
+fi
 # Compressed streams for fuzz_decompress.
 gzip -c "$S/qcow2" > "$S/qcow2.gz" 2>/dev/null; zstd -q -c "$S/qcow2" > "$S/qcow2.zst" 2>/dev/null
 xz -c "$S/qcow2" > "$S/qcow2.xz" 2>/dev/null; bzip2 -c "$S/qcow2" > "$S/qcow2.bz2" 2>/dev/null
@@ -78,6 +91,7 @@ seeds_for() {  # target -> seed files
     fuzz_vhdx) ls "$S"/vhdx ;;
     fuzz_vdi) ls "$S"/vdi ;;
     fuzz_iso) ls "$S"/iso ;;
+    fuzz_iso9660) ls "$S"/iso* ;;
     *) ls "$S"/* ;;
   esac 2>/dev/null
 }

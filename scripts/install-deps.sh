@@ -14,7 +14,7 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev     # tests and micro-benchmarks
   clang libclang-rt-14-dev                       # libFuzzer targets
   qemu-utils                                     # reference for disk formats in tests
-  genisoimage                                    # ISO 9660 images in the formats tests
+  genisoimage xorriso                            # ISO 9660 images in the formats tests (iso9660_test: xorriso)
   python3-glanceclient python3-openstackclient   # the real glance/openstack CLIs in integration tests
   curl wrk nginx-light procps jq                 # integration tests and bench/
   glance-api                                     # the real OpenStack Glance: glance-download peer (tests/integration/glance_peer.sh)
