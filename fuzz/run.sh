@@ -79,6 +79,13 @@ printf 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\nConten
 printf '\001https://Images.Example:8443/v2/images/x/file?a=b#f' >"$T/fuzz_url/1"
 printf '\002http://[::ffff:127.0.0.1]:80/../a' >"$T/fuzz_url/2"
 printf '\000http://0x7f.1/%%2e%%2e/' >"$T/fuzz_url/3"
+# fuzz_tftp_packet: an RRQ with every option, a Windows-style name, a WRQ, an ACK, an ERROR.
+mkdir -p "$T/fuzz_tftp_packet"
+printf '\000\001/boot\\pxeboot.n12\000octet\000blksize\0001428\000tsize\0000\000windowsize\0008\000timeout\0003\000' >"$T/fuzz_tftp_packet/1"
+printf '\000\001../a/./b\000NetASCII\000\000\000' >"$T/fuzz_tftp_packet/2"
+printf '\000\002x\000octet\000' >"$T/fuzz_tftp_packet/3"
+printf '\000\004\377\377' >"$T/fuzz_tftp_packet/4"
+printf '\000\005\000\010no\000' >"$T/fuzz_tftp_packet/5"
 
 seeds_for() {  # target -> seed files
   case $1 in
@@ -92,6 +99,7 @@ seeds_for() {  # target -> seed files
     fuzz_vdi) ls "$S"/vdi ;;
     fuzz_iso) ls "$S"/iso ;;
     fuzz_iso9660) ls "$S"/iso* ;;
+    fuzz_tftp_packet) ls "$T/$1"/* ;;
     *) ls "$S"/* ;;
   esac 2>/dev/null
 }

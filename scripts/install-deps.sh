@@ -17,6 +17,7 @@ pkgs=(
   genisoimage xorriso                            # ISO 9660 images in the formats tests (iso9660_test: xorriso)
   python3-glanceclient python3-openstackclient   # the real glance/openstack CLIs in integration tests
   curl wrk nginx-light procps jq                 # integration tests and bench/
+  tftp-hpa                                       # a real TFTP client for src/tftp's interoperability test
   glance-api                                     # the real OpenStack Glance: glance-download peer (tests/integration/glance_peer.sh)
 )
 missing=()
