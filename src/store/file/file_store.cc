@@ -50,14 +50,25 @@ Result<std::string> RealPath(const std::string& path) {
   return out;
 }
 
+// Frees what std::aligned_alloc returned.
+struct FreeDeleter {
+  void operator()(uint8_t* p) const { std::free(p); }
+};
+
 class FilePendingObject final : public PendingObject {
  public:
+  // `direct`: the descriptor was opened with O_DIRECT; bytes are gathered into an aligned buffer
+  // and written a whole buffer at a time, at offsets that are multiples of its size.
   FilePendingObject(io::UniqueFd fd, std::string tmp_path, std::string final_path,
-                    uint64_t writeback_chunk)
+                    uint64_t writeback_chunk, bool direct)
       : fd_(std::move(fd)),
         tmp_path_(std::move(tmp_path)),
         final_path_(std::move(final_path)),
-        writeback_chunk_(writeback_chunk) {}
+        writeback_chunk_(writeback_chunk) {
+    if (direct) {
+      buffer_.reset(static_cast<uint8_t*>(std::aligned_alloc(kHoleBlock, kDirectBuffer)));
+    }
+  }
 
   ~FilePendingObject() override {
     if (!committed_) {
@@ -66,51 +77,34 @@ class FilePendingObject final : public PendingObject {
     }
   }
 
-  // Runs of whole zero blocks are not written: they stay holes in the file (a raw disk image is
-  // mostly zeros), and read back as zeros. Commit sets the length, so a trailing hole counts.
   Status Write(std::span<const uint8_t> data) override {
-    size_t pos = 0;
-    while (pos < data.size()) {
-      // The next block ends at a block boundary of the file, so holes line up with the file
-      // system's blocks.
-      const uint64_t off = written_ + pos;
-      const size_t block = static_cast<size_t>(
-          std::min<uint64_t>(kHoleBlock - off % kHoleBlock, data.size() - pos));
-      size_t run = 0;  // data (non-hole) bytes from pos
-      while (pos + run < data.size()) {
-        const uint64_t at = written_ + pos + run;
-        const size_t n = static_cast<size_t>(
-            std::min<uint64_t>(kHoleBlock - at % kHoleBlock, data.size() - pos - run));
-        if (n == kHoleBlock && AllZero(data.data() + pos + run, n)) break;
-        run += n;
-      }
-      if (run > 0) {
-        INGOT_RETURN_IF_ERROR(PWriteAll(data.subspan(pos, run), written_ + pos));
-        pos += run;
-      } else {
-        pos += block;  // a whole zero block: skipped
-      }
+    if (!buffer_) {
+      INGOT_RETURN_IF_ERROR(WriteSkippingHoles(data, written_));
+      written_ += data.size();
+      StartWriteBack();
+      return Status::Ok();
     }
-    written_ += data.size();
-    if (writeback_chunk_ != 0 && written_ - flushed_ >= writeback_chunk_) {
-      // Ask the kernel to start writing this chunk now; do not wait for it. This keeps dirty pages
-      // bounded and makes the final fdatasync cheap. Failure is harmless (fdatasync still runs).
-      ::sync_file_range(fd_.get(), static_cast<off_t>(flushed_),
-                        static_cast<off_t>(written_ - flushed_), SYNC_FILE_RANGE_WRITE);
-      // Wait for the chunk before the previous one, so write-back keeps pace without stalling us.
-      if (flushed_ >= writeback_chunk_) {
-        ::sync_file_range(fd_.get(), static_cast<off_t>(flushed_ - writeback_chunk_),
-                          static_cast<off_t>(writeback_chunk_),
-                          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                              SYNC_FILE_RANGE_WAIT_AFTER);
-      }
-      flushed_ = written_;
+    while (!data.empty()) {
+      const size_t n = std::min(kDirectBuffer - fill_, data.size());
+      std::memcpy(buffer_.get() + fill_, data.data(), n);
+      fill_ += n;
+      written_ += n;
+      data = data.subspan(n);
+      if (fill_ == kDirectBuffer) INGOT_RETURN_IF_ERROR(FlushBuffer());
     }
     return Status::Ok();
   }
 
   Status Commit() override {
     if (committed_) return Internal("object committed twice");
+    if (buffer_ && fill_ > 0) {
+      // The tail is written as whole blocks (O_DIRECT writes nothing shorter); the zero padding
+      // goes with the ftruncate below.
+      const size_t whole = (fill_ + kHoleBlock - 1) / kHoleBlock * kHoleBlock;
+      std::memset(buffer_.get() + fill_, 0, whole - fill_);
+      fill_ = whole;
+      INGOT_RETURN_IF_ERROR(FlushBuffer());
+    }
     if (::ftruncate(fd_.get(), static_cast<off_t>(written_)) != 0) {
       return FromErrno(errno, "ftruncate " + tmp_path_);
     }
@@ -127,6 +121,60 @@ class FilePendingObject final : public PendingObject {
 
  private:
   static constexpr uint64_t kHoleBlock = 4096;
+  static constexpr size_t kDirectBuffer = 2 << 20;
+
+  // Writes the buffer (whole blocks) at its offset in the file, which is a multiple of its size.
+  Status FlushBuffer() {
+    const uint64_t at = (written_ - 1) / kDirectBuffer * kDirectBuffer;
+    Status s = WriteSkippingHoles({buffer_.get(), fill_}, at);
+    fill_ = 0;
+    return s;
+  }
+
+  // Runs of whole zero blocks are not written: they stay holes in the file (a raw disk image is
+  // mostly zeros), and read back as zeros. Commit sets the length, so a trailing hole counts.
+  Status WriteSkippingHoles(std::span<const uint8_t> data, uint64_t offset) {
+    size_t pos = 0;
+    while (pos < data.size()) {
+      // The next block ends at a block boundary of the file, so holes line up with the file
+      // system's blocks.
+      const uint64_t off = offset + pos;
+      const size_t block = static_cast<size_t>(
+          std::min<uint64_t>(kHoleBlock - off % kHoleBlock, data.size() - pos));
+      size_t run = 0;  // data (non-hole) bytes from pos
+      while (pos + run < data.size()) {
+        const uint64_t at = offset + pos + run;
+        const size_t n = static_cast<size_t>(
+            std::min<uint64_t>(kHoleBlock - at % kHoleBlock, data.size() - pos - run));
+        if (n == kHoleBlock && AllZero(data.data() + pos + run, n)) break;
+        run += n;
+      }
+      if (run > 0) {
+        INGOT_RETURN_IF_ERROR(PWriteAll(data.subspan(pos, run), offset + pos));
+        pos += run;
+      } else {
+        pos += block;  // a whole zero block: skipped
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Page-cache writes: ask the kernel to start writing each chunk now, without waiting for it. This
+  // keeps dirty pages bounded and makes the final fdatasync cheap. Failure is harmless (fdatasync
+  // still runs).
+  void StartWriteBack() {
+    if (writeback_chunk_ == 0 || written_ - flushed_ < writeback_chunk_) return;
+    ::sync_file_range(fd_.get(), static_cast<off_t>(flushed_),
+                      static_cast<off_t>(written_ - flushed_), SYNC_FILE_RANGE_WRITE);
+    // Wait for the chunk before the previous one, so write-back keeps pace without stalling us.
+    if (flushed_ >= writeback_chunk_) {
+      ::sync_file_range(fd_.get(), static_cast<off_t>(flushed_ - writeback_chunk_),
+                        static_cast<off_t>(writeback_chunk_),
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER);
+    }
+    flushed_ = written_;
+  }
 
   static bool AllZero(const uint8_t* p, size_t n) {
     // Image data is rarely zero at its first bytes, so this usually ends at the first word.
@@ -144,6 +192,12 @@ class FilePendingObject final : public PendingObject {
   Status PWriteAll(std::span<const uint8_t> data, uint64_t offset) {
     while (!data.empty()) {
       ssize_t n = ::pwrite(fd_.get(), data.data(), data.size(), static_cast<off_t>(offset));
+      if (n < 0 && errno == EINVAL && buffer_ && !direct_refused_) {
+        // A file system that opened with O_DIRECT but refuses the write: the page cache instead.
+        direct_refused_ = true;
+        int flags = ::fcntl(fd_.get(), F_GETFL);
+        if (flags >= 0 && ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) == 0) continue;
+      }
       if (n < 0) {
         if (errno == EINTR) continue;
         return FromErrno(errno, "write " + tmp_path_);
@@ -158,6 +212,9 @@ class FilePendingObject final : public PendingObject {
   std::string tmp_path_;
   std::string final_path_;
   uint64_t writeback_chunk_;
+  std::unique_ptr<uint8_t, FreeDeleter> buffer_;  // O_DIRECT only
+  size_t fill_ = 0;                               // bytes in buffer_
+  bool direct_refused_ = false;
   uint64_t written_ = 0;
   uint64_t flushed_ = 0;
   bool committed_ = false;
@@ -241,9 +298,17 @@ Result<std::unique_ptr<PendingObject>> FileStore::Create(const std::string& key)
   INGOT_ASSIGN_OR_RETURN(std::string path, PathOf(key));
   if (::access(path.c_str(), F_OK) == 0) return AlreadyExists("object " + key + " exists");
   std::string tmp = options_.root + "/" + std::string(kTmpPrefix) + key + "-" + NewUuid().substr(0, 8);
-  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(tmp, O_WRONLY | O_CREAT | O_EXCL, 0640));
-  return std::unique_ptr<PendingObject>(
-      new FilePendingObject(std::move(fd), std::move(tmp), std::move(path), options_.writeback_chunk));
+  const int flags = O_WRONLY | O_CREAT | O_EXCL;
+  auto fd = io::OpenFile(tmp, flags | (options_.direct_io ? O_DIRECT : 0), 0640);
+  const bool direct = options_.direct_io && fd.ok();
+  if (!fd.ok() && options_.direct_io) {
+    // No O_DIRECT on this file system (tmpfs refuses it after creating the file): the page cache.
+    ::unlink(tmp.c_str());
+    fd = io::OpenFile(tmp, flags, 0640);
+  }
+  if (!fd.ok()) return fd.status();
+  return std::unique_ptr<PendingObject>(new FilePendingObject(
+      std::move(*fd), std::move(tmp), std::move(path), options_.writeback_chunk, direct));
 }
 
 Result<std::unique_ptr<io::ByteSource>> FileStore::Open(const std::string& key) {
@@ -308,15 +373,24 @@ Result<std::vector<std::string>> FileStore::ListKeys() {
 }
 
 Result<std::unique_ptr<Store>> MakeFileStore(const StoreConfig& config) {
-  INGOT_RETURN_IF_ERROR(CheckOptions(config, {"path", "writeback_chunk_mib"}));
+  INGOT_RETURN_IF_ERROR(CheckOptions(config, {"path", "writeback_chunk_mib", "direct_io"}));
   auto root = config.options.find("path");
   if (root == config.options.end() || root->second.empty()) {
     return InvalidArgument("the file driver needs option 'path' (a directory)");
   }
   INGOT_ASSIGN_OR_RETURN(uint64_t chunk_mib, UintOption(config, "writeback_chunk_mib", 64));
+  bool direct_io = true;
+  if (auto d = config.options.find("direct_io"); d != config.options.end()) {
+    if (d->second != "true" && d->second != "false") {
+      return InvalidArgument("file store option direct_io must be true or false, not '" +
+                             d->second + "'");
+    }
+    direct_io = d->second == "true";
+  }
   INGOT_ASSIGN_OR_RETURN(auto store, FileStore::Open({.id = config.id,
                                                       .root = root->second,
-                                                      .writeback_chunk = chunk_mib << 20}));
+                                                      .writeback_chunk = chunk_mib << 20,
+                                                      .direct_io = direct_io}));
   return std::unique_ptr<Store>(std::move(store));
 }
 
