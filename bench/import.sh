@@ -36,6 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+boot_flag() { "$INGOTD" --help 2>&1 | grep -q -- --boot-listen && echo "--boot-listen 127.0.0.1:0"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 # CPU ticks of a process and its children that were waited for (Glance: its whole process group).
@@ -74,7 +75,8 @@ start_ingot() {
 methods = ["glance-direct"]
 convert_to = "raw"
 EOF
-  "$INGOTD" --config "$BD/ingotd.toml" --listen "127.0.0.1:$port" --data-dir "$data" --auth noauth \
+  # shellcheck disable=SC2046  # the boot listener (newer binaries) on a free port, not 9090
+  "$INGOTD" --config "$BD/ingotd.toml" --listen "127.0.0.1:$port" --data-dir "$data" --auth noauth $(boot_flag) \
     > "$BD/ingotd.stdout" 2> "$BD/ingotd.log" < /dev/null &
   INGOT_PID=$!
   INGOT_URL="http://127.0.0.1:$port"

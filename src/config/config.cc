@@ -139,7 +139,7 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
                            std::to_string(e.source().begin.line));
   }
   INGOT_RETURN_IF_ERROR(CheckKeys(doc, "", {"server", "storage", "stores", "auth", "images", "import",
-                                                "import_filtering_opts", "log"}));
+                                                "import_filtering_opts", "boot", "log"}));
   if (auto* arr = doc["stores"].as_array()) {
     c.stores.clear();
     int n = 0;
@@ -253,6 +253,22 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     INGOT_RETURN_IF_ERROR(Read(*s, sec, "disallowed_hosts", c.disallowed_hosts));
     INGOT_RETURN_IF_ERROR(Read(*s, sec, "allowed_ports", c.allowed_ports));
     INGOT_RETURN_IF_ERROR(Read(*s, sec, "disallowed_ports", c.disallowed_ports));
+  }
+  if (auto* s = doc["boot"].as_table()) {
+    INGOT_RETURN_IF_ERROR(CheckKeys(*s, "boot", {"listen", "root", "tftp_listen"}));
+    INGOT_RETURN_IF_ERROR(Read(*s, "boot", "tftp_listen", c.tftp_listen));
+    if (!c.tftp_listen.empty()) {
+      if (auto l = ParseListen(c.tftp_listen); !l.ok()) {
+        return InvalidArgument("config boot.tftp_listen: " + l.status().message());
+      }
+    }
+    INGOT_RETURN_IF_ERROR(Read(*s, "boot", "listen", c.boot_listen));
+    INGOT_RETURN_IF_ERROR(Read(*s, "boot", "root", c.boot_root));
+    if (!c.boot_listen.empty()) {
+      if (auto l = ParseListen(c.boot_listen); !l.ok()) {
+        return InvalidArgument("config boot.listen: " + l.status().message());
+      }
+    }
   }
   if (auto* s = doc["log"].as_table()) {
     INGOT_RETURN_IF_ERROR(CheckKeys(*s, "log", {"level"}));

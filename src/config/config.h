@@ -83,6 +83,13 @@ struct Config {
   std::vector<uint32_t> allowed_ports = {80, 443};
   std::vector<uint32_t> disallowed_ports;
 
+  // [boot]: the boot service's southbound listener (api/boot/southbound.h). "" turns it off.
+  std::string boot_listen = "127.0.0.1:9090";
+  std::string boot_root;  // the tree served as '/'; default <data_dir>/boot (created if missing)
+  // The same tree over TFTP (read-only; RFC 1350 with blksize, tsize, timeout, windowsize). "" (the
+  // default) turns it off; operators use ":69" on the provisioning NIC.
+  std::string tftp_listen;
+
   // [log]
   std::string log_level = "info";
 

@@ -42,6 +42,22 @@ path = "/hdd/images"
   EXPECT_EQ(c.stores[1].description, "spinning disks");
 }
 
+TEST(ConfigTest, BootListenerKeys) {
+  Config c;
+  EXPECT_EQ(c.boot_listen, "127.0.0.1:9090");
+  EXPECT_EQ(c.boot_root, "");
+  ASSERT_TRUE(LoadConfigText("[boot]\nlisten = \"10.0.0.1:8080\"\nroot = \"/srv/boot\"\n", "t", c).ok());
+  EXPECT_EQ(c.boot_listen, "10.0.0.1:8080");
+  EXPECT_EQ(c.boot_root, "/srv/boot");
+  ASSERT_TRUE(LoadConfigText("[boot]\nlisten = \"\"\n", "t", c).ok());  // off
+  EXPECT_EQ(c.boot_listen, "");
+  Status bad = LoadConfigText("[boot]\nlisten = \"nowhere\"\n", "t", c);
+  EXPECT_EQ(bad.code(), Code::kInvalidArgument);
+  EXPECT_NE(bad.message().find("boot.listen"), std::string::npos);
+  bad = LoadConfigText("[boot]\ntftp = 1\n", "t", c);
+  EXPECT_NE(bad.message().find("boot.tftp"), std::string::npos);
+}
+
 TEST(ConfigTest, RefusesWhatItDoesNotKnowNamingIt) {
   Config c;
   Status s = LoadConfigText("[images]\nsize_kap = 3\n", "a.toml", c);

@@ -1,5 +1,5 @@
-// ingotd: the Ingot daemon. The composition root: reads configuration, opens the catalog and the store,
-// repairs what a crash left, and serves the API until SIGINT/SIGTERM.
+// ingotd: the Ingot daemon. The composition root: reads configuration, opens the catalog and the
+// store, repairs what a crash left, and serves the API until SIGINT/SIGTERM.
 #include <pthread.h>
 #include <signal.h>
 
@@ -7,12 +7,13 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <string>
-
 #include <functional>
 #include <map>
+#include <optional>
+#include <string>
 
 #include "api/app.h"
+#include "api/boot/southbound.h"
 #include "auth/authenticator.h"
 #include "auth/policy.h"
 #include "catalog/sqlite/sqlite_repository.h"
@@ -25,6 +26,7 @@
 #include "service/locations.h"
 #include "store/file/file_store.h"
 #include "store/registry.h"
+#include "tftp/server.h"
 
 namespace ingot {
 namespace {
@@ -39,6 +41,11 @@ Options:
   --data-dir DIR         where the catalog and image files live (default ./ingot-data)
   --auth MODE            noauth (every request is admin of one project) or tokens
   --tokens-file FILE     TOML file of static tokens for --auth tokens
+  --boot-listen HOST:PORT
+                         the boot service's southbound file listener (default 127.0.0.1:9090,
+                         "" turns it off); it serves [boot] root (default DATA_DIR/boot)
+  --tftp-listen HOST:PORT
+                         the same tree over TFTP (off unless given; e.g. 0.0.0.0:69)
   --config FILE          TOML configuration; flags given here override it
   --log-level LEVEL      debug, info, warn or error
   --help                 this text
@@ -79,6 +86,10 @@ Status ParseFlags(int argc, char** argv, config::Config& config) {
       config.auth = value;
     } else if (flag == "--tokens-file") {
       config.tokens_file = value;
+    } else if (flag == "--boot-listen") {
+      config.boot_listen = value;
+    } else if (flag == "--tftp-listen") {
+      config.tftp_listen = value;
     } else if (flag == "--log-level") {
       config.log_level = value;
     } else if (flag == "--config") {
@@ -93,20 +104,31 @@ Status ParseFlags(int argc, char** argv, config::Config& config) {
 int Run(int argc, char** argv) {
   config::Config config;
   if (Status s = ParseFlags(argc, argv, config); !s.ok()) return Fail(s);
-  if (config.log_level == "debug") log::SetMinLevel(log::Level::kDebug);
-  else if (config.log_level == "warn") log::SetMinLevel(log::Level::kWarn);
-  else if (config.log_level == "error") log::SetMinLevel(log::Level::kError);
+  if (config.log_level == "debug")
+    log::SetMinLevel(log::Level::kDebug);
+  else if (config.log_level == "warn")
+    log::SetMinLevel(log::Level::kWarn);
+  else if (config.log_level == "error")
+    log::SetMinLevel(log::Level::kError);
 
   auto listen = config::ParseListen(config.listen);
   if (!listen.ok()) return Fail(listen.status());
+  std::optional<std::pair<std::string, uint16_t>> boot_listen;
+  if (!config.boot_listen.empty()) {
+    auto parsed = config::ParseListen(config.boot_listen);
+    if (!parsed.ok()) return Fail(parsed.status().WithContext("--boot-listen"));
+    boot_listen = *parsed;
+  }
 
   // The authentication back ends this binary offers, by --auth name.
   const std::map<std::string, std::function<Result<std::unique_ptr<auth::Authenticator>>()>>
       authenticators = {
-          {"noauth", [&]() -> Result<std::unique_ptr<auth::Authenticator>> {
+          {"noauth",
+           [&]() -> Result<std::unique_ptr<auth::Authenticator>> {
              return auth::MakeNoAuth(config.noauth_project);
            }},
-          {"tokens", [&]() -> Result<std::unique_ptr<auth::Authenticator>> {
+          {"tokens",
+           [&]() -> Result<std::unique_ptr<auth::Authenticator>> {
              if (config.tokens_file.empty()) {
                return InvalidArgument("--auth tokens needs --tokens-file");
              }
@@ -122,7 +144,8 @@ int Run(int argc, char** argv) {
 
   if (Status s = io::MakeDirs(config.data_dir); !s.ok()) return Fail(s);
   // One pooled connection per worker thread: a request never pays for opening a connection (schema
-  // load, statement preparation), which under load showed up as allocator churn and a long latency tail.
+  // load, statement preparation), which under load showed up as allocator churn and a long latency
+  // tail.
   auto repo = catalog::SqliteImageRepository::Open(
       config.data_dir + "/catalog.db",
       catalog::SqliteImageRepository::Options{.pool_size = std::max(8, config.worker_threads)});
@@ -175,7 +198,8 @@ int Run(int argc, char** argv) {
                                  .disallowed_ports = config.disallowed_ports};
   import_options.fetch.max_redirects = config.import_max_redirects;
   import_options.fetch.max_bytes = std::min(config.size_cap, config.staging_cap);
-  import_options.fetch.connect_timeout = std::chrono::milliseconds(config.import_connect_timeout_ms);
+  import_options.fetch.connect_timeout =
+      std::chrono::milliseconds(config.import_connect_timeout_ms);
   import_options.fetch.stall_timeout = std::chrono::milliseconds(config.import_stall_timeout_ms);
   service::ImportService imports(images, **repo, **staging, import_options);
   auto unstaged = imports.RepairStaging();
@@ -216,8 +240,56 @@ int Run(int argc, char** argv) {
   options.retry_after_seconds = config.retry_after_seconds;
   options.unlimited_paths = {"/healthcheck", "/metrics"};
 
-  // public_url is needed by the API before the port is known only when the port is fixed; with port 0
-  // it is filled after binding.
+  // The boot service's southbound listener: a server of its own with its own handler, read-only and
+  // without auth, so nothing of the API above can ever answer there. Started first, so a port that
+  // cannot be bound stops the daemon before the API answers anyone.
+  std::unique_ptr<api::boot::Southbound> southbound;
+  std::unique_ptr<http::Server> boot_server;
+  std::string boot_root = config.boot_root;
+  if (boot_listen || !config.tftp_listen.empty()) {
+    if (boot_root.empty()) {
+      boot_root = config.data_dir + "/boot";
+      if (Status s = io::MakeDirs(boot_root); !s.ok()) return Fail(s);
+    }
+    auto sb = api::boot::Southbound::Open({.root = boot_root});
+    if (!sb.ok()) return Fail(sb.status());
+    southbound = std::move(*sb);
+  }
+  if (boot_listen) {
+    http::ServerOptions boot_options = options;
+    boot_options.host = boot_listen->first;
+    boot_options.port = boot_listen->second;
+    boot_options.request_id_header.clear();
+    boot_options.unlimited_paths.clear();
+    api::boot::Southbound* handler = southbound.get();
+    auto started = http::Server::Start(
+        boot_options, [handler](http::Request& req) { return handler->Handle(req); },
+        [handler](const http::Exchange& e) { handler->Observe(e); });
+    if (!started.ok()) return Fail(started.status().WithContext("--boot-listen"));
+    boot_server = std::move(*started);
+    std::string boot_address =
+        boot_options.host.find(':') != std::string::npos
+            ? "[" + boot_options.host + "]:" + std::to_string(boot_server->port())
+            : boot_options.host + ":" + std::to_string(boot_server->port());
+    // Not named "...listening": scripts take the API's address from the first such line.
+    log::Info("boot.serving", {{"address", boot_address}, {"root", boot_root}});
+  }
+  // The same tree over TFTP, for firmware that fetches only its first stage that way.
+  std::unique_ptr<api::boot::TftpFiles> tftp_files;
+  std::unique_ptr<tftp::Server> tftp_server;
+  if (!config.tftp_listen.empty()) {
+    auto at = config::ParseListen(config.tftp_listen);
+    if (!at.ok()) return Fail(at.status().WithContext("--tftp-listen"));
+    tftp_files = std::make_unique<api::boot::TftpFiles>(*southbound);
+    tftp_server = std::make_unique<tftp::Server>(
+        tftp::ServerOptions{.host = at->first, .port = at->second}, *tftp_files);
+    if (Status s = tftp_server->Start(); !s.ok()) return Fail(s.WithContext("--tftp-listen"));
+    log::Info("boot.tftp", {{"address", at->first + ":" + std::to_string(tftp_server->port())},
+                            {"root", boot_root}});
+  }
+
+  // public_url is needed by the API before the port is known only when the port is fixed; with port
+  // 0 it is filled after binding.
   const auth::Policy policy = auth::Policy::Defaults();
   api::AppDeps deps{.images = images,
                     .authenticator = **authenticator,
@@ -226,8 +298,8 @@ int Run(int argc, char** argv) {
                                 .max_image_size = config.size_cap},
                     .imports = config.import_methods.empty() ? nullptr : &imports,
                     .locations = &locations};
-  // The application needs the bound port (for Location headers), so it is built after binding; the few
-  // requests that could arrive in between are told to retry.
+  // The application needs the bound port (for Location headers), so it is built after binding; the
+  // few requests that could arrive in between are told to retry.
   std::unique_ptr<api::Application> app;
   std::atomic<api::Application*> ready{nullptr};
   auto server = http::Server::Start(
@@ -250,7 +322,8 @@ int Run(int argc, char** argv) {
   deps.options.public_url = config.public_url;
   app = std::make_unique<api::Application>(deps);
   ready.store(app.get());
-  log::Info("listening", {{"address", address}, {"data_dir", config.data_dir}, {"auth", config.auth}});
+  log::Info("listening",
+            {{"address", address}, {"data_dir", config.data_dir}, {"auth", config.auth}});
 
   imports.Start();
 
@@ -258,6 +331,8 @@ int Run(int argc, char** argv) {
   sigwait(&stop, &sig);
   log::Info("stopping", {{"signal", sig}});
   (*server)->Stop();
+  if (boot_server) boot_server->Stop();
+  if (tftp_server) tftp_server->Stop();
   imports.Stop();
   return 0;
 }

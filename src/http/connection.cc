@@ -606,7 +606,14 @@ asio::awaitable<void> Connection::WriteResponse(Response& resp, bool head_only) 
   response_start_ = Clock::now();
   if (resp.file && length > 0) {
     co_await WriteAll(&ok, asio::buffer(head));
-    if (ok) co_await SendFile(resp.file->fd.get(), resp.file->offset, length, &ok);
+    // `length` is the whole body (BuildHead: FileRange::total); the first range, then the others.
+    if (ok && resp.file->length > 0) {
+      co_await SendFile(resp.file->fd.get(), resp.file->offset, resp.file->length, &ok);
+    }
+    for (const FileSegment& s : resp.file->more) {
+      if (!ok) break;
+      if (s.length > 0) co_await SendFile(resp.file->fd.get(), s.offset, s.length, &ok);
+    }
   } else if (!resp.file && !resp.stream && length > 0) {
     co_await WriteAll(&ok, asio::buffer(head), asio::buffer(resp.body.data(), length));
     if (ok) bytes_out_ += length;
@@ -694,7 +701,7 @@ std::string Connection::BuildHead(Response& resp, bool head_only, bool* chunked,
   // The body length this response announces.
   std::optional<uint64_t> announced;
   if (resp.file) {
-    announced = resp.file->length;
+    announced = resp.file->total();
   } else if (resp.stream) {
     announced = resp.stream_length ? resp.stream_length : handler_length;
   } else {

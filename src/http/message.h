@@ -65,11 +65,26 @@ struct Request {
   std::optional<std::string_view> QueryValue(std::string_view name) const;
 };
 
-// A byte range of an open file, sent with sendfile(2) (zero copy).
+// A byte range of an open file.
+struct FileSegment {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+// A byte range of an open file, sent with sendfile(2) (zero copy), optionally followed by more
+// ranges of the same file: a file stored as extents of another one (a file inside an ISO) goes out
+// as one body without a copy. The body is `length` bytes from `offset`, then each of `more` in order.
 struct FileRange {
   io::UniqueFd fd;
   uint64_t offset = 0;
   uint64_t length = 0;
+  std::vector<FileSegment> more;
+
+  uint64_t total() const {
+    uint64_t t = length;
+    for (const FileSegment& s : more) t += s.length;
+    return t;
+  }
 };
 
 struct Response {

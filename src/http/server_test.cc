@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <boost/asio.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -200,6 +201,29 @@ class ServerTest : public ::testing::Test {
       uint64_t off = std::stoull(std::string(r.QueryValue("offset").value_or("0")));
       uint64_t len = std::stoull(std::string(r.QueryValue("length").value_or("0")));
       resp.file = FileRange{std::move(*fd), off, len};
+    } else if (r.path == "/segments") {
+      // ?segs=off:len,off:len,...: those ranges of the file, in order, as one body.
+      auto fd = io::OpenFile(file_path_, O_RDONLY);
+      if (!fd.ok()) return resp;
+      FileRange f{std::move(*fd), 0, 0};
+      std::string segs(r.QueryValue("segs").value_or(""));
+      bool first = true;
+      for (size_t pos = 0; pos < segs.size();) {
+        size_t comma = segs.find(',', pos);
+        if (comma == std::string::npos) comma = segs.size();
+        std::string item = segs.substr(pos, comma - pos);
+        size_t colon = item.find(':');
+        FileSegment seg{std::stoull(item.substr(0, colon)), std::stoull(item.substr(colon + 1))};
+        if (first) {
+          f.offset = seg.offset;
+          f.length = seg.length;
+          first = false;
+        } else {
+          f.more.push_back(seg);
+        }
+        pos = comma + 1;
+      }
+      resp.file = std::move(f);
     } else if (r.path == "/stream") {
       uint64_t size = std::stoull(std::string(r.QueryValue("size").value_or("0")));
       resp.stream = std::make_unique<PatternReader>(7, size);
@@ -611,6 +635,50 @@ TEST_F(ServerTest, StopWithOpenConnectionsIsClean) {
   EXPECT_TRUE(a.ClosedByServer());
   EXPECT_TRUE(b.ClosedByServer());
   server_.reset();
+}
+
+TEST_F(ServerTest, MultiSegmentFileBodiesAreSentInOrder) {
+  file_path_ = ::testing::TempDir() + "/http_server_test_segments";
+  constexpr uint64_t kSize = 24ull << 20;  // segments larger than a socket buffer: EAGAIN mid-segment
+  {
+    std::ofstream out(file_path_, std::ios::binary);
+    std::vector<uint8_t> buf(1 << 20);
+    for (uint64_t off = 0; off < kSize; off += buf.size()) {
+      FillPattern(11, off, buf);
+      out.write(reinterpret_cast<const char*>(buf.data()), buf.size());
+    }
+  }
+  Start();
+  Client c(port());
+  auto expect = [&](std::vector<std::pair<uint64_t, uint64_t>> segs) {
+    std::string want;
+    for (auto [off, len] : segs) {
+      std::string part(len, '\0');
+      FillPattern(11, off, std::span<uint8_t>(reinterpret_cast<uint8_t*>(part.data()), len));
+      want += part;
+    }
+    return want;
+  };
+  // Out of file order, one of them empty, a large one in the middle.
+  c.Send("GET /segments?segs=20971520:1000,0:0,1048576:9437184,5:7 HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto r = c.Read();
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(r["Content-Length"], std::to_string(1000 + 9437184 + 7));
+  EXPECT_TRUE(r.body() == expect({{20971520, 1000}, {1048576, 9437184}, {5, 7}}));
+  // An empty first range, then one more; and the connection stays usable afterwards.
+  c.Send("GET /segments?segs=0:0,100:50 HTTP/1.1\r\nHost: x\r\n\r\n");
+  r = c.Read();
+  EXPECT_TRUE(r.body() == expect({{100, 50}}));
+  c.Send("HEAD /segments?segs=0:10,100:50 HTTP/1.1\r\nHost: x\r\n\r\n");
+  r = c.Read(true);
+  EXPECT_EQ(r["Content-Length"], "60");
+  c.Send("GET /segments?segs=0:10,100:50 HTTP/1.1\r\nHost: x\r\n\r\n");
+  r = c.Read();
+  EXPECT_TRUE(r.body() == expect({{0, 10}, {100, 50}}));
+  EXPECT_TRUE(r.keep_alive());
+  auto lock = WaitForExchanges(4);
+  EXPECT_EQ(exchanges_[0].bytes_out, 1000u + 9437184u + 7u);
+  std::remove(file_path_.c_str());
 }
 
 TEST(ServerStart, ReportsAPortInUse) {

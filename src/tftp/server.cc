@@ -232,7 +232,7 @@ Status Server::Loop::Bind(uint16_t& bound_port) {
   if (epoll_ctl(efd, EPOLL_CTL_ADD, listen_.get(), &ev) != 0) return FromErrno(errno, "epoll_ctl");
   ev.data.u64 = kWakeId;
   if (epoll_ctl(efd, EPOLL_CTL_ADD, wfd, &ev) != 0) return FromErrno(errno, "epoll_ctl");
-  log::Info("tftp_listening", {{"address", listen_addr_.Text()}});
+  log::Info("tftp.bound", {{"address", listen_addr_.Text()}});
   return Status::Ok();
 }
 

@@ -107,7 +107,11 @@ ingot_start() {
   [ -n "$INGOT_DATA" ] || INGOT_DATA="$IT_TMP/data"
   mkdir -p "$INGOT_DATA"
   INGOT_LOG="$IT_TMP/ingotd.$(date +%s%N).log"
-  "$INGOTD" --listen 127.0.0.1:0 --data-dir "$INGOT_DATA" "$@" > "$INGOT_LOG.out" 2> "$INGOT_LOG" < /dev/null &
+  # The boot service's southbound listener is on by default (127.0.0.1:9090): tests put it on a free
+  # port so that they never collide (a script that wants it passes its own --boot-listen after).
+  local boot=()
+  "$INGOTD" --help 2>/dev/null | grep -q -- --boot-listen && boot=(--boot-listen 127.0.0.1:0)
+  "$INGOTD" --listen 127.0.0.1:0 --data-dir "$INGOT_DATA" "${boot[@]}" "$@" > "$INGOT_LOG.out" 2> "$INGOT_LOG" < /dev/null &
   INGOT_PID=$!
   IT_PIDS+=("$INGOT_PID")
   local port="" i

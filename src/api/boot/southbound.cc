@@ -1,0 +1,543 @@
+#include "api/boot/southbound.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <deque>
+
+#include "api/boot/paths.h"
+#include "api/boot/validators.h"
+#include "api/errors.h"
+#include "common/log.h"
+#include "http/range.h"
+
+namespace ingot::api::boot {
+namespace iso = formats::iso9660;
+namespace {
+
+// How many symlinks one lookup inside an ISO may follow.
+constexpr int kMaxIsoSymlinkHops = 16;
+
+std::atomic<bool> g_no_openat2{false};
+
+bool IsIsoName(std::string_view name) {
+  if (name.size() <= 4) return false;
+  std::string_view ext = name.substr(name.size() - 4);
+  return ext[0] == '.' && std::tolower(static_cast<unsigned char>(ext[1])) == 'i' &&
+         std::tolower(static_cast<unsigned char>(ext[2])) == 's' &&
+         std::tolower(static_cast<unsigned char>(ext[3])) == 'o';
+}
+
+std::string Join(const std::vector<std::string>& parts, size_t begin, size_t end) {
+  std::string out;
+  for (size_t i = begin; i < end; ++i) {
+    if (!out.empty()) out += '/';
+    out += parts[i];
+  }
+  return out;
+}
+
+// The errors of a walk that mean "there is nothing for you there": not found, and every refusal
+// of the confinement (EXDEV: the walk would leave the root; ELOOP: a symlink where none may be).
+bool IsAbsent(int err) {
+  return err == ENOENT || err == ENOTDIR || err == EXDEV || err == ELOOP || err == EACCES ||
+         err == ENAMETOOLONG || err == EPERM;
+}
+
+// Opens `rel` ("." or "a/b", components already checked by ParseBootPath) beneath the root with
+// `flags`. Confinement: openat2's RESOLVE_BENEATH (symlinks allowed while they stay beneath the
+// root). Where the kernel has no openat2, a walk one component at a time with O_NOFOLLOW, so no
+// symlink is followed at all.
+Result<io::UniqueFd> OpenBeneath(int root, const std::string& rel, int flags) {
+  // openat2 refuses (EINVAL) flags that mean nothing for O_PATH, O_NOCTTY among them.
+  flags |= O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY);
+  if (!g_no_openat2.load(std::memory_order_relaxed)) {
+    struct open_how how = {};
+    how.flags = static_cast<uint64_t>(flags);
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    long fd;
+    do {
+      fd = ::syscall(SYS_openat2, root, rel.c_str(), &how, sizeof(how));
+    } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+    if (fd >= 0) return io::UniqueFd(static_cast<int>(fd));
+    if (errno != ENOSYS) {
+      if (IsAbsent(errno)) return NotFound("no such file beneath the boot root");
+      return FromErrno(errno, "open " + rel + " beneath the boot root");
+    }
+    g_no_openat2.store(true, std::memory_order_relaxed);
+  }
+  io::UniqueFd dir(::openat(root, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) return FromErrno(errno, "open the boot root");
+  size_t pos = 0;
+  for (;;) {
+    size_t slash = rel.find('/', pos);
+    std::string part =
+        rel.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+    bool last = slash == std::string::npos;
+    int f = last ? flags | O_NOFOLLOW : O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    io::UniqueFd next(::openat(dir.get(), part.c_str(), f));
+    if (!next) {
+      if (IsAbsent(errno)) return NotFound("no such file beneath the boot root");
+      return FromErrno(errno, "open " + rel + " beneath the boot root");
+    }
+    if (last) return next;
+    dir = std::move(next);
+    pos = slash + 1;
+  }
+}
+
+// What a path names beneath the root: its O_PATH descriptor and stat.
+struct Found {
+  io::UniqueFd fd;
+  struct stat st;
+};
+
+Result<Found> Locate(int root, const std::string& rel) {
+  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenBeneath(root, rel, O_PATH));
+  Found f{std::move(fd), {}};
+  if (::fstat(f.fd.get(), &f.st) != 0) return FromErrno(errno, "fstat " + rel);
+  return f;
+}
+
+// Opens the regular file `rel` for reading, and checks it is the one `st` describes (so a file
+// swapped for a FIFO or device in between is never read). O_NONBLOCK: opening a FIFO never waits.
+Result<io::UniqueFd> OpenRegular(int root, const std::string& rel, const struct stat& st) {
+  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenBeneath(root, rel, O_RDONLY | O_NONBLOCK));
+  struct stat now;
+  if (::fstat(fd.get(), &now) != 0) return FromErrno(errno, "fstat " + rel);
+  if (!S_ISREG(now.st_mode) || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+    return NotFound("the file changed while it was opened");
+  }
+  return fd;
+}
+
+int64_t NanosOf(const struct timespec& t) {
+  return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  int n = std::snprintf(buf, sizeof(buf), "%llx", static_cast<unsigned long long>(v));
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+std::string_view Reason(int status) {
+  switch (status) {
+    case 301:
+      return "Moved Permanently";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 412:
+      return "Precondition Failed";
+    case 416:
+      return "Range Not Satisfiable";
+    default:
+      return ReasonPhrase(status);
+  }
+}
+
+http::Response Plain(int status, std::string text) {
+  http::Response r;
+  r.status = status;
+  r.headers.Set("Content-Type", "text/plain; charset=utf-8");
+  r.headers.Set("X-Content-Type-Options", "nosniff");
+  r.body = std::to_string(status) + " " + std::string(Reason(status)) + "\n";
+  if (!text.empty()) r.body += text + "\n";
+  return r;
+}
+
+// A Status as the client sees it: its HTTP status, and its message unless it is a server fault
+// (logged here with its cause instead).
+http::Response Failure(const Status& s, const http::Request& req) {
+  int status = HttpStatusOf(s.code());
+  if (IsServerFault(s.code())) {
+    log::Error("boot.error", {{"path", req.target}, {"error", s.ToString()}});
+    return Plain(status, "");
+  }
+  return Plain(status, s.code() == Code::kNotFound ? "" : s.message());
+}
+
+http::Response Redirect(const std::vector<std::string>& components, const http::Request& req) {
+  http::Response r = Plain(301, "");
+  std::string location = EncodePath(components, /*directory=*/true);
+  size_t q = req.target.find('?');
+  if (q != std::string::npos) location += req.target.substr(q);
+  r.headers.Set("Location", location);
+  return r;
+}
+
+// One thing to send: the bytes of a file, as ranges of an open file.
+struct Representation {
+  io::UniqueFd fd;
+  uint64_t size = 0;
+  std::vector<iso::Extent> extents;  // in order; their lengths sum to `size`
+  Validators validators;
+  std::string_view content_type;
+};
+
+http::Response Send(const http::Request& req, Representation rep) {
+  http::Response r;
+  const Validators& v = rep.validators;
+  auto describe = [&](http::Response& out) {
+    out.headers.Set("ETag", v.etag);
+    out.headers.Set("Last-Modified", FormatHttpDate(v.last_modified));
+    out.headers.Set("Accept-Ranges", "bytes");
+  };
+  switch (EvaluatePreconditions(req.headers, v)) {
+    case Precondition::kNotModified:
+      r.status = 304;
+      describe(r);
+      return r;
+    case Precondition::kFailed:
+      r = Plain(412, "");
+      describe(r);
+      return r;
+    case Precondition::kServe:
+      break;
+  }
+  uint64_t first = 0, length = rep.size;
+  r.status = 200;
+  if (auto h = req.headers.Get("Range"); h && rep.size > 0 && RangeAllowed(req.headers, v)) {
+    auto range = http::ParseRange(*h, rep.size);
+    if (!range) {
+      r = Plain(416, "");
+      r.headers.Set("Content-Range", "bytes */" + std::to_string(rep.size));
+      describe(r);
+      return r;
+    }
+    first = range->first;
+    length = range->last - range->first + 1;
+    r.status = 206;
+    r.headers.Set("Content-Range", "bytes " + std::to_string(range->first) + "-" +
+                                       std::to_string(range->last) + "/" +
+                                       std::to_string(rep.size));
+  }
+  describe(r);
+  r.headers.Set("Content-Type", std::string(rep.content_type));
+  // A plain file is one extent, a file inside an ISO one or several.
+  std::vector<http::FileSegment> segs = SegmentsOf(rep.extents, first, length);
+  http::FileRange body{std::move(rep.fd), 0, 0};
+  if (!segs.empty()) {
+    body.offset = segs.front().offset;
+    body.length = segs.front().length;
+    body.more.assign(segs.begin() + 1, segs.end());
+  }
+  r.file = std::move(body);
+  return r;
+}
+
+struct ListingEntry {
+  std::string name;
+  bool directory = false;
+  uint64_t size = 0;
+  int64_t mtime = 0;
+};
+
+http::Response Listing(const std::vector<std::string>& components,
+                       std::vector<ListingEntry> entries, bool truncated) {
+  std::sort(entries.begin(), entries.end(),
+            [](const ListingEntry& a, const ListingEntry& b) { return a.name < b.name; });
+  std::string title = EscapeHtml("Index of " + EncodePath(components, true));
+  std::string html;
+  html.reserve(512 + entries.size() * 160);
+  html += "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + title +
+          "</title></head>\n<body><h1>" + title +
+          "</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n";
+  if (!components.empty()) {
+    html += "<tr><td><a href=\"../\">../</a></td><td>-</td><td></td></tr>\n";
+  }
+  for (const ListingEntry& e : entries) {
+    std::string shown = e.name + (e.directory ? "/" : "");
+    html += "<tr><td><a href=\"" + EncodeComponent(e.name) + (e.directory ? "/" : "") + "\">" +
+            EscapeHtml(shown) + "</a>";
+    if (!e.directory && IsIsoName(e.name)) {
+      html += " <a href=\"" + EncodeComponent(e.name) + "/\">[browse]</a>";
+    }
+    html += "</td><td>" + (e.directory ? std::string("-") : std::to_string(e.size)) + "</td><td>" +
+            (e.mtime > 0 ? FormatHttpDate(e.mtime) : std::string()) + "</td></tr>\n";
+  }
+  html += "</table>\n";
+  if (truncated) html += "<p>(listing truncated)</p>\n";
+  html += "</body></html>\n";
+  http::Response r;
+  r.status = 200;
+  r.headers.Set("Content-Type", "text/html; charset=utf-8");
+  r.headers.Set("Cache-Control", "no-cache");
+  r.headers.Set("X-Content-Type-Options", "nosniff");
+  r.headers.Set("Content-Security-Policy", "default-src 'none'");
+  r.body = std::move(html);
+  return r;
+}
+
+// The entries of a directory of the tree. Symlinks are listed as what they lead to when that is
+// a directory or regular file beneath the root; those leading out (or nowhere) are left out.
+Result<http::Response> ListDirectory(int root, const std::string& rel, const Found& dir,
+                                     const std::vector<std::string>& components, size_t cap) {
+  int fd = ::openat(dir.fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return FromErrno(errno, "open directory " + rel);
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    int err = errno;
+    ::close(fd);
+    return FromErrno(err, "fdopendir " + rel);
+  }
+  std::vector<ListingEntry> entries;
+  bool truncated = false;
+  while (struct dirent* de = ::readdir(d)) {
+    std::string name = de->d_name;
+    if (name == "." || name == "..") continue;
+    if (entries.size() >= cap) {
+      truncated = true;
+      break;
+    }
+    struct stat st;
+    if (::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      auto target = Locate(root, rel == "." ? name : rel + "/" + name);
+      if (!target.ok()) continue;
+      st = target->st;
+    }
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) continue;
+    entries.push_back({std::move(name), S_ISDIR(st.st_mode), static_cast<uint64_t>(st.st_size),
+                       static_cast<int64_t>(st.st_mtim.tv_sec)});
+  }
+  ::closedir(d);
+  return Listing(components, std::move(entries), truncated);
+}
+
+// Finds `inner` inside the ISO, following its symlinks while they stay inside the ISO's tree
+// (relative targets only: an absolute one means the installed system's root, not the ISO's).
+// `resolved` receives the entry's path inside the ISO.
+Result<const iso::Entry*> ResolveInIso(const iso::Tree& tree, const std::vector<std::string>& inner,
+                                       std::vector<std::string>& resolved) {
+  std::deque<std::string> todo(inner.begin(), inner.end());
+  resolved.clear();
+  INGOT_ASSIGN_OR_RETURN(const iso::Entry* entry, tree.Lookup("/"));
+  int hops = 0;
+  while (!todo.empty()) {
+    std::string part = std::move(todo.front());
+    todo.pop_front();
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {  // only from a symlink's target
+      if (resolved.empty()) return NotFound("a symlink inside the ISO leads out of it");
+      resolved.pop_back();
+      INGOT_ASSIGN_OR_RETURN(entry, tree.Lookup(Join(resolved, 0, resolved.size())));
+      continue;
+    }
+    resolved.push_back(std::move(part));
+    INGOT_ASSIGN_OR_RETURN(entry, tree.Lookup(Join(resolved, 0, resolved.size())));
+    if (entry->type != iso::EntryType::kSymlink) continue;
+    if (++hops > kMaxIsoSymlinkHops) return NotFound("too many symlinks inside the ISO");
+    const std::string& target = entry->symlink_target;
+    if (target.empty() || target.front() == '/') {
+      return NotFound("an absolute symlink inside the ISO is not followed");
+    }
+    resolved.pop_back();
+    std::vector<std::string> parts;
+    for (size_t pos = 0; pos <= target.size();) {
+      size_t slash = target.find('/', pos);
+      if (slash == std::string::npos) slash = target.size();
+      parts.push_back(target.substr(pos, slash - pos));
+      pos = slash + 1;
+    }
+    todo.insert(todo.begin(), parts.begin(), parts.end());
+    INGOT_ASSIGN_OR_RETURN(entry, tree.Lookup(Join(resolved, 0, resolved.size())));
+  }
+  return entry;
+}
+
+// A file inside an ISO as a ByteSource: its bytes read through its extents in the ISO. Holds the
+// index it came from, so the entry stays valid while the file is read.
+class IsoFileSource final : public io::ByteSource {
+ public:
+  IsoFileSource(io::FileSource iso, std::shared_ptr<const iso::Tree> tree, const iso::Entry& entry)
+      : iso_(std::move(iso)), tree_(std::move(tree)), entry_(entry) {}
+  Result<size_t> ReadAt(uint64_t offset, std::span<uint8_t> buf) override {
+    return iso::ReadFile(iso_, entry_, offset, buf);
+  }
+  uint64_t Size() const override { return entry_.size; }
+
+ private:
+  io::FileSource iso_;
+  std::shared_ptr<const iso::Tree> tree_;
+  const iso::Entry& entry_;
+};
+
+}  // namespace
+
+std::vector<http::FileSegment> SegmentsOf(const std::vector<iso::Extent>& extents, uint64_t first,
+                                          uint64_t length) {
+  std::vector<http::FileSegment> out;
+  const uint64_t end = first + length;
+  uint64_t pos = 0;  // where the current extent starts within the file
+  for (const iso::Extent& e : extents) {
+    if (pos >= end) break;
+    uint64_t from = std::max(pos, first), to = std::min(pos + e.length, end);
+    if (from < to) out.push_back({e.offset + (from - pos), to - from});
+    pos += e.length;
+  }
+  return out;
+}
+
+Result<std::unique_ptr<Southbound>> Southbound::Open(SouthboundOptions options) {
+  if (options.root.empty()) return InvalidArgument("boot: the served root is not set");
+  io::UniqueFd root(::open(options.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return FromErrno(errno, "boot root " + options.root);
+  return std::unique_ptr<Southbound>(new Southbound(std::move(options), std::move(root)));
+}
+
+http::HeadResult Southbound::Handle(http::Request& req) {
+  http::Response r = [&] {
+    if (req.method != "GET" && req.method != "HEAD") {
+      http::Response m = Plain(405, "");
+      m.headers.Set("Allow", "GET, HEAD");
+      return m;
+    }
+    return Serve(req);
+  }();
+  r.route = "boot";
+  return r;
+}
+
+http::Response Southbound::Serve(const http::Request& req) {
+  auto path = ParseBootPath(req.target, req.path);
+  if (!path.ok()) return Plain(400, path.status().message());
+  const std::vector<std::string>& c = path->components;
+  const int root = root_.get();
+
+  // A "*.iso" component that is a regular file, with more after it: a path inside that ISO.
+  for (size_t i = 0; i < c.size(); ++i) {
+    if (!IsIsoName(c[i]) || (i + 1 == c.size() && !path->trailing_slash)) continue;
+    std::string rel = Join(c, 0, i + 1);
+    auto found = Locate(root, rel);
+    if (!found.ok()) return Failure(found.status(), req);
+    if (S_ISDIR(found->st.st_mode)) continue;  // a directory that happens to be named *.iso
+    if (!S_ISREG(found->st.st_mode)) return Plain(404, "");
+    auto fd = OpenRegular(root, rel, found->st);
+    if (!fd.ok()) return Failure(fd.status(), req);
+    auto tree = isos_.Get(rel, fd->get(), found->st);
+    if (!tree.ok()) {
+      // Not an ISO we can read: there is nothing inside it to serve.
+      return Failure(IsServerFault(tree.status().code()) ? tree.status() : NotFound(""), req);
+    }
+    std::vector<std::string> inner(c.begin() + static_cast<std::ptrdiff_t>(i) + 1, c.end());
+    std::vector<std::string> resolved;
+    auto entry = ResolveInIso(**tree, inner, resolved);
+    if (!entry.ok()) {
+      return Failure(
+          entry.status().code() == Code::kInvalidArgument ? NotFound("") : entry.status(), req);
+    }
+    const iso::Entry& e = **entry;
+    const int64_t iso_mtime = static_cast<int64_t>(found->st.st_mtim.tv_sec);
+    if (e.type == iso::EntryType::kDirectory) {
+      if (!path->trailing_slash) return Redirect(c, req);
+      auto kids = (*tree)->ListDir(Join(resolved, 0, resolved.size()));
+      if (!kids.ok()) return Failure(kids.status(), req);
+      std::vector<ListingEntry> entries;
+      bool truncated = false;
+      for (const iso::Entry* k : *kids) {
+        if (entries.size() >= options_.max_listing_entries) {
+          truncated = true;
+          break;
+        }
+        // Symlinks are listed as files; following one resolves it (or answers 404).
+        entries.push_back({k->name, k->type == iso::EntryType::kDirectory,
+                           k->type == iso::EntryType::kFile ? k->size : 0, k->mtime});
+      }
+      return Listing(c, std::move(entries), truncated);
+    }
+    if (e.type != iso::EntryType::kFile || path->trailing_slash) return Plain(404, "");
+    // The ISO's identity in the ETag: an entry of a rewritten ISO never matches an old tag.
+    std::string etag = "\"" + Hex(found->st.st_ino) + "-" + Hex(NanosOf(found->st.st_mtim)) + "-" +
+                       Hex(e.extents.empty() ? 0 : e.extents.front().offset) + "-" + Hex(e.size) +
+                       "\"";
+    return Send(req,
+                Representation{std::move(*fd), e.size, e.extents,
+                               Validators{std::move(etag), iso_mtime}, ContentTypeFor(e.name)});
+  }
+
+  std::string rel = c.empty() ? "." : Join(c, 0, c.size());
+  auto found = Locate(root, rel);
+  if (!found.ok()) return Failure(found.status(), req);
+  if (S_ISDIR(found->st.st_mode)) {
+    if (!c.empty() && !path->trailing_slash) return Redirect(c, req);
+    auto listing = ListDirectory(root, rel, *found, c, options_.max_listing_entries);
+    if (!listing.ok()) return Failure(listing.status(), req);
+    return std::move(*listing);
+  }
+  if (!S_ISREG(found->st.st_mode) || path->trailing_slash) return Plain(404, "");
+  auto fd = OpenRegular(root, rel, found->st);
+  if (!fd.ok()) return Failure(fd.status(), req);
+  const uint64_t size = static_cast<uint64_t>(found->st.st_size);
+  std::string etag =
+      "\"" + Hex(found->st.st_ino) + "-" + Hex(NanosOf(found->st.st_mtim)) + "-" + Hex(size) + "\"";
+  std::vector<iso::Extent> whole;
+  if (size > 0) whole.push_back({0, size});
+  return Send(req, Representation{
+                       std::move(*fd), size, std::move(whole),
+                       Validators{std::move(etag), static_cast<int64_t>(found->st.st_mtim.tv_sec)},
+                       ContentTypeFor(c.back())});
+}
+
+Result<std::unique_ptr<io::ByteSource>> Southbound::OpenFile(const std::vector<std::string>& c) {
+  if (c.empty()) return NotFound("a directory");
+  const int root = root_.get();
+  for (size_t i = 0; i + 1 < c.size(); ++i) {
+    if (!IsIsoName(c[i])) continue;
+    std::string rel = Join(c, 0, i + 1);
+    INGOT_ASSIGN_OR_RETURN(Found found, Locate(root, rel));
+    if (S_ISDIR(found.st.st_mode)) continue;  // a directory that happens to be named *.iso
+    if (!S_ISREG(found.st.st_mode)) return NotFound(rel + " is not a regular file");
+    INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenRegular(root, rel, found.st));
+    auto tree = isos_.Get(rel, fd.get(), found.st);
+    if (!tree.ok()) return NotFound(rel + " is not an ISO that can be read");
+    std::vector<std::string> inner(c.begin() + static_cast<std::ptrdiff_t>(i) + 1, c.end());
+    std::vector<std::string> resolved;
+    auto entry = ResolveInIso(**tree, inner, resolved);
+    if (!entry.ok() || (*entry)->type != iso::EntryType::kFile) {
+      return NotFound("no such file inside " + rel);
+    }
+    return std::unique_ptr<io::ByteSource>(std::make_unique<IsoFileSource>(
+        io::FileSource(std::move(fd), static_cast<uint64_t>(found.st.st_size), rel), *tree,
+        **entry));
+  }
+  std::string rel = Join(c, 0, c.size());
+  INGOT_ASSIGN_OR_RETURN(Found found, Locate(root, rel));
+  if (!S_ISREG(found.st.st_mode)) return NotFound(rel + " is not a regular file");
+  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenRegular(root, rel, found.st));
+  return std::unique_ptr<io::ByteSource>(std::make_unique<io::FileSource>(
+      std::move(fd), static_cast<uint64_t>(found.st.st_size), rel));
+}
+
+Result<std::unique_ptr<io::ByteSource>> TftpFiles::Open(std::string_view path) {
+  std::vector<std::string> components;
+  for (size_t pos = 0; pos < path.size();) {
+    size_t slash = path.find('/', pos);
+    if (slash == std::string_view::npos) slash = path.size();
+    if (slash > pos) components.emplace_back(path.substr(pos, slash - pos));
+    pos = slash + 1;
+  }
+  return southbound_.OpenFile(components);
+}
+
+void Southbound::Observe(const http::Exchange& e) {
+  log::Info("boot.request", {{"method", e.method},
+                             {"path", e.target},
+                             {"status", e.status},
+                             {"bytes_out", e.bytes_out},
+                             {"duration_ms", static_cast<double>(e.duration.count()) / 1000.0},
+                             {"remote", e.remote_address},
+                             {"completed", e.completed ? "true" : "false"}});
+}
+
+}  // namespace ingot::api::boot

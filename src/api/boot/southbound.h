@@ -1,0 +1,88 @@
+// The southbound listener of the boot service: the file tree booting machines read, over plain
+// HTTP, without tokens (RackHD's "southbound" static listener; iPXE, UEFI HTTP boot, installers).
+//
+// What it serves, beneath one root directory, read-only:
+//   - regular files, as they are: GET and HEAD only (405 with Allow otherwise), a single Range
+//   (206,
+//     or 416 with Content-Range: bytes */size), ETag and Last-Modified with If-None-Match,
+//     If-Modified-Since (304), If-Match, If-Unmodified-Since (412) and If-Range; the Content-Type
+//     by extension (validators.h); the bytes go out with sendfile(2).
+//   - directories, as an HTML listing (names escaped, sizes); a directory asked for without its
+//     trailing '/' is redirected there (301).
+//   - files inside ISOs, with no mount: "/a/debian.iso/" lists the root of the ISO a/debian.iso and
+//     "/a/debian.iso/install.amd/vmlinuz" serves that file straight from the ISO's extents, also
+//     with sendfile (several extents: one body of several file ranges, http::FileRange::more).
+//     Symlinks inside an ISO are followed only when their target stays inside the ISO's tree.
+//
+// Paths (paths.h) never leave the root: refused components answer 400, and the file system walk
+// is confined beneath the root (openat2 RESOLVE_BENEATH: a symlink may point elsewhere inside the
+// tree but never out of it; where openat2 is missing, no symlink is followed at all). Anything
+// but a directory or a regular file (devices, FIFOs, sockets) answers 404 and is never opened for
+// reading. Nothing of the northbound API answers here.
+//
+// Thread-safe: Handle may run on every worker at once.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "api/boot/iso_index.h"
+#include "common/result.h"
+#include "http/message.h"
+#include "io/file.h"
+#include "tftp/file_source.h"
+
+namespace ingot::api::boot {
+
+struct SouthboundOptions {
+  std::string root;  // the directory served as '/'; must exist
+  IsoIndexOptions isos;
+  size_t max_listing_entries = 100'000;  // a larger directory lists its first names (in name order)
+};
+
+// The bytes [first, first + length) of a file stored as `extents` (in file order) as ranges of the
+// file holding those extents, in order; empty ranges are left out. For Range reads of files inside
+// an ISO, whose extents need not follow each other.
+std::vector<http::FileSegment> SegmentsOf(const std::vector<formats::iso9660::Extent>& extents,
+                                          uint64_t first, uint64_t length);
+
+class Southbound {
+ public:
+  // Opens the root. kNotFound / kIoError when it is not a directory that can be opened.
+  static Result<std::unique_ptr<Southbound>> Open(SouthboundOptions options);
+
+  // The http::Handler: answers every request at once (no request body is ever read).
+  http::HeadResult Handle(http::Request& req);
+  // The http::ExchangeObserver: one access-log line per request.
+  void Observe(const http::Exchange& exchange);
+
+  // The regular file at `components` beneath the root — a file of the tree, or a file inside one of
+  // its ISOs, found by the same rules as a GET — as a ByteSource: TFTP serves the same tree this
+  // way. kNotFound for anything else (a directory, a device, a path that leaves an ISO).
+  Result<std::unique_ptr<io::ByteSource>> OpenFile(const std::vector<std::string>& components);
+
+  const IsoIndexCache& isos() const { return isos_; }
+
+ private:
+  Southbound(SouthboundOptions options, io::UniqueFd root)
+      : options_(std::move(options)), root_(std::move(root)), isos_(options_.isos) {}
+  http::Response Serve(const http::Request& req);
+
+  const SouthboundOptions options_;
+  io::UniqueFd root_;  // O_PATH | O_DIRECTORY
+  IsoIndexCache isos_;
+};
+
+// The boot tree for the TFTP listener: a TFTP path (already normalised by tftp/path.h) opened
+// through Southbound::OpenFile, so TFTP and HTTP serve the same files, ISOs' insides included.
+class TftpFiles final : public tftp::FileSource {
+ public:
+  explicit TftpFiles(Southbound& southbound) : southbound_(southbound) {}
+  Result<std::unique_ptr<io::ByteSource>> Open(std::string_view path) override;
+
+ private:
+  Southbound& southbound_;
+};
+
+}  // namespace ingot::api::boot
