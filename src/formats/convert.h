@@ -33,7 +33,9 @@ struct ConvertOptions {
   bool early_writeback = true;
   // ConvertToRawFile through the page cache: runs the image stores verbatim (raw, uncompressed
   // qcow2) are written from a read-only mapping of the image file, one copy instead of two.
-  // Not used with a progress callback.
+  // When the output is on a tmpfs, all workers but one write through a shared mapping of the
+  // output instead of pwrite, so they allocate its pages in parallel (tmpfs writes hold the inode
+  // lock). Not used with a progress callback.
   bool write_from_mapping = true;
   // qcow2 output only.
   enum class Compression { kNone, kZlib, kZstd };

@@ -3,8 +3,12 @@
 #include "formats/convert.h"
 
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "formats/testing/image_fixtures.h"
@@ -74,6 +78,47 @@ TEST(ConvertToRaw, OutputOfAMostlyEmptyImageIsSparse) {
   EXPECT_EQ(uint64_t(st.st_size), size);
   EXPECT_LT(uint64_t(st.st_blocks) * 512, 8ull << 20);  // ~2.3 MiB of data, the rest holes
   EXPECT_EQ(RunCommand("cmp " + dir.File("o.raw") + " " + dir.File("s.raw")).exit_code, 0);
+}
+
+// On a tmpfs, one worker writes with pwrite and the others through a shared mapping of the output
+// (convert.cc, TmpfsOutputMap). 512-byte qcow2 clusters put runs of different workers in the same
+// page; compressed clusters take the read-and-write path; the output must still be the disk, byte
+// for byte, with its all-zero 4 KiB blocks left as holes.
+TEST(ConvertToRaw, OnTmpfsEveryWorkerCountWritesTheSameSparseBytes) {
+  struct statfs fs;
+  if (::statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC) GTEST_SKIP() << "no tmpfs";
+  char tmpl[] = "/dev/shm/ingot-convert-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::vector<uint8_t> disk = SampleDisk();
+  {
+    std::ofstream f(dir + "/d.raw", std::ios::binary);
+    f.write(reinterpret_cast<const char*>(disk.data()), std::streamsize(disk.size()));
+  }
+  testing::QemuConvert(dir + "/d.raw", dir + "/small.qcow2", "qcow2", "cluster_size=512");
+  testing::QemuConvert(dir + "/d.raw", dir + "/z.qcow2", "qcow2", "", /*compress=*/true);
+  for (const char* name : {"d.raw", "small.qcow2", "z.qcow2"}) {
+    auto file = io::FileSource::Open(dir + "/" + name);
+    ASSERT_TRUE(file.ok()) << name;
+    auto image = Open(**file);
+    ASSERT_TRUE(image.ok()) << name;
+    std::vector<uint8_t> want = disk;  // qcow2 pads the disk with zeros to whole sectors
+    want.resize((*image)->Size(), 0);
+    for (unsigned threads : {1u, 2u, 4u}) {
+      ConvertOptions o;
+      o.threads = threads;
+      o.flush = false;
+      const std::string out = dir + "/o.raw";
+      ASSERT_TRUE(ConvertToRawFile(**image, out, o).ok()) << name << " " << threads;
+      EXPECT_TRUE(testing::ReadAll(out) == want) << name << " " << threads;
+      struct stat st;
+      ASSERT_EQ(::stat(out.c_str(), &st), 0);
+      // ~0.5 MiB of data in 5 MiB: the zero blocks between the runs stay holes.
+      EXPECT_LT(uint64_t(st.st_blocks) * 512, 1ull << 20) << name << " " << threads;
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 TEST(ConvertToRaw, ReportsProgressAndCanBeCancelled) {
