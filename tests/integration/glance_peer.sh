@@ -180,15 +180,6 @@ INGOT_DATA="$W/data"
 ingot_start --auth noauth --config "$W/ingotd.toml" || exit 1
 STORE_DIR="$W/data/images"   # the default file store under the data dir
 
-api() { curl -s -m 30 "$INGOT_URL/v2/images/$1" | jq -r "$2"; }
-wait_for() {  # wait_for ID JQ-CONDITION [SECONDS]
-  local i
-  for i in $(seq 1 $((${3:-60} * 5))); do
-    [ "$(api "$1" "$2")" = true ] && return 0
-    sleep 0.2
-  done
-  return 1
-}
 # gdl ID REMOTE-ID: asks ingotd for a glance-download of REMOTE-ID from RegionGlance.
 gdl() {
   req_json POST "/v2/images/$1/import" '{"method": {"name": "glance-download", "glance_region": "RegionGlance",

@@ -15,11 +15,7 @@ trap 'rc=$?; chattr -i "$W/bad" 2>/dev/null; (exit $rc); it_cleanup' EXIT
 export HOME="$W/home"
 
 # ------------------------------------------------------------------------------------------ origin
-python3 "$HERE/http_origin.py" "$W/origin" "$W/origin.port" > /dev/null 2>&1 &
-IT_PIDS+=("$!")
-for _ in $(seq 1 100); do [ -s "$W/origin.port" ] && break; sleep 0.1; done
-OPORT=$(cat "$W/origin.port")
-ORIGIN="http://127.0.0.1:$OPORT"
+origin_start "$W/origin"
 
 random_file "$W/origin/disk.raw" $((6 * 1048576))
 qemu-img convert -q -f raw -O qcow2 "$W/origin/disk.raw" "$W/origin/disk.qcow2"
@@ -65,15 +61,6 @@ write_config "$W/ingotd.toml" '["127.0.0.1"]'
 INGOT_DATA="$W/data"
 ingot_start --auth noauth --config "$W/ingotd.toml" || exit 1
 
-# wait_for ID JQ-CONDITION [SECONDS]: polls the image until the condition holds.
-wait_for() {
-  local i
-  for i in $(seq 1 $((${3:-60} * 5))); do
-    [ "$(api "$1" "$2")" = true ] && return 0
-    sleep 0.2
-  done
-  return 1
-}
 # import_json ID BODY: POST the import; $CODE and $BODY as req.
 import_json() { req_json POST "/v2/images/$1/import" "$2"; }
 stored_files() { find "$W/fast" "$W/cold" "$W/bad" -type f ! -name '.tmp-*' | wc -l; }

@@ -31,10 +31,7 @@ INGOT_DATA="$W/data"
 STAGING="$W/data/staging"
 # An origin for (d), web-download with conversion.
 mkdir -p "$W/origin"
-python3 "$HERE/http_origin.py" "$W/origin" "$W/origin.port" > /dev/null 2>&1 &
-IT_PIDS+=("$!")
-for _ in $(seq 1 100); do [ -s "$W/origin.port" ] && break; sleep 0.1; done
-OPORT=$(cat "$W/origin.port")
+origin_start "$W/origin"
 cat > "$W/ingotd.toml" <<EOF
 [import]
 task_lease_ms = 2000
@@ -53,15 +50,6 @@ driver = "file"
 path = "$W/cold"
 EOF
 
-api() { curl -s -m 30 "$INGOT_URL/v2/images/$1" | jq -r "$2"; }
-wait_for() {  # wait_for ID JQ-CONDITION [SECONDS]
-  local i
-  for i in $(seq 1 $((${3:-60} * 5))); do
-    [ "$(api "$1" "$2")" = true ] && return 0
-    sleep 0.2
-  done
-  return 1
-}
 import_json() { req_json POST "/v2/images/$1/import" "$2"; }
 tasks_of() { curl -s -m 30 "$INGOT_URL/v2/images/$1/tasks" | jq -r "$2"; }
 # every file under the store dirs and the staging dir, relative, sorted (catalog and logs live elsewhere)

@@ -227,6 +227,24 @@ field() {
 }
 # api ID FILTER: the image as the API shows it, through jq (independent of the CLI's table).
 api() { curl -s -m 30 "$INGOT_URL/v2/images/$1" | jq -r "$2"; }
+# wait_for ID JQ-CONDITION [SECONDS]: polls the image until the condition holds (default 60 s).
+wait_for() {
+  local i
+  for i in $(seq 1 $((${3:-60} * 5))); do
+    [ "$(api "$1" "$2")" = true ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+# origin_start DIR: an HTTP origin for web-download on 127.0.0.1 serving DIR (http_origin.py);
+# sets OPORT and ORIGIN. Stopped with the test's other processes.
+origin_start() {
+  python3 "$(dirname "${BASH_SOURCE[0]}")/http_origin.py" "$1" "$1.port" > /dev/null 2>&1 &
+  IT_PIDS+=("$!")
+  for _ in $(seq 1 100); do [ -s "$1.port" ] && break; sleep 0.1; done
+  OPORT=$(cat "$1.port")
+  ORIGIN="http://127.0.0.1:$OPORT"
+}
 
 # ---------------------------------------------------------------------------------------------- checks
 pass() { IT_PASS=$((IT_PASS+1)); echo "PASS  $1"; }
