@@ -18,6 +18,8 @@ pkgs=(
   python3-glanceclient python3-openstackclient   # the real glance/openstack CLIs in integration tests
   curl wrk nginx-light procps jq                 # integration tests and bench/
   tftp-hpa                                       # a real TFTP client for src/tftp's interoperability test
+  qemu-system-x86 ipxe-qemu ipxe                 # tests/integration/boot_qemu.sh: a VM network-boots from Ingot
+  debian-installer-12-netboot-amd64              # ... the Debian installer's netboot kernel and initrd
   glance-api                                     # the real OpenStack Glance: glance-download peer (tests/integration/glance_peer.sh)
 )
 missing=()
