@@ -415,33 +415,15 @@ http::Response Southbound::Serve(const http::Request& req) {
   const std::vector<std::string>& c = path->components;
   const int root = root_.get();
 
-  // A "*.iso" component that is a regular file, with more after it: a path inside that ISO.
-  for (size_t i = 0; i < c.size(); ++i) {
-    if (!IsIsoName(c[i]) || (i + 1 == c.size() && !path->trailing_slash)) continue;
-    std::string rel = Join(c, 0, i + 1);
-    auto found = Locate(root, rel);
-    if (!found.ok()) return Failure(found.status(), req);
-    if (S_ISDIR(found->st.st_mode)) continue;  // a directory that happens to be named *.iso
-    if (!S_ISREG(found->st.st_mode)) return Plain(404, "");
-    auto fd = OpenRegular(root, rel, found->st);
-    if (!fd.ok()) return Failure(fd.status(), req);
-    auto tree = isos_.Get(rel, fd->get(), found->st);
-    if (!tree.ok()) {
-      // Not an ISO we can read: there is nothing inside it to serve.
-      return Failure(IsServerFault(tree.status().code()) ? tree.status() : NotFound(""), req);
-    }
-    std::vector<std::string> inner(c.begin() + static_cast<std::ptrdiff_t>(i) + 1, c.end());
-    std::vector<std::string> resolved;
-    auto entry = ResolveInIso(**tree, inner, resolved);
-    if (!entry.ok()) {
-      return Failure(
-          entry.status().code() == Code::kInvalidArgument ? NotFound("") : entry.status(), req);
-    }
-    const iso::Entry& e = **entry;
-    const int64_t iso_mtime = static_cast<int64_t>(found->st.st_mtim.tv_sec);
+  auto in_iso = FindInIso(c, path->trailing_slash);
+  if (!in_iso.ok()) return Failure(in_iso.status(), req);
+  if (*in_iso) {
+    InIso& in = **in_iso;
+    const iso::Entry& e = *in.entry;
+    const int64_t iso_mtime = static_cast<int64_t>(in.st.st_mtim.tv_sec);
     if (e.type == iso::EntryType::kDirectory) {
       if (!path->trailing_slash) return Redirect(c, req);
-      auto kids = (*tree)->ListDir(Join(resolved, 0, resolved.size()));
+      auto kids = in.tree->ListDir(Join(in.resolved, 0, in.resolved.size()));
       if (!kids.ok()) return Failure(kids.status(), req);
       std::vector<ListingEntry> entries;
       bool truncated = false;
@@ -458,11 +440,11 @@ http::Response Southbound::Serve(const http::Request& req) {
     }
     if (e.type != iso::EntryType::kFile || path->trailing_slash) return Plain(404, "");
     // The ISO's identity in the ETag: an entry of a rewritten ISO never matches an old tag.
-    std::string etag = "\"" + Hex(found->st.st_ino) + "-" + Hex(NanosOf(found->st.st_mtim)) + "-" +
+    std::string etag = "\"" + Hex(in.st.st_ino) + "-" + Hex(NanosOf(in.st.st_mtim)) + "-" +
                        Hex(e.extents.empty() ? 0 : e.extents.front().offset) + "-" + Hex(e.size) +
                        "\"";
     return Send(req,
-                Representation{std::move(*fd), e.size, e.extents,
+                Representation{std::move(in.fd), e.size, e.extents,
                                Validators{std::move(etag), iso_mtime}, ContentTypeFor(e.name)});
   }
 
@@ -489,32 +471,47 @@ http::Response Southbound::Serve(const http::Request& req) {
                        ContentTypeFor(c.back())});
 }
 
-Result<std::unique_ptr<io::ByteSource>> Southbound::OpenFile(const std::vector<std::string>& c) {
-  if (c.empty()) return NotFound("a directory");
+Result<std::optional<Southbound::InIso>> Southbound::FindInIso(const std::vector<std::string>& c,
+                                                               bool trailing_slash) {
   const int root = root_.get();
-  for (size_t i = 0; i + 1 < c.size(); ++i) {
-    if (!IsIsoName(c[i])) continue;
+  for (size_t i = 0; i < c.size(); ++i) {
+    if (!IsIsoName(c[i]) || (i + 1 == c.size() && !trailing_slash)) continue;
     std::string rel = Join(c, 0, i + 1);
     INGOT_ASSIGN_OR_RETURN(Found found, Locate(root, rel));
     if (S_ISDIR(found.st.st_mode)) continue;  // a directory that happens to be named *.iso
-    if (!S_ISREG(found.st.st_mode)) return NotFound(rel + " is not a regular file");
+    if (!S_ISREG(found.st.st_mode)) return NotFound("");
     INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenRegular(root, rel, found.st));
     auto tree = isos_.Get(rel, fd.get(), found.st);
-    if (!tree.ok()) return NotFound(rel + " is not an ISO that can be read");
+    if (!tree.ok()) {
+      // Not an ISO that can be read: there is nothing inside it to serve.
+      return IsServerFault(tree.status().code()) ? tree.status() : NotFound("");
+    }
     std::vector<std::string> inner(c.begin() + static_cast<std::ptrdiff_t>(i) + 1, c.end());
     std::vector<std::string> resolved;
     auto entry = ResolveInIso(**tree, inner, resolved);
-    if (!entry.ok() || (*entry)->type != iso::EntryType::kFile) {
-      return NotFound("no such file inside " + rel);
+    if (!entry.ok()) {
+      return entry.status().code() == Code::kInvalidArgument ? NotFound("") : entry.status();
     }
-    return std::unique_ptr<io::ByteSource>(std::make_unique<IsoFileSource>(
-        io::FileSource(std::move(fd), static_cast<uint64_t>(found.st.st_size), rel), *tree,
-        **entry));
+    return std::optional<InIso>(
+        InIso{std::move(fd), found.st, std::move(*tree), *entry, std::move(resolved)});
   }
-  std::string rel = Join(c, 0, c.size());
-  INGOT_ASSIGN_OR_RETURN(Found found, Locate(root, rel));
+  return std::optional<InIso>();
+}
+
+Result<std::unique_ptr<io::ByteSource>> Southbound::OpenFile(const std::vector<std::string>& c) {
+  if (c.empty()) return NotFound("a directory");
+  INGOT_ASSIGN_OR_RETURN(std::optional<InIso> in, FindInIso(c, /*trailing_slash=*/false));
+  if (in) {
+    if (in->entry->type != iso::EntryType::kFile) return NotFound("not a file inside the ISO");
+    const uint64_t iso_size = static_cast<uint64_t>(in->st.st_size);
+    return std::unique_ptr<io::ByteSource>(std::make_unique<IsoFileSource>(
+        io::FileSource(std::move(in->fd), iso_size, Join(c, 0, c.size())), std::move(in->tree),
+        *in->entry));
+  }
+  const std::string rel = Join(c, 0, c.size());
+  INGOT_ASSIGN_OR_RETURN(Found found, Locate(root_.get(), rel));
   if (!S_ISREG(found.st.st_mode)) return NotFound(rel + " is not a regular file");
-  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenRegular(root, rel, found.st));
+  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenRegular(root_.get(), rel, found.st));
   return std::unique_ptr<io::ByteSource>(std::make_unique<io::FileSource>(
       std::move(fd), static_cast<uint64_t>(found.st.st_size), rel));
 }

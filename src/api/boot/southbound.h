@@ -23,7 +23,10 @@
 // Thread-safe: Handle may run on every worker at once.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,6 +71,18 @@ class Southbound {
   Southbound(SouthboundOptions options, io::UniqueFd root)
       : options_(std::move(options)), root_(std::move(root)), isos_(options_.isos) {}
   http::Response Serve(const http::Request& req);
+  // A path through an ISO: the first component named *.iso that is a regular file with more after
+  // it (or a trailing '/'), its index, and what the rest names inside it.
+  struct InIso {
+    io::UniqueFd fd;  // the ISO, open for reading
+    struct stat st;
+    std::shared_ptr<const formats::iso9660::Tree> tree;
+    const formats::iso9660::Entry* entry;  // inside `tree`
+    std::vector<std::string> resolved;     // the entry's path inside the ISO, symlinks followed
+  };
+  // nullopt when no component is such an ISO; kNotFound when the ISO cannot be read or holds no
+  // such entry; the file system's error otherwise.
+  Result<std::optional<InIso>> FindInIso(const std::vector<std::string>& c, bool trailing_slash);
 
   const SouthboundOptions options_;
   io::UniqueFd root_;  // O_PATH | O_DIRECTORY
