@@ -1,0 +1,234 @@
+#include "exe/ingotd_deploy.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+
+namespace ingot {
+namespace {
+
+std::string VolumesDir(const config::Config& c) {
+  return c.volumes_dir.empty() ? c.data_dir + "/volumes" : c.volumes_dir;
+}
+
+constexpr const char* kVolumeUsage = R"(Usage: ingotd volume [--data-dir DIR | --config FILE] COMMAND ...
+
+Manages the OS volumes of this node (copy-on-write clones of golden images, served over NBD on
+[deploy] nbd_listen while attached). The daemon may be running.
+
+Commands:
+  create NAME --from IMAGE_FILE [--format FMT] [--size BYTES] [--cluster-size BYTES]
+                          clone a golden image (raw, qcow2, vmdk, vhd, vhdx, vdi); constant time
+  list                    every volume: name, size, base format, attached, allowed addresses
+  info NAME               one volume's facts
+  attach NAME --allow ADDR[,ADDR...]
+                          serve it over NBD (export name = NAME) to these addresses or prefixes
+                          (10.0.0.5, 10.0.0.0/24, fd00::/8)
+  detach NAME             stop serving it (open connections are closed; its writes are kept)
+  delete NAME             remove it (refused while a client is connected)
+)";
+
+int VolumeFail(const Status& s) {
+  std::fprintf(stderr, "ingotd volume: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+void PrintVolume(const deploy::VolumeInfo& v, const std::string& extra = "") {
+  std::string allow;
+  for (size_t i = 0; i < v.rule.allow.size(); ++i) allow += (i ? "," : "") + v.rule.allow[i];
+  std::printf("%s\tsize=%llu\tbase_format=%s\tcluster_size=%u\tattached=%s\tallow=%s%s\n",
+              v.name.c_str(), static_cast<unsigned long long>(v.meta.size),
+              v.meta.base_format.c_str(), v.meta.cluster_size, v.rule.attached ? "true" : "false",
+              allow.empty() ? "-" : allow.c_str(), extra.c_str());
+}
+
+bool ParseSize(const std::string& s, uint64_t& out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(s.c_str(), &end, 10);
+  if (errno != 0 || end == s.c_str() || *end != '\0') return false;
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DeployWiring>> DeployWiring::Start(const config::Config& config) {
+  std::unique_ptr<DeployWiring> w(new DeployWiring());
+  INGOT_ASSIGN_OR_RETURN(w->store_, deploy::VolumeStore::Open(VolumesDir(config)));
+  if (config.nbd_listen.empty()) return w;
+  INGOT_ASSIGN_OR_RETURN(auto at, config::ParseListen(config.nbd_listen));
+  w->exports_ = std::make_unique<deploy::VolumeExports>(*w->store_);
+  w->server_ = std::make_unique<nbd::Server>(nbd::ServerOptions{.host = at.first, .port = at.second},
+                                             *w->exports_);
+  INGOT_RETURN_IF_ERROR(w->server_->Start().WithContext("[deploy] nbd_listen"));
+  std::string address = at.first.find(':') != std::string::npos
+                            ? "[" + at.first + "]:" + std::to_string(w->server_->port())
+                            : at.first + ":" + std::to_string(w->server_->port());
+  log::Info("nbd.serving", {{"address", address}, {"volumes", w->store_->root()}});
+  w->watcher_ = std::thread([p = w.get()] { p->Watch(); });
+  return w;
+}
+
+DeployWiring::~DeployWiring() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+  if (server_) server_->Stop();
+}
+
+// Detaching is a change to the volume's export rule, possibly by another process (`ingotd volume
+// detach`); once a second is enough to notice it and end the connections, so the volume's lock is
+// released and its writes flushed.
+void DeployWiring::Watch() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; })) {
+    lock.unlock();
+    for (const std::string& name : server_->ActiveExports()) {
+      if (!exports_->StillAttached(name)) {
+        size_t n = server_->CloseExport(name);
+        log::Info("nbd.detached", {{"export", name}, {"connections", static_cast<uint64_t>(n)}});
+      }
+    }
+    lock.lock();
+  }
+}
+
+int RunVolumeCommand(int argc, char** argv) {
+  config::Config config;
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kVolumeUsage, stdout);
+      return 0;
+    }
+    if (a == "--config" || a == "--data-dir") {
+      if (i + 1 >= argc) return VolumeFail(InvalidArgument(a + " needs a value"));
+      std::string v = argv[++i];
+      if (a == "--config") {
+        if (Status s = config::LoadConfigFile(v, config); !s.ok()) return VolumeFail(s);
+      } else {
+        config.data_dir = v;
+      }
+      continue;
+    }
+    args.push_back(a);
+  }
+  if (args.empty()) {
+    std::fputs(kVolumeUsage, stderr);
+    return 2;
+  }
+  auto store = deploy::VolumeStore::Open(VolumesDir(config));
+  if (!store.ok()) return VolumeFail(store.status());
+  const std::string cmd = args[0];
+  // NAME and --key value pairs after the command.
+  std::string name;
+  std::map<std::string, std::string> opts;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i].rfind("--", 0) == 0) {
+      if (i + 1 >= args.size()) return VolumeFail(InvalidArgument(args[i] + " needs a value"));
+      opts[args[i]] = args[i + 1];
+      ++i;
+    } else if (name.empty()) {
+      name = args[i];
+    } else {
+      return VolumeFail(InvalidArgument("unexpected argument '" + args[i] + "'"));
+    }
+  }
+  auto need_name = [&]() -> Status {
+    return name.empty() ? InvalidArgument(cmd + " needs a volume NAME") : Status::Ok();
+  };
+  auto only = [&](std::initializer_list<const char*> allowed) -> Status {
+    for (auto& [k, v] : opts) {
+      bool ok = false;
+      for (const char* a : allowed) ok |= k == a;
+      if (!ok) return InvalidArgument("unknown option " + k + " for " + cmd);
+    }
+    return Status::Ok();
+  };
+
+  if (cmd == "create") {
+    if (Status s = need_name(); !s.ok()) return VolumeFail(s);
+    if (Status s = only({"--from", "--format", "--size", "--cluster-size"}); !s.ok()) {
+      return VolumeFail(s);
+    }
+    deploy::CloneRequest req{.name = name};
+    if (!opts.count("--from")) return VolumeFail(InvalidArgument("create needs --from IMAGE_FILE"));
+    req.base_path = opts["--from"];
+    if (opts.count("--format")) {
+      req.format = formats::ParseFormatName(opts["--format"]);
+      if (!req.format) return VolumeFail(InvalidArgument("unknown format " + opts["--format"]));
+    }
+    if (opts.count("--size") && !ParseSize(opts["--size"], req.size)) {
+      return VolumeFail(InvalidArgument("--size must be a number of bytes"));
+    }
+    if (opts.count("--cluster-size")) {
+      uint64_t cs = 0;
+      if (!ParseSize(opts["--cluster-size"], cs) || cs > (1u << 31)) {
+        return VolumeFail(InvalidArgument("--cluster-size must be a number of bytes"));
+      }
+      req.cluster_size = uint32_t(cs);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    auto v = (*store)->Create(req);
+    if (!v.ok()) return VolumeFail(v.status());
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    char took[32];
+    std::snprintf(took, sizeof took, "\tclone_ms=%.1f", ms);
+    PrintVolume(*v, took);
+    return 0;
+  }
+  if (cmd == "list") {
+    auto all = (*store)->List();
+    if (!all.ok()) return VolumeFail(all.status());
+    for (const auto& v : *all) PrintVolume(v);
+    return 0;
+  }
+  if (cmd == "info") {
+    if (Status s = need_name(); !s.ok()) return VolumeFail(s);
+    auto v = (*store)->Get(name);
+    if (!v.ok()) return VolumeFail(v.status());
+    PrintVolume(*v);
+    return 0;
+  }
+  if (cmd == "attach") {
+    if (Status s = need_name(); !s.ok()) return VolumeFail(s);
+    if (Status s = only({"--allow"}); !s.ok()) return VolumeFail(s);
+    if (!opts.count("--allow")) {
+      return VolumeFail(InvalidArgument("attach needs --allow ADDR[,ADDR...] (0.0.0.0/0 for anyone)"));
+    }
+    auto rule = deploy::ParseExportRule("allow=" + opts["--allow"]);
+    if (!rule.ok()) return VolumeFail(rule.status());
+    rule->attached = true;
+    if (Status s = (*store)->SetExportRule(name, *rule); !s.ok()) return VolumeFail(s);
+    return 0;
+  }
+  if (cmd == "detach") {
+    if (Status s = need_name(); !s.ok()) return VolumeFail(s);
+    auto rule = (*store)->GetExportRule(name);
+    if (!rule.ok()) return VolumeFail(rule.status());
+    rule->attached = false;
+    if (Status s = (*store)->SetExportRule(name, *rule); !s.ok()) return VolumeFail(s);
+    return 0;
+  }
+  if (cmd == "delete") {
+    if (Status s = need_name(); !s.ok()) return VolumeFail(s);
+    if (Status s = (*store)->Delete(name); !s.ok()) return VolumeFail(s);
+    return 0;
+  }
+  return VolumeFail(InvalidArgument("unknown volume command '" + cmd + "' (see --help)"));
+}
+
+}  // namespace ingot

@@ -1,0 +1,48 @@
+// ingotd's wiring of the deploy engine's foundation: the OS volume store under [deploy] volumes_dir,
+// its volumes served over NBD on [deploy] nbd_listen, and the `ingotd volume …` commands that manage
+// volumes until the deploy engine's REST API arrives.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "config/config.h"
+#include "deploy/volume_exports.h"
+#include "deploy/volume_store.h"
+#include "nbd/server.h"
+
+namespace ingot {
+
+class DeployWiring {
+ public:
+  // Opens the volume store (removing what a crash left) and, when nbd_listen is set, starts the NBD
+  // server and the watcher that ends the connections of volumes detached meanwhile.
+  static Result<std::unique_ptr<DeployWiring>> Start(const config::Config& config);
+  ~DeployWiring();  // stops the server (connections closed, volumes flushed)
+
+  deploy::VolumeStore& store() { return *store_; }
+  nbd::Server* nbd_server() { return server_.get(); }
+
+ private:
+  DeployWiring() = default;
+  void Watch();
+
+  std::unique_ptr<deploy::VolumeStore> store_;
+  std::unique_ptr<deploy::VolumeExports> exports_;
+  std::unique_ptr<nbd::Server> server_;
+  std::thread watcher_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+};
+
+// `ingotd volume SUBCOMMAND …` (argv[0] is "volume"): create, list, info, delete, attach, detach.
+// Works on the store directly (the daemon may be running: every change is an atomic file operation).
+// Returns the process exit status.
+int RunVolumeCommand(int argc, char** argv);
+
+}  // namespace ingot
