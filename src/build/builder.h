@@ -1,0 +1,125 @@
+// The image builder (Cray IMS's and Digital Rebar image-builder's job): recipes, jobs that build a
+// root file system from a recipe, and the records of what they produced.
+//
+// A `create` job goes fetching_recipe -> waiting_for_repos -> building_image -> packaging_artifacts
+// -> success (or error, with a reason). Its work is a chain of stages, each run as one sandboxed
+// process (common/process.h: own mount and PID namespaces, clean environment, limits):
+//   bootstrap   mmdebstrap --mode=root of the recipe's suite, variant and packages
+//   pre steps   each recipe step of stage "pre", chrooted in the root (/proc, /sys, /dev bound)
+//   files       the recipe's files written into the root
+//   post steps  each step of stage "post"
+//   packaging   SquashFS, kernel, initrd, kernel parameters, package list, DRP tarballs, disk
+// Each stage's result is kept in the step cache under the hash of its inputs (the previous stage's
+// hash, the stage's own definition, the archive's InRelease hash for the bootstrap): the bootstrap
+// as a directory, every later stage as an overlayfs upper layer over the ones before. A rebuild
+// whose inputs did not change reuses every stage and the outputs; a build that failed at stage N
+// resumes at N. Every file's mtime is clamped to SOURCE_DATE_EPOCH (the suite's InRelease Date)
+// after each stage, and archives are written sorted with fixed owners: the same recipe over the
+// same package versions gives bit-identical outputs.
+//
+// Downloaded packages are cached across builds (mmdebstrap's sync-in/sync-out of apt's archive
+// directory), moved into the cache with rename(2), so concurrent builds never see a torn .deb.
+//
+// Threads: every public method is thread-safe. Each job runs on its own thread; at most
+// `max_jobs` build at once, the others wait in `creating`.
+#pragma once
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "build/records.h"
+#include "common/process.h"
+#include "common/result.h"
+#include "io/byte_source.h"
+
+namespace ingot::service {
+class ImageService;
+}
+
+namespace ingot::build {
+
+struct BuilderOptions {
+  std::string dir;  // DATA_DIR/build: recipes/, jobs/, artifacts/, cache/
+  std::string mirror = "http://deb.debian.org/debian";
+  int max_jobs = 2;
+  std::chrono::seconds job_timeout{3600};
+  uint64_t max_recipe_archive = 64ull << 20;
+  // Digital Rebar's files space: the DRP tarballs and their MANIFEST are published here
+  // (the boot service's root, so booting machines fetch them); empty: not published.
+  std::string files_dir;
+  std::string files_subdir = "images/builder";
+  // The UEFI boot loader put into bootable disks (Debian's systemd-boot-efi).
+  std::string efi_loader = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+  std::string sshd = "/usr/sbin/sshd";
+};
+
+class BuildService {
+ public:
+  // `images` (may be null): bootable disks are registered there as Image API images.
+  BuildService(BuildRepository& repo, BuilderOptions options, service::ImageService* images);
+  ~BuildService();
+
+  // Marks jobs left unfinished by a previous run as error (with the reason) and removes their
+  // work directories and half-written cache entries. Call once before the API answers.
+  Result<int> Recover();
+  void Stop();  // cancels running jobs and waits for their threads
+
+  BuildRepository& repo() { return repo_; }
+  const BuilderOptions& options() const { return options_; }
+
+  // ---- Recipes ----
+  Result<boost::json::object> CreateRecipe(const boost::json::object& body);
+  Result<boost::json::object> PatchRecipe(const std::string& id, const boost::json::object& body);
+  // Stores the recipe archive (a tgz) and checks it against the record's recipe_type and
+  // template_dictionary: errors name the file and line. Sets the record's link {path, etag, type}.
+  Result<boost::json::object> PutRecipeArchive(const std::string& id, io::Reader& body);
+  std::string RecipeArchivePath(const std::string& id) const;
+
+  // ---- Public keys ----
+  Result<boost::json::object> CreatePublicKey(const boost::json::object& body);
+
+  // ---- Images ----
+  Result<boost::json::object> CreateImage(const boost::json::object& body);
+  // IMS's PATCH: link, arch, and metadata operations [{operation: set|remove, key, value}].
+  Result<boost::json::object> PatchImage(const std::string& id, const boost::json::object& body);
+  // An artifact file of an image (rootfs, kernel, initrd, manifest.json, ...): its path.
+  Result<std::string> ArtifactPath(const std::string& image_id, const std::string& name) const;
+
+  // ---- Jobs ----
+  Result<boost::json::object> CreateJob(const boost::json::object& body);
+  // Ends a running job (error, "cancelled"); a finished job is left as it is.
+  Status CancelJob(const std::string& id);
+  // DELETE: cancels first, then removes the record and its work directory.
+  Status DeleteJob(const std::string& id);
+  std::string JobLogPath(const std::string& id) const;
+  // Whether the job is still running (its log may grow).
+  bool JobRunning(const std::string& id);
+  // Blocks until the job is finished or `timeout` passes; its record.
+  Result<boost::json::object> WaitJob(const std::string& id, std::chrono::milliseconds timeout);
+
+ private:
+  struct Running;
+  void RunJob(std::string id);
+  Status Build(const std::string& id, Running& run);
+  Status SetJob(const std::string& id, const std::function<void(boost::json::object&)>& change);
+  Status SetStatus(const std::string& id, Running& run, const char* status);
+
+  BuildRepository& repo_;
+  const BuilderOptions options_;
+  service::ImageService* images_;
+  std::mutex mu_;  // guards running_, slots_, and read-modify-write of job records
+  std::condition_variable slot_cv_;
+  int slots_ = 0;
+  bool stopping_ = false;
+  std::map<std::string, std::shared_ptr<Running>> running_;
+};
+
+}  // namespace ingot::build

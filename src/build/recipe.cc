@@ -1,0 +1,295 @@
+#include "build/recipe.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace ingot::build {
+namespace {
+
+constexpr size_t kMaxRecipeFile = 1 << 20;  // a recipe file or step script; more is a mistake
+
+Status At(const std::string& file, int64_t line, const std::string& message) {
+  return InvalidArgument(file + ":" + std::to_string(line) + ": " + message);
+}
+
+int64_t LineOf(const toml::node& n) { return static_cast<int64_t>(n.source().begin.line); }
+
+// Reads a regular file of the archive (never through a symlink: a recipe cannot read the host).
+Result<std::string> ReadArchiveFile(const std::string& dir, const std::string& rel) {
+  std::string path = dir + "/" + rel;
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return NotFound(rel + ": no such file in the recipe archive");
+  if (!S_ISREG(st.st_mode)) return InvalidArgument(rel + ": not a regular file");
+  if (static_cast<size_t>(st.st_size) > kMaxRecipeFile) {
+    return InvalidArgument(rel + ": larger than 1 MiB");
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+bool Matches(const std::string& s, const char* pattern) {
+  return std::regex_match(s, std::regex(pattern));
+}
+
+// The string array at `key`, each element checked by `pattern` (nullptr: any string).
+Status StringArray(const toml::table& t, const char* key, const std::string& file,
+                   const char* pattern, const char* what, std::vector<std::string>& out) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return Status::Ok();
+  const toml::array* a = n->as_array();
+  if (a == nullptr) return At(file, LineOf(*n), std::string(key) + " must be an array of strings");
+  out.clear();
+  for (const toml::node& e : *a) {
+    const auto* s = e.as_string();
+    if (s == nullptr) return At(file, LineOf(e), std::string(key) + " must hold strings only");
+    std::string v = s->get();
+    if (pattern != nullptr && !Matches(v, pattern)) {
+      return At(file, LineOf(e), "'" + v + "' is not " + what);
+    }
+    out.push_back(std::move(v));
+  }
+  return Status::Ok();
+}
+
+Status String(const toml::table& t, const char* key, const std::string& file, std::string& out,
+              bool required = false) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) {
+    if (required) return At(file, 1, std::string("'") + key + "' is required");
+    return Status::Ok();
+  }
+  const auto* s = n->as_string();
+  if (s == nullptr) return At(file, LineOf(*n), std::string(key) + " must be a string");
+  out = s->get();
+  return Status::Ok();
+}
+
+Status OnlyKeys(const toml::table& t, const std::set<std::string>& known, const std::string& file,
+                const std::string& where) {
+  for (const auto& [k, v] : t) {
+    if (known.count(std::string(k.str())) == 0) {
+      return At(file, LineOf(v),
+                "unknown key '" + std::string(k.str()) + "'" + (where.empty() ? "" : " in " + where));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool IsSafeRelativePath(const std::string& path) {
+  if (path.empty() || path.front() == '/' || path.size() > 1024) return false;
+  std::stringstream parts(path);
+  std::string part;
+  while (std::getline(parts, part, '/')) {
+    if (part == ".." || part.empty() || part == ".") return false;
+  }
+  return path.back() != '/';
+}
+
+Result<std::string> RenderTemplate(const std::string& text, const std::string& file,
+                                   const std::map<std::string, std::string>& dictionary) {
+  std::string out;
+  out.reserve(text.size());
+  size_t pos = 0;
+  int64_t line = 1;
+  for (;;) {
+    size_t open = text.find("{{", pos);
+    if (open == std::string::npos) {
+      out.append(text, pos, std::string::npos);
+      return out;
+    }
+    for (size_t i = pos; i < open; ++i) line += text[i] == '\n';
+    out.append(text, pos, open - pos);
+    size_t close = text.find("}}", open + 2);
+    size_t newline = text.find('\n', open);
+    if (close == std::string::npos || (newline != std::string::npos && newline < close)) {
+      return At(file, line, "'{{' without a closing '}}' on the same line");
+    }
+    std::string name = text.substr(open + 2, close - open - 2);
+    size_t b = name.find_first_not_of(" \t");
+    size_t e = name.find_last_not_of(" \t");
+    name = b == std::string::npos ? "" : name.substr(b, e - b + 1);
+    if (!Matches(name, "[A-Za-z_][A-Za-z0-9_]*")) {
+      return At(file, line, "'{{ " + name + " }}': only plain variable names are templated");
+    }
+    auto it = dictionary.find(name);
+    if (it == dictionary.end()) {
+      return At(file, line, "template variable '" + name + "' is not in the template_dictionary");
+    }
+    out += it->second;
+    pos = close + 2;
+  }
+}
+
+Result<MmdebstrapRecipe> LoadMmdebstrapRecipe(
+    const std::string& dir, const std::map<std::string, std::string>& dictionary) {
+  INGOT_ASSIGN_OR_RETURN(std::string raw, ReadArchiveFile(dir, "recipe.toml"));
+  return ParseMmdebstrapRecipe(raw, dir, dictionary);
+}
+
+Result<MmdebstrapRecipe> ParseMmdebstrapRecipe(
+    const std::string& raw, const std::string& dir,
+    const std::map<std::string, std::string>& dictionary) {
+  const std::string file = "recipe.toml";
+  INGOT_ASSIGN_OR_RETURN(std::string text, RenderTemplate(raw, file, dictionary));
+  toml::table doc;
+  try {
+    doc = toml::parse(text, file);
+  } catch (const toml::parse_error& e) {
+    return At(file, static_cast<int64_t>(e.source().begin.line), std::string(e.description()));
+  }
+  INGOT_RETURN_IF_ERROR(OnlyKeys(doc,
+                                 {"suite", "variant", "mirror", "components", "packages",
+                                  "kernel_parameters", "hooks", "files", "steps"},
+                                 file, ""));
+  MmdebstrapRecipe r;
+  INGOT_RETURN_IF_ERROR(String(doc, "suite", file, r.suite, true));
+  if (!Matches(r.suite, "[a-z][a-z0-9.-]{0,63}")) {
+    return At(file, LineOf(*doc.get("suite")), "suite '" + r.suite + "' is not a suite name");
+  }
+  INGOT_RETURN_IF_ERROR(String(doc, "variant", file, r.variant));
+  static const std::set<std::string> kVariants = {
+      "extract", "custom", "essential", "apt", "required", "minbase",
+      "buildd", "important", "debootstrap", "-", "standard"};
+  if (kVariants.count(r.variant) == 0) {
+    return At(file, LineOf(*doc.get("variant")),
+              "variant '" + r.variant + "' is not one of mmdebstrap's (minbase, essential, apt, "
+              "required, important, standard, buildd, custom, extract)");
+  }
+  INGOT_RETURN_IF_ERROR(String(doc, "mirror", file, r.mirror));
+  if (!r.mirror.empty() && !Matches(r.mirror, "(https?|file)://[^\\s\"'\\\\]+")) {
+    return At(file, LineOf(*doc.get("mirror")), "mirror must be an http(s):// or file:// URL");
+  }
+  INGOT_RETURN_IF_ERROR(StringArray(doc, "components", file, "[a-z][a-z0-9/-]{0,63}",
+                                    "a component name", r.components));
+  // Debian package names (Policy 5.6.1), optionally with =version, /release or :arch.
+  INGOT_RETURN_IF_ERROR(StringArray(doc, "packages", file,
+                                    "[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?([=/][A-Za-z0-9.+~:-]+)?",
+                                    "a Debian package name", r.packages));
+  INGOT_RETURN_IF_ERROR(String(doc, "kernel_parameters", file, r.kernel_parameters));
+  if (r.kernel_parameters.find('\n') != std::string::npos) {
+    return At(file, LineOf(*doc.get("kernel_parameters")), "kernel_parameters is one line");
+  }
+  if (const toml::node* h = doc.get("hooks")) {
+    const toml::table* t = h->as_table();
+    if (t == nullptr) return At(file, LineOf(*h), "hooks must be a table");
+    INGOT_RETURN_IF_ERROR(OnlyKeys(*t, {"setup", "extract", "essential", "customize"}, file,
+                                   "[hooks] (setup, extract, essential, customize)"));
+    for (const char* kind : {"setup", "extract", "essential", "customize"}) {
+      std::vector<std::string> cmds;
+      INGOT_RETURN_IF_ERROR(StringArray(*t, kind, file, nullptr, "", cmds));
+      if (!cmds.empty()) r.hooks[kind] = std::move(cmds);
+    }
+  }
+  if (const toml::node* f = doc.get("files")) {
+    const toml::array* a = f->as_array();
+    if (a == nullptr) return At(file, LineOf(*f), "files must be an array of tables ([[files]])");
+    for (const toml::node& e : *a) {
+      const toml::table* t = e.as_table();
+      if (t == nullptr) return At(file, LineOf(e), "each [[files]] entry is a table");
+      INGOT_RETURN_IF_ERROR(OnlyKeys(*t, {"source", "path", "mode"}, file, "[[files]]"));
+      RecipeFile rf;
+      INGOT_RETURN_IF_ERROR(String(*t, "source", file, rf.source));
+      INGOT_RETURN_IF_ERROR(String(*t, "path", file, rf.path));
+      int64_t line = LineOf(e);
+      if (!IsSafeRelativePath(rf.source)) {
+        return At(file, line, "files.source '" + rf.source + "' must be a path inside the archive");
+      }
+      if (rf.path.size() < 2 || rf.path.front() != '/' ||
+          !IsSafeRelativePath(rf.path.substr(1))) {
+        return At(file, line, "files.path '" + rf.path + "' must be an absolute path in the root");
+      }
+      auto content = ReadArchiveFile(dir, rf.source);
+      if (!content.ok()) return At(file, line, content.status().message());
+      std::string mode = "0644";
+      INGOT_RETURN_IF_ERROR(String(*t, "mode", file, mode));
+      if (!Matches(mode, "0?[0-7]{3,4}")) return At(file, line, "mode must be octal, as \"0644\"");
+      rf.mode = static_cast<uint32_t>(std::stoul(mode, nullptr, 8));
+      r.files.push_back(std::move(rf));
+    }
+  }
+  if (const toml::node* s = doc.get("steps")) {
+    const toml::array* a = s->as_array();
+    if (a == nullptr) return At(file, LineOf(*s), "steps must be an array of tables ([[steps]])");
+    std::set<std::string> names;
+    for (const toml::node& e : *a) {
+      const toml::table* t = e.as_table();
+      int64_t line = LineOf(e);
+      if (t == nullptr) return At(file, line, "each [[steps]] entry is a table");
+      INGOT_RETURN_IF_ERROR(
+          OnlyKeys(*t, {"name", "stage", "script", "run", "args"}, file, "[[steps]]"));
+      RecipeStep step;
+      step.stage = "post";
+      INGOT_RETURN_IF_ERROR(String(*t, "name", file, step.name));
+      INGOT_RETURN_IF_ERROR(String(*t, "stage", file, step.stage));
+      if (!Matches(step.name, "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")) {
+        return At(file, line, "each step needs a name (letters, digits, '_', '.', '-')");
+      }
+      if (!names.insert(step.name).second) {
+        return At(file, line, "step name '" + step.name + "' is used twice");
+      }
+      if (step.stage != "pre" && step.stage != "post") {
+        return At(file, line, "step '" + step.name + "': stage must be \"pre\" or \"post\"");
+      }
+      std::string script_file, run;
+      INGOT_RETURN_IF_ERROR(String(*t, "script", file, script_file));
+      INGOT_RETURN_IF_ERROR(String(*t, "run", file, run));
+      if (script_file.empty() == run.empty()) {
+        return At(file, line, "step '" + step.name + "' needs exactly one of script or run");
+      }
+      if (!script_file.empty()) {
+        if (!IsSafeRelativePath(script_file)) {
+          return At(file, line, "step '" + step.name + "': script must be a path in the archive");
+        }
+        auto body = ReadArchiveFile(dir, script_file);
+        if (!body.ok()) return At(file, line, body.status().message());
+        INGOT_ASSIGN_OR_RETURN(step.script, RenderTemplate(*body, script_file, dictionary));
+        step.origin = script_file;
+      } else {
+        step.script = "#!/bin/sh\nset -e\n" + run + "\n";
+        step.origin = file + ":" + std::to_string(line);
+      }
+      INGOT_RETURN_IF_ERROR(StringArray(*t, "args", file, nullptr, "", step.args));
+      r.steps.push_back(std::move(step));
+    }
+  }
+  return r;
+}
+
+Status CheckKiwiRecipe(const std::string& dir,
+                       const std::map<std::string, std::string>& dictionary) {
+  std::string file = "config.kiwi";
+  auto raw = ReadArchiveFile(dir, file);
+  if (!raw.ok()) {
+    file = "config.xml";
+    raw = ReadArchiveFile(dir, file);
+  }
+  if (!raw.ok()) {
+    return InvalidArgument("a kiwi-ng recipe needs config.kiwi or config.xml at its top level");
+  }
+  INGOT_ASSIGN_OR_RETURN(std::string text, RenderTemplate(*raw, file, dictionary));
+  // Kiwi validates the description itself (RelaxNG) when the build starts; here the two mistakes
+  // that make every build fail early: no <image> element, no <type>.
+  auto line_of = [&](size_t pos) {
+    return 1 + static_cast<int64_t>(std::count(text.begin(), text.begin() + pos, '\n'));
+  };
+  size_t image = text.find("<image");
+  if (image == std::string::npos) return At(file, 1, "no <image> element");
+  if (text.find("</image>") == std::string::npos) {
+    return At(file, line_of(image), "<image> is never closed");
+  }
+  if (text.find("<type") == std::string::npos) {
+    return At(file, line_of(image), "no <type> element: kiwi needs an image type");
+  }
+  return Status::Ok();
+}
+
+}  // namespace ingot::build
