@@ -1,0 +1,162 @@
+#!/bin/bash
+# tempest's Image API v2 tests (Debian's `tempest` package) against Ingot behind a real Keystone (Debian's
+# `keystone` package), everything set up from nothing on 127.0.0.1 and stopped by PID afterwards:
+#
+#   Keystone: db_sync, fernet and credential keys, bootstrap (admin, RegionOne), a "service" project
+#   with the user "glance" (admin and service roles) that ingotd validates tokens with, the image
+#   service in the catalog pointing at ingotd, and a second service "image_remote" pointing at a
+#   second ingotd over the same data directory (tempest's alternate_image_endpoint: stage on one
+#   worker, import or delete on the other).
+#   ingotd: --auth keystone, two file stores (tempest's multi-store import tests), web-download
+#   allowed to fetch from a local origin that serves tempest's http_image.
+#   tempest.conf: dynamic credentials as the admin, the image features Ingot offers.
+#
+# Usage: tests/tempest/run.sh [PATH-TO-INGOTD] [REGEX]
+#   REGEX default '^tempest\.api\.image\.v2\.'; CONCURRENCY (default 2); KEEP=1 keeps the scratch dir.
+# Prints tempest's totals and every test that did not pass; exit 0 only if none failed.
+set -uo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+. "$ROOT/tests/integration/lib.sh"
+. "$ROOT/tests/integration/keystone_lib.sh"
+command -v tempest > /dev/null || { echo "SKIP  tempest not installed"; exit 77; }
+command -v keystone-manage > /dev/null || { echo "SKIP  keystone not installed"; exit 77; }
+it_init "${1:-}"
+REGEX="${2:-^tempest\.api\.image\.v2\.}"
+W="$IT_TMP"
+
+stop_all() {
+  keystone_down
+}
+trap 'stop_all; it_cleanup' EXIT
+
+T0=$(date +%s)
+keystone_up "$W/keystone" || exit $?
+ks_admin_token || { echo "FAIL  no admin token"; exit 1; }
+ks_service_user
+echo "# keystone up at $KS_URL in $(( $(date +%s) - T0 )) s"
+
+# The origin tempest's web-download and location tests fetch http_image from.
+mkdir -p "$W/origin"
+head -c 1048576 /dev/urandom > "$W/origin/cirros.img"
+origin_start "$W/origin"
+
+# ingotd's two ports are chosen first, so the catalog can name them before ingotd starts.
+P1="$(ks_free_port)"
+P2="$(ks_free_port)"
+while [ "$P2" = "$P1" ]; do P2="$(ks_free_port)"; done
+ks_service image glance "http://127.0.0.1:$P1" > /dev/null
+ks_service image_remote glance-remote "http://127.0.0.1:$P2" > /dev/null
+
+mkdir -p "$W/data" "$W/store-a" "$W/store-b"
+{
+  ks_ingot_config
+  cat <<TOML
+
+[import_filtering_opts]
+allowed_hosts = ["127.0.0.1"]
+allowed_ports = [80, 443, $OPORT, $P1, $P2]   # the origin, and glance-download from RegionOne
+
+[import.glance_regions]
+RegionOne = "http://127.0.0.1:$P1"
+
+# tempest compares an image's "stores" with the sorted list of writable stores, while Glance (and
+# Ingot) list them in the order the copies were made: names that sort in that order.
+[[stores]]
+name = "alpha"
+driver = "file"
+path = "$W/store-a"
+default = true
+description = "first file store"
+
+[[stores]]
+name = "beta"
+driver = "file"
+path = "$W/store-b"
+description = "second file store"
+TOML
+} > "$W/ingotd.toml"
+
+ks_ingotd "$P1" "$W/ingotd.toml" "$W/ingotd-1.log" --data-dir "$W/data" || exit 1
+ks_ingotd "$P2" "$W/ingotd.toml" "$W/ingotd-2.log" --data-dir "$W/data" || exit 1
+
+# tempest's workspace (its own HOME, so ~/.tempest of the user is left alone).
+export HOME="$W/home"
+mkdir -p "$HOME"
+(cd "$W" && tempest init tempest > "$W/tempest-init.out" 2>&1) || { echo "FAIL  tempest init"; cat "$W/tempest-init.out"; exit 1; }
+cat > "$W/tempest/etc/tempest.conf" <<CONF
+[DEFAULT]
+log_dir = $W/tempest/logs
+log_file = tempest.log
+
+[auth]
+use_dynamic_credentials = true
+admin_username = admin
+admin_password = $KS_ADMIN_PASSWORD
+admin_project_name = admin
+admin_domain_name = Default
+tempest_roles = member
+
+[identity]
+uri_v3 = $KS_URL/v3
+auth_version = v3
+region = RegionOne
+admin_role = admin
+disable_ssl_certificate_validation = true
+
+[identity-feature-enabled]
+api_v2 = false
+api_v3 = true
+
+[service_available]
+glance = true
+nova = false
+cinder = false
+neutron = false
+swift = false
+heat = false
+horizon = false
+placement = false
+
+[image]
+catalog_type = image
+endpoint_type = public
+region = RegionOne
+alternate_image_endpoint = image_remote
+alternate_image_endpoint_type = public
+http_image = $ORIGIN/cirros.img
+build_timeout = 60
+build_interval = 1
+image_caching_enabled = ${IMAGE_CACHING:-true}
+container_formats = bare,ami,ari,aki,ovf,ova
+disk_formats = raw,qcow2,ami,ari,aki,vhd,vmdk,vdi,iso,vhdx
+
+[image-feature-enabled]
+api_v2 = true
+api_v1 = false
+import_image = true
+os_glance_reserved = true
+manage_locations = ${MANAGE_LOCATIONS:-true}
+CONF
+
+echo "# tempest run --regex '$REGEX' (concurrency ${CONCURRENCY:-2})"
+T1=$(date +%s)
+(cd "$W/tempest" && timeout "${TEMPEST_TIMEOUT:-1200}" tempest run --regex "$REGEX" \
+   --concurrency "${CONCURRENCY:-2}" > "$W/tempest.out" 2>&1)
+RC=$?
+T2=$(date +%s)
+# stestr's record of the run: every test and its status.
+(cd "$W/tempest" && stestr last --subunit 2>/dev/null | subunit2csv --no-passthrough 2>/dev/null) > "$W/results.csv" || true
+grep -E "^(Totals|=+$| - (Passed|Skipped|Failed|Expected|Unexpected)|Sum of execute)" -A0 "$W/tempest.out" | grep -v '^=*$'
+echo "# tempest took $((T2 - T1)) s (set-up $((T1 - T0)) s)"
+echo "### tests that did not pass:"
+grep -E '[.][.][.] (FAILED|SKIPPED)' "$W/tempest.out" | sed -e 's/ \[[0-9.]*s\]//' -e 's/^/  /' || true
+FAILED=$(grep -cE "\.\.\. FAILED" "$W/tempest.out")
+PASSED=$(grep -cE "\.\.\. ok" "$W/tempest.out")
+if [ "$PASSED" -gt 0 ] && [ "$FAILED" -eq 0 ] && [ "$RC" -eq 0 ]; then
+  pass "tempest $REGEX: $PASSED passed, 0 failed"
+else
+  fail "tempest $REGEX" "$PASSED passed, $FAILED failed (rc $RC); details in $W/tempest.out"
+  KEEP=1
+fi
+it_finish
