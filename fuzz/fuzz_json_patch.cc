@@ -9,6 +9,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view body(reinterpret_cast<const char*>(data), size);
+  // The deprecated v2.0 dialect ({"replace": "/name", ...}) must not crash either.
+  (void)ingot::api::ParsePatch(body, ingot::api::PatchDialect::kV20);
   auto ops = ingot::api::ParsePatch(body);
   if (!ops.ok()) return 0;
   ingot::catalog::Image image;

@@ -75,6 +75,12 @@ printf 'GET /v2/images?limit=2&name=a%%20b HTTP/1.1\r\nHost: x\r\n\r\n' >"$T/fuz
 printf 'PUT /v2/images/x/file HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n0\r\nT: v\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n' >"$T/fuzz_request_head/2"
 printf 'PATCH http://h/v2/images/x HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\n[{}]' >"$T/fuzz_request_head/3"
 printf 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 0\r\n\r\n' >"$T/fuzz_request_head/4"
+# fuzz_metadefs: the shipped definitions, a tag list and a property protection file.
+mkdir -p "$T/fuzz_metadefs"
+cp "$ROOT"/etc/metadefs/compute-libvirt-image.json "$ROOT"/etc/metadefs/operating-system.json \
+   "$T/fuzz_metadefs/" 2>/dev/null
+printf '{"name":"p","title":"t","type":"string","enum":["a"],"pattern":"^a+$","minLength":1}' >"$T/fuzz_metadefs/p"
+printf '[^x_.*]\ncreate = admin,member\nread = @\nupdate = admin\ndelete = !\n[.*]\ncreate=admin\nread=admin\nupdate=admin\ndelete=admin\n' >"$T/fuzz_metadefs/prot"
 # fuzz_url: the first byte picks the filter.
 printf '\001https://Images.Example:8443/v2/images/x/file?a=b#f' >"$T/fuzz_url/1"
 printf '\002http://[::ffff:127.0.0.1]:80/../a' >"$T/fuzz_url/2"
@@ -86,6 +92,37 @@ printf '\000\001../a/./b\000NetASCII\000\000\000' >"$T/fuzz_tftp_packet/2"
 printf '\000\002x\000octet\000' >"$T/fuzz_tftp_packet/3"
 printf '\000\004\377\377' >"$T/fuzz_tftp_packet/4"
 printf '\000\005\000\010no\000' >"$T/fuzz_tftp_packet/5"
+# fuzz_nbd_wire: a qemu-like session (structured replies, base:allocation, GO, then READ, WRITE,
+# BLOCK_STATUS, FLUSH, DISC) and an old-style NBD_OPT_EXPORT_NAME one.
+mkdir -p "$T/fuzz_nbd_wire"
+python3 - "$T/fuzz_nbd_wire" <<'PY'
+import struct, sys
+def opt(o, d=b""): return struct.pack(">QII", 0x49484156454F5054, o, len(d)) + d
+def req(f, t, off, n): return struct.pack(">IHHQQI", 0x25609513, f, t, 7, off, n)
+name = b"disk"
+meta = struct.pack(">I", 4) + name + struct.pack(">II", 1, 15) + b"base:allocation"
+go = struct.pack(">I", 4) + name + struct.pack(">HH", 1, 3)
+s = struct.pack(">I", 3) + opt(8) + opt(10, meta) + opt(7, go)
+s += req(0, 0, 0, 4096) + req(1, 1, 512, 4) + b"abcd" + req(8, 7, 0, 1 << 20) + req(0, 3, 0, 0) + req(0, 2, 0, 0)
+open(sys.argv[1] + "/1", "wb").write(s)
+open(sys.argv[1] + "/2", "wb").write(struct.pack(">I", 1) + opt(3) + opt(1, name) + req(0, 0, 0, 1))
+PY
+
+# fuzz_dhcp: a PXE ROM's DISCOVER (options 53, 60, 93, 94, 97, 55) and an iPXE REQUEST (user class).
+mkdir -p "$T/fuzz_dhcp"
+python3 - "$T/fuzz_dhcp" <<'PY'
+import struct, sys
+def msg(opts, op=1):
+    h = struct.pack(">BBBBIHH4s4s4s4s16s64s128s", op, 1, 6, 0, 0x1234, 0, 0x8000, bytes(4), bytes(4),
+                    bytes(4), bytes(4), bytes.fromhex("525400123456") + bytes(10), bytes(64), bytes(128))
+    o = b"".join(bytes([c, len(v)]) + v for c, v in opts)
+    return h + bytes([99, 130, 83, 99]) + o + b"\xff"
+pxe = [(53, b"\x01"), (60, b"PXEClient:Arch:00000:UNDI:002001"), (93, b"\x00\x00"), (94, b"\x01\x02\x01"),
+       (97, b"\x00" + bytes(range(16))), (55, bytes([1, 3, 43, 60, 66, 67]))]
+open(sys.argv[1] + "/1", "wb").write(msg(pxe))
+open(sys.argv[1] + "/2", "wb").write(msg([(53, b"\x03"), (60, b"PXEClient"), (77, b"\x04iPXE"), (93, b"\x00\x07"),
+                                          (54, bytes([192, 0, 2, 1])), (52, b"\x01")]))
+PY
 
 seeds_for() {  # target -> seed files
   case $1 in
@@ -98,8 +135,8 @@ seeds_for() {  # target -> seed files
     fuzz_vhdx) ls "$S"/vhdx ;;
     fuzz_vdi) ls "$S"/vdi ;;
     fuzz_iso) ls "$S"/iso ;;
-    fuzz_iso9660) ls "$S"/iso* ;;
-    fuzz_tftp_packet) ls "$T/$1"/* ;;
+    fuzz_iso9660|fuzz_boot_content) ls "$S"/iso* ;;
+    fuzz_tftp_packet|fuzz_nbd_wire|fuzz_dhcp|fuzz_metadefs) ls "$T/$1"/* ;;
     *) ls "$S"/* ;;
   esac 2>/dev/null
 }

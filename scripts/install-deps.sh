@@ -5,6 +5,8 @@ pkgs=(
   build-essential cmake ninja-build pkg-config
   libboost1.81-dev libboost-json1.81-dev         # HTTP (Beast/Asio) and JSON
   libsqlite3-dev                                 # embedded catalog
+  libpq-dev postgresql-15                        # PostgreSQL catalog (libpq) and its tests (tests/lib/postgres.sh)
+  e2fsprogs util-linux                           # catalog_faults.sh: loop-mounted ext4, chattr, e2fsck
   libssl-dev                                     # MD5 / SHA-2 (EVP)
   zlib1g-dev libzstd-dev libdeflate-dev          # qcow2 compressed clusters (libdeflate: fast inflate)
   liblzma-dev libbz2-dev                         # xz and bzip2 images decompressed on import
@@ -18,9 +20,18 @@ pkgs=(
   python3-glanceclient python3-openstackclient   # the real glance/openstack CLIs in integration tests
   curl wrk nginx-light procps jq                 # integration tests and bench/
   tftp-hpa                                       # a real TFTP client for src/tftp's interoperability test
+  libnbd-bin                                     # nbdinfo/nbdcopy: real NBD clients for src/nbd (tests/integration/nbd.sh, bench/nbd.sh)
   qemu-system-x86 ipxe-qemu ipxe                 # tests/integration/boot_qemu.sh: a VM network-boots from Ingot
   debian-installer-12-netboot-amd64              # ... the Debian installer's netboot kernel and initrd
+  mmdebstrap squashfs-tools                      # src/build: Debian roots from recipes, IMS's SquashFS rootfs
+  gdisk dosfstools mtools e2fsprogs              # ... bootable GPT disks without loop mounts (ESP via mtools)
+  systemd-boot-efi ovmf                          # ... their UEFI boot loader; OVMF boots them in build_image.sh
   glance-api                                     # the real OpenStack Glance: glance-download peer (tests/integration/glance_peer.sh)
+  libyaml-dev                                    # src/auth: the operator's policy.yaml (libyaml)
+  keystone python3-keystonemiddleware python3-psycopg2   # a real Keystone for keystone.sh, policy.sh, tests/tempest, bench/keystone.sh (PostgreSQL database)
+  tempest                                        # tests/tempest/run.sh: tempest's Image API v2 tests
+  swift swift-proxy swift-object swift-container swift-account python3-swift   # scripts/testbed.sh: Swift (+ s3api, SLO) for the swift/s3 stores' tests and bench/swift.sh
+  python3-swiftclient memcached haproxy          # ... the swift CLI that checks what is stored, tempauth's token cache, the test bed's load balancer
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,6 +5,7 @@
 #include "api/errors.h"
 #include "api/v2/documents.h"
 #include "api/v2/info.h"
+#include "api/v2/metadef_schemas.h"
 #include "api/v2/schemas.h"
 #include "common/log.h"
 #include "common/utf8.h"
@@ -33,11 +34,13 @@ Application::Application(AppDeps deps)
     locations_->Register(router_);
   }
   RegisterInfoRoutes(router_, deps_.images, deps_.options);
+  RegisterMetadefSchemaRoutes(router_);
+  for (const auto& add : deps_.route_sets) add(router_);
 }
 
 // Versions, health and metrics: unauthenticated, and cheap enough to answer under any load.
 void Application::RegisterOperations() {
-  std::string versions = VersionsJson(deps_.options.public_url);
+  std::string versions = VersionsJson(deps_.options.public_url, deps_.options.image_cache);
   router_.Add(
       "GET", "/",
       {.rule = "versions",
@@ -66,6 +69,7 @@ void Application::RegisterOperations() {
                  Response r;
                  r.headers.Set("Content-Type", "text/plain; version=0.0.4");
                  r.body = metrics_.Render();
+                 for (const auto& more : deps_.metrics) r.body += more();
                  r.body +=
                      "# HELP ingot_images Images in the catalog by status.\n"
                      "# TYPE ingot_images gauge\n";
@@ -137,6 +141,13 @@ std::variant<Response, std::shared_ptr<Application::Prepared>> Application::Prep
     Request& req, std::string request_id) {
   auto p = std::make_shared<Prepared>();
   p->context.request_id = std::move(request_id);
+  // The router drops empty segments, so "/v2/images/" would read as the collection and a DELETE
+  // of it would be answered 405; Glance's mapper matches no /v2 route for a path that ends in '/'
+  // or holds an empty segment (an empty image id): 404 (tempest's *_image_null_id tests).
+  if (req.path.starts_with("/v2/") &&
+      (req.path.back() == '/' || req.path.find("//", 4) != std::string::npos)) {
+    return ErrorResponse(404, "The resource could not be found.");
+  }
   ApiRouter::Match m = router_.Find(req.method, req.path);
   if (m.route == nullptr) {
     if (!m.allow.empty()) {
@@ -162,7 +173,7 @@ std::variant<Response, std::shared_ptr<Application::Prepared>> Application::Prep
     auto who = deps_.authenticator.Authenticate(req.headers);
     if (!who.ok()) {
       Response r = Fail(who.status(), p->context);
-      r.headers.Set("WWW-Authenticate", "Keystone uri=\"\"");
+      r.headers.Set("WWW-Authenticate", deps_.authenticator.Challenge());
       return r;
     }
     std::string id = std::move(p->context.request_id);
@@ -209,9 +220,13 @@ Response Application::Fail(const Status& status, const auth::RequestContext& ctx
                           : status.code() == Code::kUnavailable
                               ? "The service is temporarily unable to handle the request"
                               : "The server failed to handle the request";
-  return ErrorResponse(
+  Response r = ErrorResponse(
       HttpStatusOf(status.code()),
       std::string(what) + " (request " + ctx.request_id + "); the cause is in the server log.");
+  // 503 is a promise that retrying may work (the catalog's database restarting, its disk full or
+  // read-only for a while): say when, as the admission limits do.
+  if (status.code() == Code::kUnavailable) r.headers.Set("Retry-After", "1");
+  return r;
 }
 
 void Application::Complete(std::string_view accept, const std::string& request_id,

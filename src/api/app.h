@@ -7,7 +7,9 @@
 // case see the one record read for this request).
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <vector>
 
 #include "api/metrics.h"
 #include "api/options.h"
@@ -32,6 +34,11 @@ struct AppDeps {
   // The locations API (POST/GET /v2/images/{id}/locations); without it those routes are not
   // offered.
   service::LocationService* locations = nullptr;
+  // More resources (the boot service's /boot/v1, ...): each adds its routes to the one router,
+  // so they pass the same authentication, policy rule and error shaping as the image API.
+  std::vector<std::function<void(ApiRouter&)>> route_sets;
+  // More lines for /metrics (Prometheus text, each with its HELP and TYPE), e.g. the image cache's.
+  std::vector<std::function<std::string()>> metrics;
 };
 
 class Application {

@@ -797,5 +797,39 @@ TEST_F(AppAuthTest, LocationPolicy) {
   EXPECT_EQ(As("svc-elsewhere", "GET", "/v2/images/" + pub + "/locations").status, 200);
 }
 
+// Gaps tempest found: the deprecated v2.0 patch dialect, an empty image id, the member schemas.
+TEST_F(AppTest, TempestCoreGaps) {
+  std::string id = Create();
+  const std::string v20 = "application/openstack-images-v2.0-json-patch";
+  auto r = Call("PATCH", "/v2/images/" + id, R"([{"replace":"/name","value":"renamed"}])", v20);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(S(Body(r)["name"]), "renamed");
+  r = Call("PATCH", "/v2/images/" + id, R"([{"add":"/k1","value":"v"}])", v20);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(S(Body(r)["k1"]), "v");
+  r = Call("PATCH", "/v2/images/" + id, R"([{"remove":"/k1"}])", v20);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_FALSE(Body(r).contains("k1"));
+  // Two operation names in one object, or none: Glance's 400s.
+  EXPECT_EQ(Call("PATCH", "/v2/images/" + id, R"([{"add":"/a","replace":"/b","value":1}])", v20)
+                .status,
+            400);
+  EXPECT_EQ(Call("PATCH", "/v2/images/" + id, R"([{"op":"add","path":"/a","value":"x"}])", v20)
+                .status,
+            400);
+  // An empty id is no image, not the collection (Glance: 404 for GET and DELETE).
+  EXPECT_EQ(Call("GET", "/v2/images/").status, 404);
+  EXPECT_EQ(Call("DELETE", "/v2/images/").status, 404);
+  EXPECT_EQ(Call("GET", "/v2/images//file").status, 404);
+  EXPECT_EQ(Call("GET", "/v2/images").status, 200);
+  r = Call("GET", "/v2/schemas/member");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(S(Body(r)["name"]), "member");
+  EXPECT_TRUE(Body(r)["properties"].as_object().contains("member_id"));
+  r = Call("GET", "/v2/schemas/members");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(S(Body(r)["name"]), "members");
+}
+
 }  // namespace
 }  // namespace ingot::api

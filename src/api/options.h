@@ -9,6 +9,10 @@
 
 #include "api/v2/image_attributes.h"
 
+namespace ingot::service {
+class PropertyProtections;
+}
+
 namespace ingot::api {
 
 struct ApiOptions {
@@ -20,6 +24,10 @@ struct ApiOptions {
   // Import methods offered (GET /v2/info/import, OpenStack-image-import-methods on create); empty
   // when the daemon runs no import service.
   std::vector<std::string> import_methods;
+  // [images] property_protection_file, loaded (service/property_protections.h); null: none.
+  const service::PropertyProtections* property_protections = nullptr;
+  // An image cache is configured: the versions document then offers the cache API's v2.14-v2.16.
+  bool image_cache = false;
 };
 
 }  // namespace ingot::api

@@ -27,6 +27,8 @@ class Authenticator {
   virtual ~Authenticator() = default;
   // kUnauthenticated when credentials are missing or unknown. Never fills request_id.
   virtual Result<RequestContext> Authenticate(const http::Headers& headers) = 0;
+  // The WWW-Authenticate value of a 401: where a client gets a token (Keystone's public URI).
+  virtual std::string Challenge() const { return "Keystone uri=\"\""; }
 };
 
 std::unique_ptr<Authenticator> MakeNoAuth(std::string project = "ingot-dev", std::string user = "dev");

@@ -14,10 +14,16 @@ struct RequestContext {
   bool authenticated = false;  // false on routes that do not authenticate
   std::optional<std::string> user;
   std::optional<std::string> project;  // nullopt: anonymous or unscoped
-  std::optional<std::string> domain;
+  std::optional<std::string> domain;  // the domain a domain-scoped token is scoped to
+  std::optional<std::string> user_domain;
+  std::optional<std::string> project_domain;
+  std::optional<std::string> system_scope;  // "all" for a system-scoped token
   // Role names as the identity service gives them, implied roles included (Keystone's defaults:
   // admin implies member, member implies reader).
   std::vector<std::string> roles;
+  // Roles of a valid X-Service-Token (another OpenStack service acting for the user); empty
+  // otherwise.
+  std::vector<std::string> service_roles;
 
   bool HasRole(std::string_view role) const {
     return std::find(roles.begin(), roles.end(), role) != roles.end();

@@ -1,9 +1,11 @@
-// Persistence of the catalog. The API and service layers see only this interface; the embedded
-// SQLite implementation lives in sqlite/, a PostgreSQL one can slot in beside it.
+// Persistence of the catalog. The API and service layers see only this interface; the SQL behind
+// it is written once (sql/) for the embedded SQLite engine (sqlite/) and PostgreSQL (postgres/).
 //
 // Thread safety: every method may be called concurrently from many threads.
-// Failure: kNotFound, kAlreadyExists, kConflict as documented; kIoError/kCorruption when the
-// database fails. Nothing is partially written: each call is one transaction.
+// Failure: kNotFound, kAlreadyExists, kConflict as documented; kUnavailable while the database
+// cannot be reached or written (disk full, read-only, server restarting: the API answers 503 with
+// Retry-After); kIoError/kCorruption when it fails otherwise. Nothing is partially written: each
+// call is one transaction.
 #pragma once
 
 #include <map>

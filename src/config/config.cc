@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <set>
@@ -139,7 +140,13 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
                            std::to_string(e.source().begin.line));
   }
   INGOT_RETURN_IF_ERROR(CheckKeys(doc, "", {"server", "storage", "stores", "auth", "images", "import",
-                                                "import_filtering_opts", "boot", "log"}));
+                                                "import_filtering_opts", "boot", "log",
+                                                "machines", "proxydhcp", "deploy",
+                                                "catalog",
+                                                "keystone_authtoken", "policy", "quotas",
+                                                "metadefs", "cache", "build"}));
+  INGOT_RETURN_IF_ERROR(ReadAuthSections(doc, c.auth_sections));
+  INGOT_RETURN_IF_ERROR(ReadImageExtras(doc, c.image_extras));
   if (auto* arr = doc["stores"].as_array()) {
     c.stores.clear();
     int n = 0;
@@ -196,7 +203,8 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
   if (auto* s = doc["images"].as_table()) {
     INGOT_RETURN_IF_ERROR(CheckKeys(*s, "images",
                                     {"size_cap", "hash_algo", "disk_formats", "container_formats",
-                                     "property_quota", "tag_quota", "member_quota"}));
+                                     "property_quota", "tag_quota", "member_quota",
+                                     kImageExtrasImagesKeys[0], kImageExtrasImagesKeys[1]}));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "size_cap", c.size_cap));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "hash_algo", c.hash_algo));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "disk_formats", c.disk_formats));
@@ -254,8 +262,27 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     INGOT_RETURN_IF_ERROR(Read(*s, sec, "allowed_ports", c.allowed_ports));
     INGOT_RETURN_IF_ERROR(Read(*s, sec, "disallowed_ports", c.disallowed_ports));
   }
+  if (auto* s = doc["build"].as_table()) {
+    INGOT_RETURN_IF_ERROR(
+        CheckKeys(*s, "build", {"enabled", "dir", "mirror", "max_jobs", "job_timeout_s"}));
+    INGOT_RETURN_IF_ERROR(Read(*s, "build", "enabled", c.build_enabled));
+    INGOT_RETURN_IF_ERROR(Read(*s, "build", "dir", c.build_dir));
+    INGOT_RETURN_IF_ERROR(Read(*s, "build", "mirror", c.build_mirror));
+    INGOT_RETURN_IF_ERROR(Read(*s, "build", "max_jobs", c.build_max_jobs));
+    INGOT_RETURN_IF_ERROR(Read(*s, "build", "job_timeout_s", c.build_job_timeout_s));
+  }
   if (auto* s = doc["boot"].as_table()) {
-    INGOT_RETURN_IF_ERROR(CheckKeys(*s, "boot", {"listen", "root", "tftp_listen"}));
+    INGOT_RETURN_IF_ERROR(CheckKeys(*s, "boot",
+                                    {"listen", "root", "tftp_listen", "content_dir",
+                                     "local_dirs", "rackhd_listen"}));
+    INGOT_RETURN_IF_ERROR(Read(*s, "boot", "content_dir", c.boot_content_dir));
+    INGOT_RETURN_IF_ERROR(Read(*s, "boot", "local_dirs", c.boot_local_dirs));
+    INGOT_RETURN_IF_ERROR(Read(*s, "boot", "rackhd_listen", c.boot_rackhd_listen));
+    if (!c.boot_rackhd_listen.empty()) {
+      if (auto l = ParseListen(c.boot_rackhd_listen); !l.ok()) {
+        return InvalidArgument("config boot.rackhd_listen: " + l.status().message());
+      }
+    }
     INGOT_RETURN_IF_ERROR(Read(*s, "boot", "tftp_listen", c.tftp_listen));
     if (!c.tftp_listen.empty()) {
       if (auto l = ParseListen(c.tftp_listen); !l.ok()) {
@@ -267,6 +294,83 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     if (!c.boot_listen.empty()) {
       if (auto l = ParseListen(c.boot_listen); !l.ok()) {
         return InvalidArgument("config boot.listen: " + l.status().message());
+      }
+    }
+  }
+  if (auto* s = doc["machines"].as_table()) {
+    MachinesConfig& m = c.machines;
+    INGOT_RETURN_IF_ERROR(CheckKeys(*s, "machines",
+                                    {"enabled", "holding_retry_seconds", "public_url",
+                                     "signing_cert", "signing_key", "signing_chain"}));
+    INGOT_RETURN_IF_ERROR(Read(*s, "machines", "enabled", m.enabled));
+    INGOT_RETURN_IF_ERROR(Read(*s, "machines", "holding_retry_seconds", m.holding_retry_seconds));
+    INGOT_RETURN_IF_ERROR(Read(*s, "machines", "public_url", m.public_url));
+    INGOT_RETURN_IF_ERROR(Read(*s, "machines", "signing_cert", m.signing_cert));
+    INGOT_RETURN_IF_ERROR(Read(*s, "machines", "signing_key", m.signing_key));
+    INGOT_RETURN_IF_ERROR(Read(*s, "machines", "signing_chain", m.signing_chain));
+    if (m.signing_cert.empty() != m.signing_key.empty()) {
+      return InvalidArgument("config machines: signing_cert and signing_key go together");
+    }
+    if (m.holding_retry_seconds < 1 || m.holding_retry_seconds > 3600) {
+      return InvalidArgument("config machines.holding_retry_seconds: 1 to 3600");
+    }
+  }
+  if (auto* s = doc["proxydhcp"].as_table()) {
+    ProxyDhcpConfig& d = c.proxydhcp;
+    INGOT_RETURN_IF_ERROR(CheckKeys(*s, "proxydhcp",
+                                    {"enabled", "listen", "interface", "port", "pxe_port",
+                                     "server_address", "bios_bootfile", "uefi_bootfile",
+                                     "arm64_bootfile"}));
+    INGOT_RETURN_IF_ERROR(Read(*s, "proxydhcp", "enabled", d.enabled));
+    INGOT_RETURN_IF_ERROR(Read(*s, "proxydhcp", "listen", d.listen));
+    INGOT_RETURN_IF_ERROR(Read(*s, "proxydhcp", "interface", d.interface));
+    INGOT_RETURN_IF_ERROR(Read(*s, "proxydhcp", "port", d.port));
+    INGOT_RETURN_IF_ERROR(Read(*s, "proxydhcp", "pxe_port", d.pxe_port));
+    INGOT_RETURN_IF_ERROR(Read(*s, "proxydhcp", "server_address", d.server_address));
+    INGOT_RETURN_IF_ERROR(Read(*s, "proxydhcp", "bios_bootfile", d.bios_bootfile));
+    INGOT_RETURN_IF_ERROR(Read(*s, "proxydhcp", "uefi_bootfile", d.uefi_bootfile));
+    INGOT_RETURN_IF_ERROR(Read(*s, "proxydhcp", "arm64_bootfile", d.arm64_bootfile));
+    if (d.port < 1 || d.port > 65534 || d.pxe_port > 65535) {
+      return InvalidArgument("config proxydhcp.port / pxe_port: a UDP port");
+    }
+  }
+  if (auto* s = doc["catalog"].as_table()) {
+    CatalogConfig& k = c.catalog;
+    INGOT_RETURN_IF_ERROR(CheckKeys(*s, "catalog",
+                                    {"driver", "dsn", "pool_size", "sslmode", "sslrootcert",
+                                     "sslcert", "sslkey", "password_file", "connect_timeout_s",
+                                     "statement_timeout_ms"}));
+    INGOT_RETURN_IF_ERROR(Read(*s, "catalog", "driver", k.driver));
+    INGOT_RETURN_IF_ERROR(Read(*s, "catalog", "dsn", k.dsn));
+    INGOT_RETURN_IF_ERROR(Read(*s, "catalog", "pool_size", k.pool_size));
+    INGOT_RETURN_IF_ERROR(Read(*s, "catalog", "sslmode", k.sslmode));
+    INGOT_RETURN_IF_ERROR(Read(*s, "catalog", "sslrootcert", k.sslrootcert));
+    INGOT_RETURN_IF_ERROR(Read(*s, "catalog", "sslcert", k.sslcert));
+    INGOT_RETURN_IF_ERROR(Read(*s, "catalog", "sslkey", k.sslkey));
+    INGOT_RETURN_IF_ERROR(Read(*s, "catalog", "password_file", k.password_file));
+    INGOT_RETURN_IF_ERROR(Read(*s, "catalog", "connect_timeout_s", k.connect_timeout_s));
+    INGOT_RETURN_IF_ERROR(Read(*s, "catalog", "statement_timeout_ms", k.statement_timeout_ms));
+    if (k.driver != "sqlite" && k.driver != "postgres") {
+      return InvalidArgument("config catalog.driver: expected \"sqlite\" or \"postgres\", not \"" +
+                             k.driver + "\"");
+    }
+    if (k.driver == "postgres" && k.dsn.empty()) {
+      return InvalidArgument("config catalog.dsn: driver \"postgres\" needs a dsn");
+    }
+    static const char* const kSslModes[] = {"", "disable", "allow", "prefer", "require",
+                                            "verify-ca", "verify-full"};
+    if (std::find(std::begin(kSslModes), std::end(kSslModes), k.sslmode) == std::end(kSslModes)) {
+      return InvalidArgument("config catalog.sslmode: expected disable, allow, prefer, require, "
+                             "verify-ca or verify-full");
+    }
+  }
+  if (auto* s = doc["deploy"].as_table()) {
+    INGOT_RETURN_IF_ERROR(CheckKeys(*s, "deploy", {"nbd_listen", "volumes_dir"}));
+    INGOT_RETURN_IF_ERROR(Read(*s, "deploy", "nbd_listen", c.nbd_listen));
+    INGOT_RETURN_IF_ERROR(Read(*s, "deploy", "volumes_dir", c.volumes_dir));
+    if (!c.nbd_listen.empty()) {
+      if (auto l = ParseListen(c.nbd_listen); !l.ok()) {
+        return InvalidArgument("config deploy.nbd_listen: " + l.status().message());
       }
     }
   }

@@ -9,9 +9,49 @@
 #include <vector>
 
 #include "common/result.h"
+#include "config/auth_sections.h"
+#include "config/image_extras.h"
 #include "store/registry.h"
 
 namespace ingot::config {
+
+// [machines]: per-machine boot on the southbound listener (README "Machines and profiles").
+struct MachinesConfig {
+  bool enabled = true;
+  int64_t holding_retry_seconds = 30;  // a machine without a profile asks again this often
+  std::string public_url;    // the southbound URL as machines reach it (previews, proxyDHCP)
+  std::string signing_cert;  // PEM; with signing_key: scripts and assets get PATH.sig (imgverify)
+  std::string signing_key;   // PEM, unencrypted
+  std::string signing_chain; // PEM certificates included in each signature (optional)
+};
+
+// [proxydhcp]: boot options for PXE clients, beside the site's DHCP server (off by default).
+struct ProxyDhcpConfig {
+  bool enabled = false;
+  std::string listen = "0.0.0.0";  // the address the DHCP sockets bind (port 67, and 4011)
+  std::string interface;           // bind to this interface only (SO_BINDTODEVICE)
+  int64_t port = 67;               // DHCP server port (clients answer to port + 1)
+  int64_t pxe_port = 4011;         // PXE boot server port (0: not served)
+  std::string server_address;      // the IPv4 address machines reach Ingot at (next-server)
+  std::string bios_bootfile = "undionly.kpxe";  // over TFTP, for legacy PXE ROMs
+  std::string uefi_bootfile = "ipxe.efi";       // over TFTP, for UEFI PXE (x86-64)
+  std::string arm64_bootfile = "ipxe-arm64.efi";
+};
+
+// [catalog]: where image and task records live (README "Catalog").
+struct CatalogConfig {
+  std::string driver = "sqlite";  // sqlite (embedded, <data_dir>/catalog.db) | postgres
+  std::string dsn;                // postgres: libpq URI or key=value string
+  int pool_size = 0;              // 0: sqlite max(8, worker_threads), postgres 16
+  // postgres TLS and connection options (libpq's names); "" leaves the DSN's or libpq's default.
+  std::string sslmode;
+  std::string sslrootcert;
+  std::string sslcert;
+  std::string sslkey;
+  std::string password_file;  // libpq passfile (host:port:db:user:password lines)
+  int connect_timeout_s = 5;
+  int statement_timeout_ms = 30000;
+};
 
 struct Config {
   // [server]
@@ -41,9 +81,13 @@ struct Config {
   std::vector<store::StoreConfig> stores;
 
   // [auth]
-  std::string auth = "noauth";  // noauth | tokens
+  std::string auth = "noauth";  // noauth | tokens | keystone
   std::string tokens_file;
   std::string noauth_project = "ingot-dev";
+  // [keystone_authtoken], [policy], [quotas] (auth_sections.h)
+  AuthSections auth_sections;
+  // [metadefs], [cache], and [images] property protections (image_extras.h)
+  ImageExtras image_extras;
 
   // [images]
   uint64_t size_cap = 1ull << 40;
@@ -89,6 +133,29 @@ struct Config {
   // The same tree over TFTP (read-only; RFC 1350 with blksize, tsize, timeout, windowsize). "" (the
   // default) turns it off; operators use ":69" on the provisioning NIC.
   std::string tftp_listen;
+  // [boot] content (boot/content_service.h): ISOs, OS trees, boot files, publications.
+  std::string boot_content_dir;              // default <data_dir>/boot-content (created if missing)
+  std::vector<std::string> boot_local_dirs;  // server directories ISOs may be added from by path
+  std::string boot_rackhd_listen;            // RackHD image-service API (e.g. :7070); "" = off
+
+  // [build]: the image builder (build/builder.h) and its IMS API under /apis/ims.
+  bool build_enabled = true;
+  std::string build_dir;  // default <data_dir>/build (recipes, jobs, artifacts, caches)
+  std::string build_mirror = "http://deb.debian.org/debian";  // default Debian archive of recipes
+  int build_max_jobs = 2;              // builds running at once; more wait in `creating`
+  int build_job_timeout_s = 3600;      // a job running longer is ended (error, "timed out")
+
+  // [deploy]: OS volumes (deploy/volume_store.h) and their NBD exports (nbd/server.h). NBD is off
+  // unless nbd_listen is set (e.g. "0.0.0.0:10809" on the provisioning network).
+  std::string nbd_listen;
+  std::string volumes_dir;  // default <data_dir>/volumes
+
+  // [machines], [proxydhcp]
+  MachinesConfig machines;
+  ProxyDhcpConfig proxydhcp;
+
+  // [catalog]
+  CatalogConfig catalog;
 
   // [log]
   std::string log_level = "info";

@@ -42,6 +42,30 @@ path = "/hdd/images"
   EXPECT_EQ(c.stores[1].description, "spinning disks");
 }
 
+TEST(ConfigTest, CatalogKeys) {
+  Config c;
+  EXPECT_EQ(c.catalog.driver, "sqlite");  // the embedded default
+  ASSERT_TRUE(LoadConfigText("[catalog]\ndriver = \"postgres\"\n"
+                             "dsn = \"postgresql://ingot@db/ingot\"\npool_size = 4\n"
+                             "sslmode = \"verify-full\"\nsslrootcert = \"/etc/ca.pem\"\n",
+                             "t", c)
+                  .ok());
+  EXPECT_EQ(c.catalog.driver, "postgres");
+  EXPECT_EQ(c.catalog.dsn, "postgresql://ingot@db/ingot");
+  EXPECT_EQ(c.catalog.pool_size, 4);
+  EXPECT_EQ(c.catalog.sslmode, "verify-full");
+  EXPECT_EQ(c.catalog.sslrootcert, "/etc/ca.pem");
+  Config d;
+  Status bad = LoadConfigText("[catalog]\ndriver = \"postgres\"\n", "t", d);
+  EXPECT_NE(bad.message().find("catalog.dsn"), std::string::npos) << bad.ToString();
+  bad = LoadConfigText("[catalog]\ndriver = \"mysql\"\n", "t", d);
+  EXPECT_NE(bad.message().find("catalog.driver"), std::string::npos) << bad.ToString();
+  bad = LoadConfigText("[catalog]\ndriver = \"postgres\"\ndsn = \"x\"\nsslmode = \"on\"\n", "t", d);
+  EXPECT_NE(bad.message().find("catalog.sslmode"), std::string::npos) << bad.ToString();
+  bad = LoadConfigText("[catalog]\npassword = \"x\"\n", "t", d);
+  EXPECT_NE(bad.message().find("catalog.password"), std::string::npos) << bad.ToString();
+}
+
 TEST(ConfigTest, BootListenerKeys) {
   Config c;
   EXPECT_EQ(c.boot_listen, "127.0.0.1:9090");
@@ -69,6 +93,32 @@ TEST(ConfigTest, RefusesWhatItDoesNotKnowNamingIt) {
   s = LoadConfigText("[server\n", "d.toml", c);
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
   EXPECT_NE(s.message().find("d.toml"), std::string::npos);
+}
+
+TEST(ConfigTest, MetadefsCacheAndPropertyProtections) {
+  Config c;
+  EXPECT_TRUE(c.image_extras.metadefs.load);
+  EXPECT_TRUE(c.image_extras.cache.enabled);
+  ASSERT_TRUE(LoadConfigText("[metadefs]\nload = false\ndefinitions_dir = \"/etc/defs\"\n"
+                             "[cache]\nmax_size = 1000\ncache_local_stores = true\n"
+                             "prefetch_delay_ms = 0\n"
+                             "[images]\nproperty_protection_file = \"/etc/p.conf\"\n"
+                             "property_protection_rule_format = \"policies\"\ntag_quota = 5\n",
+                             "x.toml", c)
+                  .ok());
+  EXPECT_FALSE(c.image_extras.metadefs.load);
+  EXPECT_EQ(c.image_extras.metadefs.definitions_dir, "/etc/defs");
+  EXPECT_EQ(c.image_extras.cache.max_size, 1000u);
+  EXPECT_TRUE(c.image_extras.cache.cache_local_stores);
+  EXPECT_EQ(c.image_extras.cache.prefetch_delay_ms, 0);
+  EXPECT_EQ(c.image_extras.protections.property_protection_file, "/etc/p.conf");
+  EXPECT_EQ(c.image_extras.protections.property_protection_rule_format, "policies");
+  EXPECT_EQ(c.tag_quota, 5);
+  Config d;
+  EXPECT_FALSE(
+      LoadConfigText("[images]\nproperty_protection_rule_format = \"regex\"\n", "y.toml", d).ok());
+  EXPECT_FALSE(LoadConfigText("[cache]\nsize = 1\n", "z.toml", d).ok());
+  EXPECT_FALSE(LoadConfigText("[cache]\nmax_size = -1\n", "w.toml", d).ok());
 }
 
 }  // namespace

@@ -17,14 +17,24 @@
 #include "auth/authenticator.h"
 #include "auth/policy.h"
 #include "catalog/sqlite/sqlite_repository.h"
+#include "exe/boot_content.h"
+#include "exe/boot_machines.h"
+#include "exe/catalog_open.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "exe/ingotd_auth.h"
+#include "exe/ingotd_deploy.h"
+#include "exe/ingotd_cache.h"
+#include "exe/ingotd_extras.h"
+#include "exe/ingotd_build.h"
 #include "http/server.h"
 #include "io/file.h"
 #include "service/image_service.h"
 #include "service/import/import_service.h"
 #include "service/locations.h"
 #include "store/file/file_store.h"
+#include "store/s3/s3_store.h"
+#include "store/swift/swift_store.h"
 #include "store/registry.h"
 #include "tftp/server.h"
 
@@ -39,7 +49,8 @@ SQLite metadata and a file store under the data directory (more stores: [[stores
 Options:
   --listen HOST:PORT     address to serve on (default 127.0.0.1:9292; port 0 picks a free one)
   --data-dir DIR         where the catalog and image files live (default ./ingot-data)
-  --auth MODE            noauth (every request is admin of one project) or tokens
+  --auth MODE            noauth (every request is admin of one project), tokens, or keystone
+                         ([keystone_authtoken] in --config)
   --tokens-file FILE     TOML file of static tokens for --auth tokens
   --boot-listen HOST:PORT
                          the boot service's southbound file listener (default 127.0.0.1:9090,
@@ -47,8 +58,12 @@ Options:
   --tftp-listen HOST:PORT
                          the same tree over TFTP (off unless given; e.g. 0.0.0.0:69)
   --config FILE          TOML configuration; flags given here override it
+  --policy-file FILE     oslo.policy rules over the defaults (re-read when it changes)
+  --print-default-policy print the default policy as a policy.yaml and exit
   --log-level LEVEL      debug, info, warn or error
   --help                 this text
+
+  ingotd volume --help   the OS volume commands (create, list, attach, detach, delete)
 )";
 
 int Fail(const Status& s) {
@@ -71,9 +86,13 @@ Status ParseFlags(int argc, char** argv, config::Config& config) {
     if (eq != std::string::npos) {
       value = flag.substr(eq + 1);
       flag = flag.substr(0, eq);
-    } else if (flag != "--help" && flag != "-h") {
+    } else if (flag != "--help" && flag != "-h" && flag != "--print-default-policy") {
       if (i + 1 >= argc) return InvalidArgument(flag + " needs a value");
       value = argv[++i];
+    }
+    if (flag == "--print-default-policy") {
+      std::fputs(auth::Policy::DefaultsYaml().c_str(), stdout);
+      std::exit(0);
     }
     if (flag == "--help" || flag == "-h") {
       std::fputs(kUsage, stdout);
@@ -84,6 +103,8 @@ Status ParseFlags(int argc, char** argv, config::Config& config) {
       config.data_dir = value;
     } else if (flag == "--auth") {
       config.auth = value;
+    } else if (flag == "--policy-file") {
+      config.auth_sections.policy.policy_file = value;
     } else if (flag == "--tokens-file") {
       config.tokens_file = value;
     } else if (flag == "--boot-listen") {
@@ -102,6 +123,8 @@ Status ParseFlags(int argc, char** argv, config::Config& config) {
 }
 
 int Run(int argc, char** argv) {
+  // `ingotd volume ...`: the OS volume commands (exe/ingotd_deploy.h), not the daemon.
+  if (argc > 1 && std::strcmp(argv[1], "volume") == 0) return RunVolumeCommand(argc - 1, argv + 1);
   config::Config config;
   if (Status s = ParseFlags(argc, argv, config); !s.ok()) return Fail(s);
   if (config.log_level == "debug")
@@ -120,41 +143,26 @@ int Run(int argc, char** argv) {
     boot_listen = *parsed;
   }
 
-  // The authentication back ends this binary offers, by --auth name.
-  const std::map<std::string, std::function<Result<std::unique_ptr<auth::Authenticator>>()>>
-      authenticators = {
-          {"noauth",
-           [&]() -> Result<std::unique_ptr<auth::Authenticator>> {
-             return auth::MakeNoAuth(config.noauth_project);
-           }},
-          {"tokens",
-           [&]() -> Result<std::unique_ptr<auth::Authenticator>> {
-             if (config.tokens_file.empty()) {
-               return InvalidArgument("--auth tokens needs --tokens-file");
-             }
-             return auth::MakeTokenFileAuth(config.tokens_file);
-           }},
-      };
-  auto make_auth = authenticators.find(config.auth);
-  if (make_auth == authenticators.end()) {
-    return Fail(InvalidArgument("--auth must be noauth or tokens, not '" + config.auth + "'"));
-  }
-  auto authenticator = make_auth->second();
-  if (!authenticator.ok()) return Fail(authenticator.status());
+  // Authentication (--auth), the policy and its file, Keystone's session (exe/ingotd_auth.h).
+  auto auth_wiring = WireAuth(config);
+  if (!auth_wiring.ok()) return Fail(auth_wiring.status());
 
   if (Status s = io::MakeDirs(config.data_dir); !s.ok()) return Fail(s);
-  // One pooled connection per worker thread: a request never pays for opening a connection (schema
-  // load, statement preparation), which under load showed up as allocator churn and a long latency
-  // tail.
-  auto repo = catalog::SqliteImageRepository::Open(
-      config.data_dir + "/catalog.db",
-      catalog::SqliteImageRepository::Options{.pool_size = std::max(8, config.worker_threads)});
+  // [catalog]: SQLite under the data directory (default) or PostgreSQL (exe/catalog_open.h).
+  auto repo = exe::OpenCatalog(config);
   if (!repo.ok()) return Fail(repo.status());
 
   // The store drivers this binary can talk to; [[stores]] picks among them.
   store::DriverRegistry drivers;
   if (Status s = drivers.Register("file", store::MakeFileStore); !s.ok()) return Fail(s);
-  auto stores = store::BuildStoreSet(drivers, config.Stores());
+  if (Status s = drivers.Register("swift", store::MakeSwiftStore); !s.ok()) return Fail(s);
+  if (Status s = drivers.Register("s3", store::MakeS3Store); !s.ok()) return Fail(s);
+  // [cache] (exe/ingotd_cache.h): every store built wrapped in the image cache.
+  auto cache = exe::CacheWiring::Open(config);
+  if (!cache.ok()) return Fail(cache.status());
+  store::DriverRegistry cached_drivers;
+  if (*cache) cached_drivers = (*cache)->Wrap(drivers);
+  auto stores = store::BuildStoreSet(*cache ? cached_drivers : drivers, config.Stores());
   if (!stores.ok()) return Fail(stores.status());
 
   service::ImageService images(**repo, **stores,
@@ -163,6 +171,15 @@ int Run(int argc, char** argv) {
                                 .property_quota = config.property_quota,
                                 .tag_quota = config.tag_quota,
                                 .member_quota = config.member_quota});
+  if (*cache) (*cache)->Start(images);
+  // Per-project quotas ([quotas]: configured or Keystone's unified limits; exe/ingotd_auth.h).
+  auto limits = WireLimits(config, *auth_wiring);
+  if (!limits.ok()) return Fail(limits.status());
+  std::unique_ptr<service::Quotas> quotas;
+  if (*limits) {
+    quotas = std::make_unique<service::Quotas>(**repo, **limits);
+    images.set_quotas(quotas.get());
+  }
   auto report = images.Repair();
   if (!report.ok()) return Fail(report.status());
   log::Info("repair", {{"saving_reset", report->saving_reset},
@@ -187,9 +204,13 @@ int Run(int argc, char** argv) {
       .convert_to = config.convert_to,
       .keep_original = config.keep_original,
       .decompress = config.decompress,
-      .glance_regions = config.glance_regions,
+      .glance_regions = config.glance_regions,  // plus Keystone's catalog, below
       .inject = config.inject,
       .inject_ignore_roles = config.inject_ignore_roles};
+  // glance-download finds other regions' image endpoints in Keystone's catalog, as Glance does.
+  for (auto& [region, url] : KeystoneImageRegions(*auth_wiring)) {
+    import_options.glance_regions.emplace(region, url);
+  }
   import_options.fetch.filter = {.allowed_schemes = config.allowed_schemes,
                                  .disallowed_schemes = config.disallowed_schemes,
                                  .allowed_hosts = config.allowed_hosts,
@@ -255,6 +276,14 @@ int Run(int argc, char** argv) {
     if (!sb.ok()) return Fail(sb.status());
     southbound = std::move(*sb);
   }
+  // Per-machine boot (exe/boot_machines.h): its southbound routes go first (/boot.ipxe, *.sig).
+  auto boot_machines = exe::StartBootMachines(config, southbound.get());
+  if (!boot_machines.ok()) return Fail(boot_machines.status());
+  // The boot content (ISOs, OS trees, files, publications; exe/boot_content.h): repaired, and its
+  // paths and routes added to the southbound listener before it starts.
+  auto boot_content = exe::StartBootContent(config, images, southbound.get(), options);
+  if (!boot_content.ok()) return Fail(boot_content.status());
+  (*boot_machines)->os_trees = exe::OsTreeLookup(**boot_content);
   if (boot_listen) {
     http::ServerOptions boot_options = options;
     boot_options.host = boot_listen->first;
@@ -273,6 +302,10 @@ int Run(int argc, char** argv) {
             : boot_options.host + ":" + std::to_string(boot_server->port());
     // Not named "...listening": scripts take the API's address from the first such line.
     log::Info("boot.serving", {{"address", boot_address}, {"root", boot_root}});
+    // proxyDHCP ([proxydhcp], off by default) hands out this listener's URLs.
+    if (Status s = exe::OnBootListening(**boot_machines, config, boot_server->port()); !s.ok()) {
+      return Fail(s.WithContext("proxydhcp"));
+    }
   }
   // The same tree over TFTP, for firmware that fetches only its first stage that way.
   std::unique_ptr<api::boot::TftpFiles> tftp_files;
@@ -287,17 +320,43 @@ int Run(int argc, char** argv) {
     log::Info("boot.tftp", {{"address", at->first + ":" + std::to_string(tftp_server->port())},
                             {"root", boot_root}});
   }
+  // OS volumes and, with [deploy] nbd_listen, their NBD exports (exe/ingotd_deploy.h).
+  auto deploy = DeployWiring::Start(config);
+  if (!deploy.ok()) return Fail(deploy.status());
 
   // public_url is needed by the API before the port is known only when the port is fixed; with port
   // 0 it is filled after binding.
-  const auth::Policy policy = auth::Policy::Defaults();
+  const auth::Policy& policy = *auth_wiring->policy;
   api::AppDeps deps{.images = images,
-                    .authenticator = **authenticator,
+                    .authenticator = *auth_wiring->authenticator,
                     .policy = policy,
                     .options = {.formats = {config.disk_formats, config.container_formats},
                                 .max_image_size = config.size_cap},
                     .imports = config.import_methods.empty() ? nullptr : &imports,
                     .locations = &locations};
+  deps.route_sets.push_back((*boot_content)->ApiRoutes());
+  deps.route_sets.push_back((*boot_machines)->ApiRoutes());
+  // Metadata definitions (exe/ingotd_extras.h): shipped definitions loaded once, /v2/metadefs.
+  auto metadefs = exe::MetadefsWiring::Start(config);
+  if (!metadefs.ok()) return Fail(metadefs.status());
+  deps.route_sets.push_back((*metadefs)->ApiRoutes(deps.options));
+  if (*cache) {
+    deps.route_sets.push_back((*cache)->ApiRoutes());
+    deps.metrics.push_back((*cache)->Metrics());
+    deps.options.image_cache = true;
+  }
+  // [images] property_protection_file (exe/ingotd_extras.h).
+  auto protections = exe::LoadPropertyProtections(config, policy);
+  if (!protections.ok()) return Fail(protections.status());
+  deps.options.property_protections = protections->get();
+  // The image builder and its IMS API (exe/ingotd_build.h).
+  std::unique_ptr<exe::BuildWiring> build_wiring;
+  if (config.build_enabled) {
+    auto started = exe::BuildWiring::Start(config, boot_root, images);
+    if (!started.ok()) return Fail(started.status().WithContext("[build]"));
+    build_wiring = std::move(*started);
+    deps.route_sets.push_back(build_wiring->ApiRoutes(deps.options));
+  }
   // The application needs the bound port (for Location headers), so it is built after binding; the
   // few requests that could arrive in between are told to retry.
   std::unique_ptr<api::Application> app;
@@ -332,8 +391,13 @@ int Run(int argc, char** argv) {
   log::Info("stopping", {{"signal", sig}});
   (*server)->Stop();
   if (boot_server) boot_server->Stop();
+  (*boot_content)->Stop();
+  (*boot_machines)->Stop();
   if (tftp_server) tftp_server->Stop();
+  deploy->reset();
+  if (build_wiring) build_wiring->Stop();
   imports.Stop();
+  if (*cache) (*cache)->Stop();
   return 0;
 }
 

@@ -90,6 +90,7 @@ Result<Image> ImageService::Mutate(Image image, const ImageChange& change) {
 
 Result<Image> ImageService::Create(Image draft) {
   INGOT_RETURN_IF_ERROR(CheckQuotas(draft));
+  if (quotas_ != nullptr) INGOT_RETURN_IF_ERROR(quotas_->CheckCreate(draft.owner));
   draft.created_at = draft.updated_at = NowMicros();
   Status added = repo_.Add(draft);
   if (added.code() == Code::kAlreadyExists) {
@@ -174,6 +175,12 @@ Result<Image> ImageService::Upload(const Image& image, io::Reader& body,
     return store.status().code() == Code::kNotFound ? InvalidArgument(store.status().message())
                                                     : store.status();
   }
+  // The project's quotas, before any byte is read: a declared length over them is refused here, an
+  // undeclared one is stopped by the ingest pass where it crosses them.
+  std::optional<uint64_t> quota_left;
+  if (quotas_ != nullptr) {
+    INGOT_ASSIGN_OR_RETURN(quota_left, quotas_->Allowance(image.owner, content_length, false));
+  }
   // Claim the image: queued -> saving. A concurrent upload loses here.
   auto claimed = Mutate(image, [&](Image& im) -> Status {
     INGOT_RETURN_IF_ERROR(Transition(im, ImageEvent::kStartUpload));
@@ -190,18 +197,21 @@ Result<Image> ImageService::Upload(const Image& image, io::Reader& body,
   });
   INGOT_RETURN_IF_ERROR(claimed.status());
 
-  auto result = StreamIn(*claimed, **store, body, content_length, stats, std::move(expected_md5));
+  auto result = StreamIn(*claimed, **store, body, content_length, stats, std::move(expected_md5),
+                         quota_left);
   if (!result.ok() && result.status().code() != Code::kNotFound) RevertToQueued(*claimed);
   return result;
 }
 
 Result<Image> ImageService::StreamIn(Image image, store::Store& store, io::Reader& body,
                                      std::optional<uint64_t> content_length, UploadStats* stats,
-                                     std::optional<std::string> expected_md5) {
+                                     std::optional<std::string> expected_md5,
+                                     std::optional<uint64_t> quota_left) {
   auto started = std::chrono::steady_clock::now();
   const std::string id = image.id;
   IngestOptions opts = ingest_options(image);
   opts.expected_md5 = std::move(expected_md5);
+  if (quota_left) opts.size_cap = std::min(opts.size_cap, *quota_left);
   INGOT_ASSIGN_OR_RETURN(IngestResult in, Ingest(body, content_length, {&store}, id, opts));
   const uint64_t total = in.bytes;
   std::optional<uint64_t> virtual_size;

@@ -26,6 +26,7 @@
 #include "io/byte_source.h"
 #include "io/file.h"
 #include "service/ingest.h"
+#include "service/quota.h"
 #include "store/store_set.h"
 
 namespace ingot::service {
@@ -158,6 +159,9 @@ class ImageService {
   const store::StoreSet& stores() const { return stores_; }
   // Where imports stage bytes (service/import): deleting an image removes its staged bytes too.
   void set_staging(store::Store* staging) { staging_ = staging; }
+  // Per-project quotas (service/quota.h), checked on create, upload and stage; none: unlimited.
+  void set_quotas(Quotas* quotas) { quotas_ = quotas; }
+  Quotas* quotas() const { return quotas_; }
 
  private:
   // Imports write image records through the same loop and repository (service/import/).
@@ -173,7 +177,8 @@ class ImageService {
                                           const std::vector<std::string>& prefer) const;
   Result<catalog::Image> StreamIn(catalog::Image image, store::Store& store, io::Reader& body,
                                   std::optional<uint64_t> content_length, UploadStats* stats,
-                                  std::optional<std::string> expected_md5);
+                                  std::optional<std::string> expected_md5,
+                                  std::optional<uint64_t> quota_left = std::nullopt);
   void RevertToQueued(catalog::Image image);
   // Removes committed bytes no image will own; failures are logged and left to Repair().
   void DiscardBytes(store::Store& store, const std::string& key);
@@ -181,6 +186,7 @@ class ImageService {
   catalog::ImageRepository& repo_;
   store::StoreSet& stores_;
   store::Store* staging_ = nullptr;
+  Quotas* quotas_ = nullptr;
   ImageServiceOptions options_;
   std::atomic<int64_t> missing_data_{0};
 };

@@ -530,26 +530,17 @@ EOF
   req_json POST /v2/images '{"name":"pub","visibility":"public"}'
   expect_error "member creates a public image -> 403" 403
   req POST "/v2/images/$P/actions/deactivate"
-  if is_peer; then
-    # Glance 25 with secure RBAC lets a project member deactivate its own images (ADMIN_OR_PROJECT_MEMBER);
-    # Ingot's policy table keeps deactivate/reactivate admin-only (README) -- see notes/api-mismatches.md.
-    expect_code "member deactivates own image (Glance secure RBAC)" 204
-    req POST "/v2/images/$P/actions/reactivate"
-  else
-    expect_code "member deactivates -> 403 (admin only, README policy)" 403
-  fi
+  # Glance's secure RBAC (ADMIN_OR_PROJECT_MEMBER), Ingot's default policy too.
+  expect_code "member deactivates its project's image" 204
+  req POST "/v2/images/$P/actions/reactivate"
+  expect_code "member reactivates its project's image" 204
 
   AUTH_TOKEN=t-reader-a
   req GET "/v2/images/$P"
   expect_code "reader reads its project's image" 200
   OUT="$W/auth-dl.bin" req GET "/v2/images/$P/file"
-  if is_peer; then
-    # Glance's secure-RBAC download_image needs member; Ingot lets readers download what they can see.
-    expect_code "reader download (Glance secure RBAC: member needed)" 403
-  else
-    expect_code "reader downloads its project's image (README policy)" 200
-    expect_true "reader's download is byte-identical" cmp "$W/auth.bin" "$W/auth-dl.bin"
-  fi
+  # Glance's secure-RBAC download_image needs the member role; so does Ingot's default policy.
+  expect_code "reader download -> 403 (member needed)" 403
   req GET /v2/images
   expect_eq "reader lists its project's image" "$(jb "[.images[].id]|index(\"$P\") != null")" true
   req_json POST /v2/images '{"name":"by-reader"}'

@@ -26,7 +26,8 @@ random_file "$ROOT/sub/b.bin" 1048577
 random_file "$ROOT/sub/deeper/BOOTX64.EFI" 70001
 random_file "$ROOT/with space/ké <x>&.img" 12345
 printf 'hello boot\n' > "$ROOT/a.txt"
-printf '#!ipxe\nchain http://example/boot.ipxe\n' > "$ROOT/boot.ipxe"
+# (not /boot.ipxe: that path is the per-machine script of api/boot/machines)
+printf '#!ipxe\nchain http://example/boot.ipxe\n' > "$ROOT/menu.ipxe"
 : > "$ROOT/empty.cfg"
 printf 'secret outside the root\n' > "$OUTSIDE/secret.txt"
 ln -s sub/b.bin "$ROOT/inside-link"
@@ -103,7 +104,7 @@ bget /sub/deeper/BOOTX64.EFI -I
 expect_eq "Content-Type of an EFI binary" "$(header Content-Type)" "application/efi"
 bget /iso/debian.iso/install.amd/vmlinuz -I
 expect_eq "Content-Type of a kernel" "$(header Content-Type)" "application/octet-stream"
-bget /boot.ipxe -I
+bget /menu.ipxe -I
 expect_eq "Content-Type of an iPXE script" "$(header Content-Type)" "text/plain; charset=utf-8"
 
 # ------------------------------------------------------------------------------------------ ranges

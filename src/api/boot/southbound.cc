@@ -389,6 +389,23 @@ std::vector<http::FileSegment> SegmentsOf(const std::vector<iso::Extent>& extent
   return out;
 }
 
+http::Response Southbound::SendFile(const http::Request& req, io::UniqueFd fd, uint64_t size,
+                                   std::string etag, int64_t mtime,
+                                   std::string_view content_type) {
+  std::vector<iso::Extent> whole;
+  if (size > 0) whole.push_back({0, size});
+  return Send(req, Representation{std::move(fd), size, std::move(whole),
+                                  Validators{std::move(etag), mtime}, content_type});
+}
+
+Status Southbound::SetContent(const std::string& content_root, ContentMap map) {
+  io::UniqueFd fd(::open(content_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return FromErrno(errno, "boot content directory " + content_root);
+  content_root_ = std::move(fd);
+  content_map_ = std::move(map);
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Southbound>> Southbound::Open(SouthboundOptions options) {
   if (options.root.empty()) return InvalidArgument("boot: the served root is not set");
   io::UniqueFd root(::open(options.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -398,6 +415,9 @@ Result<std::unique_ptr<Southbound>> Southbound::Open(SouthboundOptions options) 
 
 http::HeadResult Southbound::Handle(http::Request& req) {
   http::Response r = [&] {
+    for (const SouthboundRoute& route : routes_) {
+      if (std::optional<http::Response> answer = route(req)) return std::move(*answer);
+    }
     if (req.method != "GET" && req.method != "HEAD") {
       http::Response m = Plain(405, "");
       m.headers.Set("Allow", "GET, HEAD");
@@ -405,24 +425,33 @@ http::HeadResult Southbound::Handle(http::Request& req) {
     }
     return Serve(req);
   }();
-  r.route = "boot";
+  if (r.route.empty()) r.route = "boot";  // a route may name itself for the metrics
   return r;
 }
 
 http::Response Southbound::Serve(const http::Request& req) {
   auto path = ParseBootPath(req.target, req.path);
   if (!path.ok()) return Plain(400, path.status().message());
-  const std::vector<std::string>& c = path->components;
-  const int root = root_.get();
+  // `shown` is the path as asked (redirects, listings); `c` what is looked up beneath `root`: the
+  // boot content's paths (OS trees, stored ISOs, files) map beneath its own directory.
+  const std::vector<std::string>& shown = path->components;
+  std::vector<std::string> c = shown;
+  int root = root_.get();
+  if (content_map_ && content_root_) {
+    if (auto mapped = content_map_(c)) {
+      c = std::move(*mapped);
+      root = content_root_.get();
+    }
+  }
 
-  auto in_iso = FindInIso(c, path->trailing_slash);
+  auto in_iso = FindInIso(root, c, path->trailing_slash);
   if (!in_iso.ok()) return Failure(in_iso.status(), req);
   if (*in_iso) {
     InIso& in = **in_iso;
     const iso::Entry& e = *in.entry;
     const int64_t iso_mtime = static_cast<int64_t>(in.st.st_mtim.tv_sec);
     if (e.type == iso::EntryType::kDirectory) {
-      if (!path->trailing_slash) return Redirect(c, req);
+      if (!path->trailing_slash) return Redirect(shown, req);
       auto kids = in.tree->ListDir(Join(in.resolved, 0, in.resolved.size()));
       if (!kids.ok()) return Failure(kids.status(), req);
       std::vector<ListingEntry> entries;
@@ -436,7 +465,7 @@ http::Response Southbound::Serve(const http::Request& req) {
         entries.push_back({k->name, k->type == iso::EntryType::kDirectory,
                            k->type == iso::EntryType::kFile ? k->size : 0, k->mtime});
       }
-      return Listing(c, std::move(entries), truncated);
+      return Listing(shown, std::move(entries), truncated);
     }
     if (e.type != iso::EntryType::kFile || path->trailing_slash) return Plain(404, "");
     // The ISO's identity in the ETag: an entry of a rewritten ISO never matches an old tag.
@@ -452,8 +481,8 @@ http::Response Southbound::Serve(const http::Request& req) {
   auto found = Locate(root, rel);
   if (!found.ok()) return Failure(found.status(), req);
   if (S_ISDIR(found->st.st_mode)) {
-    if (!c.empty() && !path->trailing_slash) return Redirect(c, req);
-    auto listing = ListDirectory(root, rel, *found, c, options_.max_listing_entries);
+    if (!c.empty() && !path->trailing_slash) return Redirect(shown, req);
+    auto listing = ListDirectory(root, rel, *found, shown, options_.max_listing_entries);
     if (!listing.ok()) return Failure(listing.status(), req);
     return std::move(*listing);
   }
@@ -471,9 +500,9 @@ http::Response Southbound::Serve(const http::Request& req) {
                        ContentTypeFor(c.back())});
 }
 
-Result<std::optional<Southbound::InIso>> Southbound::FindInIso(const std::vector<std::string>& c,
+Result<std::optional<Southbound::InIso>> Southbound::FindInIso(int root,
+                                                               const std::vector<std::string>& c,
                                                                bool trailing_slash) {
-  const int root = root_.get();
   for (size_t i = 0; i < c.size(); ++i) {
     if (!IsIsoName(c[i]) || (i + 1 == c.size() && !trailing_slash)) continue;
     std::string rel = Join(c, 0, i + 1);
@@ -481,7 +510,7 @@ Result<std::optional<Southbound::InIso>> Southbound::FindInIso(const std::vector
     if (S_ISDIR(found.st.st_mode)) continue;  // a directory that happens to be named *.iso
     if (!S_ISREG(found.st.st_mode)) return NotFound("");
     INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenRegular(root, rel, found.st));
-    auto tree = isos_.Get(rel, fd.get(), found.st);
+    auto tree = isos_.Get(root == root_.get() ? rel : "content:" + rel, fd.get(), found.st);
     if (!tree.ok()) {
       // Not an ISO that can be read: there is nothing inside it to serve.
       return IsServerFault(tree.status().code()) ? tree.status() : NotFound("");
@@ -500,7 +529,20 @@ Result<std::optional<Southbound::InIso>> Southbound::FindInIso(const std::vector
 
 Result<std::unique_ptr<io::ByteSource>> Southbound::OpenFile(const std::vector<std::string>& c) {
   if (c.empty()) return NotFound("a directory");
-  INGOT_ASSIGN_OR_RETURN(std::optional<InIso> in, FindInIso(c, /*trailing_slash=*/false));
+  int root = root_.get();
+  if (content_map_ && content_root_) {
+    if (auto mapped = content_map_(c)) {
+      root = content_root_.get();
+      return OpenFileBeneath(root, *mapped);
+    }
+  }
+  return OpenFileBeneath(root, c);
+}
+
+Result<std::unique_ptr<io::ByteSource>> Southbound::OpenFileBeneath(
+    int root, const std::vector<std::string>& c) {
+  if (c.empty()) return NotFound("a directory");
+  INGOT_ASSIGN_OR_RETURN(std::optional<InIso> in, FindInIso(root, c, /*trailing_slash=*/false));
   if (in) {
     if (in->entry->type != iso::EntryType::kFile) return NotFound("not a file inside the ISO");
     const uint64_t iso_size = static_cast<uint64_t>(in->st.st_size);
@@ -509,9 +551,9 @@ Result<std::unique_ptr<io::ByteSource>> Southbound::OpenFile(const std::vector<s
         *in->entry));
   }
   const std::string rel = Join(c, 0, c.size());
-  INGOT_ASSIGN_OR_RETURN(Found found, Locate(root_.get(), rel));
+  INGOT_ASSIGN_OR_RETURN(Found found, Locate(root, rel));
   if (!S_ISREG(found.st.st_mode)) return NotFound(rel + " is not a regular file");
-  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenRegular(root_.get(), rel, found.st));
+  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenRegular(root, rel, found.st));
   return std::unique_ptr<io::ByteSource>(std::make_unique<io::FileSource>(
       std::move(fd), static_cast<uint64_t>(found.st.st_size), rel));
 }

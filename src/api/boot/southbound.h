@@ -25,6 +25,7 @@
 
 #include <sys/stat.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,10 +51,20 @@ struct SouthboundOptions {
 std::vector<http::FileSegment> SegmentsOf(const std::vector<formats::iso9660::Extent>& extents,
                                           uint64_t first, uint64_t length);
 
+// A route of the southbound listener consulted before the file tree (per-machine scripts,
+// cloud-init seeds, the boot content's OS trees): the answer to a request it owns, or nullopt to
+// let the next route, and finally the file tree, answer. Called on any worker at once; it sees
+// every method (it answers 405 itself for the ones it does not take).
+using SouthboundRoute = std::function<std::optional<http::Response>(const http::Request&)>;
+
 class Southbound {
  public:
   // Opens the root. kNotFound / kIoError when it is not a directory that can be opened.
   static Result<std::unique_ptr<Southbound>> Open(SouthboundOptions options);
+
+  // Adds a route consulted before the file tree, after those added before it. Call before the
+  // listener starts (not synchronised with Handle).
+  void AddRoute(SouthboundRoute route) { routes_.push_back(std::move(route)); }
 
   // The http::Handler: answers every request at once (no request body is ever read).
   http::HeadResult Handle(http::Request& req);
@@ -66,6 +77,18 @@ class Southbound {
   Result<std::unique_ptr<io::ByteSource>> OpenFile(const std::vector<std::string>& components);
 
   const IsoIndexCache& isos() const { return isos_; }
+
+  // The boot content (boot/content_service.h): request paths `map` claims are looked up beneath
+  // `content_root` instead of the root, by the same rules (ISOs' insides, ranges, listings,
+  // confinement), for HTTP and TFTP alike. Call before the listener starts.
+  using ContentMap =
+      std::function<std::optional<std::vector<std::string>>(const std::vector<std::string>&)>;
+  Status SetContent(const std::string& content_root, ContentMap map);
+
+  // A regular file open as `fd` answered as the file tree's are (GET/HEAD, one Range, validators
+  // and conditionals, sendfile), for routes that serve files of their own (published images).
+  static http::Response SendFile(const http::Request& req, io::UniqueFd fd, uint64_t size,
+                                 std::string etag, int64_t mtime, std::string_view content_type);
 
  private:
   Southbound(SouthboundOptions options, io::UniqueFd root)
@@ -82,11 +105,17 @@ class Southbound {
   };
   // nullopt when no component is such an ISO; kNotFound when the ISO cannot be read or holds no
   // such entry; the file system's error otherwise.
-  Result<std::optional<InIso>> FindInIso(const std::vector<std::string>& c, bool trailing_slash);
+  Result<std::optional<InIso>> FindInIso(int root, const std::vector<std::string>& c,
+                                         bool trailing_slash);
+  Result<std::unique_ptr<io::ByteSource>> OpenFileBeneath(int root,
+                                                          const std::vector<std::string>& c);
 
   const SouthboundOptions options_;
   io::UniqueFd root_;  // O_PATH | O_DIRECTORY
   IsoIndexCache isos_;
+  std::vector<SouthboundRoute> routes_;
+  io::UniqueFd content_root_;  // O_PATH | O_DIRECTORY; see SetContent
+  ContentMap content_map_;
 };
 
 // The boot tree for the TFTP listener: a TFTP path (already normalised by tftp/path.h) opened

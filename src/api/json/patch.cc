@@ -21,7 +21,7 @@ std::string UnescapePointer(std::string_view s) {
 
 }  // namespace
 
-Result<std::vector<PatchOp>> ParsePatch(std::string_view body) {
+Result<std::vector<PatchOp>> ParsePatch(std::string_view body, PatchDialect dialect) {
   boost::system::error_code ec;
   json::value doc = json::parse(body, ec);
   if (ec) return InvalidArgument("Malformed JSON in request body.");
@@ -34,6 +34,28 @@ Result<std::vector<PatchOp>> ParsePatch(std::string_view body) {
     const json::object& op = opv.as_object();
     const json::value* opname = op.if_contains("op");
     const json::value* path = op.if_contains("path");
+    json::value v20_name;
+    if (dialect == PatchDialect::kV20) {
+      // Exactly one of the operation names is a key; its value is the path.
+      path = nullptr;
+      for (std::string_view name : {"add", "remove", "replace"}) {
+        if (const json::value* p = op.if_contains(name)) {
+          if (path != nullptr) {
+            return InvalidArgument(
+                "Operation objects must contain only one member named \"add\", \"remove\", or "
+                "\"replace\".");
+          }
+          path = p;
+          v20_name = json::string(name);
+        }
+      }
+      if (path == nullptr) {
+        return InvalidArgument(
+            "Operation objects must contain exactly one member named \"add\", \"remove\", or "
+            "\"replace\".");
+      }
+      opname = &v20_name;
+    }
     if (opname == nullptr || !opname->is_string()) {
       return InvalidArgument("Unable to find 'op' in JSON Schema change");
     }

@@ -20,8 +20,15 @@ struct PatchOp {
   boost::json::value value;  // null for remove
 };
 
+// The two media types Glance takes: v2.1 is RFC 6902's shape ({"op": "replace", "path": "/name",
+// "value": ...}); the deprecated v2.0 (application/openstack-images-v2.0-json-patch, JSON-schema
+// draft 4 in Glance's words, and what tempest's images client still sends) names the operation as
+// the key holding the path ({"replace": "/name", "value": ...}).
+enum class PatchDialect { kV21, kV20 };
+
 // Parses the request body. kInvalidArgument with Glance's message for malformed JSON, a document
 // that is not a list of objects, a missing op/path/value, a nested pointer or an unknown op.
-Result<std::vector<PatchOp>> ParsePatch(std::string_view body);
+Result<std::vector<PatchOp>> ParsePatch(std::string_view body,
+                                        PatchDialect dialect = PatchDialect::kV21);
 
 }  // namespace ingot::api

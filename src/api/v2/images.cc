@@ -12,6 +12,7 @@
 #include "http/url.h"
 #include "io/adapters.h"
 #include "io/hash.h"
+#include "service/property_protections.h"
 
 namespace ingot::api {
 
@@ -117,8 +118,11 @@ Result<Response> ImagesResource::Create(Call& call) {
   for (const auto& [k, v] : values) {
     INGOT_RETURN_IF_ERROR(SetAttribute(draft, k, v, options_.formats, /*creating=*/true));
   }
+  if (const auto* protections = options_.property_protections) {
+    INGOT_RETURN_IF_ERROR(protections->CheckChange(nullptr, draft, call.context));
+  }
   INGOT_ASSIGN_OR_RETURN(Image created, images_.Create(std::move(draft)));
-  Response r = ImageResponse(201, created, multiple_stores_);
+  Response r = ImageResponse(201, Readable(created, call), multiple_stores_);
   r.headers.Set("Location", options_.public_url + "/v2/images/" + created.id);
   if (!options_.import_methods.empty()) {
     std::string methods;
@@ -151,6 +155,9 @@ Result<Response> ImagesResource::List(Call& call) {
   body += "{\"images\": [";
   for (size_t i = 0; i < page.images.size(); ++i) {
     if (i > 0) body += ", ";
+    if (options_.property_protections != nullptr) {
+      options_.property_protections->FilterReadable(page.images[i], call.context);
+    }
     AppendImage(body, page.images[i], multiple_stores_);
   }
   body += "], \"first\": ";
@@ -167,7 +174,18 @@ Result<Response> ImagesResource::List(Call& call) {
 }
 
 Result<Response> ImagesResource::Show(Call& call) {
+  if (options_.property_protections != nullptr) {
+    return ImageResponse(200, Readable(*call.image, call), multiple_stores_);
+  }
   return ImageResponse(200, *call.image, multiple_stores_);
+}
+
+// The image as the caller may see it: without the properties it may not read.
+Image ImagesResource::Readable(Image image, const Call& call) const {
+  if (options_.property_protections != nullptr) {
+    options_.property_protections->FilterReadable(image, call.context);
+  }
+  return image;
 }
 
 Result<Response> ImagesResource::Update(Call& call) {
@@ -181,16 +199,24 @@ Result<Response> ImagesResource::Update(Call& call) {
     }
     return body.status();
   }
-  INGOT_ASSIGN_OR_RETURN(std::vector<PatchOp> ops, ParsePatch(*body));
+  INGOT_ASSIGN_OR_RETURN(
+      std::vector<PatchOp> ops,
+      ParsePatch(*body, media == kPatchMediaTypeOld ? PatchDialect::kV20 : PatchDialect::kV21));
   std::vector<std::pair<std::string, json::value>> values;
   for (const PatchOp& op : ops) {
     if (op.kind != PatchOp::Kind::kRemove) values.emplace_back(op.key, op.value);
   }
   INGOT_RETURN_IF_ERROR(AuthorizeValues(values, call));
-  INGOT_ASSIGN_OR_RETURN(Image updated, images_.Update(*call.image, [&](Image& im) {
-    return ApplyPatch(im, ops, options_.formats);
+  INGOT_ASSIGN_OR_RETURN(Image updated, images_.Update(*call.image, [&](Image& im) -> Status {
+    const auto* protections = options_.property_protections;
+    if (protections == nullptr) return ApplyPatch(im, ops, options_.formats);
+    // The patch applies to the stored record (so properties the caller cannot read are kept);
+    // what it changed is then checked against the protections.
+    Image before = im;
+    INGOT_RETURN_IF_ERROR(ApplyPatch(im, ops, options_.formats));
+    return protections->CheckChange(&before, im, call.context);
   }));
-  return ImageResponse(200, updated, multiple_stores_);
+  return ImageResponse(200, Readable(std::move(updated), call), multiple_stores_);
 }
 
 Result<Response> ImagesResource::Delete(Call& call) {

@@ -37,6 +37,8 @@ class ImagesResource {
   Result<http::Response> Reactivate(Call& call);
   Result<http::Response> RemoveFromStore(Call& call);
 
+  // The image as the caller may see it (property protections' read rule).
+  catalog::Image Readable(catalog::Image image, const Call& call) const;
   // The rules a set of attribute values needs beyond the route's (publicize, give away).
   Status AuthorizeValues(const std::vector<std::pair<std::string, boost::json::value>>& values,
                          const Call& call) const;

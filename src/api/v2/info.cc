@@ -48,7 +48,20 @@ void RegisterInfoRoutes(ApiRouter& r, const service::ImageService& images,
         {.rule = "get_stores", .handler = fixed(StoresJson(stores, false))});
   r.Add("GET", "/v2/info/stores/detail",
         {.rule = "stores_info_detail", .handler = fixed(StoresJson(stores, true))});
-  r.Add("GET", "/v2/info/usage", {.rule = "get_usage", .handler = fixed(R"({"usage": {}})")});
+  // The caller's project against its quotas (Glance's unified limits); {} when none are in force,
+  // as Glance answers without use_keystone_limits.
+  service::Quotas* quotas = images.quotas();
+  r.Add("GET", "/v2/info/usage",
+        {.rule = "get_usage", .handler = [quotas](Call& call) -> Result<Response> {
+           json::object usage;
+           if (quotas != nullptr && call.context.project) {
+             INGOT_ASSIGN_OR_RETURN(auto limits, quotas->Usage(*call.context.project));
+             for (const auto& [name, u] : limits) {
+               usage[name] = json::object{{"limit", u.limit}, {"usage", u.usage}};
+             }
+           }
+           return JsonResponse(200, json::serialize(json::object{{"usage", std::move(usage)}}));
+         }});
 
   r.Add("GET", "/v2/schemas/image",
         {.rule = "get_schemas", .handler = fixed(ImageSchemaJson(options.formats))});

@@ -1,6 +1,7 @@
 #include "api/v2/members.h"
 
 #include "api/v2/documents.h"
+#include "api/v2/schemas.h"
 
 namespace ingot::api {
 
@@ -9,6 +10,17 @@ using http::Response;
 
 void MembersResource::Register(ApiRouter& r) {
   auto bind = [this](auto fn) { return [this, fn](Call& call) { return (this->*fn)(call); }; };
+  // The member schemas are fixed documents, rendered once.
+  r.Add("GET", "/v2/schemas/member",
+        {.rule = "get_schemas",
+         .handler = [doc = MemberSchemaJson()](Call&) -> Result<Response> {
+           return JsonResponse(200, doc);
+         }});
+  r.Add("GET", "/v2/schemas/members",
+        {.rule = "get_schemas",
+         .handler = [doc = MembersSchemaJson()](Call&) -> Result<Response> {
+           return JsonResponse(200, doc);
+         }});
   r.Add("GET", "/v2/images/{id}/members",
         {.rule = "get_members", .handler = bind(&MembersResource::List), .image_param = 0});
   r.Add("POST", "/v2/images/{id}/members",

@@ -4,6 +4,7 @@
 #include "api/v2/schemas.h"
 
 #include <boost/json.hpp>
+#include <span>
 
 namespace ingot::api {
 
@@ -223,14 +224,49 @@ std::string TasksSchemaJson() {
                             json::object{{"rel", "describedby"}, {"href", "{schema}"}}}}});
 }
 
-std::string VersionsJson(const std::string& base_url) {
+namespace {
+
+// An image membership (GET /v2/images/{id}/members/{member}), as Glance publishes it.
+json::object MemberSchema() {
+  json::object props{
+      {"member_id", Attr("string", "An identifier for the image member (tenantId)")},
+      {"image_id", Attr("string", "An identifier for the image")},
+      {"created_at", Attr("string", "Date and time of image member creation")},
+      {"updated_at", Attr("string", "Date and time of last modification of image member")},
+      {"status", Attr("string", "The status of this image member")},
+      {"schema", json::object{{"readOnly", true}, {"type", "string"}}}};
+  props["image_id"].as_object()["pattern"] = kUuidPattern;
+  props["status"].as_object()["enum"] = json::array{"pending", "accepted", "rejected"};
+  return json::object{{"name", "member"}, {"properties", std::move(props)}};
+}
+
+}  // namespace
+
+std::string MemberSchemaJson() { return json::serialize(MemberSchema()); }
+
+std::string MembersSchemaJson() {
+  return json::serialize(json::object{
+      {"name", "members"},
+      {"properties",
+       json::object{{"members", json::object{{"type", "array"}, {"items", MemberSchema()}}},
+                    {"schema", json::object{{"type", "string"}}}}},
+      {"links", json::array{json::object{{"rel", "describedby"}, {"href", "{schema}"}}}}});
+}
+
+std::string VersionsJson(const std::string& base_url, bool image_cache) {
   // The Image API versions this server speaks; the newest is CURRENT, as Glance reports them.
   static constexpr std::string_view kVersions[] = {"v2.15", "v2.13", "v2.12", "v2.11", "v2.10",
                                                    "v2.9",  "v2.8",  "v2.7",  "v2.6",  "v2.5",
                                                    "v2.4",  "v2.3",  "v2.2",  "v2.1",  "v2.0"};
+  static constexpr std::string_view kCacheVersions[] = {
+      "v2.16", "v2.15", "v2.14", "v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8",
+      "v2.7",  "v2.6",  "v2.5",  "v2.4",  "v2.3",  "v2.2",  "v2.1",  "v2.0"};
   json::array versions;
   bool first = true;
-  for (auto v : kVersions) {
+  std::span<const std::string_view> list =
+      image_cache ? std::span<const std::string_view>(kCacheVersions)
+                  : std::span<const std::string_view>(kVersions);
+  for (auto v : list) {
     json::object o{
         {"id", v},
         {"status", first ? "CURRENT" : "SUPPORTED"},

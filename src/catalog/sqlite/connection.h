@@ -85,9 +85,16 @@ class Connection {
   int64_t Changes() const { return sqlite3_changes64(db_); }
   sqlite3* db() const { return db_; }
 
+  // kUnavailable when the WAL index (<db>-shm) is immutable, so that touching the database would
+  // fault (SIGBUS) instead of failing. Transaction::Begin checks it.
+  Status CheckIndexWritable() const;
+
  private:
-  explicit Connection(sqlite3* db) : db_(db) {}
+  Connection(sqlite3* db, std::string shm_path, std::string probe_path)
+      : db_(db), shm_path_(std::move(shm_path)), probe_path_(std::move(probe_path)) {}
   sqlite3* db_;
+  std::string shm_path_;
+  std::string probe_path_;  // <db>-probe: opened for writing while the storage is suspect
   // Statements keyed by SQL text. Bounded: list queries with unusual shapes could otherwise grow
   // it.
   std::unordered_map<std::string, sqlite3_stmt*> cache_;

@@ -21,6 +21,9 @@
 #include <variant>
 #include <vector>
 
+#include "exe/ingot_cli/boot_commands.h"
+#include "exe/ingot_cli/build_commands.h"
+#include "exe/ingot_cli/machine_commands.h"
 #include "exe/ingot_cli/images_client.h"
 #include "exe/ingot_cli/terminal.h"
 #include "http/url.h"
@@ -873,6 +876,9 @@ void PrintUsage(FILE* out, const std::vector<Command>& commands, const Command* 
 }
 
 int Main(int argc, char** argv) {
+  if (auto rc = RunBuildCommand(argc, argv)) return *rc;  // recipe, build (exe/ingot_cli/build_commands.h)
+  if (auto rc = RunBootCommand(argc, argv)) return *rc;  // iso, os, files, microkernel, publish
+  if (auto rc = RunMachineCommand(argc, argv)) return *rc;  // profile, machine
   const std::vector<Command> commands = Commands();
   CommandLine cl;
   auto parsed = Parse(argc - 1, argv + 1, commands, cl);

@@ -229,6 +229,12 @@ Result<Image> ImportService::Stage(const Image& image, io::Reader& body,
                     std::to_string(*content_length) + " bytes, the limit is " +
                     std::to_string(options_.staging_cap) + " bytes.");
   }
+  // The project's image_stage_total and image_count_uploading (service/quota.h).
+  std::optional<uint64_t> quota_left;
+  if (images_.quotas() != nullptr) {
+    INGOT_ASSIGN_OR_RETURN(quota_left,
+                           images_.quotas()->Allowance(image.owner, content_length, true));
+  }
   INGOT_ASSIGN_OR_RETURN(Image staged, images_.Mutate(image, [](Image& im) {
     return Transition(im, ImageEvent::kStage);
   }));
@@ -236,6 +242,7 @@ Result<Image> ImportService::Stage(const Image& image, io::Reader& body,
   (void)staging_.Delete(staged.id);
   IngestOptions opts = images_.ingest_options();
   opts.size_cap = std::min(opts.size_cap, options_.staging_cap);
+  if (quota_left) opts.size_cap = std::min(opts.size_cap, *quota_left);
   opts.expected_md5 = std::move(expected_md5);
   opts.digests = false;
   auto in = Ingest(body, content_length, {&staging_}, staged.id, opts);
