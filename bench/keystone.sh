@@ -19,7 +19,7 @@ it_init "${1:-}"
 W="$IT_TMP"
 GLANCE_STATE="$W/glance"
 stop_glance() { GLANCE_STATE="$GLANCE_STATE" bash /work/shared/peers/glance/stop.sh > /dev/null 2>&1; }
-trap 'stop_glance; keystone_down; it_cleanup' EXIT
+trap 'rc=$?; stop_glance; keystone_down; (exit $rc); it_cleanup' EXIT
 D="${BENCH_WRK_D:-10s}"; C="${BENCH_WRK_C:-16}"; REPEAT="${BENCH_REPEAT:-3}"
 
 keystone_up "$W/keystone" || exit $?

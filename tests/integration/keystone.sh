@@ -12,7 +12,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 command -v openstack > /dev/null || { echo "SKIP  openstack CLI not installed"; exit 77; }
 it_init "${1:-}"
 W="$IT_TMP"
-trap 'keystone_down; it_cleanup' EXIT
+trap 'rc=$?; keystone_down; (exit $rc); it_cleanup' EXIT
 
 # Short-lived tokens, so expiry is seen within the test; revocations are polled every second.
 export KS_TOKEN_EXPIRATION=30

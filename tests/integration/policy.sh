@@ -10,7 +10,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/keystone_lib.sh"
 it_init "${1:-}"
 W="$IT_TMP"
-trap 'keystone_down; it_cleanup' EXIT
+trap 'rc=$?; keystone_down; (exit $rc); it_cleanup' EXIT
 
 keystone_up "$W/keystone" || exit $?
 ks_admin_token || { fail "admin token"; exit 1; }

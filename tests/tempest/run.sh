@@ -13,7 +13,8 @@
 #
 # Usage: tests/tempest/run.sh [PATH-TO-INGOTD] [REGEX]
 #   REGEX default '^tempest\.api\.image\.v2\.'; CONCURRENCY (default 2); KEEP=1 keeps the scratch dir.
-# Prints tempest's totals and every test that did not pass; exit 0 only if none failed.
+# Prints tempest's totals and every test that did not pass; exit 0 only if every failure is listed,
+# with its reason, in known_failures.txt.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -28,7 +29,7 @@ W="$IT_TMP"
 stop_all() {
   keystone_down
 }
-trap 'stop_all; it_cleanup' EXIT
+trap 'rc=$?; stop_all; (exit $rc); it_cleanup' EXIT
 
 T0=$(date +%s)
 keystone_up "$W/keystone" || exit $?
@@ -151,12 +152,20 @@ grep -E "^(Totals|=+$| - (Passed|Skipped|Failed|Expected|Unexpected)|Sum of exec
 echo "# tempest took $((T2 - T1)) s (set-up $((T1 - T0)) s)"
 echo "### tests that did not pass:"
 grep -E '[.][.][.] (FAILED|SKIPPED)' "$W/tempest.out" | sed -e 's/ \[[0-9.]*s\]//' -e 's/^/  /' || true
-FAILED=$(grep -cE "\.\.\. FAILED" "$W/tempest.out")
 PASSED=$(grep -cE "\.\.\. ok" "$W/tempest.out")
-if [ "$PASSED" -gt 0 ] && [ "$FAILED" -eq 0 ] && [ "$RC" -eq 0 ]; then
-  pass "tempest $REGEX: $PASSED passed, 0 failed"
+# Every failure must be a known one (known_failures.txt, each with its reason); a known one that passes
+# now is reported so its line can go.
+KNOWN="$HERE/known_failures.txt"
+FAILED_LIST=$(grep -E '\.\.\. FAILED' "$W/tempest.out" | sed -E 's/^\{[0-9]+\} //; s/ \[[0-9.]*s\].*//; s/ \.\.\. FAILED.*//' | sort -u)
+UNEXPECTED=$(comm -23 <(printf '%s\n' "$FAILED_LIST" | sed '/^$/d') <(grep -vE '^(#|$)' "$KNOWN" | sort -u))
+for t in $(grep -vE '^(#|$)' "$KNOWN"); do
+  grep -F "$t " "$W/tempest.out" | grep -q "[.][.][.] ok" && echo "NOTE  known failure now passes: $t (remove it from known_failures.txt)"
+done
+expect_true "tempest ran tests ($PASSED passed)" test "$PASSED" -gt 0
+if [ -z "$UNEXPECTED" ]; then
+  pass "tempest $REGEX: $PASSED passed, $(printf '%s\n' "$FAILED_LIST" | sed '/^$/d' | wc -l) failed, all known"
 else
-  fail "tempest $REGEX" "$PASSED passed, $FAILED failed (rc $RC); details in $W/tempest.out"
+  fail "tempest $REGEX: failures not in known_failures.txt" "$(echo $UNEXPECTED)"
   KEEP=1
 fi
 it_finish
