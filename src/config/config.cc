@@ -220,7 +220,7 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
          "task_ttl_hours", "require_image_format_match", "convert_to", "keep_original", "decompress",
          "max_redirects",
          "connect_timeout_ms", "inject", "inject_ignore_roles",
-         "stall_timeout_ms", "glance_regions"}));
+         "stall_timeout_ms", "glance_regions", "glance_download_properties"}));
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "methods", c.import_methods));
     for (const auto& m : c.import_methods) {
       if (m != "glance-direct" && m != "web-download" && m != "copy-image" &&
@@ -247,6 +247,8 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "connect_timeout_ms", c.import_connect_timeout_ms));
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "stall_timeout_ms", c.import_stall_timeout_ms));
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "glance_regions", c.glance_regions));
+    INGOT_RETURN_IF_ERROR(
+        Read(*s, "import", "glance_download_properties", c.glance_download_properties));
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "inject", c.inject));
     INGOT_RETURN_IF_ERROR(Read(*s, "import", "inject_ignore_roles", c.inject_ignore_roles));
   }

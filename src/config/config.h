@@ -117,6 +117,8 @@ struct Config {
   int import_connect_timeout_ms = 10000;
   int import_stall_timeout_ms = 60000;
   std::map<std::string, std::string> glance_regions;  // [import.glance_regions] name = "URL"
+  std::vector<std::string> glance_download_properties = {"hw_", "trait:", "os_distro",
+                                                         "os_secure_boot", "os_type"};
   std::map<std::string, std::string> inject;          // [import.inject] key = "value"
   std::vector<std::string> inject_ignore_roles = {"admin"};
   // [import_filtering_opts]: Glance's names and defaults.

@@ -205,6 +205,7 @@ int Run(int argc, char** argv) {
       .keep_original = config.keep_original,
       .decompress = config.decompress,
       .glance_regions = config.glance_regions,  // plus Keystone's catalog, below
+      .glance_download_properties = config.glance_download_properties,
       .inject = config.inject,
       .inject_ignore_roles = config.inject_ignore_roles};
   // glance-download finds other regions' image endpoints in Keystone's catalog, as Glance does.

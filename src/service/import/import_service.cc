@@ -344,9 +344,8 @@ Result<std::optional<Task>> ImportService::Import(const Image& image, const Impo
     if (!IsUuid(*r.glance_image_id)) {
       return InvalidArgument("Remote image id does not look like a UUID: " + *r.glance_image_id);
     }
-    if (!options_.glance_regions.count(*r.glance_region)) {
-      return InvalidArgument("Unknown glance_region '" + *r.glance_region + "'.");
-    }
+    // An unknown region is not refused here: Glance accepts the request (202) and the task fails
+    // (tempest's test_image_glance_download_import_bad_endpoint).
   }
   INGOT_ASSIGN_OR_RETURN(std::vector<store::Store*> targets, TargetStores(image, r));
   if (targets.empty()) return std::optional<Task>();  // copy-image: every store has a copy
@@ -655,8 +654,11 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
     std::lock_guard lock(mu_);
     if (auto it = tokens_.find(task.id); it != tokens_.end()) token = it->second;
   }
-  // glance-download: the remote image's own properties, copied onto this one when it is done.
+  // glance-download: the remote image's properties named by glance_download_properties, set on this
+  // one when it is done.
   std::map<std::string, std::string> remote_properties;
+  // ... and its formats, which this image takes (Glance's ImportMetadata does the same).
+  std::optional<std::string> remote_disk_format, remote_container_format;
   // The staged bytes as the source: glance-direct's, or a download's that is to be converted.
   // Conversion on the way in (Glance's image_conversion): the staged bytes can be read at any
   // offset, so the reader is the virtual disk itself and the raw bytes stream into the stores in
@@ -748,13 +750,16 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
       if (str("status") != "active") {
         return Conflict("The remote image " + r.glance_image_id.value_or("") + " is not active.");
       }
-      if (str("disk_format") != image.disk_format ||
-          str("container_format") != image.container_format) {
-        return Conflict(
-            "The remote image's disk_format/container_format differ from this image's.");
-      }
+      remote_disk_format = str("disk_format");
+      remote_container_format = str("container_format");
       for (const auto& [k, v] : ro) {
-        if (v.is_string() && !IsCoreAttribute(k)) remote_properties[k] = std::string(v.as_string());
+        if (!v.is_string() || IsCoreAttribute(k) || k.starts_with("os_glance")) continue;
+        for (const std::string& prefix : options_.glance_download_properties) {
+          if (k.starts_with(prefix)) {
+            remote_properties[k] = std::string(v.as_string());
+            break;
+          }
+        }
       }
       INGOT_ASSIGN_OR_RETURN(auto d, fetch::Open(remote + "/file", fo));
       length = d->content_length();
@@ -797,7 +802,9 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
                 r.stores);
   }
   if (!copy && options_.require_image_format_match && !converted_from) {
-    if (Status m = CheckDiskFormatMatch(image, in->info); !m.ok()) {
+    Image judged = image;  // the formats the image ends with are the ones its bytes must match
+    if (remote_disk_format) judged.disk_format = remote_disk_format;
+    if (Status m = CheckDiskFormatMatch(judged, in->info); !m.ok()) {
       discard();
       return fail(m, r.stores);
     }
@@ -826,7 +833,9 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
       im.os_hash_value = in->hash_value;
       im.locations.clear();
     }
-    for (const auto& [k, v] : remote_properties) im.properties.try_emplace(k, v);
+    if (remote_disk_format) im.disk_format = remote_disk_format;
+    if (remote_container_format) im.container_format = remote_container_format;
+    for (const auto& [k, v] : remote_properties) im.properties[k] = v;
     for (const auto& id : ok_ids) im.locations.push_back({id, im.id});
     ListProperty(im, kImportingTo, r.stores, false);
     ListProperty(im, kFailedImport, failed_ids, true);

@@ -60,6 +60,10 @@ struct ImportOptions {
   fetch::FetchOptions fetch;
   // glance-download: region name -> Image API endpoint ("http://host:9292").
   std::map<std::string, std::string> glance_regions;
+  // glance-download: the remote's properties whose names start with one of these are copied onto the
+  // image, over its own values (Glance's [glance_download_properties] extra_properties).
+  std::vector<std::string> glance_download_properties = {"hw_", "trait:", "os_distro",
+                                                         "os_secure_boot", "os_type"};
   // Glance's inject_image_metadata plugin: properties set on every imported image, unless the
   // requester holds one of `inject_ignore_roles` (Glance's ignore_user_roles, default admin).
   std::map<std::string, std::string> inject;
