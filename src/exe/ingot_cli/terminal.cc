@@ -174,4 +174,37 @@ void PrintProperties(FILE* out, const json::object& object) {
   PrintTable(out, {"Property", "Value"}, rows);
 }
 
+void PrintList(bool as_json, const json::value& v, const char* key,
+               const std::vector<std::string>& columns) {
+  const json::array empty;
+  const json::array& items =
+      v.is_object() && v.as_object().contains(key) && v.as_object().at(key).is_array()
+          ? v.as_object().at(key).as_array()
+          : empty;
+  if (as_json) {
+    printf("%s\n", json::serialize(items).c_str());
+    return;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json::value& item : items) {
+    if (!item.is_object()) continue;
+    std::vector<std::string> row;
+    for (const std::string& c : columns) {
+      auto* f = item.as_object().if_contains(c);
+      row.push_back(f ? ValueText(*f) : "");
+    }
+    rows.push_back(std::move(row));
+  }
+  PrintTable(stdout, columns, rows);
+}
+
+void PrintObject(bool as_json, const json::value& v) {
+  if (!v.is_object()) return;
+  if (as_json) {
+    printf("%s\n", json::serialize(v).c_str());
+  } else {
+    PrintProperties(stdout, v.as_object());
+  }
+}
+
 }  // namespace ingot::cli

@@ -74,4 +74,10 @@ void PrintTable(FILE* out, const std::vector<std::string>& header,
 // An image (or any object) as a two-column Property/Value table, keys sorted.
 void PrintProperties(FILE* out, const boost::json::object& object);
 
+// A management API's answer for the command groups (iso, os, profile, machine, ...): the array under
+// `key` as a table of `columns` (or as JSON), and one object as a Property/Value table (or as JSON).
+void PrintList(bool as_json, const boost::json::value& v, const char* key,
+               const std::vector<std::string>& columns);
+void PrintObject(bool as_json, const boost::json::value& v);
+
 }  // namespace ingot::cli
