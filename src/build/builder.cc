@@ -1110,8 +1110,16 @@ Status BuildService::Build(const std::string& id, Running& run) {
     fs::create_hard_link(src, art + "/" + a.file, ec);
     if (ec) fs::copy_file(src, art + "/" + a.file, ec);
     uint64_t size = fs::file_size(src, ec);
-    if (!checksums.contains(a.file) || !checksums[a.file].is_object() ||
-        checksums[a.file].as_object()["size"] != json::value(size)) {
+    // Read back from checksums.json a size is an int64 (JSON has one number kind): compare values.
+    auto kept_size = [&]() -> std::optional<uint64_t> {
+      if (!checksums.contains(a.file) || !checksums[a.file].is_object()) return std::nullopt;
+      const json::value* v = checksums[a.file].as_object().if_contains("size");
+      boost::system::error_code nec;
+      uint64_t n = v ? v->to_number<uint64_t>(nec) : 0;
+      if (!v || nec) return std::nullopt;
+      return n;
+    };
+    if (kept_size() != size) {
       INGOT_ASSIGN_OR_RETURN(std::string digest, FileDigest(src, "md5"));
       checksums[a.file] = json::object{{"md5", digest}, {"size", size}};
       computed = true;
@@ -1147,7 +1155,7 @@ Status BuildService::Build(const std::string& id, Running& run) {
     std::string zst = tag + "-rootfs-" + dstamp + "-" + ident + ".tar.zst";
     std::string man = tag + "-MANIFEST-" + dstamp + "-" + ident + ".txt";
     std::string text = "filename: " + tgz + "\nident: " + ident + "\ndate: " + dstamp +
-                       "\nsize: " + std::to_string(checksums["rootfs.tgz"].at("size").as_uint64()) +
+                       "\nsize: " + std::to_string(fs::file_size(out_dir + "/rootfs.tgz", ec)) +
                        "\nmd5sum: " + std::string(checksums["rootfs.tgz"].at("md5").as_string()) +
                        "\n";
     INGOT_RETURN_IF_ERROR(WriteFile(art + "/" + man, text));
