@@ -9,19 +9,7 @@ it_init "$@"
 command -v jq > /dev/null || { echo "SKIP  cache: jq missing"; exit 77; }
 W="$IT_TMP"
 
-cat > "$W/tokens.toml" <<'TOML'
-[[token]]
-token = "t-admin"
-user = "alice"
-project = "proj-a"
-roles = ["admin"]
-
-[[token]]
-token = "t-member"
-user = "bob"
-project = "proj-a"
-roles = ["member"]
-TOML
+admin_member_tokens "$W/tokens.toml"
 # Room for two 1 MiB images, not three.
 cat > "$W/cache.toml" <<TOML
 [cache]

@@ -314,6 +314,13 @@ it_finish() {
   exit $?
 }
 
+# admin_member_tokens FILE: a tokens file for --auth tokens with t-admin (alice, admin) and t-member
+# (bob, member), both of project proj-a.
+admin_member_tokens() {
+  printf '%s\n' '[[token]]' 'token = "t-admin"' 'user = "alice"' 'project = "proj-a"' 'roles = ["admin"]' '' \
+    '[[token]]' 'token = "t-member"' 'user = "bob"' 'project = "proj-a"' 'roles = ["member"]' > "$1"
+}
+
 # random_file PATH BYTES: incompressible test data (fast: AES-CTR keystream).
 random_file() {
   openssl enc -aes-128-ctr -pass "pass:ingot-$RANDOM$RANDOM" -nosalt -pbkdf2 < /dev/zero 2>/dev/null \

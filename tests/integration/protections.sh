@@ -6,19 +6,7 @@ it_init "$@"
 command -v jq > /dev/null || { echo "SKIP  protections: jq missing"; exit 77; }
 W="$IT_TMP"
 
-cat > "$W/tokens.toml" <<'TOML'
-[[token]]
-token = "t-admin"
-user = "alice"
-project = "proj-a"
-roles = ["admin"]
-
-[[token]]
-token = "t-member"
-user = "bob"
-project = "proj-a"
-roles = ["member"]
-TOML
+admin_member_tokens "$W/tokens.toml"
 # Members own x_* properties; billing_* is read-only to members and admin-only otherwise; frozen is
 # written once by an admin and never changed; everything else is admin-only.
 cat > "$W/protections-roles.conf" <<'INI'
