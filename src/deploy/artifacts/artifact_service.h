@@ -1,0 +1,181 @@
+// HPE Image Streamer's artifacts over Ingot's OS volumes: the use cases behind /rest/plan-scripts,
+// /rest/build-plans, /rest/golden-images, /rest/deployment-plans, /rest/os-volumes and
+// /rest/tasks (api/streamer/). The only writer of the deploy records (repository.h).
+//
+//  - Plan scripts: guestfish text of type deploy, capture or general; custom attributes
+//    (attributes.h) only in deploy scripts. hpProvided or readOnly ones are not changed or deleted
+//    (409) unless forced.
+//  - Build plans: ordered steps naming plan scripts (deploy plans take deploy and general scripts,
+//    capture plans capture and general ones) and the declarations of their attributes.
+//  - Golden images: a file under `<dir>/golden/`, from a catalog image or an upload, with size,
+//    SHA-256 checksum and format; checked through formats/ before it is accepted.
+//  - Deployment plans: a deploy build plan, optionally a golden image, attribute overrides.
+//  - OS volumes: POST validates everything (values against types and constraints, 400 naming the
+//    attribute) before anything is cloned, records the volume "Deploying" with a task, and a worker
+//    clones the golden image (VolumeStore::Create; an empty volume of VolumeSize MiB without one),
+//    runs the build plan's scripts in order (guestfish/engine.h), then attaches it. A failed
+//    script deletes the clone, so no half-made volume is ever served; the task says which script,
+//    line and why. Passwords exist only in memory between the request and the volume: they are
+//    not stored in records or tasks, and logs and errors are scrubbed of them.
+//
+// Delete rules, as Image Streamer's: a read-only artifact, a plan script a build plan uses, a
+// build plan or golden image a deployment plan uses, a deployment plan an OS volume uses: 409
+// naming the user.
+//
+// Crash safety: records are written in single transactions; a golden image's file is renamed into
+// place before its record is written (Repair removes files without a record). A deployment a
+// crash interrupted is undone by Repair: its clone is deleted and its task ends in Error ("ended
+// by a restart"): the passwords it needed are gone, so it cannot be resumed.
+//
+// Threads: every method may be called from any thread.
+#pragma once
+
+#include <boost/json.hpp>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/result.h"
+#include "deploy/artifacts/repository.h"
+#include "deploy/guestfish/engine.h"
+#include "deploy/volume_store.h"
+#include "io/byte_source.h"
+
+namespace ingot::deploy::artifacts {
+
+// A catalog image's bytes, for golden images made from one (the composition root opens them
+// through the image service, which lives above the deploy engine).
+struct CatalogImage {
+  std::string name;
+  std::unique_ptr<io::ByteSource> bytes;
+};
+using CatalogImageOpener = std::function<Result<CatalogImage>(const std::string& image_id)>;
+
+struct ArtifactOptions {
+  std::string dir;  // golden images (golden/) and deploy logs (logs/)
+  guestfish::Engine engine = guestfish::Engine::kAuto;
+  // Who may reach a freshly deployed volume over NBD when the request names nobody.
+  std::vector<std::string> default_allow = {"0.0.0.0/0", "::/0"};
+};
+
+class ArtifactService {
+ public:
+  // `repo` and `volumes` must outlive this. `catalog` may be null (no golden images from images).
+  ArtifactService(DeployRepository& repo, VolumeStore& volumes, ArtifactOptions options,
+                  CatalogImageOpener catalog);
+  ~ArtifactService();  // Stop()
+
+  struct RepairReport {
+    int deployments_undone = 0;
+    int files_removed = 0;
+  };
+  // Undoes what a crash interrupted (see the top). Call before Start().
+  Result<RepairReport> Repair();
+  void Start();  // the deployment worker
+  void Stop();   // waits for the deployment under way
+
+  // ---- Reading (documents as the API shows them)
+  Result<boost::json::object> Get(Kind kind, const std::string& id);
+  Result<std::vector<boost::json::object>> List(Kind kind);
+
+  // ---- Plan scripts
+  Result<boost::json::object> CreatePlanScript(const boost::json::object& body);
+  Result<boost::json::object> UpdatePlanScript(const std::string& id,
+                                               const boost::json::object& body, bool force);
+  Status DeletePlanScript(const std::string& id, bool force);
+  Result<boost::json::object> CopyPlanScript(const std::string& id, const std::string& name);
+  // A line diff of the script's content against `content` (or another script's, "planScriptUri").
+  Result<boost::json::object> PlanScriptDifferences(const std::string& id,
+                                                    const boost::json::value& body);
+  // The build plans that use the script: [{name, uri, readOnly}].
+  Result<boost::json::array> PlanScriptUsedBy(const std::string& id);
+
+  // ---- Build plans
+  Result<boost::json::object> CreateBuildPlan(const boost::json::object& body);
+  Result<boost::json::object> UpdateBuildPlan(const std::string& id,
+                                              const boost::json::object& body, bool force);
+  Status DeleteBuildPlan(const std::string& id, bool force);
+
+  // ---- Golden images
+  // From a catalog image: {"name", "description", "imageId", "readOnly", "bundleName"}.
+  Result<boost::json::object> CreateGoldenImage(const boost::json::object& body);
+  // From uploaded bytes (any format formats/ reads).
+  Result<boost::json::object> UploadGoldenImage(const std::string& name,
+                                                const std::string& description,
+                                                io::Reader& bytes);
+  Result<boost::json::object> UpdateGoldenImage(const std::string& id,
+                                                const boost::json::object& body, bool force);
+  Status DeleteGoldenImage(const std::string& id, bool force);
+  // The file of a golden image (for download).
+  Result<std::string> GoldenImagePath(const std::string& id);
+
+  // ---- Deployment plans
+  Result<boost::json::object> CreateDeploymentPlan(const boost::json::object& body);
+  Result<boost::json::object> UpdateDeploymentPlan(const std::string& id,
+                                                   const boost::json::object& body, bool force);
+  Status DeleteDeploymentPlan(const std::string& id, bool force);
+  // The OS volumes made from the plan: [{name, uri, state}].
+  Result<boost::json::array> DeploymentPlanUsedBy(const std::string& id);
+
+  // ---- OS volumes and tasks
+  // Validates, records, queues; returns the task. `owner`: who asked (the task's owner).
+  Result<boost::json::object> CreateOsVolume(const boost::json::object& body,
+                                             const std::string& owner);
+  Status DeleteOsVolume(const std::string& id);
+  // Attach (serve over NBD to `allow`, or the default list when empty) or detach.
+  Result<boost::json::object> SetAttached(const std::string& id, bool attached,
+                                          const std::vector<std::string>& allow);
+  // The deploy log of a volume (id or name).
+  Result<std::string> DeployLogPath(const std::string& id_or_name);
+  // True when no deployment is queued or running (tests).
+  bool Idle();
+
+ private:
+  struct Job {
+    std::string task_id;
+    std::string volume_id;
+    std::string volume_name;
+    std::string base_path;     // "" for an empty volume
+    uint64_t size = 0;         // bytes; 0 = the golden image's
+    bool attach = true;
+    std::vector<std::string> allow;
+    std::vector<guestfish::Script> scripts;  // substituted: may hold passwords
+    std::vector<std::string> secrets;        // the passwords among the values, for scrubbing
+  };
+  void Work();
+  void RunJob(Job& job);
+  Status FinishJob(const Job& job, const Status& failure, const std::string& failed_script);
+  Result<std::string> EmptyBase();
+  Result<std::string> InstallGoldenFile(const std::string& tmp, boost::json::object& doc);
+  Result<boost::json::object> CheckPlanScript(const boost::json::object& body,
+                                              boost::json::object doc);
+  Result<boost::json::object> CheckBuildPlan(const boost::json::object& body,
+                                             boost::json::object doc);
+  Result<boost::json::object> CheckDeploymentPlan(const boost::json::object& body,
+                                                  boost::json::object doc);
+  // The record a URI or id names ("/rest/plan-scripts/<id>" or "<id>").
+  Result<boost::json::object> Resolve(Kind kind, std::string_view uri_or_id);
+
+  DeployRepository& repo_;
+  VolumeStore& volumes_;
+  ArtifactOptions options_;
+  CatalogImageOpener catalog_;
+  std::mutex write_mu_;  // one change at a time: delete rules read, then write
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool running_job_ = false;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+// "/rest/plan-scripts" etc.
+std::string_view CollectionUri(Kind kind);
+
+}  // namespace ingot::deploy::artifacts
