@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# The boot service's southbound listener against nginx (Debian nginx-light, sendfile on, 2 workers)
-# serving the same files, in the same run, interleaved run by run:
+# The boot service's southbound listener against nginx (Debian nginx-light, sendfile on) serving the
+# same files, in the same run, interleaved run by run:
 #   1. MB/s of one 4 GiB file (curl, warm page cache): plain file | file read out of an ISO
 #   2. requests/s of one 4 KiB file (wrk -t2 -c32):     plain file | file read out of an ISO
 # "Plain": Ingot's [boot] root and nginx's root are the same directory. "Out of an ISO": the
 # directory made into an ISO with xorriso, added to Ingot by path and bound to an OS tree (bench/1),
 # served from the ISO's extents; nginx serves the extracted tree (the same directory: the ISO holds
 # exactly its bytes, which the script checks).
+# Both servers get the same number of threads of work: nginx `worker_processes N`, Ingot
+# `[server] io_threads = N` (its southbound files are answered on the I/O threads), N =
+# BENCH_WORKERS. For the 4 KiB runs the servers' CPU time per request is also reported (utime +
+# stime from /proc over the wrk run, nginx's master and workers, all of ingotd's threads): on a
+# loaded host it moves much less than requests/s.
 #
 # Usage: bench/boot.sh [PATH-TO-INGOTD]
 # Env:   BENCH_DIR (default /tmp/ingot-bench-boot)  BENCH_BIG_MIB (4096)  BENCH_RUNS (3)
-#        BENCH_WRK_DURATION (10s)
+#        BENCH_WRK_DURATION (10s)  BENCH_WORKERS (2)
+#        BENCH_SERVER_CPUS / BENCH_CLIENT_CPUS: taskset CPU lists for both servers (the same for
+#        each) and for curl/wrk (default: no pinning)
 # Prints a Markdown table (also $BENCH_DIR/report.md). Every process is stopped by its PID.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -19,6 +26,10 @@ BD="${BENCH_DIR:-/tmp/ingot-bench-boot}"
 BIG_MIB="${BENCH_BIG_MIB:-4096}"
 RUNS="${BENCH_RUNS:-3}"
 WRK_D="${BENCH_WRK_DURATION:-10s}"
+WORKERS="${BENCH_WORKERS:-2}"
+SPIN=(); CPIN=()
+[ -n "${BENCH_SERVER_CPUS:-}" ] && SPIN=(taskset -c "$BENCH_SERVER_CPUS")
+[ -n "${BENCH_CLIENT_CPUS:-}" ] && CPIN=(taskset -c "$BENCH_CLIENT_CPUS")
 INGOTD="${1:-}"
 if [ -z "$INGOTD" ]; then
   for c in "$ROOT/build-int/bin/ingotd" "$ROOT/build/bin/ingotd"; do [ -x "$c" ] && { INGOTD="$c"; break; }; done
@@ -60,11 +71,14 @@ fi
 # --------------------------------------------------------------------------------------- servers
 DATA="$BD/data"; rm -rf "$DATA"; mkdir -p "$DATA"
 cat > "$BD/ingotd.toml" <<EOF
+[server]
+io_threads = $WORKERS
+
 [boot]
 root = "$SRC"
 local_dirs = ["$LOCAL"]
 EOF
-"$INGOTD" --listen 127.0.0.1:0 --boot-listen 127.0.0.1:0 --data-dir "$DATA" --auth noauth \
+"${SPIN[@]}" "$INGOTD" --listen 127.0.0.1:0 --boot-listen 127.0.0.1:0 --data-dir "$DATA" --auth noauth \
   --config "$BD/ingotd.toml" > "$BD/ingotd.out" 2> "$BD/ingotd.log" < /dev/null &
 INGOT_PID=$!
 for _ in $(seq 1 300); do
@@ -85,7 +99,7 @@ log "ingotd pid $INGOT_PID: API $API, boot $BOOT"
 NP=$(free_port); ND="$BD/nginx"; mkdir -p "$ND/tmp"
 cat > "$ND/nginx.conf" <<EOF
 daemon off;
-worker_processes 2;
+worker_processes $WORKERS;
 pid $ND/nginx.pid;
 error_log $ND/error.log warn;
 events { worker_connections 1024; }
@@ -103,7 +117,7 @@ http {
   server { listen 127.0.0.1:$NP; root $SRC; }
 }
 EOF
-nginx -p "$ND" -e "$ND/error.log" -c "$ND/nginx.conf" < /dev/null >> "$LOG" 2>&1 &
+"${SPIN[@]}" nginx -p "$ND" -e "$ND/error.log" -c "$ND/nginx.conf" < /dev/null >> "$LOG" 2>&1 &
 NGINX_PID=$!
 NGINX="http://127.0.0.1:$NP"
 for _ in $(seq 1 50); do curl -s -o /dev/null "$NGINX/" && break; sleep 0.1; done
@@ -120,25 +134,55 @@ cat "$SRC/big.bin" "$LOCAL/bench.iso" > /dev/null
 quiet() { awk '{print $1}' /proc/loadavg; }
 # curl_rate URL: MB/s (10^6 bytes) of one download.
 curl_rate() {
-  curl -s -o /dev/null -w '%{size_download} %{time_total}\n' "$1" \
+  "${CPIN[@]}" curl -s -o /dev/null -w '%{size_download} %{time_total}\n' "$1" \
     | awk '{printf "%.1f\n", $1/1e6/$2}'
 }
+# cpu_ticks PID...: utime + stime of the processes (all their threads), in clock ticks.
+cpu_ticks() {
+  local t=0 p f
+  for p in "$@"; do
+    f=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) && t=$((t + f))
+  done
+  echo "$t"
+}
+server_pids() {  # server_pids ingot|nginx
+  if [ "$1" = ingot ]; then echo "$INGOT_PID"; else echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"; fi
+}
+# wrk_rate URL SERVER KEY: requests/s into $R/KEY, the server's CPU µs per request into $R/KEY-cpu.
 wrk_rate() {
-  wrk -t2 -c32 -d"$WRK_D" -s "$HERE/wrk_report.lua" "$1" 2>&1 \
-    | awk '/^WRK_RESULT/{for(i=2;i<=NF;i++){split($i,kv,"="); if(kv[1]=="rps") r=kv[2]; if(kv[1]=="non2xx") x=kv[2]; if(kv[1]=="errors") e=kv[2]}} END{if (x+e>0) print "ERR"; else print r}'
+  local pids before after out
+  pids=$(server_pids "$2")
+  # shellcheck disable=SC2086
+  before=$(cpu_ticks $pids)
+  out=$("${CPIN[@]}" wrk -t2 -c32 -d"$WRK_D" -s "$HERE/wrk_report.lua" "$1" 2>&1)
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks $pids)
+  echo "$out" | awk '/^WRK_RESULT/{for(i=2;i<=NF;i++){split($i,kv,"="); if(kv[1]=="rps") r=kv[2]; if(kv[1]=="non2xx") x=kv[2]; if(kv[1]=="errors") e=kv[2]}} END{if (x+e>0) print "ERR"; else print r}' >> "$R/$3"
+  echo "$out" | awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" '/^WRK_RESULT/{for(i=2;i<=NF;i++){split($i,kv,"="); if(kv[1]=="requests") n=kv[2]}} END{if (n>0) printf "%.1f\n", t*1e6/hz/n; else print "n/a"}' >> "$R/$3-cpu"
 }
 R="$BD/results"; rm -rf "$R"; mkdir -p "$R"
 for run in $(seq 1 "$RUNS"); do
+  quiet >> "$R/load"
   log "run $run (load $(quiet))"
-  curl_rate "$BOOT/big.bin"          >> "$R/ingot-big-plain"
-  curl_rate "$NGINX/big.bin"         >> "$R/nginx-big-plain"
-  curl_rate "$BOOT/bench/1/big.bin"  >> "$R/ingot-big-iso"
-  curl_rate "$NGINX/big.bin"         >> "$R/nginx-big-iso"
-  wrk_rate "$BOOT/small/f001"        >> "$R/ingot-small-plain"
-  wrk_rate "$NGINX/small/f001"       >> "$R/nginx-small-plain"
-  wrk_rate "$BOOT/bench/1/small/f001" >> "$R/ingot-small-iso"
-  wrk_rate "$NGINX/small/f001"       >> "$R/nginx-small-iso"
-  tail -qn1 "$R"/* | tr '\n' ' ' | tee -a "$LOG" >&2; echo >&2
+  # Who goes first alternates run by run, so neither always meets the other's leftovers.
+  if [ $((run % 2)) = 1 ]; then order="ingot nginx"; else order="nginx ingot"; fi
+  for who in $order; do
+    if [ "$who" = ingot ]; then curl_rate "$BOOT/big.bin" >> "$R/ingot-big-plain"
+    else curl_rate "$NGINX/big.bin" >> "$R/nginx-big-plain"; fi
+  done
+  for who in $order; do
+    if [ "$who" = ingot ]; then curl_rate "$BOOT/bench/1/big.bin" >> "$R/ingot-big-iso"
+    else curl_rate "$NGINX/big.bin" >> "$R/nginx-big-iso"; fi
+  done
+  for who in $order; do
+    if [ "$who" = ingot ]; then wrk_rate "$BOOT/small/f001" ingot ingot-small-plain
+    else wrk_rate "$NGINX/small/f001" nginx nginx-small-plain; fi
+  done
+  for who in $order; do
+    if [ "$who" = ingot ]; then wrk_rate "$BOOT/bench/1/small/f001" ingot ingot-small-iso
+    else wrk_rate "$NGINX/small/f001" nginx nginx-small-iso; fi
+  done
+  for f in "$R"/*; do printf '%s=%s ' "$(basename "$f")" "$(tail -n1 "$f")"; done | tee -a "$LOG" >&2; echo >&2
 done
 
 row() {  # row LABEL KEY UNIT
@@ -148,6 +192,9 @@ row() {  # row LABEL KEY UNIT
   echo "| $1 | $i | $n | ${ratio}x | >= 1.0x | $verdict |"
 }
 {
+  echo "Load average (1 min) at each run's start: $(paste -sd, "$R/load"); servers: $WORKERS worker(s) each" \
+       "(nginx worker_processes, Ingot io_threads)${BENCH_SERVER_CPUS:+, servers on CPUs $BENCH_SERVER_CPUS}${BENCH_CLIENT_CPUS:+, clients on CPUs $BENCH_CLIENT_CPUS}."
+  echo
   echo "| measure (median of $RUNS, same run) | Ingot | nginx | Ingot / nginx | target | verdict |"
   echo "|---|---:|---:|---:|---|---|"
   row "${BIG_MIB} MiB file, plain, MB/s (curl)" big-plain
@@ -155,5 +202,9 @@ row() {  # row LABEL KEY UNIT
   row "4 KiB file, plain, requests/s (wrk -t2 -c32 $WRK_D)" small-plain
   row "4 KiB file out of an ISO, requests/s (wrk; nginx: extracted tree)" small-iso
   echo
-  echo "Runs (MB/s or req/s): $(for f in "$R"/*; do printf '%s=[%s] ' "$(basename "$f")" "$(paste -sd, "$f")"; done)"
+  echo "Server CPU per 4 KiB request (µs, median; lower is better): plain Ingot $(med < "$R/ingot-small-plain-cpu")" \
+       "/ nginx $(med < "$R/nginx-small-plain-cpu"); out of an ISO Ingot $(med < "$R/ingot-small-iso-cpu")" \
+       "/ nginx $(med < "$R/nginx-small-iso-cpu")."
+  echo
+  echo "Runs (MB/s, req/s or µs): $(for f in "$R"/*; do printf '%s=[%s] ' "$(basename "$f")" "$(paste -sd, "$f")"; done)"
 } | tee "$BD/report.md"

@@ -13,6 +13,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)ingot::api::ParsePatch(body, ingot::api::PatchDialect::kV20);
   auto ops = ingot::api::ParsePatch(body);
   if (!ops.ok()) return 0;
+  // Only add and remove on /locations take a second pointer segment (Glance's depth rule).
+  for (const auto& op : *ops) {
+    if (op.index.empty()) continue;
+    if (op.key != "locations" || op.kind == ingot::api::PatchOp::Kind::kReplace) __builtin_trap();
+  }
   ingot::catalog::Image image;
   image.id = "11111111-1111-1111-1111-111111111111";
   image.properties["existing"] = "x";

@@ -38,6 +38,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view url(reinterpret_cast<const char*>(data + 1), size - 1);
   auto parsed = ingot::fetch::CheckUrl(url, filter);
   (void)ingot::fetch::IsNonPublicAddress(url);
+  // allowed_networks: the text as a network (checked at start) and as an address (after
+  // resolution); an entry CheckNetwork accepts always contains its own base address.
+  if (ingot::fetch::CheckNetwork(url).ok()) {
+    std::string_view base = url.substr(0, url.find('/'));
+    if (!ingot::fetch::InNetworks(base, {std::string(url)})) __builtin_trap();
+  }
+  (void)ingot::fetch::InNetworks(url, {"127.0.0.0/8", "fd00::/8", "::ffff:10.0.0.0/104"});
   if (!parsed.ok()) {
     // Every refusal names its rule.
     const std::string& m = parsed.status().message();

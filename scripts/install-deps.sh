@@ -26,8 +26,13 @@ pkgs=(
   mmdebstrap squashfs-tools                      # src/build: Debian roots from recipes, IMS's SquashFS rootfs
   gdisk dosfstools mtools e2fsprogs              # ... bootable GPT disks without loop mounts (ESP via mtools)
   systemd-boot-efi ovmf                          # ... their UEFI boot loader; OVMF boots them in build_image.sh
+  openssh-server openssh-client busybox          # ... IMS customize/enable_debug jobs: a per-job sshd (src/build/jail.cc); build_customize.sh's ssh client and tiny busybox image
+  libext2fs-dev                                  # ... src/build/disk.cc: every ext4 inode's times set to SOURCE_DATE_EPOCH (bit-identical disks)
+  kiwi debootstrap debian-archive-keyring        # ... kiwi-ng recipes (kiwi-ng system prepare; build_kiwi.sh)
+  libexpat1-dev                                  # ... src/build/kiwi.cc: kiwi descriptions (config.kiwi) checked with expat
   glance-api                                     # the real OpenStack Glance: glance-download peer (tests/integration/glance_peer.sh)
-  libyaml-dev                                    # src/auth: the operator's policy.yaml (libyaml)
+  libguestfs-tools                               # src/deploy/guestfish: the real guestfish engine for plan scripts (libext2fs-dev: its native engine); tests/integration/guestfish_engines.sh, bench/deploy.sh
+  libyaml-dev                                    # src/auth: the operator's policy.yaml; src/build: recipe.yaml (libyaml)
   keystone python3-keystonemiddleware python3-psycopg2   # a real Keystone for keystone.sh, policy.sh, tests/tempest, bench/keystone.sh (PostgreSQL database)
   tempest                                        # tests/tempest/run.sh: tempest's Image API v2 tests
   swift swift-proxy swift-object swift-container swift-account python3-swift   # scripts/testbed.sh: Swift (+ s3api, SLO) for the swift/s3 stores' tests and bench/swift.sh

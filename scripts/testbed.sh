@@ -261,6 +261,9 @@ EOF
       lp=$(free_port)
       printf 'frontend ingot\n  bind 127.0.0.1:%s\n  default_backend ingot\n' "$lp"
       printf 'backend ingot\n  balance roundrobin\n  option httpchk HEAD /healthcheck\n'
+      # A request that cannot connect to a node (dead, not yet seen down) goes to another one: only
+      # requests in flight on a node when it dies fail.
+      printf '  retries 3\n  option redispatch 1\n'
       printf '  default-server inter 500ms fall 2 rise 1\n  http-response set-header X-Backend %%s\n'
       for b in $TESTBED_LB_BACKENDS; do n=$((n + 1)); printf '  server node%d %s check\n' "$n" "$b"; done
       echo "export INGOT_LB_URL=http://127.0.0.1:$lp" >>"$DIR/env"

@@ -19,7 +19,7 @@ using http::Response;
 
 Application::Application(AppDeps deps)
     : deps_(std::move(deps)),
-      images_(deps_.images, deps_.policy, deps_.options),
+      images_(deps_.images, deps_.policy, deps_.options, deps_.locations),
       members_(deps_.images, deps_.policy, deps_.options) {
   RegisterOperations();
   images_.Register(router_);

@@ -28,6 +28,8 @@ struct ApiOptions {
   const service::PropertyProtections* property_protections = nullptr;
   // An image cache is configured: the versions document then offers the cache API's v2.14-v2.16.
   bool image_cache = false;
+  // Glance's show_image_direct_url: image documents carry `direct_url` (needs the locations API).
+  bool show_image_direct_url = false;
 };
 
 }  // namespace ingot::api

@@ -157,6 +157,11 @@ constexpr DefaultRule kDefaultRules[] = {
     // Boot profiles and machines: what a data centre's machines boot, and their identities.
     {"boot_machines:read", "role:admin", "GET /boot/v1/{profiles,machines}[/...]"},
     {"boot_machines:write", "role:admin", "POST|PUT|PATCH|DELETE /boot/v1/{profiles,machines}"},
+    // HPE Image Streamer's API (/rest/...): plan scripts, build plans, golden images, deployment
+    // plans, OS volumes and their tasks; an operators' API.
+    {"streamer:version", "@", "GET /rest/version"},
+    {"streamer:read", "role:admin", "GET /rest/{plan-scripts,build-plans,golden-images,...}"},
+    {"streamer:write", "role:admin", "POST|PUT|DELETE /rest/{plan-scripts,...,os-volumes}"},
 };
 
 // Glance's ImageTarget, over Ingot's record.

@@ -15,6 +15,9 @@
 #include <set>
 #include <sstream>
 
+#include "build/disk.h"
+#include "build/kiwi.h"
+#include "build/customize.h"
 #include "build/recipe.h"
 #include "common/log.h"
 #include "common/time.h"
@@ -33,7 +36,7 @@ namespace {
 
 // Bumped whenever a stage's script changes what it produces: old cache entries stop matching.
 constexpr const char* kStageVersion = "ingot-build-2";
-constexpr const char* kPackageVersion = "ingot-package-3";  // the same, for packaging
+constexpr const char* kPackageVersion = "ingot-package-4";  // the same, for packaging
 
 std::string Sha256(std::string_view text) {
   auto d = io::HexDigestOf(
@@ -198,42 +201,13 @@ case " $outputs " in *" drp "*)
   zstd -q -T0 "$out/rootfs.tar" -o "$out/rootfs.tar.zst"
   rm -f "$out/rootfs.tar"
 esac
-case " $outputs " in *" disk "*)
-  echo "== bootable disk"
-  if [ -z "$kver" ] || [ ! -f "$out/initrd" ]; then
-    echo "a bootable disk needs a kernel and an initrd in /boot (add linux-image-amd64 to packages)"
-    exit 3
-  fi
-  used_kb=$(du -skx "$m" | cut -f1)
-  root_mb=$(( used_kb * 13 / 10 / 1024 + 256 ))
-  esp_mb=128
-  E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mke2fs -q -F -t ext4 -b 4096 -L root -U "$fs_uuid" \
-      -E "hash_seed=$fs_uuid,root_owner=0:0" -d "$m" "$out/root.ext4" "${root_mb}M"
-  mkfs.vfat -C --invariant -i 1D0E5EA1 -n ESP -F 32 "$out/esp.img" $((esp_mb * 1024)) >/dev/null
-  printf 'default ingot.conf\ntimeout 0\n' > "$out/loader.conf"
-  printf 'title %s\nlinux /vmlinuz\ninitrd /initrd.img\noptions root=PARTUUID=%s rw %s\n' \
-      "$title" "$root_uuid" "$cmdline" > "$out/entry.conf"
-  touch --date="@$SOURCE_DATE_EPOCH" "$out/loader.conf" "$out/entry.conf"
-  export MTOOLS_SKIP_CHECK=1
-  mmd -i "$out/esp.img" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
-  mcopy -m -i "$out/esp.img" "$efi" ::/EFI/BOOT/BOOTX64.EFI
-  mcopy -m -i "$out/esp.img" "$out/kernel" ::/vmlinuz
-  mcopy -m -i "$out/esp.img" "$out/initrd" ::/initrd.img
-  mcopy -m -i "$out/esp.img" "$out/loader.conf" ::/loader/loader.conf
-  mcopy -m -i "$out/esp.img" "$out/entry.conf" ::/loader/entries/ingot.conf
-  truncate -s "$((1 + esp_mb + root_mb + 1))M" "$out/disk.raw"
-  # sgdisk applies its options in order: the disk GUID last, once the table exists.
-  sgdisk -o -n "1:2048:+${esp_mb}M" -t 1:ef00 -c 1:ESP -u "1:$esp_uuid" \
-      -n 2:0:0 -t 2:8304 -c 2:root -u "2:$root_uuid" -U "$disk_uuid" "$out/disk.raw" >/dev/null
-  sgdisk -v "$out/disk.raw" | grep -q 'No problems found'
-  [ "$(sgdisk -p "$out/disk.raw" | grep -c '^ *[12] ')" = 2 ]
-  dd if="$out/esp.img" of="$out/disk.raw" bs=1M seek=1 conv=notrunc,sparse status=none
-  dd if="$out/root.ext4" of="$out/disk.raw" bs=1M seek=$((1 + esp_mb)) conv=notrunc,sparse status=none
-  rm -f "$out/esp.img" "$out/root.ext4" "$out/loader.conf" "$out/entry.conf"
-  qemu-img convert -f raw -O qcow2 "$out/disk.raw" "$out/disk.qcow2"
-esac
-umount "$m"
 )sh";
+
+// The packaging script with the bootable disk's file systems (disk.h), made while the root is mounted.
+std::string PackageScript() {
+  return std::string(kPackageScript) + "case \" $outputs \" in *\" disk \"*)" +
+         kDiskFilesystemsScript + "esac\numount \"$m\"\n";
+}
 
 // The artifacts a job can produce and their IMS media types (manifest.json lists the IMS ones).
 struct ArtifactKind {
@@ -302,6 +276,10 @@ struct BuildService::Running {
   std::mutex log_mu;
   FILE* log = nullptr;
   std::string status;
+  // enable_debug: the failed build's root kept for the SSH access (root or overlay), and the
+  // directory to remove afterwards.
+  JailSpec debug_root;
+  std::string debug_dir;
 
   void Line(std::string_view text) {
     std::lock_guard<std::mutex> lock(log_mu);
@@ -538,7 +516,7 @@ Result<json::object> BuildService::PutRecipeArchive(const std::string& id, io::R
     if (Str(r, "recipe_type") == "mmdebstrap") {
       checked = LoadMmdebstrapRecipe(dir, DictionaryOf(r)).status();
     } else {
-      checked = CheckKiwiRecipe(dir, DictionaryOf(r));
+      checked = LoadKiwiRecipe(dir, DictionaryOf(r)).status();
     }
   }
   std::error_code ec;
@@ -643,7 +621,8 @@ Result<json::object> BuildService::CreateJob(const json::object& body) {
     return InvalidArgument("job_type must be 'create' or 'customize'");
   }
   if (type == "customize") {
-    return Unsupported("customize jobs are not available yet in this Ingot build");
+    INGOT_ASSIGN_OR_RETURN(auto job, NewCustomizeJob(repo_, options_, body, NewUuid()));
+    return StartJob(std::move(job));
   }
   std::string artifact = Str(body, "artifact_id");
   auto recipe = repo_.Get(Kind::kRecipe, artifact);
@@ -651,13 +630,20 @@ Result<json::object> BuildService::CreateJob(const json::object& body) {
   if (recipe->at("link").is_null()) {
     return InvalidArgument("the recipe has no archive yet: upload it first");
   }
-  if (Str(*recipe, "recipe_type") != "mmdebstrap") {
-    return Unsupported("kiwi-ng recipes are checked and stored; building them is not available "
-                       "yet in this Ingot build");
-  }
   std::string key_id = Str(body, "public_key_id");
   if (!key_id.empty() && !repo_.Get(Kind::kPublicKey, key_id).ok()) {
     return InvalidArgument("public_key_id must name an existing public key");
+  }
+  // enable_debug: a failed build stays open over SSH (customize.h), for the job's key only.
+  const bool enable_debug = body.contains("enable_debug") && body.at("enable_debug").is_bool() &&
+                            body.at("enable_debug").as_bool();
+  json::array ssh_containers;
+  if (enable_debug) {
+    if (key_id.empty()) {
+      return InvalidArgument("enable_debug needs a public_key_id: the key that may log in to the "
+                             "failed build");
+    }
+    INGOT_ASSIGN_OR_RETURN(ssh_containers, SshContainersOf(body, "debug"));
   }
   json::array outputs{"ims", "drp", "disk"};
   if (auto it = body.find("outputs"); it != body.end()) {
@@ -688,12 +674,11 @@ Result<json::object> BuildService::CreateJob(const json::object& body) {
       {"kernel_parameters_file_name", Str(body, "kernel_parameters_file_name",
                                           "kernel-parameters")},
       {"status", kCreating},
-      {"enable_debug", body.contains("enable_debug") && body.at("enable_debug").is_bool() &&
-                           body.at("enable_debug").as_bool()},
+      {"enable_debug", enable_debug},
       {"build_env_size", body.contains("build_env_size") ? body.at("build_env_size")
                                                           : json::value(15)},
       {"resultant_image_id", nullptr},
-      {"ssh_containers", json::array()},
+      {"ssh_containers", ssh_containers},
       {"kubernetes_job", nullptr},
       {"kubernetes_service", nullptr},
       {"kubernetes_configmap", nullptr},
@@ -707,6 +692,11 @@ Result<json::object> BuildService::CreateJob(const json::object& body) {
       {"log", "/apis/ims/v3/jobs/" + id + "/log"},
       {"error", nullptr},
   };
+  return StartJob(std::move(job));
+}
+
+Result<json::object> BuildService::StartJob(json::object job) {
+  const std::string id = Str(job, "id");
   std::error_code ec;
   fs::create_directories(options_.dir + "/jobs/" + id, ec);
   if (ec) return IoError("cannot create the job directory");
@@ -795,16 +785,52 @@ Result<json::object> BuildService::WaitJob(const std::string& id,
 
 void BuildService::RunJob(std::string id) {
   std::shared_ptr<Running> run;
+  auto job_rec = repo_.Get(Kind::kJob, id);
+  const bool customize = job_rec.ok() && Str(*job_rec, "job_type") == "customize";
+  bool holds_slot = false;
   {
     std::unique_lock<std::mutex> lock(mu_);
     run = running_[id];
-    // At most max_jobs build at once; the rest wait here, in `creating`.
-    slot_cv_.wait(lock, [&] { return stopping_ || run->cancelled || slots_ < options_.max_jobs; });
-    ++slots_;
+    // At most max_jobs build at once; the rest wait here, in `creating`. A customize job spends
+    // its life waiting on a person: it takes no build slot.
+    if (!customize) {
+      slot_cv_.wait(lock, [&] { return stopping_ || run->cancelled || slots_ < options_.max_jobs; });
+      ++slots_;
+      holds_slot = true;
+    }
   }
   auto started = std::chrono::steady_clock::now();
-  Status result = run->cancelled ? Cancelled("cancelled") : Build(id, *run);
+  JobRun job_run{
+      .id = id,
+      .line = [&run](std::string_view l) { run->Line(l); },
+      .set_status = [&](const char* s) { return SetStatus(id, *run, s); },
+      .update = [&](const std::function<void(json::object&)>& c) { return SetJob(id, c); },
+      .cancelled = &run->cancelled,
+      .sandbox = &run->sandbox,
+      .deadline = started + options_.job_timeout};
+  Status result = run->cancelled ? Cancelled("cancelled")
+                  : customize    ? RunCustomize(repo_, options_, job_run)
+                                 : Build(id, *run);
   if (run->cancelled && result.ok()) result = Cancelled("cancelled");
+  // enable_debug: the failed build's root, open over SSH until the user is done; the job still
+  // ends in error with the build's reason.
+  if (!result.ok() && result.code() != Code::kCancelled && !run->cancelled &&
+      (!run->debug_root.root.empty() || !run->debug_root.overlay_upper.empty())) {
+    run->Line("== error (kept for debugging): " + result.message());
+    {
+      std::lock_guard<std::mutex> lock(mu_);  // waiting on a person, not building: another may
+      --slots_;
+      holds_slot = false;
+      slot_cv_.notify_all();
+    }
+    job_run.deadline = std::chrono::steady_clock::now() + options_.job_timeout;
+    Status debug = RunDebugShell(repo_, options_, run->debug_root, job_run);
+    if (!debug.ok()) run->Line("== debug shell: " + debug.message());
+  }
+  if (!run->debug_dir.empty()) {
+    std::error_code dec;
+    fs::remove_all(run->debug_dir, dec);
+  }
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::string reason;
@@ -834,7 +860,7 @@ void BuildService::RunJob(std::string id) {
   fs::remove_all(options_.dir + "/jobs/" + id + "/work", ec);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    --slots_;
+    if (holds_slot) --slots_;
     {
       std::lock_guard<std::mutex> l(run->log_mu);
       if (run->log) fclose(run->log);
@@ -853,6 +879,9 @@ Status BuildService::Build(const std::string& id, Running& run) {
   fs::create_directories(work + "/mnt", ec);
   INGOT_ASSIGN_OR_RETURN(auto job, repo_.Get(Kind::kJob, id));
   const bool use_cache = !job.contains("use_cache") || job.at("use_cache").as_bool();
+  // enable_debug: a failing stage's root is kept (run.debug_root) for RunJob's SSH access.
+  const bool keep_failed = job.contains("enable_debug") && job.at("enable_debug").is_bool() &&
+                           job.at("enable_debug").as_bool();
   std::string outputs_list;
   for (const auto& o : job.at("outputs").as_array()) {
     outputs_list += (outputs_list.empty() ? "" : " ") + std::string(o.as_string());
@@ -883,7 +912,10 @@ Status BuildService::Build(const std::string& id, Running& run) {
   std::string archive = RecipeArchivePath(Str(recipe_rec, "id"));
   std::string recipe_dir = work + "/recipe";
   INGOT_RETURN_IF_ERROR(ExtractArchive(archive, recipe_dir, [&](std::string_view l) { run.Line(l); }));
-  auto recipe = LoadMmdebstrapRecipe(recipe_dir, DictionaryOf(recipe_rec));
+  // kiwi-ng: kiwi builds the root (kiwi.h); everything after the bootstrap is shared.
+  const bool kiwi = Str(recipe_rec, "recipe_type") == "kiwi-ng";
+  auto recipe = kiwi ? PrepareKiwiRecipe(recipe_dir, DictionaryOf(recipe_rec))
+                     : LoadMmdebstrapRecipe(recipe_dir, DictionaryOf(recipe_rec));
   if (!recipe.ok()) return InvalidArgument("recipe: " + recipe.status().message());
   INGOT_ASSIGN_OR_RETURN(std::string recipe_sha256, FileDigest(archive, "sha256"));
   INGOT_ASSIGN_OR_RETURN(std::string recipe_md5, FileDigest(archive, "md5"));
@@ -933,10 +965,33 @@ Status BuildService::Build(const std::string& id, Running& run) {
     hooks[k] = a;
   }
   boot_def["hooks"] = hooks;
+  if (kiwi) {
+    json::object dict;
+    for (const auto& [k, v] : DictionaryOf(recipe_rec)) dict[k] = v;
+    boot_def["kiwi"] = json::object{{"archive_sha256", recipe_sha256}, {"dictionary", dict}};
+  }
   std::string key = Sha256(json::serialize(boot_def));
   std::string boot_dir = steps_dir + "/" + key;
   if (use_cache && fs::exists(boot_dir + "/root")) {
     run.Line("== stage bootstrap " + key.substr(0, 16) + ": cached");
+  } else if (kiwi) {
+    run.Line("== stage bootstrap " + key.substr(0, 16) + ": kiwi-ng system prepare");
+    std::string tmp = boot_dir + ".tmp-" + id;
+    fs::remove_all(tmp, ec);
+    fs::create_directories(tmp, ec);
+    INGOT_ASSIGN_OR_RETURN(
+        auto outcome,
+        run_tool({"sh", "-c", kKiwiPrepareScript, "sh", recipe_dir, tmp,
+                  options_.dir + "/cache/kiwi", kDebianArchiveKeyring},
+                 {{"SOURCE_DATE_EPOCH", sde}}, true));
+    if (!outcome.ok()) {
+      fs::remove_all(tmp, ec);
+      return Internal("stage bootstrap (kiwi-ng system prepare) failed: " + outcome.Describe() +
+                      "; see the job log");
+    }
+    fs::remove_all(boot_dir, ec);
+    fs::rename(tmp, boot_dir, ec);
+    if (ec) return IoError("cannot keep the bootstrap result");
   } else {
     run.Line("== stage bootstrap " + key.substr(0, 16) + ": mmdebstrap " + recipe->suite);
     std::string tmp = boot_dir + ".tmp-" + id;
@@ -971,7 +1026,12 @@ Status BuildService::Build(const std::string& id, Running& run) {
     INGOT_ASSIGN_OR_RETURN(auto outcome, run_tool(argv, {{"SOURCE_DATE_EPOCH", sde}}, true));
     MergeInto(debs_out, cache_debs);  // even a failed build keeps what it downloaded
     if (!outcome.ok()) {
-      fs::remove_all(tmp, ec);
+      if (keep_failed && fs::is_directory(tmp + "/root")) {
+        run.debug_root = JailSpec{.root = tmp + "/root"};
+        run.debug_dir = tmp;
+      } else {
+        fs::remove_all(tmp, ec);
+      }
       return Internal("stage bootstrap (mmdebstrap) failed: " + outcome.Describe() +
                       "; see the job log");
     }
@@ -1016,7 +1076,13 @@ Status BuildService::Build(const std::string& id, Running& run) {
                            run_tool(argv, {{"SOURCE_DATE_EPOCH", sde}}, false, stdin_data));
     run.Line("== stage " + label + ": " + outcome.Describe());
     if (!outcome.ok()) {
-      fs::remove_all(tmp, ec);
+      if (keep_failed) {  // the layers so far under the failed stage's upper layer
+        run.debug_root = JailSpec{.overlay_lower = lowerdir(), .overlay_upper = tmp + "/upper",
+                                  .overlay_work = tmp + "/work"};
+        run.debug_dir = tmp;
+      } else {
+        fs::remove_all(tmp, ec);
+      }
       return Internal(failure + " failed: " + outcome.Describe());
     }
     fs::remove_all(tmp + "/work", ec);  // overlay's scratch directory, not part of the result
@@ -1072,7 +1138,7 @@ Status BuildService::Build(const std::string& id, Running& run) {
     std::string title = Str(recipe_rec, "name");
     INGOT_ASSIGN_OR_RETURN(
         auto outcome,
-        run_tool({"sh", "-c", kPackageScript, "sh", lowerdir(), work + "/mnt", tmp, outputs_list,
+        run_tool({"sh", "-c", PackageScript(), "sh", lowerdir(), work + "/mnt", tmp, outputs_list,
                   options_.efi_loader, DerivedUuid(out_key + "disk"), DerivedUuid(out_key + "esp"),
                   DerivedUuid(out_key + "root"), DerivedUuid(out_key + "fs"),
                   recipe->kernel_parameters, title},
@@ -1080,6 +1146,19 @@ Status BuildService::Build(const std::string& id, Running& run) {
     if (!outcome.ok()) {
       fs::remove_all(tmp, ec);
       return Internal("packaging failed: " + outcome.Describe() + "; see the job log");
+    }
+    if (fs::exists(tmp + "/root.ext4")) {
+      Status disk = AssembleDisk(
+          tmp,
+          {DerivedUuid(out_key + "disk"), DerivedUuid(out_key + "esp"),
+           DerivedUuid(out_key + "root")},
+          epoch, [&](std::vector<std::string> argv) {
+            return run_tool(std::move(argv), {{"SOURCE_DATE_EPOCH", sde}}, false);
+          });
+      if (!disk.ok()) {
+        fs::remove_all(tmp, ec);
+        return disk;
+      }
     }
     INGOT_ASSIGN_OR_RETURN(std::string tsv, ReadFile(tmp + "/packages.tsv"));
     INGOT_RETURN_IF_ERROR(WriteFile(

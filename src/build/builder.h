@@ -17,6 +17,9 @@
 // after each stage, and archives are written sorted with fixed owners: the same recipe over the
 // same package versions gives bit-identical outputs.
 //
+// `customize` jobs and enable_debug's SSH access to a failed build's root run on the same job
+// threads (build/customize.h, build/jail.h).
+//
 // Downloaded packages are cached across builds (mmdebstrap's sync-in/sync-out of apt's archive
 // directory), moved into the cache with rename(2), so concurrent builds never see a torn .deb.
 //
@@ -58,7 +61,12 @@ struct BuilderOptions {
   std::string files_subdir = "images/builder";
   // The UEFI boot loader put into bootable disks (Debian's systemd-boot-efi).
   std::string efi_loader = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+  // The SSH access of customize and enable_debug jobs (build/jail.h): Debian's openssh-server,
+  // listening on `ssh_listen` (a free port per job); `ssh_host` is the name connection_info gives
+  // users (empty: ssh_listen).
   std::string sshd = "/usr/sbin/sshd";
+  std::string ssh_listen = "127.0.0.1";
+  std::string ssh_host;
 };
 
 class BuildService {
@@ -108,6 +116,7 @@ class BuildService {
  private:
   struct Running;
   void RunJob(std::string id);
+  Result<boost::json::object> StartJob(boost::json::object job);  // stores it, starts its thread
   Status Build(const std::string& id, Running& run);
   Status SetJob(const std::string& id, const std::function<void(boost::json::object&)>& change);
   Status SetStatus(const std::string& id, Running& run, const char* status);

@@ -19,7 +19,77 @@ Status At(const std::string& file, int64_t line, const std::string& message) {
 
 int64_t LineOf(const toml::node& n) { return static_cast<int64_t>(n.source().begin.line); }
 
-// Reads a regular file of the archive (never through a symlink: a recipe cannot read the host).
+bool Matches(const std::string& s, const char* pattern) {
+  return std::regex_match(s, std::regex(pattern));
+}
+
+// The string list at `key`, each element checked by `pattern` (nullptr: any string).
+Status StringArray(const RecipeNode& t, const char* key, const std::string& file,
+                   const char* pattern, const char* what, std::vector<std::string>& out) {
+  const RecipeNode* n = t.Get(key);
+  if (n == nullptr) return Status::Ok();
+  if (n->kind != RecipeNode::Kind::kList) {
+    return At(file, n->line, std::string(key) + " must be a list of strings");
+  }
+  out.clear();
+  for (const RecipeNode& e : n->items) {
+    if (e.kind != RecipeNode::Kind::kString) {
+      return At(file, e.line, std::string(key) + " must hold strings only");
+    }
+    if (pattern != nullptr && !Matches(e.text, pattern)) {
+      return At(file, e.line, "'" + e.text + "' is not " + what);
+    }
+    out.push_back(e.text);
+  }
+  return Status::Ok();
+}
+
+Status String(const RecipeNode& t, const char* key, const std::string& file, std::string& out,
+              bool required = false) {
+  const RecipeNode* n = t.Get(key);
+  if (n == nullptr) {
+    if (required) return At(file, 1, std::string("'") + key + "' is required");
+    return Status::Ok();
+  }
+  if (n->kind != RecipeNode::Kind::kString) {
+    return At(file, n->line, std::string(key) + " must be a string");
+  }
+  out = n->text;
+  return Status::Ok();
+}
+
+Status OnlyKeys(const RecipeNode& t, const std::set<std::string>& known, const std::string& file,
+                const std::string& where) {
+  for (const auto& [k, v] : t.fields) {
+    if (known.count(k) == 0) {
+      return At(file, v.line, "unknown key '" + k + "'" + (where.empty() ? "" : " in " + where));
+    }
+  }
+  return Status::Ok();
+}
+
+// toml++'s document as a RecipeNode tree (tables come out in key order).
+RecipeNode FromToml(const toml::node& n) {
+  RecipeNode out;
+  out.line = LineOf(n);
+  if (const auto* s = n.as_string()) {
+    out.kind = RecipeNode::Kind::kString;
+    out.text = s->get();
+  } else if (const auto* a = n.as_array()) {
+    out.kind = RecipeNode::Kind::kList;
+    for (const toml::node& e : *a) out.items.push_back(FromToml(e));
+  } else if (const auto* t = n.as_table()) {
+    out.kind = RecipeNode::Kind::kTable;
+    for (const auto& [k, v] : *t) {
+      out.fields.push_back(RecipeField{std::string(k.str()), FromToml(v)});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// Never through a symlink: a recipe cannot read the host.
 Result<std::string> ReadArchiveFile(const std::string& dir, const std::string& rel) {
   std::string path = dir + "/" + rel;
   struct stat st;
@@ -34,56 +104,6 @@ Result<std::string> ReadArchiveFile(const std::string& dir, const std::string& r
   return text.str();
 }
 
-bool Matches(const std::string& s, const char* pattern) {
-  return std::regex_match(s, std::regex(pattern));
-}
-
-// The string array at `key`, each element checked by `pattern` (nullptr: any string).
-Status StringArray(const toml::table& t, const char* key, const std::string& file,
-                   const char* pattern, const char* what, std::vector<std::string>& out) {
-  const toml::node* n = t.get(key);
-  if (n == nullptr) return Status::Ok();
-  const toml::array* a = n->as_array();
-  if (a == nullptr) return At(file, LineOf(*n), std::string(key) + " must be an array of strings");
-  out.clear();
-  for (const toml::node& e : *a) {
-    const auto* s = e.as_string();
-    if (s == nullptr) return At(file, LineOf(e), std::string(key) + " must hold strings only");
-    std::string v = s->get();
-    if (pattern != nullptr && !Matches(v, pattern)) {
-      return At(file, LineOf(e), "'" + v + "' is not " + what);
-    }
-    out.push_back(std::move(v));
-  }
-  return Status::Ok();
-}
-
-Status String(const toml::table& t, const char* key, const std::string& file, std::string& out,
-              bool required = false) {
-  const toml::node* n = t.get(key);
-  if (n == nullptr) {
-    if (required) return At(file, 1, std::string("'") + key + "' is required");
-    return Status::Ok();
-  }
-  const auto* s = n->as_string();
-  if (s == nullptr) return At(file, LineOf(*n), std::string(key) + " must be a string");
-  out = s->get();
-  return Status::Ok();
-}
-
-Status OnlyKeys(const toml::table& t, const std::set<std::string>& known, const std::string& file,
-                const std::string& where) {
-  for (const auto& [k, v] : t) {
-    if (known.count(std::string(k.str())) == 0) {
-      return At(file, LineOf(v),
-                "unknown key '" + std::string(k.str()) + "'" + (where.empty() ? "" : " in " + where));
-    }
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
 bool IsSafeRelativePath(const std::string& path) {
   if (path.empty() || path.front() == '/' || path.size() > 1024) return false;
   std::stringstream parts(path);
@@ -92,6 +112,13 @@ bool IsSafeRelativePath(const std::string& path) {
     if (part == ".." || part.empty() || part == ".") return false;
   }
   return path.back() != '/';
+}
+
+const RecipeNode* RecipeNode::Get(std::string_view key) const {
+  for (const auto& [k, v] : fields) {
+    if (k == key) return &v;
+  }
+  return nullptr;
 }
 
 Result<std::string> RenderTemplate(const std::string& text, const std::string& file,
@@ -131,6 +158,26 @@ Result<std::string> RenderTemplate(const std::string& text, const std::string& f
 
 Result<MmdebstrapRecipe> LoadMmdebstrapRecipe(
     const std::string& dir, const std::map<std::string, std::string>& dictionary) {
+  struct stat st;
+  bool toml = lstat((dir + "/recipe.toml").c_str(), &st) == 0;
+  std::string yaml_name;
+  for (const char* name : {"recipe.yaml", "recipe.yml"}) {
+    if (lstat((dir + "/" + name).c_str(), &st) == 0) {
+      if (!yaml_name.empty()) return InvalidArgument("recipe.yaml and recipe.yml: keep one");
+      yaml_name = name;
+    }
+  }
+  if (toml && !yaml_name.empty()) {
+    return InvalidArgument("recipe.toml and " + yaml_name + ": keep one of them");
+  }
+  if (!yaml_name.empty()) {
+    INGOT_ASSIGN_OR_RETURN(std::string raw, ReadArchiveFile(dir, yaml_name));
+    return ParseMmdebstrapRecipeYaml(raw, dir, dictionary, yaml_name);
+  }
+  if (!toml) {
+    return InvalidArgument(
+        "an mmdebstrap recipe needs recipe.toml (or recipe.yaml) at the top of its archive");
+  }
   INGOT_ASSIGN_OR_RETURN(std::string raw, ReadArchiveFile(dir, "recipe.toml"));
   return ParseMmdebstrapRecipe(raw, dir, dictionary);
 }
@@ -146,6 +193,15 @@ Result<MmdebstrapRecipe> ParseMmdebstrapRecipe(
   } catch (const toml::parse_error& e) {
     return At(file, static_cast<int64_t>(e.source().begin.line), std::string(e.description()));
   }
+  return CheckMmdebstrapRecipe(FromToml(doc), file, dir, dictionary);
+}
+
+Result<MmdebstrapRecipe> CheckMmdebstrapRecipe(
+    const RecipeNode& doc, const std::string& file, const std::string& dir,
+    const std::map<std::string, std::string>& dictionary) {
+  if (doc.kind != RecipeNode::Kind::kTable) {
+    return At(file, doc.line, "a recipe is a table of keys (suite, packages, ...)");
+  }
   INGOT_RETURN_IF_ERROR(OnlyKeys(doc,
                                  {"suite", "variant", "mirror", "components", "packages",
                                   "kernel_parameters", "hooks", "files", "steps"},
@@ -153,20 +209,20 @@ Result<MmdebstrapRecipe> ParseMmdebstrapRecipe(
   MmdebstrapRecipe r;
   INGOT_RETURN_IF_ERROR(String(doc, "suite", file, r.suite, true));
   if (!Matches(r.suite, "[a-z][a-z0-9.-]{0,63}")) {
-    return At(file, LineOf(*doc.get("suite")), "suite '" + r.suite + "' is not a suite name");
+    return At(file, doc.Get("suite")->line, "suite '" + r.suite + "' is not a suite name");
   }
   INGOT_RETURN_IF_ERROR(String(doc, "variant", file, r.variant));
   static const std::set<std::string> kVariants = {
       "extract", "custom", "essential", "apt", "required", "minbase",
       "buildd", "important", "debootstrap", "-", "standard"};
   if (kVariants.count(r.variant) == 0) {
-    return At(file, LineOf(*doc.get("variant")),
+    return At(file, doc.Get("variant")->line,
               "variant '" + r.variant + "' is not one of mmdebstrap's (minbase, essential, apt, "
               "required, important, standard, buildd, custom, extract)");
   }
   INGOT_RETURN_IF_ERROR(String(doc, "mirror", file, r.mirror));
   if (!r.mirror.empty() && !Matches(r.mirror, "(https?|file)://[^\\s\"'\\\\]+")) {
-    return At(file, LineOf(*doc.get("mirror")), "mirror must be an http(s):// or file:// URL");
+    return At(file, doc.Get("mirror")->line, "mirror must be an http(s):// or file:// URL");
   }
   INGOT_RETURN_IF_ERROR(StringArray(doc, "components", file, "[a-z][a-z0-9/-]{0,63}",
                                     "a component name", r.components));
@@ -176,11 +232,10 @@ Result<MmdebstrapRecipe> ParseMmdebstrapRecipe(
                                     "a Debian package name", r.packages));
   INGOT_RETURN_IF_ERROR(String(doc, "kernel_parameters", file, r.kernel_parameters));
   if (r.kernel_parameters.find('\n') != std::string::npos) {
-    return At(file, LineOf(*doc.get("kernel_parameters")), "kernel_parameters is one line");
+    return At(file, doc.Get("kernel_parameters")->line, "kernel_parameters is one line");
   }
-  if (const toml::node* h = doc.get("hooks")) {
-    const toml::table* t = h->as_table();
-    if (t == nullptr) return At(file, LineOf(*h), "hooks must be a table");
+  if (const RecipeNode* t = doc.Get("hooks")) {
+    if (t->kind != RecipeNode::Kind::kTable) return At(file, t->line, "hooks must be a table");
     INGOT_RETURN_IF_ERROR(OnlyKeys(*t, {"setup", "extract", "essential", "customize"}, file,
                                    "[hooks] (setup, extract, essential, customize)"));
     for (const char* kind : {"setup", "extract", "essential", "customize"}) {
@@ -189,17 +244,20 @@ Result<MmdebstrapRecipe> ParseMmdebstrapRecipe(
       if (!cmds.empty()) r.hooks[kind] = std::move(cmds);
     }
   }
-  if (const toml::node* f = doc.get("files")) {
-    const toml::array* a = f->as_array();
-    if (a == nullptr) return At(file, LineOf(*f), "files must be an array of tables ([[files]])");
-    for (const toml::node& e : *a) {
-      const toml::table* t = e.as_table();
-      if (t == nullptr) return At(file, LineOf(e), "each [[files]] entry is a table");
+  if (const RecipeNode* a = doc.Get("files")) {
+    if (a->kind != RecipeNode::Kind::kList) {
+      return At(file, a->line, "files must be a list of tables ([[files]])");
+    }
+    for (const RecipeNode& e : a->items) {
+      const RecipeNode* t = &e;
+      if (t->kind != RecipeNode::Kind::kTable) {
+        return At(file, e.line, "each files entry is a table");
+      }
       INGOT_RETURN_IF_ERROR(OnlyKeys(*t, {"source", "path", "mode"}, file, "[[files]]"));
       RecipeFile rf;
       INGOT_RETURN_IF_ERROR(String(*t, "source", file, rf.source));
       INGOT_RETURN_IF_ERROR(String(*t, "path", file, rf.path));
-      int64_t line = LineOf(e);
+      int64_t line = e.line;
       if (!IsSafeRelativePath(rf.source)) {
         return At(file, line, "files.source '" + rf.source + "' must be a path inside the archive");
       }
@@ -216,14 +274,15 @@ Result<MmdebstrapRecipe> ParseMmdebstrapRecipe(
       r.files.push_back(std::move(rf));
     }
   }
-  if (const toml::node* s = doc.get("steps")) {
-    const toml::array* a = s->as_array();
-    if (a == nullptr) return At(file, LineOf(*s), "steps must be an array of tables ([[steps]])");
+  if (const RecipeNode* a = doc.Get("steps")) {
+    if (a->kind != RecipeNode::Kind::kList) {
+      return At(file, a->line, "steps must be a list of tables ([[steps]])");
+    }
     std::set<std::string> names;
-    for (const toml::node& e : *a) {
-      const toml::table* t = e.as_table();
-      int64_t line = LineOf(e);
-      if (t == nullptr) return At(file, line, "each [[steps]] entry is a table");
+    for (const RecipeNode& e : a->items) {
+      const RecipeNode* t = &e;
+      int64_t line = e.line;
+      if (t->kind != RecipeNode::Kind::kTable) return At(file, line, "each steps entry is a table");
       INGOT_RETURN_IF_ERROR(
           OnlyKeys(*t, {"name", "stage", "script", "run", "args"}, file, "[[steps]]"));
       RecipeStep step;
@@ -262,34 +321,6 @@ Result<MmdebstrapRecipe> ParseMmdebstrapRecipe(
     }
   }
   return r;
-}
-
-Status CheckKiwiRecipe(const std::string& dir,
-                       const std::map<std::string, std::string>& dictionary) {
-  std::string file = "config.kiwi";
-  auto raw = ReadArchiveFile(dir, file);
-  if (!raw.ok()) {
-    file = "config.xml";
-    raw = ReadArchiveFile(dir, file);
-  }
-  if (!raw.ok()) {
-    return InvalidArgument("a kiwi-ng recipe needs config.kiwi or config.xml at its top level");
-  }
-  INGOT_ASSIGN_OR_RETURN(std::string text, RenderTemplate(*raw, file, dictionary));
-  // Kiwi validates the description itself (RelaxNG) when the build starts; here the two mistakes
-  // that make every build fail early: no <image> element, no <type>.
-  auto line_of = [&](size_t pos) {
-    return 1 + static_cast<int64_t>(std::count(text.begin(), text.begin() + pos, '\n'));
-  };
-  size_t image = text.find("<image");
-  if (image == std::string::npos) return At(file, 1, "no <image> element");
-  if (text.find("</image>") == std::string::npos) {
-    return At(file, line_of(image), "<image> is never closed");
-  }
-  if (text.find("<type") == std::string::npos) {
-    return At(file, line_of(image), "no <type> element: kiwi needs an image type");
-  }
-  return Status::Ok();
 }
 
 }  // namespace ingot::build

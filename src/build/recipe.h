@@ -17,6 +17,10 @@
 //   [[steps]]                          # scripts run chrooted in the root, in order
 //   name = "marker"  stage = "post"  script = "steps/marker.sh"  args = ["x"]   # or run = "..."
 //
+// The same recipe may be a `recipe.yaml` instead (recipe_yaml.h): the same keys, YAML's syntax
+// (`files:` and `steps:` are lists of mappings). Both syntaxes become one RecipeNode tree, and one
+// set of checks runs over it, so the rules and the messages are the same.
+//
 // Pure: no I/O beyond reading the extracted archive directory it is given.
 #pragma once
 
@@ -24,6 +28,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -61,17 +66,45 @@ struct MmdebstrapRecipe {
   std::vector<RecipeStep> steps;
 };
 
-// Reads and checks `dir`/recipe.toml (the extracted archive), templating it and every step script
-// with `dictionary`. Errors are kInvalidArgument "recipe.toml:7: ...".
+// A recipe document before its checks, whatever its syntax: strings, lists and tables, each with
+// the line it starts on. Other scalars (numbers, booleans, YAML's null) are kOther: the checks
+// refuse them by name and line.
+struct RecipeField;
+struct RecipeNode {
+  enum class Kind { kString, kList, kTable, kOther };
+  Kind kind = Kind::kOther;
+  int64_t line = 1;
+  std::string text;                                   // kString
+  std::vector<RecipeNode> items;                      // kList
+  std::vector<RecipeField> fields;                    // kTable
+  const RecipeNode* Get(std::string_view key) const;  // nullptr when absent
+};
+struct RecipeField {
+  std::string key;
+  RecipeNode value;
+};
+
+// Reads and checks the extracted archive's `dir`/recipe.toml (or recipe.yaml / recipe.yml: one of
+// them), templating it and every step script with `dictionary`. Errors are kInvalidArgument
+// "recipe.toml:7: ...".
 Result<MmdebstrapRecipe> LoadMmdebstrapRecipe(const std::string& dir,
                                               const std::map<std::string, std::string>& dictionary);
 // The same over recipe.toml's text (`dir` still holds the files it names). Fuzzed.
 Result<MmdebstrapRecipe> ParseMmdebstrapRecipe(const std::string& text, const std::string& dir,
                                                const std::map<std::string, std::string>& dictionary);
 
-// Checks a kiwi-ng description in `dir` (config.kiwi or config.xml): present, well-formed enough to
-// name an <image> with a <type>, templated. Errors name the file and line.
-Status CheckKiwiRecipe(const std::string& dir, const std::map<std::string, std::string>& dictionary);
+// The checks of an mmdebstrap recipe over its (already templated) document; `file` names it in
+// messages, `dir` holds the files and step scripts it names (step scripts are templated here).
+Result<MmdebstrapRecipe> CheckMmdebstrapRecipe(
+    const RecipeNode& doc, const std::string& file, const std::string& dir,
+    const std::map<std::string, std::string>& dictionary);
+// recipe.yaml's text (recipe_yaml.cc). Fuzzed.
+Result<MmdebstrapRecipe> ParseMmdebstrapRecipeYaml(
+    const std::string& text, const std::string& dir,
+    const std::map<std::string, std::string>& dictionary, const std::string& file = "recipe.yaml");
+
+// Reads a file of an extracted archive (a regular file, never through a link, at most 1 MiB).
+Result<std::string> ReadArchiveFile(const std::string& dir, const std::string& rel);
 
 // A path inside an archive that cannot escape it ("a/b", not "/a", "../a", "a/../../b").
 bool IsSafeRelativePath(const std::string& path);

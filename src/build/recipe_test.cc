@@ -128,17 +128,6 @@ TEST_F(RecipeTest, SymlinkedFilesAreRefused) {
   EXPECT_EQ(s.message(), "recipe.toml:2: f: not a regular file");
 }
 
-TEST_F(RecipeTest, Kiwi) {
-  Write("config.kiwi", "<?xml version=\"1.0\"?>\n<image name=\"x\">\n<preferences>\n"
-                       "<type image=\"tbz\"/>\n</preferences>\n</image>\n");
-  EXPECT_TRUE(CheckKiwiRecipe(dir_.string(), {}).ok());
-  Write("config.kiwi", "<?xml version=\"1.0\"?>\n<image name=\"{{ n }}\">\n</image>\n");
-  EXPECT_EQ(CheckKiwiRecipe(dir_.string(), {}).message(),
-            "config.kiwi:2: template variable 'n' is not in the template_dictionary");
-  EXPECT_EQ(CheckKiwiRecipe(dir_.string(), {{"n", "x"}}).message(),
-            "config.kiwi:2: no <type> element: kiwi needs an image type");
-}
-
 TEST(SafePathTest, Paths) {
   EXPECT_TRUE(IsSafeRelativePath("a/b.sh"));
   EXPECT_FALSE(IsSafeRelativePath("/a"));

@@ -82,6 +82,9 @@ struct ImageMember {
 struct Location {
   std::string store;  // store id from the configuration ("file", ...)
   std::string key;    // the store's own name for the object (for the file store, a path under it)
+  // Glance's location metadata as given (PATCH /locations; service/locations.h): a JSON object's
+  // text, "" when none. Opaque to the catalog.
+  std::string metadata;
 };
 
 struct Image {

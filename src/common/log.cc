@@ -89,6 +89,10 @@ Field::Field(std::string_view k, double v) : key(k) {
 
 void SetMinLevel(Level level) { g_min_level = static_cast<int>(level); }
 
+bool Enabled(Level level) {
+  return static_cast<int>(level) >= g_min_level.load(std::memory_order_relaxed);
+}
+
 void Write(Level level, std::string_view event, std::initializer_list<Field> fields) {
   if (static_cast<int>(level) < g_min_level.load(std::memory_order_relaxed)) return;
   std::string line;

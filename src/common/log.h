@@ -27,6 +27,8 @@ struct Field {
 };
 
 void SetMinLevel(Level level);
+// Whether a line at `level` would be written (for writers that format lines themselves).
+bool Enabled(Level level);
 // A value as it appears in a line: verbatim when that is unambiguous, else in double quotes with `"`
 // and `\` escaped, CR/LF/TAB as \r \n \t, and every other control byte (ESC, DEL, C1) and every
 // byte of ill-formed UTF-8 as \xNN, so a value can never forge a line or drive a terminal. Values with

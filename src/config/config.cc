@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <set>
 
+#include "fetch/fetch.h"
+
 namespace ingot::config {
 namespace {
 
@@ -142,7 +144,7 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
   INGOT_RETURN_IF_ERROR(CheckKeys(doc, "", {"server", "storage", "stores", "auth", "images", "import",
                                                 "import_filtering_opts", "boot", "log",
                                                 "machines", "proxydhcp", "deploy",
-                                                "catalog",
+                                                "catalog", "scrubber",
                                                 "keystone_authtoken", "policy", "quotas",
                                                 "metadefs", "cache", "build"}));
   INGOT_RETURN_IF_ERROR(ReadAuthSections(doc, c.auth_sections));
@@ -204,6 +206,7 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     INGOT_RETURN_IF_ERROR(CheckKeys(*s, "images",
                                     {"size_cap", "hash_algo", "disk_formats", "container_formats",
                                      "property_quota", "tag_quota", "member_quota",
+                                     "show_multiple_locations", "show_image_direct_url",
                                      kImageExtrasImagesKeys[0], kImageExtrasImagesKeys[1]}));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "size_cap", c.size_cap));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "hash_algo", c.hash_algo));
@@ -212,6 +215,9 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "property_quota", c.property_quota));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "tag_quota", c.tag_quota));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "member_quota", c.member_quota));
+    INGOT_RETURN_IF_ERROR(
+        Read(*s, "images", "show_multiple_locations", c.show_multiple_locations));
+    INGOT_RETURN_IF_ERROR(Read(*s, "images", "show_image_direct_url", c.show_image_direct_url));
   }
   if (auto* s = doc["import"].as_table()) {
     INGOT_RETURN_IF_ERROR(CheckKeys(
@@ -256,22 +262,32 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     const char* sec = "import_filtering_opts";
     INGOT_RETURN_IF_ERROR(CheckKeys(*s, sec,
                                     {"allowed_schemes", "disallowed_schemes", "allowed_hosts",
-                                     "disallowed_hosts", "allowed_ports", "disallowed_ports"}));
+                                     "disallowed_hosts", "allowed_ports", "disallowed_ports",
+                                     "allowed_networks"}));
     INGOT_RETURN_IF_ERROR(Read(*s, sec, "allowed_schemes", c.allowed_schemes));
     INGOT_RETURN_IF_ERROR(Read(*s, sec, "disallowed_schemes", c.disallowed_schemes));
     INGOT_RETURN_IF_ERROR(Read(*s, sec, "allowed_hosts", c.allowed_hosts));
     INGOT_RETURN_IF_ERROR(Read(*s, sec, "disallowed_hosts", c.disallowed_hosts));
     INGOT_RETURN_IF_ERROR(Read(*s, sec, "allowed_ports", c.allowed_ports));
     INGOT_RETURN_IF_ERROR(Read(*s, sec, "disallowed_ports", c.disallowed_ports));
+    INGOT_RETURN_IF_ERROR(Read(*s, sec, "allowed_networks", c.allowed_networks));
+    for (const std::string& network : c.allowed_networks) {
+      if (Status ok = fetch::CheckNetwork(network); !ok.ok()) {
+        return InvalidArgument("config import_filtering_opts.allowed_networks: " + ok.message());
+      }
+    }
   }
   if (auto* s = doc["build"].as_table()) {
     INGOT_RETURN_IF_ERROR(
-        CheckKeys(*s, "build", {"enabled", "dir", "mirror", "max_jobs", "job_timeout_s"}));
+        CheckKeys(*s, "build", {"enabled", "dir", "mirror", "max_jobs", "job_timeout_s", "ssh_listen",
+                                         "ssh_host"}));
     INGOT_RETURN_IF_ERROR(Read(*s, "build", "enabled", c.build_enabled));
     INGOT_RETURN_IF_ERROR(Read(*s, "build", "dir", c.build_dir));
     INGOT_RETURN_IF_ERROR(Read(*s, "build", "mirror", c.build_mirror));
     INGOT_RETURN_IF_ERROR(Read(*s, "build", "max_jobs", c.build_max_jobs));
     INGOT_RETURN_IF_ERROR(Read(*s, "build", "job_timeout_s", c.build_job_timeout_s));
+    INGOT_RETURN_IF_ERROR(Read(*s, "build", "ssh_listen", c.build_ssh_listen));
+    INGOT_RETURN_IF_ERROR(Read(*s, "build", "ssh_host", c.build_ssh_host));
   }
   if (auto* s = doc["boot"].as_table()) {
     INGOT_RETURN_IF_ERROR(CheckKeys(*s, "boot",
@@ -364,6 +380,21 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     if (std::find(std::begin(kSslModes), std::end(kSslModes), k.sslmode) == std::end(kSslModes)) {
       return InvalidArgument("config catalog.sslmode: expected disable, allow, prefer, require, "
                              "verify-ca or verify-full");
+    }
+  }
+  if (auto* s = doc["scrubber"].as_table()) {
+    ScrubberConfig& k = c.scrubber;
+    INGOT_RETURN_IF_ERROR(CheckKeys(*s, "scrubber",
+                                    {"enabled", "interval_s", "grace_s", "rehash_mib", "lease_s"}));
+    INGOT_RETURN_IF_ERROR(Read(*s, "scrubber", "enabled", k.enabled));
+    INGOT_RETURN_IF_ERROR(Read(*s, "scrubber", "interval_s", k.interval_s));
+    INGOT_RETURN_IF_ERROR(Read(*s, "scrubber", "grace_s", k.grace_s));
+    INGOT_RETURN_IF_ERROR(Read(*s, "scrubber", "rehash_mib", k.rehash_mib));
+    INGOT_RETURN_IF_ERROR(Read(*s, "scrubber", "lease_s", k.lease_s));
+    if (k.interval_s < 1) return InvalidArgument("config scrubber.interval_s: at least 1");
+    if (k.lease_s < 3) return InvalidArgument("config scrubber.lease_s: at least 3");
+    if (k.rehash_mib > (int64_t{1} << 40)) {
+      return InvalidArgument("config scrubber.rehash_mib: at most 2^40");
     }
   }
   if (auto* s = doc["deploy"].as_table()) {

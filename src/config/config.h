@@ -53,6 +53,16 @@ struct CatalogConfig {
   int statement_timeout_ms = 30000;
 };
 
+// [scrubber]: orphans and abandoned writes removed from the stores, stored images re-hashed, one
+// node at a time across a cluster (service/scrubber.h; README "Scale-out").
+struct ScrubberConfig {
+  bool enabled = false;
+  int64_t interval_s = 3600;   // one pass per interval, whichever node runs it
+  int64_t grace_s = 3600;      // nothing younger than this is removed
+  int64_t rehash_mib = 10240;  // bytes re-hashed per pass (MiB); 0: no re-hashing
+  int64_t lease_s = 60;        // how long a pass's lease lasts between renewals
+};
+
 struct Config {
   // [server]
   std::string listen = "127.0.0.1:9292";
@@ -99,6 +109,11 @@ struct Config {
   int property_quota = 128;
   int tag_quota = 128;
   int member_quota = 128;
+  // Glance's show_multiple_locations: image documents carry `locations`, and JSON-patch add,
+  // replace and remove on /locations are served (service/locations.h). Off by default, as Glance's.
+  bool show_multiple_locations = false;
+  // Glance's show_image_direct_url: image documents carry `direct_url` (the first location's URL).
+  bool show_image_direct_url = false;
 
   // [import]: Glance's interoperable import (service::ImportOptions says what each means).
   std::vector<std::string> import_methods = {"glance-direct", "web-download", "copy-image",
@@ -128,6 +143,9 @@ struct Config {
   std::vector<std::string> disallowed_hosts;
   std::vector<uint32_t> allowed_ports = {80, 443};
   std::vector<uint32_t> disallowed_ports;
+  // Ingot's own: CIDR networks whose addresses fetches may reach although the address rule refuses
+  // them (loopback, private, ...): for test beds and sites whose image servers are internal.
+  std::vector<std::string> allowed_networks;
 
   // [boot]: the boot service's southbound listener (api/boot/southbound.h). "" turns it off.
   std::string boot_listen = "127.0.0.1:9090";
@@ -146,6 +164,8 @@ struct Config {
   std::string build_mirror = "http://deb.debian.org/debian";  // default Debian archive of recipes
   int build_max_jobs = 2;              // builds running at once; more wait in `creating`
   int build_job_timeout_s = 3600;      // a job running longer is ended (error, "timed out")
+  std::string build_ssh_listen = "127.0.0.1";  // customize/debug jobs' sshd address (a port per job)
+  std::string build_ssh_host;  // the host name jobs' connection_info gives users ("": ssh_listen)
 
   // [deploy]: OS volumes (deploy/volume_store.h) and their NBD exports (nbd/server.h). NBD is off
   // unless nbd_listen is set (e.g. "0.0.0.0:10809" on the provisioning network).
@@ -158,6 +178,9 @@ struct Config {
 
   // [catalog]
   CatalogConfig catalog;
+
+  // [scrubber]
+  ScrubberConfig scrubber;
 
   // [log]
   std::string log_level = "info";

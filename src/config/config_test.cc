@@ -66,6 +66,31 @@ TEST(ConfigTest, CatalogKeys) {
   EXPECT_NE(bad.message().find("catalog.password"), std::string::npos) << bad.ToString();
 }
 
+TEST(ConfigTest, ScrubberKeys) {
+  Config c;
+  EXPECT_FALSE(c.scrubber.enabled);  // off unless asked for
+  Status s = LoadConfigText(R"(
+[scrubber]
+enabled = true
+interval_s = 600
+grace_s = 7200
+rehash_mib = 0
+lease_s = 30
+)",
+                            "test.toml", c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(c.scrubber.enabled);
+  EXPECT_EQ(c.scrubber.interval_s, 600);
+  EXPECT_EQ(c.scrubber.grace_s, 7200);
+  EXPECT_EQ(c.scrubber.rehash_mib, 0);
+  EXPECT_EQ(c.scrubber.lease_s, 30);
+  Config bad;
+  s = LoadConfigText("[scrubber]\ninterval_s = 0\n", "test.toml", bad);
+  EXPECT_NE(s.message().find("scrubber.interval_s"), std::string::npos) << s.ToString();
+  s = LoadConfigText("[scrubber]\ngrace = 5\n", "test.toml", bad);
+  EXPECT_NE(s.message().find("scrubber.grace"), std::string::npos) << s.ToString();
+}
+
 TEST(ConfigTest, BootListenerKeys) {
   Config c;
   EXPECT_EQ(c.boot_listen, "127.0.0.1:9090");
@@ -80,6 +105,37 @@ TEST(ConfigTest, BootListenerKeys) {
   EXPECT_NE(bad.message().find("boot.listen"), std::string::npos);
   bad = LoadConfigText("[boot]\ntftp = 1\n", "t", c);
   EXPECT_NE(bad.message().find("boot.tftp"), std::string::npos);
+}
+
+TEST(ConfigTest, AllowedNetworksAndLocationKeys) {
+  Config c;
+  EXPECT_TRUE(c.allowed_networks.empty());
+  EXPECT_FALSE(c.show_multiple_locations);  // Glance's default
+  EXPECT_FALSE(c.show_image_direct_url);
+  Status s = LoadConfigText(R"(
+[import_filtering_opts]
+allowed_networks = ["127.0.0.0/8", "fd00::/8"]
+
+[images]
+show_multiple_locations = true
+show_image_direct_url = true
+)",
+                            "test.toml", c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(c.allowed_networks, (std::vector<std::string>{"127.0.0.0/8", "fd00::/8"}));
+  EXPECT_TRUE(c.show_multiple_locations);
+  EXPECT_TRUE(c.show_image_direct_url);
+
+  Config bad;
+  s = LoadConfigText("[import_filtering_opts]\nallowed_networks = [\"127.0.0.1/8\"]\n",
+                     "test.toml", bad);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("import_filtering_opts.allowed_networks"), std::string::npos)
+      << s.ToString();
+  EXPECT_NE(s.message().find("host bits"), std::string::npos) << s.ToString();
+  s = LoadConfigText("[import_filtering_opts]\nallowed_networks = [\"localhost\"]\n",
+                     "test.toml", bad);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
 }
 
 TEST(ConfigTest, RefusesWhatItDoesNotKnowNamingIt) {
@@ -101,7 +157,7 @@ TEST(ConfigTest, MetadefsCacheAndPropertyProtections) {
   EXPECT_TRUE(c.image_extras.cache.enabled);
   ASSERT_TRUE(LoadConfigText("[metadefs]\nload = false\ndefinitions_dir = \"/etc/defs\"\n"
                              "[cache]\nmax_size = 1000\ncache_local_stores = true\n"
-                             "prefetch_delay_ms = 0\n"
+                             "prefetch_delay_ms = 0\nsweep_interval_ms = 2500\n"
                              "[images]\nproperty_protection_file = \"/etc/p.conf\"\n"
                              "property_protection_rule_format = \"policies\"\ntag_quota = 5\n",
                              "x.toml", c)
@@ -111,6 +167,7 @@ TEST(ConfigTest, MetadefsCacheAndPropertyProtections) {
   EXPECT_EQ(c.image_extras.cache.max_size, 1000u);
   EXPECT_TRUE(c.image_extras.cache.cache_local_stores);
   EXPECT_EQ(c.image_extras.cache.prefetch_delay_ms, 0);
+  EXPECT_EQ(c.image_extras.cache.sweep_interval_ms, 2500);
   EXPECT_EQ(c.image_extras.protections.property_protection_file, "/etc/p.conf");
   EXPECT_EQ(c.image_extras.protections.property_protection_rule_format, "policies");
   EXPECT_EQ(c.tag_quota, 5);

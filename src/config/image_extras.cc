@@ -50,12 +50,14 @@ Status ReadImageExtras(const toml::table& doc, ImageExtras& out) {
   if (const toml::table* s = doc["cache"].as_table()) {
     INGOT_RETURN_IF_ERROR(
         Unknown(*s, "cache",
-                {"enabled", "dir", "max_size", "cache_local_stores", "prefetch_delay_ms"}));
+                {"enabled", "dir", "max_size", "cache_local_stores", "prefetch_delay_ms",
+                 "sweep_interval_ms"}));
     INGOT_RETURN_IF_ERROR(Get(*s, "cache", "enabled", out.cache.enabled));
     INGOT_RETURN_IF_ERROR(Get(*s, "cache", "dir", out.cache.dir));
     INGOT_RETURN_IF_ERROR(Get(*s, "cache", "max_size", out.cache.max_size));
     INGOT_RETURN_IF_ERROR(Get(*s, "cache", "cache_local_stores", out.cache.cache_local_stores));
     INGOT_RETURN_IF_ERROR(Get(*s, "cache", "prefetch_delay_ms", out.cache.prefetch_delay_ms));
+    INGOT_RETURN_IF_ERROR(Get(*s, "cache", "sweep_interval_ms", out.cache.sweep_interval_ms));
   }
   if (const toml::table* s = doc["images"].as_table()) {
     auto& p = out.protections;

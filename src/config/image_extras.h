@@ -1,7 +1,7 @@
 // The sections of ingotd's configuration for metadata definitions, the image cache and property
 // protections, under Glance's names where Glance has them:
 //   [metadefs] definitions_dir, load
-//   [cache]    enabled, dir, max_size, cache_local_stores, prefetch_delay_ms
+//   [cache]    enabled, dir, max_size, cache_local_stores, prefetch_delay_ms, sweep_interval_ms
 //   [images]   property_protection_file, property_protection_rule_format (the rest of [images] is
 //              config.cc's)
 // LoadConfigText calls ReadImageExtras.
@@ -27,6 +27,9 @@ struct CacheSection {
   uint64_t max_size = 10ull << 30;       // Glance's image_cache_max_size (10 GiB)
   bool cache_local_stores = false;       // read-through caching of file-store images too
   int64_t prefetch_delay_ms = 1000;      // a queued image waits this long before it is fetched
+  // How often cached images are checked against the catalog and the deleted or deactivated ones
+  // dropped (other nodes sharing the catalog change images behind this node's back); 0: never.
+  int64_t sweep_interval_ms = 60000;
 };
 
 struct ProtectionSection {

@@ -36,7 +36,8 @@ Result<std::unique_ptr<BootContent>> StartBootContent(const config::Config& conf
                           .allowed_hosts = config.allowed_hosts,
                           .disallowed_hosts = config.disallowed_hosts,
                           .allowed_ports = config.allowed_ports,
-                          .disallowed_ports = config.disallowed_ports};
+                          .disallowed_ports = config.disallowed_ports,
+                          .allowed_networks = config.allowed_networks};
   options.fetch.max_redirects = config.import_max_redirects;
   options.fetch.max_bytes = config.size_cap;
   options.fetch.connect_timeout = std::chrono::milliseconds(config.import_connect_timeout_ms);
@@ -63,7 +64,8 @@ Result<std::unique_ptr<BootContent>> StartBootContent(const config::Config& conf
         options.dir, [content](const std::vector<std::string>& c) { return content->Map(c); }));
     out->routes = std::make_unique<api::boot::ContentSouthbound>(*out->service, images);
     api::boot::ContentSouthbound* routes = out->routes.get();
-    southbound->AddRoute([routes](const http::Request& req) { return routes->Handle(req); });
+    southbound->AddRoute([routes](const http::Request& req) { return routes->Handle(req); },
+                         &api::boot::ContentSouthbound::Blocks);
   }
 
   if (!config.boot_rackhd_listen.empty()) {

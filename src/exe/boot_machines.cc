@@ -50,7 +50,8 @@ Result<std::unique_ptr<BootMachines>> StartBootMachines(const config::Config& co
   m->routes = std::make_unique<api::boot::MachineRoutes>(*m->service, std::move(o));
   if (southbound != nullptr) {
     api::boot::MachineRoutes* routes = m->routes.get();
-    southbound->AddRoute([routes](const http::Request& req) { return routes->Southbound(req); });
+    southbound->AddRoute([routes](const http::Request& req) { return routes->Southbound(req); },
+                         [routes](const http::Request& req) { return routes->SouthboundBlocks(req); });
   }
   log::Info("boot.machines", {{"signing", m->signer ? "on" : "off"}});
   return m;

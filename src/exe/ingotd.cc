@@ -21,9 +21,11 @@
 #include "exe/boot_machines.h"
 #include "exe/catalog_open.h"
 #include "common/log.h"
+#include "common/uuid.h"
 #include "config/config.h"
 #include "exe/ingotd_auth.h"
 #include "exe/ingotd_deploy.h"
+#include "api/streamer/streamer.h"
 #include "exe/ingotd_cache.h"
 #include "exe/ingotd_extras.h"
 #include "exe/ingotd_build.h"
@@ -32,7 +34,9 @@
 #include "service/image_service.h"
 #include "service/import/import_service.h"
 #include "service/locations.h"
+#include "service/scrubber.h"
 #include "store/file/file_store.h"
+#include "store/http/http_store.h"
 #include "store/s3/s3_store.h"
 #include "store/swift/swift_store.h"
 #include "store/registry.h"
@@ -157,6 +161,27 @@ int Run(int argc, char** argv) {
   if (Status s = drivers.Register("file", store::MakeFileStore); !s.ok()) return Fail(s);
   if (Status s = drivers.Register("swift", store::MakeSwiftStore); !s.ok()) return Fail(s);
   if (Status s = drivers.Register("s3", store::MakeS3Store); !s.ok()) return Fail(s);
+  // Glance's read-only http store: bytes other servers serve, fetched under the same SSRF rules as
+  // web-download ([import_filtering_opts]).
+  fetch::FetchOptions http_fetch;
+  http_fetch.filter = {.allowed_schemes = config.allowed_schemes,
+                       .disallowed_schemes = config.disallowed_schemes,
+                       .allowed_hosts = config.allowed_hosts,
+                       .disallowed_hosts = config.disallowed_hosts,
+                       .allowed_ports = config.allowed_ports,
+                       .disallowed_ports = config.disallowed_ports,
+                       .allowed_networks = config.allowed_networks};
+  http_fetch.max_redirects = config.import_max_redirects;
+  http_fetch.max_bytes = config.size_cap;
+  http_fetch.connect_timeout = std::chrono::milliseconds(config.import_connect_timeout_ms);
+  http_fetch.stall_timeout = std::chrono::milliseconds(config.import_stall_timeout_ms);
+  if (Status s = drivers.Register("http",
+                                  [http_fetch](const store::StoreConfig& c) {
+                                    return store::MakeHttpStore(c, http_fetch);
+                                  });
+      !s.ok()) {
+    return Fail(s);
+  }
   // [cache] (exe/ingotd_cache.h): every store built wrapped in the image cache.
   auto cache = exe::CacheWiring::Open(config);
   if (!cache.ok()) return Fail(cache.status());
@@ -165,12 +190,19 @@ int Run(int argc, char** argv) {
   auto stores = store::BuildStoreSet(*cache ? cached_drivers : drivers, config.Stores());
   if (!stores.ok()) return Fail(stores.status());
 
+  // This node's name in the catalog's leases (import tasks, uploads, the scrubber).
+  const std::string node =
+      config.node_name.empty() ? "ingotd-" + NewUuid() : config.node_name;
+  // On a catalog other nodes share, uploads hold a lease so a restart repairs only its own.
+  const bool shared_catalog = config.catalog.driver == "postgres";
   service::ImageService images(**repo, **stores,
                                {.hash_algo = config.hash_algo,
                                 .size_cap = config.size_cap,
                                 .property_quota = config.property_quota,
                                 .tag_quota = config.tag_quota,
-                                .member_quota = config.member_quota});
+                                .member_quota = config.member_quota,
+                                .upload_leases = shared_catalog ? &**repo : nullptr,
+                                .node = node});
   if (*cache) (*cache)->Start(images);
   // Per-project quotas ([quotas]: configured or Keystone's unified limits; exe/ingotd_auth.h).
   auto limits = WireLimits(config, *auth_wiring);
@@ -180,12 +212,17 @@ int Run(int argc, char** argv) {
     quotas = std::make_unique<service::Quotas>(**repo, **limits);
     images.set_quotas(quotas.get());
   }
-  auto report = images.Repair();
-  if (!report.ok()) return Fail(report.status());
-  log::Info("repair", {{"saving_reset", report->saving_reset},
-                       {"incomplete_removed", report->incomplete_removed},
-                       {"orphans_removed", report->orphans_removed},
-                       {"missing_data", static_cast<uint64_t>(report->missing_data.size())}});
+  // A store or catalog that is briefly unreachable (Swift restarting, say) must not keep the node
+  // down: what this repair would have done waits for the next start or the scrubber.
+  if (auto report = images.Repair(); !report.ok()) {
+    log::Error("repair.failed", {{"error", report.status().ToString()}});
+  } else {
+    log::Info("repair", {{"saving_reset", report->saving_reset},
+                         {"saving_other_node", report->saving_other_node},
+                         {"incomplete_removed", report->incomplete_removed},
+                         {"orphans_removed", report->orphans_removed},
+                         {"missing_data", static_cast<uint64_t>(report->missing_data.size())}});
+  }
 
   // Import: staged bytes live in a file store of their own, outside the image stores.
   auto staging = store::FileStore::Open(
@@ -197,7 +234,7 @@ int Run(int argc, char** argv) {
       .methods = config.import_methods,
       .staging_cap = config.staging_cap,
       .workers = config.import_workers,
-      .node = config.node_name,
+      .node = node,
       .lease = std::chrono::milliseconds(config.task_lease_ms),
       .task_ttl = std::chrono::hours(config.task_ttl_hours),
       .require_image_format_match = config.require_image_format_match,
@@ -217,7 +254,8 @@ int Run(int argc, char** argv) {
                                  .allowed_hosts = config.allowed_hosts,
                                  .disallowed_hosts = config.disallowed_hosts,
                                  .allowed_ports = config.allowed_ports,
-                                 .disallowed_ports = config.disallowed_ports};
+                                 .disallowed_ports = config.disallowed_ports,
+                                 .allowed_networks = config.allowed_networks};
   import_options.fetch.max_redirects = config.import_max_redirects;
   import_options.fetch.max_bytes = std::min(config.size_cap, config.staging_cap);
   import_options.fetch.connect_timeout =
@@ -230,8 +268,25 @@ int Run(int argc, char** argv) {
 
   // The locations API: bytes already in a store adopted as an image's data, read and checked as an
   // upload's are.
+  // With [images] show_multiple_locations, Glance's PATCH /locations API and `locations` in image
+  // documents too.
+  // [scrubber] (service/scrubber.h): orphans and abandoned writes swept from every store, images
+  // re-hashed; one node at a time through the catalog's job lease.
+  std::unique_ptr<service::Scrubber> scrubber;
+  if (config.scrubber.enabled) {
+    scrubber = std::make_unique<service::Scrubber>(
+        **repo, **repo, **stores,
+        service::ScrubberOptions{
+            .node = imports.options().node,
+            .interval = std::chrono::seconds(config.scrubber.interval_s),
+            .grace = std::chrono::seconds(config.scrubber.grace_s),
+            .rehash_bytes = static_cast<uint64_t>(config.scrubber.rehash_mib) << 20,
+            .lease = std::chrono::seconds(config.scrubber.lease_s)});
+  }
+
   service::LocationService locations(
-      images, {.require_image_format_match = config.require_image_format_match});
+      images, {.require_image_format_match = config.require_image_format_match,
+               .show_multiple_locations = config.show_multiple_locations});
 
   // Block the stop signals before any thread starts, so only sigwait below sees them.
   sigset_t stop;
@@ -292,9 +347,11 @@ int Run(int argc, char** argv) {
     boot_options.request_id_header.clear();
     boot_options.unlimited_paths.clear();
     api::boot::Southbound* handler = southbound.get();
+    // Files of the tree are answered on the I/O thread (HandleInline), the rest on workers.
     auto started = http::Server::Start(
         boot_options, [handler](http::Request& req) { return handler->Handle(req); },
-        [handler](const http::Exchange& e) { handler->Observe(e); });
+        [handler](const http::Exchange& e) { handler->Observe(e); },
+        [handler](http::Request& req) { return handler->HandleInline(req); });
     if (!started.ok()) return Fail(started.status().WithContext("--boot-listen"));
     boot_server = std::move(*started);
     std::string boot_address =
@@ -324,18 +381,41 @@ int Run(int argc, char** argv) {
   // OS volumes and, with [deploy] nbd_listen, their NBD exports (exe/ingotd_deploy.h).
   auto deploy = DeployWiring::Start(config);
   if (!deploy.ok()) return Fail(deploy.status());
+  // Image Streamer's artifacts and deployments over those volumes; golden images may be made from
+  // catalog images (read as an administrator: the /rest API is an operators' API by policy).
+  if (Status s = (*deploy)->StartArtifacts(
+          config,
+          [&images](const std::string& id) -> Result<::ingot::deploy::artifacts::CatalogImage> {
+            INGOT_ASSIGN_OR_RETURN(catalog::Image image,
+                                   images.Get(id, catalog::Viewer{std::nullopt, true}));
+            INGOT_ASSIGN_OR_RETURN(service::OpenedData data, images.OpenData(image));
+            // A file store hands out a descriptor, the others a source.
+            if (data.fd) {
+              data.source = std::make_unique<io::FileSource>(std::move(data.fd), data.size,
+                                                             "image " + id);
+            }
+            if (data.source == nullptr) return Unavailable("image " + id + " has no readable bytes");
+            return ::ingot::deploy::artifacts::CatalogImage{image.name.value_or(id), std::move(data.source)};
+          });
+      !s.ok()) {
+    return Fail(s.WithContext("[deploy]"));
+  }
+  // Image Streamer's clients send their token in an `Auth` header (api/streamer/streamer.h).
+  api::streamer::AuthHeaderAuthenticator streamer_auth(*auth_wiring->authenticator);
 
   // public_url is needed by the API before the port is known only when the port is fixed; with port
   // 0 it is filled after binding.
   const auth::Policy& policy = *auth_wiring->policy;
   api::AppDeps deps{.images = images,
-                    .authenticator = *auth_wiring->authenticator,
+                    .authenticator = streamer_auth,
                     .policy = policy,
                     .options = {.formats = {config.disk_formats, config.container_formats},
-                                .max_image_size = config.size_cap},
+                                .max_image_size = config.size_cap,
+                                .show_image_direct_url = config.show_image_direct_url},
                     .imports = config.import_methods.empty() ? nullptr : &imports,
                     .locations = &locations};
   deps.route_sets.push_back((*boot_content)->ApiRoutes());
+  deps.route_sets.push_back((*deploy)->ApiRoutes(deps.options.max_json_body));
   deps.route_sets.push_back((*boot_machines)->ApiRoutes());
   // Metadata definitions (exe/ingotd_extras.h): shipped definitions loaded once, /v2/metadefs.
   auto metadefs = exe::MetadefsWiring::Start(config);
@@ -346,6 +426,8 @@ int Run(int argc, char** argv) {
     deps.metrics.push_back((*cache)->Metrics());
     deps.options.image_cache = true;
   }
+  if (scrubber) deps.metrics.push_back([&scrubber] { return scrubber->Metrics(); });
+
   // [images] property_protection_file (exe/ingotd_extras.h).
   auto protections = exe::LoadPropertyProtections(config, policy);
   if (!protections.ok()) return Fail(protections.status());
@@ -386,6 +468,7 @@ int Run(int argc, char** argv) {
             {{"address", address}, {"data_dir", config.data_dir}, {"auth", config.auth}});
 
   imports.Start();
+  if (scrubber) scrubber->Start();
 
   int sig = 0;
   sigwait(&stop, &sig);
@@ -397,6 +480,7 @@ int Run(int argc, char** argv) {
   if (tftp_server) tftp_server->Stop();
   deploy->reset();
   if (build_wiring) build_wiring->Stop();
+  if (scrubber) scrubber->Stop();
   imports.Stop();
   if (*cache) (*cache)->Stop();
   return 0;

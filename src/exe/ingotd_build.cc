@@ -18,6 +18,8 @@ Result<std::unique_ptr<BuildWiring>> BuildWiring::Start(const config::Config& co
   options.max_jobs = std::max(1, config.build_max_jobs);
   options.job_timeout = std::chrono::seconds(std::max(60, config.build_job_timeout_s));
   options.files_dir = files_dir;
+  options.ssh_listen = config.build_ssh_listen;
+  options.ssh_host = config.build_ssh_host;
   w->builder = std::make_unique<build::BuildService>(*w->repo, options, &images);
   INGOT_ASSIGN_OR_RETURN(int interrupted, w->builder->Recover());
   log::Info("build.ready", {{"dir", options.dir}, {"interrupted_jobs", interrupted}});

@@ -17,6 +17,7 @@ Result<std::unique_ptr<CacheWiring>> CacheWiring::Open(const config::Config& con
                               .max_size = section.max_size,
                               .prefetch_delay = std::chrono::milliseconds(section.prefetch_delay_ms)}));
   w->cache_local_stores_ = section.cache_local_stores;
+  w->sweep_interval_ = std::chrono::milliseconds(section.sweep_interval_ms);
   auto c = w->cache_->counters();
   log::Info("cache.open", {{"dir", dir}, {"max_size", section.max_size}, {"images", c.entries},
                            {"bytes", c.size}});
@@ -50,6 +51,28 @@ void CacheWiring::Start(service::ImageService& images) {
   images_.store(&images);
   resource_ = std::make_unique<api::CacheResource>(*cache_, images);
   worker_ = std::thread([this] { Prefetch(); });
+  if (sweep_interval_.count() > 0) sweeper_ = std::thread([this] { SweepLoop(); });
+}
+
+// Each node's cache is its own, the catalog is shared: an image deleted or deactivated through
+// another node is never served from here (every cached read asks Servable first), and this sweep
+// gives its space back. Only a definite answer drops an entry — the image is gone or not active; a
+// catalog that cannot be reached right now (503) keeps everything until the next sweep.
+void CacheWiring::SweepLoop() {
+  std::unique_lock lock(sweep_mu_);
+  while (!stop_.load()) {
+    sweep_cv_.wait_for(lock, sweep_interval_, [this] { return stop_.load(); });
+    if (stop_.load()) break;
+    lock.unlock();
+    service::ImageService* images = images_.load();
+    int removed = cache_->Sweep([&](const std::string& key) {
+      auto image = images->Get(key, catalog::Viewer{.project = std::nullopt, .is_admin = true});
+      if (image.ok()) return image->status() == catalog::ImageStatus::kActive;
+      return image.status().code() != Code::kNotFound;
+    });
+    if (removed > 0) log::Info("cache.swept", {{"removed", removed}});
+    lock.lock();
+  }
 }
 
 // The pre-cache queue: each queued image read whole from its store into the cache, one at a time
@@ -76,9 +99,14 @@ void CacheWiring::Prefetch() {
 }
 
 void CacheWiring::Stop() {
-  stop_.store(true);
+  {
+    std::lock_guard lock(sweep_mu_);
+    stop_.store(true);
+  }
+  sweep_cv_.notify_all();
   if (cache_) cache_->Shutdown();
   if (worker_.joinable()) worker_.join();
+  if (sweeper_.joinable()) sweeper_.join();
 }
 
 std::function<void(api::ApiRouter&)> CacheWiring::ApiRoutes() {

@@ -4,8 +4,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -36,6 +39,8 @@ class CacheWiring {
  private:
   bool Servable(const std::string& key);
   void Prefetch();
+  // Every sweep_interval: drops cached images the catalog no longer allows to serve.
+  void SweepLoop();
 
   std::unique_ptr<store::ImageCache> cache_;
   bool cache_local_stores_ = false;
@@ -43,6 +48,10 @@ class CacheWiring {
   std::unique_ptr<api::CacheResource> resource_;
   std::atomic<bool> stop_{false};
   std::thread worker_;
+  std::chrono::milliseconds sweep_interval_{0};
+  std::mutex sweep_mu_;
+  std::condition_variable sweep_cv_;  // wakes the sweeper to stop
+  std::thread sweeper_;
 };
 
 }  // namespace ingot::exe

@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "api/streamer/streamer.h"
+#include "catalog/sqlite/database.h"
 #include "common/log.h"
+#include "deploy/guestfish/engine.h"
 
 namespace ingot {
 namespace {
@@ -33,6 +36,10 @@ Commands:
                           (10.0.0.5, 10.0.0.0/24, fd00::/8)
   detach NAME             stop serving it (open connections are closed; its writes are kept)
   delete NAME             remove it (refused while a client is connected)
+  personalise NAME --script FILE [--engine auto|native|guestfish] [--name SCRIPT_NAME]
+                          run a plan script (guestfish commands, @attributes@ already
+                          substituted) against the volume and print its log; `auto` does it
+                          natively unless the script needs the real guestfish
 )";
 
 int VolumeFail(const Status& s) {
@@ -77,7 +84,29 @@ Result<std::unique_ptr<DeployWiring>> DeployWiring::Start(const config::Config& 
   return w;
 }
 
+Status DeployWiring::StartArtifacts(const config::Config& config,
+                                    deploy::artifacts::CatalogImageOpener catalog) {
+  INGOT_ASSIGN_OR_RETURN(auto db, catalog::sqlite::Database::Open(config.data_dir + "/catalog.db"));
+  INGOT_ASSIGN_OR_RETURN(repo_, deploy::artifacts::OpenSqliteDeployRepository(std::move(db)));
+  artifacts_ = std::make_unique<deploy::artifacts::ArtifactService>(
+      *repo_, *store_, deploy::artifacts::ArtifactOptions{.dir = config.data_dir + "/deploy"},
+      std::move(catalog));
+  INGOT_ASSIGN_OR_RETURN(auto report, artifacts_->Repair());
+  log::Info("deploy.ready", {{"deployments_undone", report.deployments_undone},
+                             {"files_removed", report.files_removed}});
+  artifacts_->Start();
+  return Status::Ok();
+}
+
+std::function<void(api::ApiRouter&)> DeployWiring::ApiRoutes(size_t max_json_body) {
+  deploy::artifacts::ArtifactService* s = artifacts_.get();
+  return [s, max_json_body](api::ApiRouter& r) {
+    if (s != nullptr) api::streamer::RegisterStreamerRoutes(r, *s, max_json_body);
+  };
+}
+
 DeployWiring::~DeployWiring() {
+  if (artifacts_) artifacts_->Stop();
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -226,6 +255,32 @@ int RunVolumeCommand(int argc, char** argv) {
   if (cmd == "delete") {
     if (Status s = need_name(); !s.ok()) return VolumeFail(s);
     if (Status s = (*store)->Delete(name); !s.ok()) return VolumeFail(s);
+    return 0;
+  }
+  if (cmd == "personalise") {
+    if (Status s = need_name(); !s.ok()) return VolumeFail(s);
+    if (Status s = only({"--script", "--engine", "--name"}); !s.ok()) return VolumeFail(s);
+    if (!opts.count("--script")) return VolumeFail(InvalidArgument("personalise needs --script FILE"));
+    auto engine = deploy::guestfish::ParseEngine(opts.count("--engine") ? opts["--engine"] : "auto");
+    if (!engine) return VolumeFail(InvalidArgument("--engine must be auto, native or guestfish"));
+    std::FILE* f = std::fopen(opts["--script"].c_str(), "rb");
+    if (!f) return VolumeFail(FromErrno(errno, "open " + opts["--script"]));
+    std::string text;
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    std::fclose(f);
+    auto volume = (*store)->OpenVolume(name);
+    if (!volume.ok()) return VolumeFail(volume.status());
+    const auto t0 = std::chrono::steady_clock::now();
+    deploy::guestfish::Script script{opts.count("--name") ? opts["--name"] : opts["--script"], text};
+    auto report = deploy::guestfish::Run(**volume, script, *engine);
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (!report.ok()) return VolumeFail(report.status());
+    std::fputs(report->log.c_str(), stdout);
+    std::fprintf(stderr, "engine=%s\tpersonalise_ms=%.1f\n",
+                 std::string(deploy::guestfish::EngineName(report->used)).c_str(), ms);
     return 0;
   }
   return VolumeFail(InvalidArgument("unknown volume command '" + cmd + "' (see --help)"));

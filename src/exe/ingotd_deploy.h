@@ -10,7 +10,9 @@
 #include <optional>
 #include <thread>
 
+#include "api/route.h"
 #include "config/config.h"
+#include "deploy/artifacts/artifact_service.h"
 #include "deploy/volume_exports.h"
 #include "deploy/volume_store.h"
 #include "nbd/server.h"
@@ -27,11 +29,20 @@ class DeployWiring {
   deploy::VolumeStore& store() { return *store_; }
   nbd::Server* nbd_server() { return server_.get(); }
 
+  // HPE Image Streamer's artifacts (deploy/artifacts/): records in the catalog file (component
+  // "deploy"), golden images and deploy logs under <data_dir>/deploy, crash repair, the deployment
+  // worker. `catalog`: where golden images made from catalog images are read.
+  Status StartArtifacts(const config::Config& config, deploy::artifacts::CatalogImageOpener catalog);
+  // The /rest/... routes (api/streamer/), for AppDeps::route_sets.
+  std::function<void(api::ApiRouter&)> ApiRoutes(size_t max_json_body);
+
  private:
   DeployWiring() = default;
   void Watch();
 
   std::unique_ptr<deploy::VolumeStore> store_;
+  std::unique_ptr<deploy::artifacts::DeployRepository> repo_;
+  std::unique_ptr<deploy::artifacts::ArtifactService> artifacts_;
   std::unique_ptr<deploy::VolumeExports> exports_;
   std::unique_ptr<nbd::Server> server_;
   std::thread watcher_;

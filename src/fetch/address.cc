@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "fetch/fetch.h"
 #include "fetch/url_text.h"
@@ -109,6 +111,117 @@ bool IsNonPublicAddressImpl(std::string_view address) {
 }
 
 }  // namespace
+
+namespace {
+
+// An address of either family as 16 bytes: IPv4 as its IPv4-mapped IPv6 form (::ffff:a.b.c.d), so
+// one comparison covers both and a mapped address matches its IPv4 network.
+struct Address16 {
+  uint8_t b[16];
+};
+
+std::optional<Address16> ParseStrictAddress(std::string_view text) {
+  if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
+    text = text.substr(1, text.size() - 2);
+  }
+  if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+  std::string s(text);
+  Address16 out{};
+  if (s.find(':') == std::string::npos) {
+    in_addr a;
+    if (inet_pton(AF_INET, s.c_str(), &a) != 1) return std::nullopt;  // dotted quads only
+    out.b[10] = out.b[11] = 0xff;
+    std::memcpy(out.b + 12, &a.s_addr, 4);
+    return out;
+  }
+  in6_addr a;
+  if (inet_pton(AF_INET6, s.c_str(), &a) != 1) return std::nullopt;
+  std::memcpy(out.b, a.s6_addr, 16);
+  return out;
+}
+
+bool IsMappedV4(const Address16& a) {
+  return AllZero(a.b, 10) && a.b[10] == 0xff && a.b[11] == 0xff;
+}
+
+struct Network16 {
+  Address16 base;
+  int prefix;  // of the 128 bits
+};
+
+// "address/prefix" or a bare address; the reason it is refused otherwise.
+Result<Network16> ParseNetwork(std::string_view cidr) {
+  const std::string shown(cidr);
+  size_t slash = cidr.find('/');
+  std::optional<Address16> base = ParseStrictAddress(cidr.substr(0, slash));
+  if (!base) {
+    return InvalidArgument("'" + shown + "' is not a network: expected an IPv4 or IPv6 address, " +
+                           "optionally with /prefix (e.g. \"127.0.0.0/8\")");
+  }
+  const bool v4 = IsMappedV4(*base) && cidr.substr(0, slash).find(':') == std::string_view::npos;
+  const int max = v4 ? 32 : 128;
+  int prefix = max;
+  if (slash != std::string_view::npos) {
+    std::string_view digits = cidr.substr(slash + 1);
+    if (digits.empty() || digits.size() > 3) {
+      return InvalidArgument("'" + shown + "': the prefix length must be 0.." +
+                             std::to_string(max));
+    }
+    prefix = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') {
+        return InvalidArgument("'" + shown + "': the prefix length must be 0.." +
+                               std::to_string(max));
+      }
+      prefix = prefix * 10 + (c - '0');
+    }
+    if (prefix > max) {
+      return InvalidArgument("'" + shown + "': the prefix length must be 0.." +
+                             std::to_string(max));
+    }
+  }
+  Network16 n{*base, prefix + (v4 ? 96 : 0)};
+  for (int bit = n.prefix; bit < 128; ++bit) {
+    if (n.base.b[bit / 8] & (0x80 >> (bit % 8))) {
+      return InvalidArgument("'" + shown + "' has host bits set past its /" +
+                             std::to_string(prefix) + " prefix");
+    }
+  }
+  return n;
+}
+
+bool Contains(const Network16& n, const Address16& a) {
+  for (int bit = 0; bit < n.prefix; ++bit) {
+    const uint8_t mask = 0x80 >> (bit % 8);
+    if ((n.base.b[bit / 8] & mask) != (a.b[bit / 8] & mask)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Status CheckNetwork(std::string_view cidr) {
+  try {
+    return ParseNetwork(cidr).status();
+  } catch (...) {
+    return Internal("fetch: out of memory");
+  }
+}
+
+bool InNetworks(std::string_view address, const std::vector<std::string>& networks) {
+  try {
+    if (networks.empty()) return false;
+    std::optional<Address16> a = ParseStrictAddress(address);
+    if (!a) return false;
+    for (const std::string& entry : networks) {
+      Result<Network16> n = ParseNetwork(entry);
+      if (n.ok() && Contains(*n, *a)) return true;
+    }
+    return false;
+  } catch (...) {  // out of memory: allow nothing
+    return false;
+  }
+}
 
 bool IsNonPublicAddress(std::string_view address) {
   try {

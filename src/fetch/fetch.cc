@@ -111,7 +111,10 @@ Result<std::vector<std::string>> ResolveAndCheck(const ParsedUrl& url,
     if (internal::HostListed(address, filter.disallowed_hosts)) {
       return Refused("fetch.host: " + url.host + " resolves to " + address + ", a disallowed host");
     }
-    if (host_allowed || internal::HostListed(address, filter.allowed_hosts)) continue;
+    if (host_allowed || internal::HostListed(address, filter.allowed_hosts) ||
+        InNetworks(address, filter.allowed_networks)) {
+      continue;
+    }
     if (IsNonPublicAddress(address)) {
       return Refused("fetch.address: " + url.host + " resolves to " + address +
                      ", which is not a public address");

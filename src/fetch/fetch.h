@@ -11,9 +11,10 @@
 //  - address: the host is resolved once, and every address it resolves to must be public: loopback,
 //    private (RFC 1918, fc00::/7), link-local, CGNAT (100.64/10), multicast, unspecified,
 //    broadcast, documentation and IPv4-mapped/-compatible/NAT64 forms of those are refused, unless
-//    the host (name or address) is listed in `allowed_hosts` — the operator's explicit choice (tests
-//    allow 127.0.0.1 that way). The connection goes to the address that was checked, never to a
-//    second resolution (no DNS rebinding).
+//    the host (name or address) is listed in `allowed_hosts`, or the address lies in one of
+//    `allowed_networks` (CIDR) — the operator's explicit choice (test beds allow 127.0.0.0/8 that
+//    way, which, unlike allowed_hosts, leaves every host name allowed). The connection goes to the
+//    address that was checked, never to a second resolution (no DNS rebinding).
 // These are Glance's [import_filtering_opts] (same names), plus the address rule Glance lacks.
 //
 // Threads: a Download is used by one thread at a time; Open may be called from any thread.
@@ -40,6 +41,10 @@ struct FilterOptions {
   std::vector<std::string> disallowed_hosts;
   std::vector<uint32_t> allowed_ports{80, 443};
   std::vector<uint32_t> disallowed_ports;
+  // Networks ("127.0.0.0/8", "fd00::/8") whose addresses the address rule lets through. Each entry
+  // must pass CheckNetwork (the configuration checks them at start); one that does not matches
+  // nothing.
+  std::vector<std::string> allowed_networks;
 };
 
 struct FetchOptions {
@@ -66,6 +71,16 @@ Result<ParsedUrl> CheckUrl(std::string_view url, const FilterOptions& filter);
 
 // True when `address` (numeric IPv4 or IPv6 text) is one the address rule refuses.
 bool IsNonPublicAddress(std::string_view address);
+
+// A network as allowed_networks takes it: "address/prefix" (IPv4 dotted quad with a prefix of
+// 0..32, or IPv6 with 0..128), or a bare address (one host). kInvalidArgument naming the entry and
+// what is wrong; host bits set past the prefix ("127.0.0.1/8") are refused, so that a typo does
+// not silently widen or narrow what is allowed.
+Status CheckNetwork(std::string_view cidr);
+// True when `address` (numeric IPv4 or IPv6 text; an IPv4-mapped IPv6 address counts as its IPv4
+// address) lies in one of `networks`. Entries CheckNetwork refuses match nothing. Pure; fuzzed with
+// the URL rules.
+bool InNetworks(std::string_view address, const std::vector<std::string>& networks);
 
 // A response whose head has arrived with a 2xx status; Read streams the body (0 at its end).
 // Read fails kTooLarge past max_bytes, kUnavailable when the peer stalls or the connection drops.

@@ -599,6 +599,70 @@ TEST_F(FetchTest, LoopbackRefusedByDefault) {
   EXPECT_EQ(server_->total_requests(), 0);  // nothing was sent
 }
 
+// allowed_networks: the operator's CIDR list lets addresses through the address rule while every
+// host name stays allowed (allowed_hosts, when set, allows only the names it lists).
+TEST_F(FetchTest, AllowedNetworksLetLoopbackThrough) {
+  options_.filter = PortOnly(port_);
+  options_.filter.allowed_networks = {"127.0.0.0/8"};
+  for (std::string host : {"127.0.0.1", "localhost", "127.1"}) {
+    auto text = GetText("http://" + host + ":" + std::to_string(port_) + "/text", options_);
+    ASSERT_TRUE(text.ok()) << host << ": " << text.status().ToString();
+    EXPECT_EQ(*text, "hello");
+  }
+  // Outside the listed networks the address rule still refuses.
+  options_.filter.allowed_networks = {"10.0.0.0/8", "fd00::/8"};
+  auto d = Open("http://127.0.0.1:" + std::to_string(port_) + "/text", options_);
+  EXPECT_EQ(d.status().code(), Code::kRefused);
+  EXPECT_EQ(d.status().message().rfind("fetch.address: ", 0), 0u) << d.status().ToString();
+  // disallowed_hosts wins over a network.
+  options_.filter.allowed_networks = {"127.0.0.0/8"};
+  options_.filter.disallowed_hosts = {"127.0.0.1"};
+  d = Open("http://localhost:" + std::to_string(port_) + "/text", options_);
+  EXPECT_EQ(d.status().code(), Code::kRefused);
+  // A name that does not resolve is a fetch failure (kUnavailable), not a refusal at the URL: the
+  // import that names it is accepted and its task fails, as Glance's does.
+  options_.filter.disallowed_hosts.clear();
+  d = Open("http://does-not.exist.invalid:" + std::to_string(port_) + "/x", options_);
+  EXPECT_EQ(d.status().code(), Code::kUnavailable) << d.status().ToString();
+}
+
+TEST(NetworksTest, CheckNetwork) {
+  for (const char* ok :
+       {"127.0.0.0/8", "10.1.2.0/24", "0.0.0.0/0", "192.0.2.7", "192.0.2.7/32", "::1/128", "::1",
+        "fd00::/8", "::/0", "2001:db8::/32", "::ffff:127.0.0.0/104"}) {
+    EXPECT_TRUE(CheckNetwork(ok).ok()) << ok;
+  }
+  for (const char* bad : {"", "/8", "127.0.0.1/8", "127.0.0.0/33", "::/129", "127.0.0.0/",
+                          "127.0.0.0/8x", "127.0.0.0/-1", "127.1/8", "localhost", "10.0.0.0/0008",
+                          "fd00::1/8", "[::1]/128x", "1.2.3.4/ 8"}) {
+    Status s = CheckNetwork(bad);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(CheckNetwork("127.0.0.1/8").message(),
+            "'127.0.0.1/8' has host bits set past its /8 prefix");
+}
+
+TEST(NetworksTest, InNetworks) {
+  const std::vector<std::string> nets = {"127.0.0.0/8", "fd00::/8", "not a network"};
+  EXPECT_TRUE(InNetworks("127.0.0.1", nets));
+  EXPECT_TRUE(InNetworks("127.255.255.254", nets));
+  EXPECT_TRUE(InNetworks("::ffff:127.0.0.1", nets));  // IPv4-mapped: its IPv4 address
+  EXPECT_TRUE(InNetworks("fd12:3456::1", nets));
+  EXPECT_TRUE(InNetworks("[fd00::1]", nets));
+  EXPECT_FALSE(InNetworks("128.0.0.1", nets));
+  EXPECT_FALSE(InNetworks("::1", nets));
+  EXPECT_FALSE(InNetworks("fe80::1", nets));
+  EXPECT_FALSE(InNetworks("127.1", nets));  // only the resolver's numeric text is compared
+  EXPECT_FALSE(InNetworks("", nets));
+  EXPECT_FALSE(InNetworks("127.0.0.1", {}));
+  EXPECT_FALSE(InNetworks("127.0.0.1", {"127.0.0.1/8"}));  // a refused entry matches nothing
+  EXPECT_TRUE(InNetworks("8.8.8.8", {"0.0.0.0/0"}));
+  EXPECT_TRUE(InNetworks("192.0.2.7", {"192.0.2.7"}));
+  EXPECT_FALSE(InNetworks("192.0.2.8", {"192.0.2.7"}));
+  EXPECT_TRUE(InNetworks("10.1.2.200", {"10.1.2.128/25"}));
+  EXPECT_FALSE(InNetworks("10.1.2.100", {"10.1.2.128/25"}));
+}
+
 TEST_F(FetchTest, DisallowedAddressBehindAName) {
   options_.filter.allowed_hosts = {"localhost"};
   options_.filter.disallowed_hosts = {"127.0.0.1"};

@@ -341,15 +341,26 @@ asio::awaitable<bool> Connection::Serve() {
                           // trusted
     response_ = std::move(*refused);
   } else {
+    // The inline handler first (message.h): what it answers costs no hand-off to a worker.
+    std::optional<Response> quick;
+    if (const InlineHandler& first_look = server_.inline_handler()) {
+      quick = Guarded([&]() -> std::optional<Response> { return first_look(req); }, req.target);
+    }
     std::optional<NeedBody> need;
-    co_await OnWorker([&] {
-      HeadResult h = Guarded([&] { return server_.handler()(req); }, req.target);
-      if (auto* r = std::get_if<Response>(&h)) {
-        Settle(std::move(*r), head_only);
-      } else {
-        need = std::move(std::get<NeedBody>(h));
-      }
-    });
+    if (quick && !quick->stream) {
+      response_ = std::move(*quick);
+    } else if (quick) {
+      co_await OnWorker([&] { Settle(std::move(*quick), head_only); });
+    } else {
+      co_await OnWorker([&] {
+        HeadResult h = Guarded([&] { return server_.handler()(req); }, req.target);
+        if (auto* r = std::get_if<Response>(&h)) {
+          Settle(std::move(*r), head_only);
+        } else {
+          need = std::move(std::get<NeedBody>(h));
+        }
+      });
+    }
     if (need) co_await ServeBody(*need, req, head_only);
   }
   if (over_limit_) keep_alive_ = false;
@@ -605,7 +616,7 @@ asio::awaitable<void> Connection::WriteResponse(Response& resp, bool head_only) 
   std::string head = BuildHead(resp, head_only, &chunked, &length);
   response_start_ = Clock::now();
   if (resp.file && length > 0) {
-    co_await WriteAll(&ok, asio::buffer(head));
+    co_await WriteHead(&ok, head);
     // `length` is the whole body (BuildHead: FileRange::total); the first range, then the others.
     if (ok && resp.file->length > 0) {
       co_await SendFile(resp.file->fd.get(), resp.file->offset, resp.file->length, &ok);
@@ -632,10 +643,38 @@ asio::awaitable<void> Connection::WriteAll(bool* ok, asio::const_buffer a, asio:
   *ok = !ec;
 }
 
+asio::awaitable<void> Connection::WriteHead(bool* ok, const std::string& head) {
+  // MSG_MORE: the kernel holds the head until the body's first bytes join it (nginx's TCP_NOPUSH),
+  // so a small file leaves in one segment; sendfile's last bytes push it out. Tried at once without
+  // the event loop; what the socket does not take now goes the usual way.
+  size_t sent = 0;
+  boost::system::error_code ec;
+  if (!socket_.native_non_blocking()) socket_.native_non_blocking(true, ec);
+  if (!ec) {
+    ssize_t n;
+    do {
+      n = ::send(socket_.native_handle(), head.data(), head.size(),
+                 MSG_MORE | MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      sent = static_cast<size_t>(n);
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      *ok = false;
+      co_return;
+    }
+  }
+  if (sent == head.size()) {
+    *ok = true;
+    co_return;
+  }
+  co_await WriteAll(ok, asio::buffer(head.data() + sent, head.size() - sent));
+}
+
 asio::awaitable<void> Connection::SendFile(int fd, uint64_t offset, uint64_t length, bool* ok) {
   *ok = false;
   boost::system::error_code ec;
-  socket_.native_non_blocking(true, ec);
+  // The setter is an ioctl each time; the getter is asio's own record of the mode.
+  if (!socket_.native_non_blocking()) socket_.native_non_blocking(true, ec);
   if (ec) co_return;
   int sock = socket_.native_handle();
   while (length > 0) {

@@ -34,6 +34,7 @@ class ServerCore {
   virtual ~ServerCore() = default;
   virtual const ServerOptions& options() const = 0;
   virtual const Handler& handler() const = 0;
+  virtual const InlineHandler& inline_handler() const = 0;  // may be empty
   virtual WorkerPool& workers() = 0;
   virtual bool stopping() const = 0;
   virtual void Observe(const Exchange& e) = 0;
@@ -105,6 +106,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<void> WriteAll(bool* ok, boost::asio::const_buffer a,
                                         boost::asio::const_buffer b = {},
                                         boost::asio::const_buffer c = {});
+  // A response head to be followed by a file body (sent with MSG_MORE).
+  boost::asio::awaitable<void> WriteHead(bool* ok, const std::string& head);
   boost::asio::awaitable<void> SendFile(int fd, uint64_t offset, uint64_t length, bool* ok);
 
   // Starts `op` on the connection's strand; `pending` (which must outlive it) is signalled at the

@@ -112,6 +112,14 @@ struct NeedBody {
 using HeadResult = std::variant<Response, NeedBody>;
 using Handler = std::function<HeadResult(Request&)>;
 
+// An optional first look at a request, taken on the connection's I/O thread before any hand-off to
+// a worker: the answer, or nullopt to pass the request to the Handler on a worker as usual. For
+// answers that cost less than the hand-off itself (a static file: open, fstat, sendfile). It must
+// not block on anything but the local file system's metadata (no database, no network, no lock
+// held across I/O, no body: Request::body is null), and it runs on every I/O thread at once. A
+// streamed answer (Response::stream) is pulled on a worker as usual.
+using InlineHandler = std::function<std::optional<Response>(Request&)>;
+
 // Runs a handler's answer to its end for in-process callers that already hold the body in
 // Request::body (tests): the Response, or too_large() for a declared length over the limit, or next.
 Response Resolve(HeadResult head, Request& req);

@@ -22,10 +22,12 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 class ServerImpl final : public Server, public ServerCore {
  public:
-  ServerImpl(ServerOptions options, Handler handler, ExchangeObserver observer)
+  ServerImpl(ServerOptions options, Handler handler, ExchangeObserver observer,
+             InlineHandler inline_handler)
       : options_(std::move(options)),
         handler_(std::move(handler)),
         observer_(std::move(observer)),
+        inline_handler_(std::move(inline_handler)),
         acceptor_(asio::make_strand(ioc_)),
         work_(asio::make_work_guard(ioc_)),
         workers_(options_.worker_threads) {}
@@ -105,6 +107,7 @@ class ServerImpl final : public Server, public ServerCore {
   // ServerCore
   const ServerOptions& options() const override { return options_; }
   const Handler& handler() const override { return handler_; }
+  const InlineHandler& inline_handler() const override { return inline_handler_; }
   WorkerPool& workers() override { return workers_; }
   bool stopping() const override { return stopping_.load(); }
   void Observe(const Exchange& e) override {
@@ -211,6 +214,7 @@ class ServerImpl final : public Server, public ServerCore {
   ServerOptions options_;
   Handler handler_;
   ExchangeObserver observer_;
+  InlineHandler inline_handler_;
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
@@ -232,10 +236,11 @@ class ServerImpl final : public Server, public ServerCore {
 }  // namespace
 
 Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Handler handler,
-                                              ExchangeObserver observer) {
+                                              ExchangeObserver observer,
+                                              InlineHandler inline_handler) {
   if (!handler) return InvalidArgument("http::Server needs a handler");
-  auto server =
-      std::make_unique<ServerImpl>(std::move(options), std::move(handler), std::move(observer));
+  auto server = std::make_unique<ServerImpl>(std::move(options), std::move(handler),
+                                             std::move(observer), std::move(inline_handler));
   INGOT_RETURN_IF_ERROR(server->Listen());
   server->StartThreads();
   return std::unique_ptr<Server>(std::move(server));

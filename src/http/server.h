@@ -8,7 +8,8 @@
 //    and so does one that falls under `min_data_rate` once `min_rate_grace` has passed, or a body
 //    that is not in by its deadline. Heads that break framing rules (request_head.h) are refused and
 //    the connection closed.
-//  - The handler is called on a worker thread once the head is in, without the body; a request that
+//  - The handler is called on a worker thread once the head is in, without the body (unless the
+//    inline handler answered it on the I/O thread: Start); a request that
 //    needs its body says so (message.h: NeedBody) and gets it after the event loop has read it
 //    (buffered) or once its first bytes have arrived (streamed, at most `max_streamed_bodies` at once).
 //    Body bytes nobody read are discarded if they have already arrived; otherwise the response goes
@@ -65,8 +66,10 @@ struct ServerOptions {
 class Server {
  public:
   // Binds, listens and starts serving. kIoError (with the address) when the port cannot be bound.
+  // `inline_handler` (message.h), when set, sees each admitted request first, on the I/O thread.
   static Result<std::unique_ptr<Server>> Start(ServerOptions options, Handler handler,
-                                               ExchangeObserver observer = {});
+                                               ExchangeObserver observer = {},
+                                               InlineHandler inline_handler = {});
   virtual ~Server() = default;
   virtual uint16_t port() const = 0;
   // Stops accepting, lets in-flight handlers finish (up to `grace`), closes connections, joins threads.

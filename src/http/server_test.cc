@@ -14,6 +14,7 @@
 #include <fstream>
 #include <future>
 #include <random>
+#include <stdexcept>
 #include <thread>
 
 #include "io/hash.h"
@@ -130,16 +131,29 @@ class Client {
 
 class ServerTest : public ::testing::Test {
  protected:
-  void Start(ServerOptions options = {}) {
+  // With `with_inline`, requests for /inline/PATH are answered by the inline handler (on the I/O
+  // thread) as Handle answers PATH; /inline/throw throws there; every other request declines it.
+  void Start(ServerOptions options = {}, bool with_inline = false) {
     options.port = 0;
     if (options.request_id_header.empty()) options.request_id_header = "x-openstack-request-id";
+    InlineHandler first_look;
+    if (with_inline) {
+      first_look = [this](Request& r) -> std::optional<Response> {
+        if (!r.path.starts_with("/inline/")) return std::nullopt;
+        ++inline_calls_;
+        if (r.path == "/inline/throw") throw std::runtime_error("boom");
+        r.path = r.path.substr(7);
+        return Handle(r);
+      };
+    }
     auto s = Server::Start(
         options, StreamEveryBody([this](Request& r) { return Handle(r); }),
         [this](const Exchange& e) {
           std::lock_guard lock(mu_);
           exchanges_.push_back(e);
           exchanges_cv_.notify_all();
-        });
+        },
+        std::move(first_look));
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     server_ = std::move(*s);
   }
@@ -237,6 +251,7 @@ class ServerTest : public ::testing::Test {
   }
 
   std::unique_ptr<Server> server_;
+  std::atomic<int> inline_calls_{0};
   std::string file_path_;
   std::mutex mu_;
   std::condition_variable body_error_cv_;
@@ -678,6 +693,64 @@ TEST_F(ServerTest, MultiSegmentFileBodiesAreSentInOrder) {
   EXPECT_TRUE(r.keep_alive());
   auto lock = WaitForExchanges(4);
   EXPECT_EQ(exchanges_[0].bytes_out, 1000u + 9437184u + 7u);
+  std::remove(file_path_.c_str());
+}
+
+TEST_F(ServerTest, InlineAnswersOfEveryKindShareAConnectionWithWorkerAnswers) {
+  file_path_ = ::testing::TempDir() + "/http_server_test_inline";
+  constexpr uint64_t kSize = 8ull << 20;  // larger than a socket buffer: the head waits for room
+  {
+    std::ofstream out(file_path_, std::ios::binary);
+    std::vector<uint8_t> buf(1 << 20);
+    for (uint64_t off = 0; off < kSize; off += buf.size()) {
+      FillPattern(13, off, buf);
+      out.write(reinterpret_cast<const char*>(buf.data()), buf.size());
+    }
+  }
+  auto expect = [&](uint64_t off, uint64_t len) {
+    std::string want(len, '\0');
+    FillPattern(13, off, std::span<uint8_t>(reinterpret_cast<uint8_t*>(want.data()), len));
+    return want;
+  };
+  Start({}, /*with_inline=*/true);
+  Client c(port());
+  c.Send("GET /inline/hello?q=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto r = c.Read();
+  EXPECT_EQ(r.body(), "hello");
+  EXPECT_EQ(r["X-Query"], "1");
+  c.Send("GET /inline/file?offset=0&length=" + std::to_string(kSize) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  r = c.Read();
+  EXPECT_EQ(r["Content-Length"], std::to_string(kSize));
+  EXPECT_TRUE(r.body() == expect(0, kSize));
+  c.Send("GET /inline/file?offset=7&length=4096 HTTP/1.1\r\nHost: x\r\n\r\n");
+  r = c.Read();
+  EXPECT_TRUE(r.body() == expect(7, 4096));
+  c.Send("HEAD /inline/file?offset=7&length=4096 HTTP/1.1\r\nHost: x\r\n\r\n");
+  r = c.Read(true);
+  EXPECT_EQ(r["Content-Length"], "4096");
+  c.Send("GET /inline/segments?segs=100:10,0:5 HTTP/1.1\r\nHost: x\r\n\r\n");
+  r = c.Read();
+  EXPECT_TRUE(r.body() == expect(100, 10) + expect(0, 5));
+  // A streamed answer is pulled on a worker; a declined request goes to the handler.
+  c.Send("GET /inline/stream?size=300000&sized=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  r = c.Read();
+  EXPECT_EQ(r.body().size(), 300000u);
+  EXPECT_EQ(r["Content-Length"], "300000");
+  c.Send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  r = c.Read();
+  EXPECT_EQ(r.body(), "hello");
+  // A throw is a 500, and the connection lives on.
+  c.Send("GET /inline/throw HTTP/1.1\r\nHost: x\r\n\r\n");
+  r = c.Read();
+  EXPECT_EQ(r.result_int(), 500);
+  c.Send("GET /inline/no-content HTTP/1.1\r\nHost: x\r\n\r\n");
+  r = c.Read();
+  EXPECT_EQ(r.result_int(), 204);
+  EXPECT_TRUE(r.keep_alive());
+  EXPECT_EQ(inline_calls_.load(), 8);
+  auto lock = WaitForExchanges(9);
+  EXPECT_EQ(exchanges_[1].bytes_out, kSize);
+  EXPECT_EQ(exchanges_[1].route, "/file");
   std::remove(file_path_.c_str());
 }
 

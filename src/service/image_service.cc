@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <set>
 
 #include "common/log.h"
@@ -196,11 +197,32 @@ Result<Image> ImageService::Upload(const Image& image, io::Reader& body,
     return Status::Ok();
   });
   INGOT_RETURN_IF_ERROR(claimed.status());
+  HoldUploadLease(claimed->id, true);
 
   auto result = StreamIn(*claimed, **store, body, content_length, stats, std::move(expected_md5),
                          quota_left);
   if (!result.ok() && result.status().code() != Code::kNotFound) RevertToQueued(*claimed);
+  HoldUploadLease(claimed->id, false);
   return result;
+}
+
+void ImageService::HoldUploadLease(const std::string& image_id, bool take) {
+  if (options_.upload_leases == nullptr) return;
+  const std::string name = "upload/" + image_id;
+  const int64_t now = NowMicros();
+  Status s;
+  if (take) {
+    // No expiry: only the holder's own restart (Repair) or the end of the upload ends it.
+    auto lease = options_.upload_leases->AcquireJobLease(name, options_.node, now,
+                                                         std::numeric_limits<int64_t>::max() / 2,
+                                                         std::numeric_limits<int64_t>::max());
+    s = lease.status();
+    if (lease.ok() && lease->holder != options_.node) s = Conflict("held by " + lease->holder.value_or("?"));
+  } else {
+    s = options_.upload_leases->ReleaseJobLease(name, options_.node, now, "");
+  }
+  // The lease only guides a restart's repair; the upload itself is already claimed in the record.
+  if (!s.ok()) log::Warn("upload.lease", {{"image", image_id}, {"take", take}, {"error", s.ToString()}});
 }
 
 Result<Image> ImageService::StreamIn(Image image, store::Store& store, io::Reader& body,
@@ -317,10 +339,20 @@ Result<OpenedData> ImageService::OpenData(const Image& image,
     return Corruption("The data of image " + image.id + " is missing or damaged in store '" +
                       loc.store + "' (" + why + "); it is not served.");
   };
+  // Only an answer from the store that the object is absent (or short) is missing data; a store
+  // that cannot answer now (Swift's auth refusing under load, a timeout) is unavailable, which the
+  // client may retry (503) and which says nothing about the image.
+  auto failed = [&](const Status& s) -> Status {
+    if (s.code() == Code::kNotFound) return missing(s.message());
+    log::Warn("image.store_unavailable",
+              {{"image", image.id}, {"store", loc.store}, {"error", s.ToString()}});
+    return Unavailable("Store '" + loc.store + "' cannot serve the data of image " + image.id +
+                       " right now; retry later.");
+  };
   store::Store* store = stores_.Find(loc.store);
   if (store == nullptr) return missing("the store is not configured");
   auto size = store->SizeOf(loc.key);
-  if (!size.ok()) return missing(size.status().message());
+  if (!size.ok()) return failed(size.status());
   if (*size != *image.size) {
     return missing("stored " + std::to_string(*size) + " bytes, recorded " +
                    std::to_string(*image.size));
@@ -329,11 +361,11 @@ Result<OpenedData> ImageService::OpenData(const Image& image,
   data.size = *size;
   if (store->capabilities().local_file) {
     auto fd = store->OpenFd(loc.key);
-    if (!fd.ok()) return missing(fd.status().message());
+    if (!fd.ok()) return failed(fd.status());
     data.fd = std::move(*fd);
   } else {
     auto src = store->Open(loc.key);
-    if (!src.ok()) return missing(src.status().message());
+    if (!src.ok()) return failed(src.status());
     data.source = std::move(*src);
   }
   return data;
@@ -436,19 +468,36 @@ Result<std::vector<ImageMember>> ImageService::ListMembers(const Image& image) {
 
 Result<RepairReport> ImageService::Repair() {
   RepairReport report;
-  for (store::Store* store : stores_.stores()) {
-    INGOT_ASSIGN_OR_RETURN(int removed, store->RemoveIncomplete());
-    report.incomplete_removed += removed;
+  const bool shared = options_.upload_leases != nullptr;
+  if (!shared) {
+    for (store::Store* store : stores_.stores()) {
+      INGOT_ASSIGN_OR_RETURN(int removed, store->RemoveIncomplete());
+      report.incomplete_removed += removed;
+    }
   }
 
   // Uploads a crash interrupted: Glance puts them back to queued so the client can upload again.
+  // On a shared catalog, only this node's own (another node's may be in flight right now).
   INGOT_ASSIGN_OR_RETURN(auto saving, repo_.ListByStatus({ImageStatus::kSaving}));
   for (auto& image : saving) {
     std::string id = image.id;
+    bool ours = false;
+    if (shared) {
+      auto lease = options_.upload_leases->GetJobLease("upload/" + id);
+      if (lease.ok() && lease->holder && *lease->holder != options_.node) {
+        ++report.saving_other_node;
+        continue;
+      }
+      ours = lease.ok() && lease->holder;
+    }
     RevertToQueued(std::move(image));
+    if (ours) HoldUploadLease(id, false);
     ++report.saving_reset;
     log::Warn("repair.saving_reset", {{"image", id}});
   }
+  // Objects no image owns: on a shared catalog another node may be committing one this instant;
+  // the scrubber removes them once older than its grace period.
+  if (shared) return report;
 
   // Bytes that no active image owns: an upload that crashed between commit and activation, or a
   // delete that crashed before removing the bytes.
@@ -461,6 +510,7 @@ Result<RepairReport> ImageService::Repair() {
   }
   std::set<std::pair<std::string, std::string>> present;
   for (store::Store* store : stores_.stores()) {
+    if (store->capabilities().external) continue;
     INGOT_ASSIGN_OR_RETURN(auto keys, store->ListKeys());
     for (const auto& key : keys) {
       if (owned.count({store->id(), key})) {
@@ -476,6 +526,8 @@ Result<RepairReport> ImageService::Repair() {
   for (const auto& image : live) {
     for (const auto& loc : image.locations) {
       store::Store* store = stores_.Find(loc.store);
+      // Bytes other servers serve (the http store) are theirs to keep; nothing to sweep or check.
+      if (store != nullptr && store->capabilities().external) continue;
       auto size = store && present.count({loc.store, loc.key}) ? store->SizeOf(loc.key)
                                                                : Result<uint64_t>(NotFound(""));
       if (!size.ok() || (image.size && *size != *image.size)) {

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/job_leases.h"
 #include "catalog/repository.h"
 #include "io/byte_source.h"
 #include "io/file.h"
@@ -39,6 +40,13 @@ struct ImageServiceOptions {
   int member_quota = 128;            // Glance's image_member_quota
   size_t buffer_size = 1 << 20;      // upload read size
   size_t buffer_count = 8;           // upload buffers in flight (memory = size * count)
+  // A catalog shared by several nodes (PostgreSQL): each upload holds the lease "upload/<id>" in
+  // `upload_leases` for `node`, so that a node's start-up Repair() puts back to `queued` only the
+  // uploads that node itself was running when it died — never another node's live one — and
+  // leaves the sweep of the stores to the scrubber, whose grace period protects writes in flight.
+  // nullptr: this node is the catalog's only writer (SQLite) and Repair() sweeps everything.
+  catalog::JobLeaseRepository* upload_leases = nullptr;
+  std::string node;
 };
 
 // What an upload learned, for logs and metrics.
@@ -59,6 +67,7 @@ struct RepairReport {
   int saving_reset = 0;        // images left in `saving` by a crash, put back to `queued`
   int incomplete_removed = 0;  // temporary objects removed from the stores
   int orphans_removed = 0;     // committed objects no image owns
+  int saving_other_node = 0;   // shared catalog: uploads another node holds, left alone
   std::vector<std::string> missing_data;  // active/deactivated images whose bytes are gone or short
 };
 
@@ -132,7 +141,8 @@ class ImageService {
   Result<catalog::ImageMember> GetMember(const catalog::Image& image, const std::string& member);
   Result<std::vector<catalog::ImageMember>> ListMembers(const catalog::Image& image);
 
-  // Run once at start, before serving: every store is swept.
+  // Run once at start, before serving: every store is swept (a shared catalog: see
+  // ImageServiceOptions::upload_leases).
   Result<RepairReport> Repair();
 
   // Images found without their bytes by the last Repair() or OpenData(); for /healthcheck and
@@ -180,6 +190,8 @@ class ImageService {
                                   std::optional<std::string> expected_md5,
                                   std::optional<uint64_t> quota_left = std::nullopt);
   void RevertToQueued(catalog::Image image);
+  // Takes (or releases) this node's lease on an upload (ImageServiceOptions::upload_leases).
+  void HoldUploadLease(const std::string& image_id, bool take);
   // Removes committed bytes no image will own; failures are logged and left to Repair().
   void DiscardBytes(store::Store& store, const std::string& key);
 

@@ -307,5 +307,342 @@ TEST_F(LocationServiceTest, AHashDeclaredAtCreateIsCheckedOnAdoption) {
   EXPECT_TRUE(Get(im.id).locations.empty());
 }
 
+// ---- Glance's multiple-locations API (Patch) ----
+
+// A store serving objects under "<scheme>://objects/<key>" URLs with sizes from a map: `external`
+// as the http store is (nothing of it is ever deleted), or the service's own (an object store).
+class UrlStore final : public store::Store {
+ public:
+  UrlStore(std::string id, std::string scheme, bool external)
+      : id_(std::move(id)), prefix_(std::move(scheme) + "://objects/"), external_(external) {}
+  const std::string& id() const override { return id_; }
+  store::Capabilities capabilities() const override {
+    return {.local_file = false, .random_read = true, .external = external_};
+  }
+  Result<std::unique_ptr<store::PendingObject>> Create(const std::string&) override {
+    return PermissionDenied("read-only");
+  }
+  Result<std::unique_ptr<io::ByteSource>> Open(const std::string&) override {
+    return Unsupported("sizes only");
+  }
+  Result<io::UniqueFd> OpenFd(const std::string&) override { return Unsupported("no files"); }
+  Result<uint64_t> SizeOf(const std::string& key) override {
+    std::string object = key.substr(0, key.find('#'));
+    auto it = sizes.find(object);
+    if (it == sizes.end()) return NotFound("no object " + object);
+    return it->second;
+  }
+  Status Delete(const std::string& key) override {
+    deleted.push_back(key);
+    return Status::Ok();
+  }
+  Result<int> RemoveIncomplete() override { return 0; }
+  Result<std::vector<std::string>> ListKeys() override { return std::vector<std::string>(); }
+  std::string UrlOf(const std::string& key) const override { return prefix_ + key; }
+  Result<std::optional<std::string>> KeyOfUrl(std::string_view url) override {
+    if (!url.starts_with(prefix_)) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(url.substr(prefix_.size())));
+  }
+
+  std::map<std::string, uint64_t> sizes;
+  std::vector<std::string> deleted;
+
+ private:
+  std::string id_;
+  std::string prefix_;
+  bool external_;
+};
+
+class LocationPatchTest : public LocationServiceTest {
+ protected:
+  void SetUp() override {
+    LocationServiceTest::SetUp();
+    auto web = std::make_unique<UrlStore>("web", "http", /*external=*/true);
+    web->sizes = {{"cirros.img", 1048576}, {"empty.img", 0}};
+    web_ = web.get();
+    ASSERT_TRUE(stores_->Add(std::move(web), {.driver = "http", .read_only = true}).ok());
+    auto objects = std::make_unique<UrlStore>("objects", "s3", /*external=*/false);
+    objects->sizes = {{"a", 100}, {"b", 100}};
+    objects_ = objects.get();
+    ASSERT_TRUE(stores_->Add(std::move(objects), {.driver = "s3"}).ok());
+    Visible(true);
+  }
+  void Visible(bool on) {
+    locations_ =
+        std::make_unique<LocationService>(*images_, LocationOptions{.show_multiple_locations = on});
+  }
+  static LocationSpec Spec(std::string url, boost::json::object metadata = {},
+                           std::optional<LocationValidation> v = std::nullopt) {
+    return {.url = std::move(url), .metadata = std::move(metadata), .validation = std::move(v)};
+  }
+  static PatchStep AddOp(LocationSpec spec, std::string position = "-") {
+    return {.location = LocationOp{.kind = LocationOp::Kind::kAdd,
+                                   .position = std::move(position),
+                                   .locations = {std::move(spec)}}};
+  }
+  static PatchStep ReplaceOp(std::vector<LocationSpec> specs) {
+    return {.location =
+                LocationOp{.kind = LocationOp::Kind::kReplace, .locations = std::move(specs)}};
+  }
+  static PatchStep RemoveOp(std::string position) {
+    return {.location =
+                LocationOp{.kind = LocationOp::Kind::kRemove, .position = std::move(position)}};
+  }
+  Result<Image> Patch(const std::string& id, std::vector<PatchStep> steps) {
+    return locations_->Patch(Get(id), steps);
+  }
+  std::vector<std::string> Urls(const std::string& id) {
+    std::vector<std::string> out;
+    for (const auto& v : locations_->List(Get(id))) out.push_back(v.url);
+    return out;
+  }
+  // An active image with the two web locations tempest's tests make.
+  std::string TwoWebLocations() {
+    std::string id = NewQueued();
+    EXPECT_TRUE(Patch(id, {AddOp(Spec(kUrl, {{"foo", "bar"}}))}).ok());
+    EXPECT_TRUE(Patch(id, {AddOp(Spec(kUrl2, {{"speed", "88mph"}}))}).ok());
+    return id;
+  }
+
+  const std::string kUrl = "http://objects/cirros.img";
+  const std::string kUrl2 = "http://objects/cirros.img#new";
+  const std::string kSha512 = std::string(128, 'd');
+  UrlStore* web_ = nullptr;
+  UrlStore* objects_ = nullptr;
+};
+
+TEST_F(LocationPatchTest, TheFirstLocationActivatesWithTheStoresSizeAndNoHashes) {
+  std::string id = NewQueued();
+  auto im = Patch(id, {AddOp(Spec(kUrl, {{"foo", "bar"}}))});
+  ASSERT_TRUE(im.ok()) << im.status().ToString();
+  Image stored = Get(id);
+  EXPECT_EQ(stored.status(), ImageStatus::kActive);
+  EXPECT_EQ(stored.size, std::optional<uint64_t>(1048576));
+  EXPECT_FALSE(stored.checksum.has_value());  // not read: Glance's trust
+  EXPECT_FALSE(stored.os_hash_value.has_value());
+  ASSERT_EQ(stored.locations.size(), 1u);
+  EXPECT_EQ(stored.locations[0].store, "web");
+  EXPECT_EQ(stored.locations[0].key, "cirros.img");  // the store's own key
+  auto listed = locations_->List(stored);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].url, kUrl);
+  EXPECT_EQ(listed[0].metadata, (boost::json::object{{"foo", "bar"}, {"store", "web"}}));
+
+  // A second location keeps the image as it is; order is the request's.
+  ASSERT_TRUE(Patch(id, {AddOp(Spec(kUrl2, {{"speed", "88mph"}}))}).ok());
+  ASSERT_TRUE(Patch(id, {AddOp(Spec(kUrl + "#first"), "0")}).ok());
+  EXPECT_EQ(Urls(id), (std::vector<std::string>{kUrl + "#first", kUrl, kUrl2}));
+  EXPECT_EQ(Get(id).status(), ImageStatus::kActive);
+  EXPECT_EQ(Get(id).size, std::optional<uint64_t>(1048576));
+  // The same URL and metadata twice is refused; the same URL with other metadata is another one.
+  auto dup = Patch(id, {AddOp(Spec(kUrl, {{"foo", "bar"}}))});
+  EXPECT_EQ(dup.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(dup.status().message(), "The location " + kUrl + " already exists");
+  EXPECT_TRUE(Patch(id, {AddOp(Spec(kUrl, {{"foo", "baz"}}))}).ok());
+  EXPECT_EQ(Get(id).locations.size(), 4u);
+}
+
+TEST_F(LocationPatchTest, PositionsAndStatuses) {
+  std::string id = NewQueued();
+  for (const char* bad : {"1", "x", "-1", ""}) {
+    auto r = Patch(id, {AddOp(Spec(kUrl), bad)});
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << bad;
+    EXPECT_EQ(r.status().message(), "Invalid position for adding a location.");
+  }
+  ExpectUntouchedQueued(id);
+  // remove needs an active image.
+  auto r = Patch(id, {RemoveOp("0")});
+  EXPECT_EQ(r.status().code(), Code::kConflict);
+  EXPECT_EQ(r.status().message(),
+            "It's not allowed to remove locations if image status is queued.");
+  ASSERT_TRUE(Patch(id, {AddOp(Spec(kUrl), "0")}).ok());
+  ASSERT_TRUE(images_->Deactivate(Get(id)).ok());
+  r = Patch(id, {AddOp(Spec(kUrl2))});
+  EXPECT_EQ(r.status().code(), Code::kConflict);
+  EXPECT_EQ(r.status().message(),
+            "It's not allowed to add locations if image status is deactivated.");
+  r = Patch(id, {ReplaceOp({Spec(kUrl)})});
+  EXPECT_EQ(r.status().code(), Code::kConflict);
+}
+
+TEST_F(LocationPatchTest, BadLocationsAreRefusedAndNothingChanges) {
+  std::string id = NewQueued();
+  const std::string file_url = Place("golden.raw", Pattern(1000));
+  for (const std::string& url :
+       {std::string("gopher://info.cern.ch"), file_url, std::string("http://objects/missing"),
+        std::string("http://objects/empty.img"), std::string("")}) {
+    auto r = Patch(id, {AddOp(Spec(url))});
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << url;
+    EXPECT_EQ(r.status().message().rfind("Invalid location: ", 0), 0u) << r.status().ToString();
+  }
+  ExpectUntouchedQueued(id);
+  // An object of the service's own stores that another image owns.
+  std::string other = NewQueued();
+  ASSERT_TRUE(Patch(other, {AddOp(Spec("s3://objects/a"))}).ok());
+  auto r = Patch(id, {AddOp(Spec("s3://objects/a"))});
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().ToString();
+  ExpectUntouchedQueued(id);
+  // A store's size over the cap.
+  objects_->sizes["huge"] = images_->options().size_cap + 1;
+  EXPECT_EQ(Patch(id, {AddOp(Spec("s3://objects/huge"))}).status().code(), Code::kTooLarge);
+}
+
+TEST_F(LocationPatchTest, ValidationDataIsTakenOnAQueuedImageAndMustMatchAfterwards) {
+  std::string id = NewQueued();
+  const std::string md5(32, '1');
+  auto first = Patch(id, {AddOp(Spec(kUrl, {}, LocationValidation{md5, "sha512", kSha512}))});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  Image im = Get(id);
+  EXPECT_EQ(im.status(), ImageStatus::kActive);
+  EXPECT_EQ(im.checksum, std::optional<std::string>(md5));
+  EXPECT_EQ(im.os_hash_algo, std::optional<std::string>("sha512"));
+  EXPECT_EQ(im.os_hash_value, std::optional<std::string>(kSha512));
+  // The same values again: fine (tempest's "second matching").
+  ASSERT_TRUE(Patch(id, {AddOp(Spec(kUrl2, {}, LocationValidation{md5, "sha512", kSha512}))}).ok());
+  EXPECT_EQ(Get(id).locations.size(), 2u);
+  // Any other value: 409, nothing changes.
+  struct Case {
+    LocationValidation v;
+    std::string message;
+  } cases[] = {
+      {{std::string(32, '2'), "sha512", kSha512}, "checksum is already set with a different value"},
+      {{md5, "sha256", kSha512}, "os_hash_algo is already set with a different value"},
+      {{md5, "sha512", std::string(128, 'e')},
+       "os_hash_value is already set with a different value"},
+  };
+  for (const Case& c : cases) {
+    auto r = Patch(id, {AddOp(Spec(kUrl + "#3", {}, c.v))});
+    EXPECT_EQ(r.status().code(), Code::kConflict);
+    EXPECT_EQ(r.status().message(), c.message);
+  }
+  EXPECT_EQ(Get(id).locations.size(), 2u);
+
+  // New values only while queued; and they must be this service's algorithm and sizes.
+  std::string q = NewQueued();
+  auto r = Patch(
+      q, {AddOp(Spec(kUrl, {}, LocationValidation{std::nullopt, "sha256", std::string(64, 'a')}))});
+  EXPECT_EQ(r.status().code(), Code::kConflict);
+  EXPECT_EQ(r.status().message(), "os_hash_algo must be sha512, not sha256");
+  r = Patch(q, {AddOp(Spec(kUrl, {}, LocationValidation{std::nullopt, "sha512", "abcd"}))});
+  EXPECT_EQ(r.status().code(), Code::kConflict);
+  EXPECT_EQ(r.status().message(),
+            "os_hash_value (abcd) is not the correct size for sha512 (should be 64 bytes)");
+  r = Patch(q,
+            {AddOp(Spec(kUrl, {}, LocationValidation{std::string(32, 'z'), "sha512", kSha512}))});
+  EXPECT_EQ(r.status().code(), Code::kConflict);
+  ExpectUntouchedQueued(q);
+  // Two locations of one replace that disagree.
+  r = Patch(q,
+            {ReplaceOp({Spec(kUrl, {}, LocationValidation{std::nullopt, "sha512", kSha512}),
+                        Spec(kUrl2, {},
+                             LocationValidation{std::nullopt, "sha512", std::string(128, 'e')})})});
+  EXPECT_EQ(r.status().code(), Code::kConflict);
+  EXPECT_EQ(r.status().message(), "Conflicting values for os_hash_value");
+  // On an active image a new value is refused.
+  std::string plain = NewQueued();
+  ASSERT_TRUE(Patch(plain, {AddOp(Spec(kUrl))}).ok());
+  r = Patch(plain, {AddOp(Spec(kUrl2, {}, LocationValidation{std::nullopt, "sha512", kSha512}))});
+  EXPECT_EQ(r.status().code(), Code::kConflict);
+  EXPECT_NE(r.status().message().find("may only be provided when image status is 'queued'"),
+            std::string::npos)
+      << r.status().ToString();
+}
+
+TEST_F(LocationPatchTest, ReplaceEditsMetadataOnlyUnlessTheImageHasNoLocations) {
+  std::string id = TwoWebLocations();
+  auto views = locations_->List(Get(id));
+  std::vector<LocationSpec> same;
+  for (const auto& v : views) same.push_back(Spec(v.url, v.metadata));
+  ASSERT_TRUE(Patch(id, {ReplaceOp(same)}).ok());  // the same list: nothing changes
+  same[0].metadata["date"] = "2015-10-15";
+  ASSERT_TRUE(Patch(id, {ReplaceOp(same)}).ok());
+  auto after = locations_->List(Get(id));
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0].metadata,
+            (boost::json::object{{"foo", "bar"}, {"store", "web"}, {"date", "2015-10-15"}}));
+  // Dropping or changing a URL is refused; so is an empty list.
+  auto r = Patch(id, {ReplaceOp({same[0]})});
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(r.status().message().rfind("Original locations is not empty: ", 0), 0u);
+  r = Patch(id, {ReplaceOp({same[0], Spec(kUrl + "#new3", same[1].metadata)})});
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  r = Patch(id, {ReplaceOp({})});
+  EXPECT_EQ(r.status().code(), Code::kPermissionDenied);
+  EXPECT_EQ(r.status().message(), "Cannot set locations to empty list.");
+  EXPECT_EQ(locations_->List(Get(id)).size(), 2u);
+  // Reordering is a metadata-only change too.
+  ASSERT_TRUE(Patch(id, {ReplaceOp({same[1], same[0]})}).ok());
+  EXPECT_EQ(Urls(id), (std::vector<std::string>{kUrl2, kUrl}));
+
+  // A queued image takes a whole list, each checked, and turns active.
+  std::string q = NewQueued();
+  r = Patch(q, {ReplaceOp({Spec(kUrl), Spec("http://objects/missing")})});
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  ExpectUntouchedQueued(q);
+  r = Patch(q, {ReplaceOp({Spec(kUrl), Spec(kUrl)})});
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);  // a duplicate
+  ASSERT_TRUE(Patch(q, {ReplaceOp({Spec(kUrl), Spec(kUrl2)})}).ok());
+  EXPECT_EQ(Get(q).status(), ImageStatus::kActive);
+  EXPECT_EQ(Urls(q), (std::vector<std::string>{kUrl, kUrl2}));
+}
+
+TEST_F(LocationPatchTest, RemoveKeepsTheLastLocationAndDeletesOnlyOwnUnnamedObjects) {
+  std::string id = TwoWebLocations();
+  for (const char* bad : {"2", "x", ""}) {
+    auto r = Patch(id, {RemoveOp(bad)});
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << bad;
+    EXPECT_EQ(r.status().message(), "Invalid position for removing a location.");
+  }
+  ASSERT_TRUE(Patch(id, {RemoveOp("0")}).ok());
+  EXPECT_EQ(Urls(id), (std::vector<std::string>{kUrl2}));
+  auto r = Patch(id, {RemoveOp("0")});
+  EXPECT_EQ(r.status().code(), Code::kPermissionDenied);
+  EXPECT_EQ(r.status().message(), "Cannot remove last location in the image.");
+  EXPECT_TRUE(web_->deleted.empty());  // the http store's bytes are never ours
+
+  // In one of the service's own stores the object goes with its location, unless another location
+  // of the image still names it.
+  std::string own = NewQueued();
+  ASSERT_TRUE(Patch(own, {AddOp(Spec("s3://objects/b", {{"n", "1"}}))}).ok());
+  ASSERT_TRUE(Patch(own, {AddOp(Spec("s3://objects/b", {{"n", "2"}}))}).ok());
+  ASSERT_TRUE(Patch(own, {AddOp(Spec(kUrl))}).ok());
+  ASSERT_TRUE(Patch(own, {RemoveOp("0")}).ok());
+  EXPECT_TRUE(objects_->deleted.empty());
+  ASSERT_TRUE(Patch(own, {RemoveOp("0")}).ok());
+  EXPECT_EQ(objects_->deleted, (std::vector<std::string>{"b"}));
+  EXPECT_EQ(Urls(own), (std::vector<std::string>{kUrl}));
+}
+
+TEST_F(LocationPatchTest, InvisibleLocationsRefuseEveryOperation) {
+  std::string id = TwoWebLocations();
+  Visible(false);
+  auto r = Patch(id, {AddOp(Spec(kUrl + "#x"))});
+  EXPECT_EQ(r.status().code(), Code::kPermissionDenied);
+  EXPECT_EQ(r.status().message(), "It's not allowed to add locations if locations are invisible.");
+  r = Patch(id, {ReplaceOp({Spec(kUrl)})});
+  EXPECT_EQ(r.status().message(),
+            "It's not allowed to update locations if locations are invisible.");
+  r = Patch(id, {RemoveOp("0")});
+  EXPECT_EQ(r.status().message(),
+            "It's not allowed to remove locations if locations are invisible.");
+  EXPECT_EQ(Get(id).locations.size(), 2u);
+}
+
+TEST_F(LocationPatchTest, AttributeStepsApplyInOrderAndAFailureSavesNothing) {
+  std::string id = NewQueued();
+  PatchStep rename{.attributes = [](Image& im) -> Status {
+    im.name = "renamed";
+    return Status::Ok();
+  }};
+  PatchStep refuse{.attributes = [](Image&) -> Status { return Conflict("no"); }};
+  auto r = Patch(id, {rename, AddOp(Spec(kUrl)), refuse});
+  EXPECT_EQ(r.status().code(), Code::kConflict);
+  ExpectUntouchedQueued(id);
+  EXPECT_FALSE(Get(id).name.has_value());
+  ASSERT_TRUE(Patch(id, {rename, AddOp(Spec(kUrl))}).ok());
+  EXPECT_EQ(Get(id).name, std::optional<std::string>("renamed"));
+  EXPECT_EQ(Get(id).status(), ImageStatus::kActive);
+}
+
 }  // namespace
 }  // namespace ingot::service

@@ -24,6 +24,22 @@ namespace ingot::store {
 struct Capabilities {
   bool local_file = false;  // objects are local files: OpenFd works, downloads can use sendfile
   bool random_read = true;  // Open() supports ReadAt at any offset
+  // The objects are not this service's: the store only reads what others serve (the http store),
+  // so it is never written, listed, repaired or deleted from (Delete succeeds doing nothing), and
+  // an image's bytes there may vanish or change without the catalog knowing.
+  bool external = false;
+};
+
+// One thing a store holds, as Enumerate() reports it (the scrubber compares it with the catalog).
+struct StoredObject {
+  std::string key;  // the object key (an image id) it is, or is being written as
+  // "" for the committed object `key` (its segments or parts included). Otherwise an incomplete
+  // write of `key` — an upload in progress, or one a crash abandoned — named by the driver's handle
+  // for it: file: the temporary file's name; Swift: the upload id of a group of segments that no
+  // committed manifest uses; S3: the multipart upload id.
+  std::string incomplete;
+  uint64_t bytes = 0;    // bytes it occupies (segments or parts summed); 0 when unknown
+  int64_t modified = 0;  // microseconds since the epoch of its newest write; 0 when unknown
 };
 
 class PendingObject : public io::Writer {
@@ -57,6 +73,22 @@ class Store {
   virtual Result<int> RemoveIncomplete() = 0;
   // Keys of every committed object; start-up repair compares them with the catalog.
   virtual Result<std::vector<std::string>> ListKeys() = 0;
+
+  // ---- Enumeration (the scrubber, service/scrubber.h) ----
+  // Everything the store holds: each committed object once (its segments or parts are part of it)
+  // and each incomplete write once, with its age. Objects that are not the store's own (names no
+  // key could have) are left out. Concurrent writes may or may not be seen. kUnsupported when the
+  // driver cannot enumerate; the scrubber then leaves the store alone.
+  virtual Result<std::vector<StoredObject>> Enumerate() {
+    return Unsupported("store " + id() + " cannot enumerate its objects");
+  }
+  // Removes an incomplete write Enumerate() reported (`object.incomplete` set), never the committed
+  // object of the same key. OK if it is already gone. The caller decides it is abandoned (old
+  // enough); a writer still using it fails at its commit and its upload is refused, nothing else.
+  virtual Status RemoveIncompleteWrite(const StoredObject& object) {
+    (void)object;
+    return Unsupported("store " + id() + " cannot remove incomplete writes");
+  }
 
   // ---- Location URLs (Glance's locations API) ----
   // The URL that names the object `key`, as GET /v2/images/{id}/locations shows it. Drivers with a

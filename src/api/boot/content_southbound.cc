@@ -91,6 +91,11 @@ std::string Md5Base64(std::string_view hex) {
   return out;
 }
 
+bool ContentSouthbound::Blocks(const http::Request& req) {
+  auto path = ParseBootPath(req.target, req.path);
+  return path.ok() && path->components.size() == 2 && path->components[0] == "images";
+}
+
 std::optional<http::Response> ContentSouthbound::Handle(const http::Request& req) {
   auto path = ParseBootPath(req.target, req.path);
   if (!path.ok()) return std::nullopt;  // the file tree answers 400 the same way

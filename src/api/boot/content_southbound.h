@@ -23,6 +23,9 @@ class ContentSouthbound {
   ContentSouthbound(ingot::boot::ContentService& content, service::ImageService& images)
       : content_(content), images_(images) {}
   std::optional<http::Response> Handle(const http::Request& req);
+  // Its SouthboundRouteBlocks: true for /images/{key} (a published image is read through the
+  // catalog and its store); every other answer of Handle comes from memory at once.
+  static bool Blocks(const http::Request& req);
 
  private:
   http::Response ServeImage(const http::Request& req, const ingot::boot::Publication& p);

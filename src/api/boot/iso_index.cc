@@ -7,12 +7,29 @@
 
 namespace ingot::api::boot {
 
+IsoIndexCache::Key IsoIndexCache::KeyOf(const std::string& path, const struct stat& st) {
+  return Key{path, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+             static_cast<uint64_t>(st.st_size),
+             static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+Result<std::shared_ptr<const formats::iso9660::Tree>> IsoIndexCache::Find(const std::string& path,
+                                                                          const struct stat& st) {
+  Key key = KeyOf(path, st);
+  std::lock_guard lock(mu_);
+  auto it = slots_.find(key);
+  if (it == slots_.end() || !it->second.ready) {
+    return std::shared_ptr<const formats::iso9660::Tree>();
+  }
+  lru_.splice(lru_.begin(), lru_, it->second.lru);
+  if (!it->second.status.ok()) return it->second.status;
+  return it->second.tree;
+}
+
 Result<std::shared_ptr<const formats::iso9660::Tree>> IsoIndexCache::Get(const std::string& path,
                                                                          int fd,
                                                                          const struct stat& st) {
-  Key key{path, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
-          static_cast<uint64_t>(st.st_size),
-          static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+  Key key = KeyOf(path, st);
   std::unique_lock lock(mu_);
   for (;;) {
     auto it = slots_.find(key);

@@ -42,6 +42,10 @@ class IsoIndexCache {
   // reader's Status when the file is not an ISO 9660/UDF volume or is refused.
   Result<std::shared_ptr<const formats::iso9660::Tree>> Get(const std::string& path, int fd,
                                                             const struct stat& st);
+  // The same answer as Get when it is held now; nullptr when the ISO is not indexed yet (or is
+  // being indexed). Never reads the ISO and never waits for an indexing: for the I/O thread.
+  Result<std::shared_ptr<const formats::iso9660::Tree>> Find(const std::string& path,
+                                                             const struct stat& st);
 
   // How many indexes (or remembered failures) are held now, and how many indexings have run.
   size_t size() const;
@@ -61,6 +65,7 @@ class IsoIndexCache {
     uint64_t entries = 0;
     std::list<Key>::iterator lru;  // position in lru_ (front: most recent)
   };
+  static Key KeyOf(const std::string& path, const struct stat& st);
   void EvictLocked();
 
   const IsoIndexOptions options_;

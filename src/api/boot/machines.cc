@@ -100,6 +100,15 @@ RenderContext MachineRoutes::ContextFor(const Machine& m, const std::optional<Pr
   return ctx;
 }
 
+bool MachineRoutes::SouthboundBlocks(const http::Request& req) const {
+  auto parts = http::SplitPath(req.path);
+  if (parts.empty()) return false;
+  if (options_.signer != nullptr && req.path.size() > 4 && req.path.ends_with(".sig")) return true;
+  if (parts.size() == 1 && (parts[0] == "boot.ipxe" || parts[0] == "boot.grub")) return true;
+  return parts[0] == "nocloud" || parts[0] == "metadata" || parts[0] == "latest" ||
+         parts[0] == "openstack" || parts[0] == "2009-04-04";
+}
+
 std::optional<Response> MachineRoutes::Southbound(const http::Request& req) {
   auto parts = http::SplitPath(req.path);
   if (parts.empty()) return std::nullopt;

@@ -63,6 +63,9 @@ class MachineRoutes {
 
   // The southbound route (SouthboundRoute): nullopt for paths it does not own.
   std::optional<http::Response> Southbound(const http::Request& req);
+  // Its SouthboundRouteBlocks: true for the paths Southbound() may answer (they read the machine
+  // records); for every other path Southbound() is a cheap nullopt. Keep the two in step.
+  bool SouthboundBlocks(const http::Request& req) const;
   // Adds the /boot/v1 routes.
   void Register(ApiRouter& router);
   // The southbound URL once its listener is bound (port 0 picks one). Call before the API serves.

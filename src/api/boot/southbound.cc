@@ -15,6 +15,7 @@
 #include "api/boot/validators.h"
 #include "api/errors.h"
 #include "common/log.h"
+#include "common/time.h"
 #include "http/range.h"
 
 namespace ingot::api::boot {
@@ -105,16 +106,26 @@ Result<Found> Locate(int root, const std::string& rel) {
   return f;
 }
 
-// Opens the regular file `rel` for reading, and checks it is the one `st` describes (so a file
-// swapped for a FIFO or device in between is never read). O_NONBLOCK: opening a FIFO never waits.
-Result<io::UniqueFd> OpenRegular(int root, const std::string& rel, const struct stat& st) {
+// What a path names beneath the root, opened for reading and described by an fstat of that very
+// descriptor: one open and one fstat per request, and what is read is what was checked (no window
+// between a check and a second open). O_NONBLOCK: opening a FIFO never waits; the caller reads only
+// a regular file, and lists only a directory.
+Result<Found> OpenFound(int root, const std::string& rel) {
   INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenBeneath(root, rel, O_RDONLY | O_NONBLOCK));
-  struct stat now;
-  if (::fstat(fd.get(), &now) != 0) return FromErrno(errno, "fstat " + rel);
-  if (!S_ISREG(now.st_mode) || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
-    return NotFound("the file changed while it was opened");
+  Found f{std::move(fd), {}};
+  if (::fstat(f.fd.get(), &f.st) != 0) return FromErrno(errno, "fstat " + rel);
+  return f;
+}
+
+// Last-Modified of the file asked for last on this thread: boot clients ask for the same few files.
+const std::string& LastModifiedText(int64_t seconds) {
+  thread_local int64_t cached_for = INT64_MIN;
+  thread_local std::string cached;
+  if (seconds != cached_for) {
+    cached = FormatHttpDate(seconds);
+    cached_for = seconds;
   }
-  return fd;
+  return cached;
 }
 
 int64_t NanosOf(const struct timespec& t) {
@@ -190,7 +201,7 @@ http::Response Send(const http::Request& req, Representation rep) {
   const Validators& v = rep.validators;
   auto describe = [&](http::Response& out) {
     out.headers.Set("ETag", v.etag);
-    out.headers.Set("Last-Modified", FormatHttpDate(v.last_modified));
+    out.headers.Set("Last-Modified", LastModifiedText(v.last_modified));
     out.headers.Set("Accept-Ranges", "bytes");
   };
   switch (EvaluatePreconditions(req.headers, v)) {
@@ -320,6 +331,15 @@ Result<http::Response> ListDirectory(int root, const std::string& rel, const Fou
 // `resolved` receives the entry's path inside the ISO.
 Result<const iso::Entry*> ResolveInIso(const iso::Tree& tree, const std::vector<std::string>& inner,
                                        std::vector<std::string>& resolved) {
+  if (!inner.empty()) {
+    // Most paths cross no symlink: one lookup of the whole path (it fails at a symlink that is not
+    // the last component, and the walk below takes over).
+    auto direct = tree.Lookup(Join(inner, 0, inner.size()));
+    if (direct.ok() && (*direct)->type != iso::EntryType::kSymlink) {
+      resolved = inner;
+      return *direct;
+    }
+  }
   std::deque<std::string> todo(inner.begin(), inner.end());
   resolved.clear();
   INGOT_ASSIGN_OR_RETURN(const iso::Entry* entry, tree.Lookup("/"));
@@ -415,36 +435,51 @@ Result<std::unique_ptr<Southbound>> Southbound::Open(SouthboundOptions options) 
 
 http::HeadResult Southbound::Handle(http::Request& req) {
   http::Response r = [&] {
-    for (const SouthboundRoute& route : routes_) {
-      if (std::optional<http::Response> answer = route(req)) return std::move(*answer);
+    for (const Route& route : routes_) {
+      if (std::optional<http::Response> answer = route.answer(req)) return std::move(*answer);
     }
     if (req.method != "GET" && req.method != "HEAD") {
       http::Response m = Plain(405, "");
       m.headers.Set("Allow", "GET, HEAD");
       return m;
     }
-    return Serve(req);
+    return std::move(*Serve(req, /*may_block=*/true));
   }();
   if (r.route.empty()) r.route = "boot";  // a route may name itself for the metrics
   return r;
 }
 
-http::Response Southbound::Serve(const http::Request& req) {
+std::optional<http::Response> Southbound::HandleInline(http::Request& req) {
+  // Other methods are rare here (405 or a route's); they take the usual way.
+  if (req.method != "GET" && req.method != "HEAD") return std::nullopt;
+  for (const Route& route : routes_) {
+    if (!route.blocks || route.blocks(req)) return std::nullopt;
+  }
+  std::optional<http::Response> r;
+  for (const Route& route : routes_) {
+    if ((r = route.answer(req))) break;
+  }
+  if (!r) r = Serve(req, /*may_block=*/false);
+  if (r && r->route.empty()) r->route = "boot";
+  return r;
+}
+
+std::optional<http::Response> Southbound::Serve(const http::Request& req, bool may_block) {
   auto path = ParseBootPath(req.target, req.path);
   if (!path.ok()) return Plain(400, path.status().message());
   // `shown` is the path as asked (redirects, listings); `c` what is looked up beneath `root`: the
   // boot content's paths (OS trees, stored ISOs, files) map beneath its own directory.
   const std::vector<std::string>& shown = path->components;
-  std::vector<std::string> c = shown;
+  std::optional<std::vector<std::string>> mapped;
   int root = root_.get();
   if (content_map_ && content_root_) {
-    if (auto mapped = content_map_(c)) {
-      c = std::move(*mapped);
-      root = content_root_.get();
-    }
+    if ((mapped = content_map_(shown))) root = content_root_.get();
   }
+  const std::vector<std::string>& c = mapped ? *mapped : shown;
 
-  auto in_iso = FindInIso(root, c, path->trailing_slash);
+  bool blocked = false;
+  auto in_iso = FindInIso(root, c, path->trailing_slash, may_block, &blocked);
+  if (blocked) return std::nullopt;
   if (!in_iso.ok()) return Failure(in_iso.status(), req);
   if (*in_iso) {
     InIso& in = **in_iso;
@@ -452,6 +487,7 @@ http::Response Southbound::Serve(const http::Request& req) {
     const int64_t iso_mtime = static_cast<int64_t>(in.st.st_mtim.tv_sec);
     if (e.type == iso::EntryType::kDirectory) {
       if (!path->trailing_slash) return Redirect(shown, req);
+      if (!may_block) return std::nullopt;  // a listing may be long to build
       auto kids = in.tree->ListDir(Join(in.resolved, 0, in.resolved.size()));
       if (!kids.ok()) return Failure(kids.status(), req);
       std::vector<ListingEntry> entries;
@@ -478,39 +514,44 @@ http::Response Southbound::Serve(const http::Request& req) {
   }
 
   std::string rel = c.empty() ? "." : Join(c, 0, c.size());
-  auto found = Locate(root, rel);
+  auto found = OpenFound(root, rel);
   if (!found.ok()) return Failure(found.status(), req);
   if (S_ISDIR(found->st.st_mode)) {
     if (!c.empty() && !path->trailing_slash) return Redirect(shown, req);
+    if (!may_block) return std::nullopt;  // a listing may be long to build
     auto listing = ListDirectory(root, rel, *found, shown, options_.max_listing_entries);
     if (!listing.ok()) return Failure(listing.status(), req);
     return std::move(*listing);
   }
+  // Never read: a device, a FIFO, a socket (opened without effect: O_NONBLOCK | O_NOCTTY).
   if (!S_ISREG(found->st.st_mode) || path->trailing_slash) return Plain(404, "");
-  auto fd = OpenRegular(root, rel, found->st);
-  if (!fd.ok()) return Failure(fd.status(), req);
-  const uint64_t size = static_cast<uint64_t>(found->st.st_size);
-  std::string etag =
-      "\"" + Hex(found->st.st_ino) + "-" + Hex(NanosOf(found->st.st_mtim)) + "-" + Hex(size) + "\"";
+  const struct stat& st = found->st;
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  std::string etag = "\"" + Hex(st.st_ino) + "-" + Hex(NanosOf(st.st_mtim)) + "-" + Hex(size) + "\"";
   std::vector<iso::Extent> whole;
   if (size > 0) whole.push_back({0, size});
-  return Send(req, Representation{
-                       std::move(*fd), size, std::move(whole),
-                       Validators{std::move(etag), static_cast<int64_t>(found->st.st_mtim.tv_sec)},
-                       ContentTypeFor(c.back())});
+  const int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec);
+  return Send(req, Representation{std::move(found->fd), size, std::move(whole),
+                                  Validators{std::move(etag), mtime}, ContentTypeFor(c.back())});
 }
 
 Result<std::optional<Southbound::InIso>> Southbound::FindInIso(int root,
                                                                const std::vector<std::string>& c,
-                                                               bool trailing_slash) {
+                                                               bool trailing_slash, bool may_block,
+                                                               bool* blocked) {
+  *blocked = false;
   for (size_t i = 0; i < c.size(); ++i) {
     if (!IsIsoName(c[i]) || (i + 1 == c.size() && !trailing_slash)) continue;
     std::string rel = Join(c, 0, i + 1);
-    INGOT_ASSIGN_OR_RETURN(Found found, Locate(root, rel));
+    INGOT_ASSIGN_OR_RETURN(Found found, OpenFound(root, rel));
     if (S_ISDIR(found.st.st_mode)) continue;  // a directory that happens to be named *.iso
     if (!S_ISREG(found.st.st_mode)) return NotFound("");
-    INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenRegular(root, rel, found.st));
-    auto tree = isos_.Get(root == root_.get() ? rel : "content:" + rel, fd.get(), found.st);
+    const std::string key = root == root_.get() ? rel : "content:" + rel;
+    auto tree = may_block ? isos_.Get(key, found.fd.get(), found.st) : isos_.Find(key, found.st);
+    if (tree.ok() && !*tree) {  // not indexed yet: a worker indexes it
+      *blocked = true;
+      return std::optional<InIso>();
+    }
     if (!tree.ok()) {
       // Not an ISO that can be read: there is nothing inside it to serve.
       return IsServerFault(tree.status().code()) ? tree.status() : NotFound("");
@@ -522,7 +563,7 @@ Result<std::optional<Southbound::InIso>> Southbound::FindInIso(int root,
       return entry.status().code() == Code::kInvalidArgument ? NotFound("") : entry.status();
     }
     return std::optional<InIso>(
-        InIso{std::move(fd), found.st, std::move(*tree), *entry, std::move(resolved)});
+        InIso{std::move(found.fd), found.st, std::move(*tree), *entry, std::move(resolved)});
   }
   return std::optional<InIso>();
 }
@@ -542,7 +583,9 @@ Result<std::unique_ptr<io::ByteSource>> Southbound::OpenFile(const std::vector<s
 Result<std::unique_ptr<io::ByteSource>> Southbound::OpenFileBeneath(
     int root, const std::vector<std::string>& c) {
   if (c.empty()) return NotFound("a directory");
-  INGOT_ASSIGN_OR_RETURN(std::optional<InIso> in, FindInIso(root, c, /*trailing_slash=*/false));
+  bool blocked = false;
+  INGOT_ASSIGN_OR_RETURN(std::optional<InIso> in,
+                         FindInIso(root, c, /*trailing_slash=*/false, /*may_block=*/true, &blocked));
   if (in) {
     if (in->entry->type != iso::EntryType::kFile) return NotFound("not a file inside the ISO");
     const uint64_t iso_size = static_cast<uint64_t>(in->st.st_size);
@@ -551,11 +594,10 @@ Result<std::unique_ptr<io::ByteSource>> Southbound::OpenFileBeneath(
         *in->entry));
   }
   const std::string rel = Join(c, 0, c.size());
-  INGOT_ASSIGN_OR_RETURN(Found found, Locate(root, rel));
+  INGOT_ASSIGN_OR_RETURN(Found found, OpenFound(root, rel));
   if (!S_ISREG(found.st.st_mode)) return NotFound(rel + " is not a regular file");
-  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenRegular(root, rel, found.st));
   return std::unique_ptr<io::ByteSource>(std::make_unique<io::FileSource>(
-      std::move(fd), static_cast<uint64_t>(found.st.st_size), rel));
+      std::move(found.fd), static_cast<uint64_t>(found.st.st_size), rel));
 }
 
 Result<std::unique_ptr<io::ByteSource>> TftpFiles::Open(std::string_view path) {
@@ -570,13 +612,28 @@ Result<std::unique_ptr<io::ByteSource>> TftpFiles::Open(std::string_view path) {
 }
 
 void Southbound::Observe(const http::Exchange& e) {
-  log::Info("boot.request", {{"method", e.method},
-                             {"path", e.target},
-                             {"status", e.status},
-                             {"bytes_out", e.bytes_out},
-                             {"duration_ms", static_cast<double>(e.duration.count()) / 1000.0},
-                             {"remote", e.remote_address},
-                             {"completed", e.completed ? "true" : "false"}});
+  if (!log::Enabled(log::Level::kInfo)) return;
+  // The line log::Info("boot.request", ...) wrote, built here and handed to the batch writer.
+  thread_local std::string line;
+  line.clear();
+  line += "ts=";
+  line += FormatIso8601Micros(NowMicros());
+  line += " level=info event=boot.request method=";
+  line += log::FormatValue(e.method);
+  line += " path=";
+  line += log::FormatValue(e.target);
+  line += " status=";
+  line += std::to_string(e.status);
+  line += " bytes_out=";
+  line += std::to_string(e.bytes_out);
+  char ms[32];
+  std::snprintf(ms, sizeof ms, "%.3f", static_cast<double>(e.duration.count()) / 1000.0);
+  line += " duration_ms=";
+  line += ms;
+  line += " remote=";
+  line += log::FormatValue(e.remote_address);
+  line += e.completed ? " completed=true\n" : " completed=false\n";
+  access_log_.Add(line);
 }
 
 }  // namespace ingot::api::boot

@@ -15,12 +15,20 @@
 //     Symlinks inside an ISO are followed only when their target stays inside the ISO's tree.
 //
 // Paths (paths.h) never leave the root: refused components answer 400, and the file system walk
-// is confined beneath the root (openat2 RESOLVE_BENEATH: a symlink may point elsewhere inside the
-// tree but never out of it; where openat2 is missing, no symlink is followed at all). Anything
-// but a directory or a regular file (devices, FIFOs, sockets) answers 404 and is never opened for
-// reading. Nothing of the northbound API answers here.
+// is confined beneath the root (openat2 RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS: a symlink may
+// point elsewhere inside the tree but never out of it; where openat2 is missing, no symlink is
+// followed at all). Anything but a directory or a regular file (devices, FIFOs, sockets) answers
+// 404 and is never read: the path is opened once, O_RDONLY | O_NONBLOCK | O_NOCTTY (a FIFO's open
+// does not wait, a tty does not become ours), and the type checked on that descriptor. Opening a
+// device node can have effects of its own: a tree that could hold one belongs on a nodev mount
+// (README). Nothing of the northbound API answers here.
 //
-// Thread-safe: Handle may run on every worker at once.
+// Cost: a file of the tree (or inside an already indexed ISO) is answered on the I/O thread
+// (HandleInline: no hand-off to a worker) with one openat2 and one fstat; what may take long
+// (directory listings, indexing an ISO, routes that reach a database) goes to a worker (Handle).
+// The access log is written in batches (access_log.h).
+//
+// Thread-safe: Handle and HandleInline may run on every thread at once.
 #pragma once
 
 #include <sys/stat.h>
@@ -31,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "api/boot/access_log.h"
 #include "api/boot/iso_index.h"
 #include "common/result.h"
 #include "http/message.h"
@@ -56,6 +65,11 @@ std::vector<http::FileSegment> SegmentsOf(const std::vector<formats::iso9660::Ex
 // let the next route, and finally the file tree, answer. Called on any worker at once; it sees
 // every method (it answers 405 itself for the ones it does not take).
 using SouthboundRoute = std::function<std::optional<http::Response>(const http::Request&)>;
+// Whether a route may block (a database, a store, rendering) on this request: true sends the
+// request to a worker. For the requests it answers false, the route must answer at once or not at
+// all, without blocking: it then runs on the I/O thread (Southbound::HandleInline). Called on the
+// I/O thread; must itself be cheap and never block.
+using SouthboundRouteBlocks = std::function<bool(const http::Request&)>;
 
 class Southbound {
  public:
@@ -63,13 +77,23 @@ class Southbound {
   static Result<std::unique_ptr<Southbound>> Open(SouthboundOptions options);
 
   // Adds a route consulted before the file tree, after those added before it. Call before the
-  // listener starts (not synchronised with Handle).
-  void AddRoute(SouthboundRoute route) { routes_.push_back(std::move(route)); }
+  // listener starts (not synchronised with Handle). Without `blocks`, the route may block on any
+  // request: every request goes to a worker (no inline answers at all).
+  void AddRoute(SouthboundRoute route, SouthboundRouteBlocks blocks = {}) {
+    routes_.push_back({std::move(route), std::move(blocks)});
+  }
 
   // The http::Handler: answers every request at once (no request body is ever read).
   http::HeadResult Handle(http::Request& req);
-  // The http::ExchangeObserver: one access-log line per request.
+  // The http::InlineHandler: the same answer as Handle for a GET or HEAD that can be answered
+  // without blocking (a file of the tree, a file inside an ISO already indexed, a redirect, an
+  // error), routes allowing; nullopt for the rest (listings, ISOs not indexed yet, routes that may
+  // block, other methods), which then go to Handle on a worker.
+  std::optional<http::Response> HandleInline(http::Request& req);
+  // The http::ExchangeObserver: one access-log line per request (written in batches).
   void Observe(const http::Exchange& exchange);
+  // Writes the access-log lines held now (tests, shutdown).
+  void FlushAccessLog() { access_log_.Flush(); }
 
   // The regular file at `components` beneath the root — a file of the tree, or a file inside one of
   // its ISOs, found by the same rules as a GET — as a ByteSource: TFTP serves the same tree this
@@ -93,7 +117,12 @@ class Southbound {
  private:
   Southbound(SouthboundOptions options, io::UniqueFd root)
       : options_(std::move(options)), root_(std::move(root)), isos_(options_.isos) {}
-  http::Response Serve(const http::Request& req);
+  struct Route {
+    SouthboundRoute answer;
+    SouthboundRouteBlocks blocks;  // empty: may block on anything
+  };
+  // The file tree's answer; nullopt when it would have to block and `may_block` is false.
+  std::optional<http::Response> Serve(const http::Request& req, bool may_block);
   // A path through an ISO: the first component named *.iso that is a regular file with more after
   // it (or a trailing '/'), its index, and what the rest names inside it.
   struct InIso {
@@ -104,18 +133,20 @@ class Southbound {
     std::vector<std::string> resolved;     // the entry's path inside the ISO, symlinks followed
   };
   // nullopt when no component is such an ISO; kNotFound when the ISO cannot be read or holds no
-  // such entry; the file system's error otherwise.
+  // such entry; the file system's error otherwise. Unless `may_block`, an ISO not indexed yet is
+  // not read: nullopt with `*blocked` set (the request then goes to a worker).
   Result<std::optional<InIso>> FindInIso(int root, const std::vector<std::string>& c,
-                                         bool trailing_slash);
+                                         bool trailing_slash, bool may_block, bool* blocked);
   Result<std::unique_ptr<io::ByteSource>> OpenFileBeneath(int root,
                                                           const std::vector<std::string>& c);
 
   const SouthboundOptions options_;
   io::UniqueFd root_;  // O_PATH | O_DIRECTORY
   IsoIndexCache isos_;
-  std::vector<SouthboundRoute> routes_;
+  std::vector<Route> routes_;
   io::UniqueFd content_root_;  // O_PATH | O_DIRECTORY; see SetContent
   ContentMap content_map_;
+  AccessLog access_log_;
 };
 
 // The boot tree for the TFTP listener: a TFTP path (already normalised by tftp/path.h) opened

@@ -12,7 +12,12 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
+#include <thread>
 
+#include <sys/socket.h>
+
+#include "api/boot/access_log.h"
 #include "api/boot/paths.h"
 #include "api/boot/validators.h"
 
@@ -98,7 +103,27 @@ class SouthboundTest : public ::testing::Test {
     EXPECT_TRUE(decoded) << target;
     req.path = decoded.value_or("/");
     for (auto& [k, v] : headers) req.headers.Add(k, v);
-    return http::Resolve(sb_->Handle(req), req);
+    // Every request also through the I/O thread's first look: it answers as Handle does, or not
+    // at all.
+    http::Request copy = req;
+    std::optional<http::Response> quick = sb_->HandleInline(copy);
+    http::Response r = http::Resolve(sb_->Handle(req), req);
+    if (quick) {
+      ++inline_answers_;
+      EXPECT_EQ(quick->status, r.status) << method << " " << target;
+      EXPECT_EQ(BodyOf(*quick), BodyOf(r)) << method << " " << target;
+      for (const char* h : {"ETag", "Last-Modified", "Content-Type", "Content-Range", "Location"}) {
+        EXPECT_EQ(quick->headers.Get(h), r.headers.Get(h)) << h << " of " << method << " " << target;
+      }
+    }
+    return r;
+  }
+  std::optional<http::Response> Inline(const std::string& method, const std::string& target) {
+    http::Request req;
+    req.method = method;
+    req.target = target;
+    req.path = http::PercentDecode(target.substr(0, target.find('?'))).value_or("/");
+    return sb_->HandleInline(req);
   }
   std::string Get(const std::string& target) {
     http::Response r = Call("GET", target);
@@ -112,6 +137,7 @@ class SouthboundTest : public ::testing::Test {
 
   static fs::path base_;
   std::unique_ptr<Southbound> sb_;
+  int inline_answers_ = 0;
 };
 fs::path SouthboundTest::base_;
 
@@ -342,6 +368,66 @@ TEST_F(SouthboundTest, ARewrittenIsoIsIndexedAgain) {
   fs::remove(root / "copy.iso");
 }
 
+TEST_F(SouthboundTest, FilesAnswerInlineAndWhatMayBlockGoesToAWorker) {
+  // A file of the tree, its redirects and refusals: answered on the I/O thread.
+  ASSERT_TRUE(Inline("GET", "/sub/b.bin"));
+  EXPECT_EQ(Inline("GET", "/sub/b.bin")->status, 200);
+  EXPECT_EQ(BodyOf(*Inline("HEAD", "/a.txt")), "hello boot\n");
+  EXPECT_EQ(Inline("GET", "/sub")->status, 301);
+  EXPECT_EQ(Inline("GET", "/fifo")->status, 404);  // opened without waiting, never read
+  EXPECT_EQ(Inline("GET", "/outside-link")->status, 404);
+  EXPECT_EQ(Inline("GET", "/a/../a.txt")->status, 400);
+  // Listings, other methods: a worker.
+  EXPECT_FALSE(Inline("GET", "/"));
+  EXPECT_FALSE(Inline("GET", "/sub/"));
+  EXPECT_FALSE(Inline("POST", "/a.txt"));
+  // An ISO not indexed yet is never read inline; once a worker has indexed it, its files are.
+  const std::string vmlinuz = "/os/debian.iso/install.amd/vmlinuz";
+  EXPECT_FALSE(Inline("GET", vmlinuz));
+  EXPECT_EQ(sb_->isos().indexings(), 0u);
+  EXPECT_EQ(Get(vmlinuz), Source("isosrc/install.amd/vmlinuz"));
+  ASSERT_TRUE(Inline("GET", vmlinuz));
+  EXPECT_EQ(BodyOf(*Inline("GET", vmlinuz)), Source("isosrc/install.amd/vmlinuz"));
+  EXPECT_EQ(BodyOf(*Inline("GET", "/os/debian.iso/current/vmlinuz")),
+            Source("isosrc/install.amd/vmlinuz"));  // through a symlink inside the ISO
+  EXPECT_FALSE(Inline("GET", "/os/debian.iso/install.amd/"));  // a listing
+  EXPECT_EQ(Inline("GET", "/os/debian.iso/abs-link")->status, 404);
+  EXPECT_EQ(Inline("GET", "/bad.iso/x"), std::nullopt);  // not indexed (nor refused) yet
+  EXPECT_EQ(Call("GET", "/bad.iso/x").status, 404);
+  EXPECT_EQ(Inline("GET", "/bad.iso/x")->status, 404);  // the refusal is remembered
+  EXPECT_EQ(sb_->isos().indexings(), 2u);
+}
+
+TEST_F(SouthboundTest, RoutesDecideWhatRunsInline) {
+  // A route that does not say when it blocks: nothing is answered inline.
+  sb_->AddRoute([](const http::Request&) { return std::optional<http::Response>(); });
+  EXPECT_FALSE(Inline("GET", "/a.txt"));
+  EXPECT_EQ(Get("/a.txt"), "hello boot\n");
+
+  auto sb = Southbound::Open({.root = (base_ / "root").string()});
+  ASSERT_TRUE(sb.ok());
+  sb_ = std::move(*sb);
+  int answered = 0;
+  sb_->AddRoute(
+      [&](const http::Request& req) -> std::optional<http::Response> {
+        if (req.path != "/a.txt" && req.path != "/slow") return std::nullopt;
+        ++answered;
+        http::Response r;
+        r.body = "from the route";
+        return r;
+      },
+      [](const http::Request& req) { return req.path == "/slow"; });
+  EXPECT_FALSE(Inline("GET", "/slow"));  // the route may block there
+  ASSERT_TRUE(Inline("GET", "/a.txt"));  // the route answers at once, before the tree
+  EXPECT_EQ(Inline("GET", "/a.txt")->body, "from the route");
+  EXPECT_EQ(BodyOf(*Inline("GET", "/sub/b.bin")), Source("root/sub/b.bin"));
+  EXPECT_EQ(Call("GET", "/slow").body, "from the route");  // on a worker: once
+  EXPECT_EQ(answered, 3);
+  EXPECT_EQ(Call("GET", "/a.txt").body, "from the route");  // inline and Handle, compared
+  EXPECT_EQ(answered, 5);
+  EXPECT_GT(inline_answers_, 0);
+}
+
 // A hand-made ISO 9660 volume (2048-byte blocks: PVD at 16, terminator at 17, root directory at 20)
 // whose one file, MULTI.BIN, is two sections that do not follow each other on disk: 4096 bytes at
 // block 40, then 1000 bytes at block 30 (ECMA-119 6.5.1, flag bit 7 on every section but the last).
@@ -414,6 +500,85 @@ TEST_F(SouthboundTest, AFileOfSeveralExtentsIsOneBody) {
     EXPECT_EQ(BodyOf(r), want.substr(first, last - first + 1)) << first << "-" << last;
   }
   fs::remove(iso);
+}
+
+// Each write of the access log is a message here, so its size and its line boundaries show.
+TEST(AccessLog, WholeLinesInOrderInWritesOfAtMostAPipeBuffer) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  std::vector<std::string> writes;
+  std::thread reader([&] {
+    std::string buf(1 << 17, '\0');
+    ssize_t n;
+    while ((n = ::read(sv[0], buf.data(), buf.size())) > 0) writes.emplace_back(buf.data(), n);
+  });
+  const std::string long_line = "long " + std::string(10'000, 'y') + "\n";
+  {
+    AccessLog log({.fd = sv[1],
+                   .linger = std::chrono::milliseconds(5),
+                   .batch_bytes = 8192,
+                   .max_held_bytes = 16384});
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&log, t] {
+        for (int i = 0; i < 500; ++i) {
+          log.Add("t" + std::to_string(t) + " " + std::to_string(i) + " " + std::string(50, 'x') +
+                  "\n");
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    log.Add(long_line);
+    log.Add("last\n");
+  }  // the destructor writes what is held
+  ::close(sv[1]);
+  reader.join();
+  ::close(sv[0]);
+
+  std::vector<int> next(4, 0);
+  int lines = 0;
+  bool saw_long = false;
+  for (const std::string& w : writes) {
+    ASSERT_FALSE(w.empty());
+    EXPECT_EQ(w.back(), '\n');
+    if (w.size() > AccessLog::kAtomicBytes) {
+      EXPECT_EQ(w, long_line);  // only a line longer than the bound goes alone
+      saw_long = true;
+      ++lines;
+      continue;
+    }
+    std::istringstream in(w);
+    std::string line;
+    while (std::getline(in, line)) {
+      ++lines;
+      if (line == "last") continue;
+      int t = -1, i = -1;
+      ASSERT_EQ(std::sscanf(line.c_str(), "t%d %d", &t, &i), 2) << line;
+      ASSERT_GE(t, 0);
+      ASSERT_LT(t, 4);
+      EXPECT_EQ(i, next[t]) << "thread " << t << " out of order";
+      next[t] = i + 1;
+    }
+  }
+  EXPECT_TRUE(saw_long);
+  EXPECT_EQ(lines, 2002);
+  EXPECT_EQ(writes.back(), "last\n");
+  EXPECT_LT(writes.size(), 2002u / 4);  // batched
+}
+
+TEST(AccessLog, FlushWritesWhatIsHeld) {
+  char name[] = "/tmp/access_log_test.XXXXXX";
+  int fd = ::mkstemp(name);
+  ASSERT_GE(fd, 0);
+  ::unlink(name);
+  AccessLog log({.fd = fd, .linger = std::chrono::milliseconds(60'000)});
+  log.Add("one\n");
+  log.Add("two\n");
+  log.Flush();  // without it the lines would wait for a minute
+  char buf[16] = {};
+  EXPECT_EQ(::pread(fd, buf, sizeof buf, 0), 8);
+  EXPECT_EQ(std::string(buf), "one\ntwo\n");
+  ::close(fd);
 }
 
 TEST(IsoIndexCache, StaysWithinItsBound) {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "api/v2/documents.h"
+#include "build/customize.h"
 #include "io/file.h"
 
 namespace ingot::api {
@@ -202,6 +203,17 @@ void RegisterImsRoutes(ApiRouter& r, build::BuildService& b, size_t max_json) {
              INGOT_ASSIGN_OR_RETURN(auto rec, repo.Get(Kind::kRecipe, call.params[0]));
              return FileResponse(b.RecipeArchivePath(call.params[0]), "application/gzip");
            }});
+    // An image record's artifacts from outside (an existing SquashFS to customize): rootfs, kernel,
+    // initrd, kernel-parameters; manifest.json and the record's link follow.
+    r.Add("PUT", p.base + "/images/{id}/artifacts/{name}",
+          {.rule = "ims_write",
+           .handler = [&b](Call& call) -> Result<Response> {
+             INGOT_ASSIGN_OR_RETURN(auto image,
+                                    build::PutImageArtifact(b.repo(), b.options(), call.params[0],
+                                                            call.params[1], *call.request.body));
+             return Json(200, image);
+           },
+           .body = BodyMode::kStream});
     r.Add("GET", p.base + "/images/{id}/artifacts/{name}",
           {.rule = "ims_read", .handler = [&b](Call& call) -> Result<Response> {
              INGOT_ASSIGN_OR_RETURN(std::string path,

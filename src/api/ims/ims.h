@@ -5,7 +5,8 @@
 //   /apis/ims/{recipes,images,jobs,public-keys}[/{id}]       IMS's v2 paths (DELETE is for good)
 //   /apis/ims/healthz/ready, /apis/ims/healthz/live, /apis/ims/version
 // and Ingot's own: PUT/GET /apis/ims/v3/recipes/{id}/archive (the recipe tgz),
-// GET /apis/ims/v3/images/{id}/artifacts/{name}, GET /apis/ims/v3/jobs/{id}/log[?follow=true]
+// GET /apis/ims/v3/images/{id}/artifacts/{name}, PUT of rootfs|kernel|initrd|kernel-parameters there
+// for an image record made through the API (what a customize job starts from), GET /apis/ims/v3/jobs/{id}/log[?follow=true]
 // (the live build log, streamed until the job ends), POST /apis/ims/v3/jobs/{id}/cancel.
 // Every route names a policy rule: ims_read, ims_write (admin by default, as IMS is an admin API)
 // and ims_health (anyone).

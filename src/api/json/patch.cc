@@ -65,11 +65,19 @@ Result<std::vector<PatchOp>> ParsePatch(std::string_view body, PatchDialect dial
     }
     std::string_view raw = path->as_string();
     raw.remove_prefix(1);
-    if (raw.find('/') != std::string_view::npos) {
+    std::string_view kind = opname->as_string();
+    std::string_view index;
+    const size_t slash = raw.find('/');
+    const bool locations = UnescapePointer(raw.substr(0, slash)) == "locations";
+    const bool two_segments = locations && (kind == "add" || kind == "remove");
+    if (slash != std::string_view::npos && two_segments &&
+        raw.find('/', slash + 1) == std::string_view::npos && slash + 1 < raw.size()) {
+      index = raw.substr(slash + 1);
+      raw = raw.substr(0, slash);
+    } else if (slash != std::string_view::npos || two_segments) {
       return InvalidArgument("Invalid JSON pointer for this resource: '/" + std::string(raw) + "'");
     }
-    std::string_view kind = opname->as_string();
-    PatchOp out{PatchOp::Kind::kRemove, UnescapePointer(raw), nullptr};
+    PatchOp out{PatchOp::Kind::kRemove, UnescapePointer(raw), nullptr, UnescapePointer(index)};
     if (kind == "add" || kind == "replace") {
       const json::value* value = op.if_contains("value");
       if (value == nullptr) return InvalidArgument("Unable to find 'value' in JSON Schema change");

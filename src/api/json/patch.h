@@ -18,6 +18,9 @@ struct PatchOp {
   Kind kind;
   std::string key;           // the attribute, JSON-pointer unescaped ("~1" -> '/', "~0" -> '~')
   boost::json::value value;  // null for remove
+  // The pointer's second segment, which only /locations takes: add and remove name a position
+  // ("/locations/0", "/locations/-"); empty for every other path.
+  std::string index;
 };
 
 // The two media types Glance takes: v2.1 is RFC 6902's shape ({"op": "replace", "path": "/name",
@@ -27,7 +30,9 @@ struct PatchOp {
 enum class PatchDialect { kV21, kV20 };
 
 // Parses the request body. kInvalidArgument with Glance's message for malformed JSON, a document
-// that is not a list of objects, a missing op/path/value, a nested pointer or an unknown op.
+// that is not a list of objects, a missing op/path/value, a nested pointer or an unknown op. The
+// depth of a pointer is Glance's rule (_path_depth_limits): one segment, except add and remove on
+// /locations, which take exactly two ("/locations/<index or ->").
 Result<std::vector<PatchOp>> ParsePatch(std::string_view body,
                                         PatchDialect dialect = PatchDialect::kV21);
 

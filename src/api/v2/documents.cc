@@ -11,7 +11,8 @@ using json_text::AppendKey;
 using json_text::AppendOptional;
 using json_text::AppendString;
 
-void AppendImage(std::string& out, const catalog::Image& im, bool stores) {
+void AppendImage(std::string& out, const catalog::Image& im, bool stores,
+                 const LocationsShown* shown) {
   out += '{';
   for (const auto& [k, v] : im.properties) {
     AppendKey(out, k);
@@ -76,6 +77,23 @@ void AppendImage(std::string& out, const catalog::Image& im, bool stores) {
     AppendKey(out, "stores");
     AppendString(out, ids);
   }
+  if (shown != nullptr && shown->locations) {
+    AppendKey(out, "locations");
+    out += '[';
+    for (size_t i = 0; i < shown->items.size(); ++i) {
+      if (i > 0) out += ", ";
+      out += "{\"url\": ";
+      AppendString(out, shown->items[i].first);
+      out += ", \"metadata\": ";
+      out += shown->items[i].second.empty() ? "{}" : shown->items[i].second;
+      out += '}';
+    }
+    out += ']';
+  }
+  if (shown != nullptr && shown->direct_url && !shown->items.empty()) {
+    AppendKey(out, "direct_url");
+    AppendString(out, shown->items.front().first);
+  }
   out += '}';
 }
 
@@ -91,10 +109,11 @@ http::Response JsonResponse(int status, const boost::json::value& body) {
   return JsonResponse(status, boost::json::serialize(body));
 }
 
-http::Response ImageResponse(int status, const catalog::Image& im, bool stores) {
+http::Response ImageResponse(int status, const catalog::Image& im, bool stores,
+                             const LocationsShown* shown) {
   std::string body;
   body.reserve(1024);
-  AppendImage(body, im, stores);
+  AppendImage(body, im, stores, shown);
   return JsonResponse(status, std::move(body));
 }
 

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "auth/context.h"
 #include "catalog/image.h"
@@ -14,10 +16,21 @@
 
 namespace ingot::api {
 
+// What an image document shows of the image's locations: Glance's show_multiple_locations
+// (`locations`: [{"url", "metadata"}], [] when there are none or the caller may not see them) and
+// show_image_direct_url (`direct_url`: the first location's URL, absent without one).
+struct LocationsShown {
+  bool locations = false;
+  bool direct_url = false;
+  std::vector<std::pair<std::string, std::string>> items;  // url, metadata as a JSON object's text
+};
+
 // One image: extra properties first, then the core attributes and links; with `stores`, the stores
-// holding a copy ("fast,cold"), as a multi-store Glance shows them.
-void AppendImage(std::string& out, const catalog::Image& image, bool stores = false);
-http::Response ImageResponse(int status, const catalog::Image& image, bool stores = false);
+// holding a copy ("fast,cold"), as a multi-store Glance shows them; with `shown`, its locations.
+void AppendImage(std::string& out, const catalog::Image& image, bool stores = false,
+                 const LocationsShown* shown = nullptr);
+http::Response ImageResponse(int status, const catalog::Image& image, bool stores = false,
+                             const LocationsShown* shown = nullptr);
 boost::json::object MemberJson(const catalog::ImageMember& member);
 
 http::Response JsonResponse(int status, std::string body);

@@ -1,11 +1,13 @@
 #include "api/v2/images.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "api/errors.h"
 #include "api/json/writer.h"
 #include "api/v2/documents.h"
 #include "api/v2/image_attributes.h"
+#include "api/v2/locations.h"
 #include "common/log.h"
 #include "common/uuid.h"
 #include "http/range.h"
@@ -122,7 +124,7 @@ Result<Response> ImagesResource::Create(Call& call) {
     INGOT_RETURN_IF_ERROR(protections->CheckChange(nullptr, draft, call.context));
   }
   INGOT_ASSIGN_OR_RETURN(Image created, images_.Create(std::move(draft)));
-  Response r = ImageResponse(201, Readable(created, call), multiple_stores_);
+  Response r = Document(201, Readable(created, call), call);
   r.headers.Set("Location", options_.public_url + "/v2/images/" + created.id);
   if (!options_.import_methods.empty()) {
     std::string methods;
@@ -158,7 +160,13 @@ Result<Response> ImagesResource::List(Call& call) {
     if (options_.property_protections != nullptr) {
       options_.property_protections->FilterReadable(page.images[i], call.context);
     }
-    AppendImage(body, page.images[i], multiple_stores_);
+    if (locations_ != nullptr &&
+        (locations_->options().show_multiple_locations || options_.show_image_direct_url)) {
+      LocationsShown shown = Shown(page.images[i], call);
+      AppendImage(body, page.images[i], multiple_stores_, &shown);
+    } else {
+      AppendImage(body, page.images[i], multiple_stores_);
+    }
   }
   body += "], \"first\": ";
   json_text::AppendString(body,
@@ -175,9 +183,28 @@ Result<Response> ImagesResource::List(Call& call) {
 
 Result<Response> ImagesResource::Show(Call& call) {
   if (options_.property_protections != nullptr) {
-    return ImageResponse(200, Readable(*call.image, call), multiple_stores_);
+    return Document(200, Readable(*call.image, call), call);
   }
-  return ImageResponse(200, *call.image, multiple_stores_);
+  return Document(200, *call.image, call);
+}
+
+LocationsShown ImagesResource::Shown(const Image& image, const Call& call) const {
+  LocationsShown shown;
+  if (locations_ == nullptr) return shown;
+  shown.locations = locations_->options().show_multiple_locations;
+  shown.direct_url = options_.show_image_direct_url;
+  if (!shown.locations && !shown.direct_url) return shown;
+  // Glance shows a caller who may not read the locations an empty list.
+  if (!policy_.Authorize("get_image_location", call.context, {.image = &image}).ok()) return shown;
+  for (const service::LocationView& loc : locations_->List(image)) {
+    shown.items.emplace_back(loc.url, json::serialize(loc.metadata));
+  }
+  return shown;
+}
+
+Response ImagesResource::Document(int status, const Image& image, const Call& call) const {
+  LocationsShown shown = Shown(image, call);
+  return ImageResponse(status, image, multiple_stores_, &shown);
 }
 
 // The image as the caller may see it: without the properties it may not read.
@@ -202,6 +229,10 @@ Result<Response> ImagesResource::Update(Call& call) {
   INGOT_ASSIGN_OR_RETURN(
       std::vector<PatchOp> ops,
       ParsePatch(*body, media == kPatchMediaTypeOld ? PatchDialect::kV20 : PatchDialect::kV21));
+  if (locations_ != nullptr &&
+      std::any_of(ops.begin(), ops.end(), [](const PatchOp& op) { return op.key == "locations"; })) {
+    return UpdateWithLocations(call, ops);
+  }
   std::vector<std::pair<std::string, json::value>> values;
   for (const PatchOp& op : ops) {
     if (op.kind != PatchOp::Kind::kRemove) values.emplace_back(op.key, op.value);
@@ -216,7 +247,45 @@ Result<Response> ImagesResource::Update(Call& call) {
     INGOT_RETURN_IF_ERROR(ApplyPatch(im, ops, options_.formats));
     return protections->CheckChange(&before, im, call.context);
   }));
-  return ImageResponse(200, Readable(std::move(updated), call), multiple_stores_);
+  return Document(200, Readable(std::move(updated), call), call);
+}
+
+// Glance's multiple-locations API: each /locations operation needs its own rule (set_image_location
+// for add and replace, delete_image_location for remove) besides the route's modify_image; the
+// other operations are applied as any PATCH's, in order, and the whole is saved at once.
+Result<Response> ImagesResource::UpdateWithLocations(Call& call, const std::vector<PatchOp>& ops) {
+  std::vector<std::pair<std::string, json::value>> values;
+  std::vector<service::PatchStep> steps;
+  const auto* protections = options_.property_protections;
+  auto before = std::make_shared<Image>();
+  if (protections != nullptr) {
+    steps.push_back({.attributes = [before](Image& im) -> Status {
+      *before = im;
+      return Status::Ok();
+    }});
+  }
+  for (const PatchOp& op : ops) {
+    if (op.key == "locations") {
+      const char* rule =
+          op.kind == PatchOp::Kind::kRemove ? "delete_image_location" : "set_image_location";
+      INGOT_RETURN_IF_ERROR(policy_.Authorize(rule, call.context, {.image = call.image}));
+      INGOT_ASSIGN_OR_RETURN(service::LocationOp parsed, ParseLocationPatch(op));
+      steps.push_back({.location = std::move(parsed)});
+      continue;
+    }
+    if (op.kind != PatchOp::Kind::kRemove) values.emplace_back(op.key, op.value);
+    steps.push_back({.attributes = [this, op](Image& im) -> Status {
+      return ApplyPatch(im, {op}, options_.formats);
+    }});
+  }
+  INGOT_RETURN_IF_ERROR(AuthorizeValues(values, call));
+  if (protections != nullptr) {
+    steps.push_back({.attributes = [before, protections, &call](Image& im) -> Status {
+      return protections->CheckChange(before.get(), im, call.context);
+    }});
+  }
+  INGOT_ASSIGN_OR_RETURN(Image updated, locations_->Patch(*call.image, steps));
+  return Document(200, Readable(std::move(updated), call), call);
 }
 
 Result<Response> ImagesResource::Delete(Call& call) {

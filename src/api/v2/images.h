@@ -7,17 +7,23 @@
 #include "api/options.h"
 #include "api/route.h"
 #include "auth/policy.h"
+#include "api/v2/documents.h"
 #include "service/image_service.h"
+#include "service/locations.h"
 
 namespace ingot::api {
 
 class ImagesResource {
  public:
+  // `locations`, when the daemon offers the locations API, serves Glance's multiple-locations
+  // PATCH operations and the documents' `locations` / `direct_url`; without it /locations is
+  // read-only, as before.
   ImagesResource(service::ImageService& images, const auth::Policy& policy,
-                 const ApiOptions& options)
+                 const ApiOptions& options, service::LocationService* locations = nullptr)
       : images_(images),
         policy_(policy),
         options_(options),
+        locations_(locations),
         multiple_stores_(images.stores().size() > 1) {}
   void Register(ApiRouter& router);
 
@@ -39,6 +45,11 @@ class ImagesResource {
 
   // The image as the caller may see it (property protections' read rule).
   catalog::Image Readable(catalog::Image image, const Call& call) const;
+  // What the document of `image` shows of its locations for this caller (get_image_location).
+  LocationsShown Shown(const catalog::Image& image, const Call& call) const;
+  http::Response Document(int status, const catalog::Image& image, const Call& call) const;
+  // A PATCH with operations on /locations: one LocationService::Patch of every step.
+  Result<http::Response> UpdateWithLocations(Call& call, const std::vector<PatchOp>& ops);
   // The rules a set of attribute values needs beyond the route's (publicize, give away).
   Status AuthorizeValues(const std::vector<std::pair<std::string, boost::json::value>>& values,
                          const Call& call) const;
@@ -46,6 +57,7 @@ class ImagesResource {
   service::ImageService& images_;
   const auth::Policy& policy_;
   const ApiOptions& options_;
+  service::LocationService* const locations_;
   // A multi-store deployment shows each image's `stores` (Glance does so only when multi-store).
   const bool multiple_stores_;
 };

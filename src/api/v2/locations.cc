@@ -48,6 +48,92 @@ Result<service::AddLocationRequest> ParseAddLocationBody(const json::value& body
   return r;
 }
 
+namespace {
+
+Status LocationSchemaError(const std::string& detail) {
+  return InvalidArgument("Provided object does not match schema 'image': " + detail);
+}
+
+Result<service::LocationSpec> ParseLocationSpec(const json::value& v) {
+  if (!v.is_object()) {
+    return LocationSchemaError(json::serialize(v) + " is not of type 'object'");
+  }
+  const json::object& o = v.as_object();
+  service::LocationSpec spec;
+  const json::value* url = o.if_contains("url");
+  if (url == nullptr) return LocationSchemaError("'url' is a required property");
+  if (!url->is_string()) return LocationSchemaError("'url' is not of type 'string'");
+  if (url->as_string().size() > 255) return LocationSchemaError("'url' is too long");
+  spec.url = std::string(url->as_string());
+  const json::value* metadata = o.if_contains("metadata");
+  if (metadata == nullptr) return LocationSchemaError("'metadata' is a required property");
+  if (!metadata->is_object()) return LocationSchemaError("'metadata' is not of type 'object'");
+  spec.metadata = metadata->as_object();
+  const json::value* vd = o.if_contains("validation_data");
+  if (vd == nullptr) return spec;
+  if (!vd->is_object()) return LocationSchemaError("'validation_data' is not of type 'object'");
+  const json::object& vo = vd->as_object();
+  for (const auto& [k, _] : vo) {
+    if (k != "checksum" && k != "os_hash_algo" && k != "os_hash_value") {
+      return LocationSchemaError("Additional properties are not allowed ('" + std::string(k) +
+                                 "' was unexpected)");
+    }
+  }
+  service::LocationValidation validation;
+  auto text = [&](const char* key, size_t min, size_t max,
+                  bool required) -> Result<std::optional<std::string>> {
+    const json::value* x = vo.if_contains(key);
+    if (x == nullptr) {
+      if (required) return LocationSchemaError("'" + std::string(key) + "' is a required property");
+      return std::optional<std::string>();
+    }
+    if (!x->is_string()) {
+      return LocationSchemaError("'" + std::string(key) + "' is not of type 'string'");
+    }
+    const size_t n = x->as_string().size();
+    if (n < min) return LocationSchemaError("'" + std::string(key) + "' is too short");
+    if (n > max) return LocationSchemaError("'" + std::string(key) + "' is too long");
+    return std::optional<std::string>(std::string(x->as_string()));
+  };
+  INGOT_ASSIGN_OR_RETURN(auto algo, text("os_hash_algo", 0, 64, true));
+  INGOT_ASSIGN_OR_RETURN(auto value, text("os_hash_value", 0, 128, true));
+  INGOT_ASSIGN_OR_RETURN(validation.checksum, text("checksum", 32, 32, false));
+  validation.os_hash_algo = std::move(*algo);
+  validation.os_hash_value = std::move(*value);
+  spec.validation = std::move(validation);
+  return spec;
+}
+
+}  // namespace
+
+Result<service::LocationOp> ParseLocationPatch(const PatchOp& op) {
+  service::LocationOp out;
+  out.position = op.index;
+  switch (op.kind) {
+    case PatchOp::Kind::kAdd: {
+      out.kind = service::LocationOp::Kind::kAdd;
+      INGOT_ASSIGN_OR_RETURN(service::LocationSpec spec, ParseLocationSpec(op.value));
+      out.locations.push_back(std::move(spec));
+      return out;
+    }
+    case PatchOp::Kind::kReplace: {
+      out.kind = service::LocationOp::Kind::kReplace;
+      if (!op.value.is_array()) {
+        return LocationSchemaError(json::serialize(op.value) + " is not of type 'array'");
+      }
+      for (const json::value& v : op.value.as_array()) {
+        INGOT_ASSIGN_OR_RETURN(service::LocationSpec spec, ParseLocationSpec(v));
+        out.locations.push_back(std::move(spec));
+      }
+      return out;
+    }
+    case PatchOp::Kind::kRemove:
+      out.kind = service::LocationOp::Kind::kRemove;
+      return out;
+  }
+  return InvalidArgument("Invalid operation");
+}
+
 void LocationsResource::Register(ApiRouter& r) {
   auto bind = [this](auto fn) { return [this, fn](Call& call) { return (this->*fn)(call); }; };
   r.Add("POST", "/v2/images/{id}/locations",
@@ -81,9 +167,7 @@ Result<Response> LocationsResource::Add(Call& call) {
 Result<Response> LocationsResource::List(Call& call) {
   json::array out;
   for (const service::LocationView& loc : locations_.List(*call.image)) {
-    json::object metadata;
-    for (const auto& [k, v] : loc.metadata) metadata[k] = v;
-    out.emplace_back(json::object{{"url", loc.url}, {"metadata", std::move(metadata)}});
+    out.emplace_back(json::object{{"url", loc.url}, {"metadata", loc.metadata}});
   }
   return JsonResponse(200, out);
 }

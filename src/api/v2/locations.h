@@ -4,6 +4,7 @@
 // handler parses, calls one use case of service::LocationService and renders.
 #pragma once
 
+#include "api/json/patch.h"
 #include "api/options.h"
 #include "api/route.h"
 #include "service/locations.h"
@@ -29,5 +30,15 @@ class LocationsResource {
 // os_hash_value (a string of at most 128 characters), both or neither; other top-level keys are
 // ignored (Glance's schema is permissive). kInvalidArgument naming what is wrong.
 Result<service::AddLocationRequest> ParseAddLocationBody(const boost::json::value& body);
+
+// Glance's multiple-locations API at the edge: a JSON-patch operation on /locations as the
+// service's LocationOp, the value checked as Glance's image schema checks `locations` items: an
+// object with `url` (a string of at most 255 characters) and `metadata` (an object), both
+// required, and optional `validation_data` with exactly `os_hash_algo` (a string of at most 64)
+// and `os_hash_value` (at most 128) and optionally `checksum` (32 characters), nothing else; other
+// keys of the location are ignored. add takes one such object, replace a list of them (an empty
+// list is the service's 403); remove takes none. kInvalidArgument "Provided object does not match
+// schema 'image': ..." otherwise. The metadata is kept as given.
+Result<service::LocationOp> ParseLocationPatch(const PatchOp& op);
 
 }  // namespace ingot::api

@@ -99,6 +99,39 @@ CREATE UNIQUE INDEX tasks_live_image ON tasks (image_id)
 CREATE INDEX tasks_runnable ON tasks (created_at, id) WHERE status IN ('pending', 'processing');
 CREATE INDEX tasks_expires ON tasks (expires_at) WHERE expires_at IS NOT NULL;
 )sql",
+    // 3: list orders walked from an index. Each list sorts by its keys, then created_at, then id
+    // (list_query.cc); an index on exactly that order lets a page (and keyset pagination after a
+    // marker, list_sql.cc) read its rows in order and stop, where an index on the key alone left
+    // a sort of every visible row (EXPLAIN ANALYZE, PostgreSQL, 10,000 images, sort=name:
+    // 3.4 ms seq scan + top-N sort -> 0.34 ms). Owner and status filters and a visibility filter
+    // walk theirs in the default order.
+    R"sql(
+DROP INDEX IF EXISTS images_name;
+DROP INDEX IF EXISTS images_owner;
+DROP INDEX IF EXISTS images_status;
+CREATE INDEX IF NOT EXISTS images_name_order ON images (name NULLS FIRST, created_at, id)
+  WHERE deleted = FALSE;
+CREATE INDEX IF NOT EXISTS images_owner_order ON images (owner, created_at, id)
+  WHERE deleted = FALSE;
+CREATE INDEX IF NOT EXISTS images_status_order ON images (status, created_at, id)
+  WHERE deleted = FALSE;
+CREATE INDEX IF NOT EXISTS images_visibility_order ON images (visibility, created_at, id)
+  WHERE deleted = FALSE;
+)sql",
+    // 4: a location's metadata (Glance's location `metadata`, a JSON object's text; '' is none).
+    R"sql(
+ALTER TABLE image_locations ADD COLUMN IF NOT EXISTS metadata TEXT COLLATE "C" NOT NULL DEFAULT '';
+)sql",
+    // 5: job leases: cluster-wide jobs one node at a time (the scrubber; catalog/job_leases.h).
+    R"sql(
+CREATE TABLE IF NOT EXISTS job_leases (
+  name     TEXT COLLATE "C" PRIMARY KEY NOT NULL,
+  holder   TEXT COLLATE "C",
+  until_at BIGINT NOT NULL,
+  done_at  BIGINT NOT NULL,
+  progress TEXT COLLATE "C" NOT NULL
+);
+)sql",
 };
 
 const std::vector<const char*> kSteps(std::begin(kMigrations), std::end(kMigrations));

@@ -242,6 +242,7 @@ void AppendFilters(Sql& q, const Dialect& d, const ListQuery& query) {
 void AppendAfterMarker(Sql& q, const Dialect& d, const std::vector<SortTerm>& sort,
                        const Image& marker) {
   std::string any;
+  std::vector<Value> any_args;  // bound after the leading key's range below, which comes first
   for (size_t i = 0; i < sort.size(); ++i) {
     std::string col(SortColumn(sort[i].key));
     Value mv = SortValue(marker, sort[i].key);
@@ -267,9 +268,31 @@ void AppendAfterMarker(Sql& q, const Dialect& d, const std::vector<SortTerm>& so
     }
     any += any.empty() ? "(" : " OR (";
     any += term + ")";
-    for (auto& a : term_args) q.args.push_back(std::move(a));
+    for (auto& a : term_args) any_args.push_back(std::move(a));
   }
-  q.text += any.empty() ? " AND " + std::string(d.False()) : " AND (" + any + ")";
+  if (any.empty()) {
+    q.text += " AND " + std::string(d.False());
+    return;
+  }
+  // The OR above is exact but no engine turns it into an index range: the scan would start at the
+  // top of the order and filter its way down to the marker, a cost that grows with the page's
+  // depth (EXPLAIN ANALYZE on PostgreSQL, 10,000 images: 5,041 rows filtered for page 200). Every
+  // row after the marker also lies on the marker's side of the leading key, so that bound is said
+  // once more on its own, where the index on (leading key, created_at, id) starts the walk.
+  const Value lead = SortValue(marker, sort[0].key);
+  if (!std::holds_alternative<std::nullptr_t>(lead)) {
+    std::string col(SortColumn(sort[0].key));
+    if (sort[0].dir == SortDir::kAsc) {
+      q.text += " AND " + col + " >= ?";  // NULL sorts lowest: a NULL key lies before the marker
+      q.args.push_back(lead);
+    } else if (!SortNullable(sort[0].key)) {
+      // Descending, NULLs come after every value: only a NOT NULL key gets a plain bound.
+      q.text += " AND " + col + " <= ?";
+      q.args.push_back(lead);
+    }
+  }
+  q.text += " AND (" + any + ")";
+  for (auto& a : any_args) q.args.push_back(std::move(a));
 }
 
 void AppendOrder(Sql& q, const Dialect& d, const std::vector<SortTerm>& sort) {

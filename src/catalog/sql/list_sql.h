@@ -35,7 +35,8 @@ void AppendVisibility(Sql& q, const Dialect& d, const ListQuery& query, const Vi
 // The query's filters: hidden, protected, fields, ranges, times, tags, properties.
 void AppendFilters(Sql& q, const Dialect& d, const ListQuery& query);
 // Keyset pagination: rows strictly after `marker` in `sort`, NULL sorting lowest. The sort always
-// ends with id, so the order is total.
+// ends with id, so the order is total. The marker's leading key is also bound on its own, so an index
+// in the list's order (schema step 3) starts its walk at the marker.
 void AppendAfterMarker(Sql& q, const Dialect& d, const std::vector<SortTerm>& sort,
                        const Image& marker);
 void AppendOrder(Sql& q, const Dialect& d, const std::vector<SortTerm>& sort);

@@ -10,13 +10,14 @@
 
 #include <memory>
 
+#include "catalog/job_leases.h"
 #include "catalog/repository.h"
 #include "catalog/sql/backend.h"
 #include "catalog/tasks.h"
 
 namespace ingot::catalog {
 
-class SqlRepository : public ImageRepository, public TaskRepository {
+class SqlRepository : public ImageRepository, public TaskRepository, public JobLeaseRepository {
  public:
   explicit SqlRepository(std::unique_ptr<sql::Backend> backend) : db_(std::move(backend)) {}
   ~SqlRepository() override;
@@ -46,6 +47,14 @@ class SqlRepository : public ImageRepository, public TaskRepository {
   Status RenewLease(const std::string& task_id, const std::string& node,
                     int64_t lease_until) override;
   Result<int64_t> PurgeExpiredTasks(int64_t now) override;
+
+  // JobLeaseRepository (sql_job_leases.cc).
+  Result<JobLease> AcquireJobLease(const std::string& name, const std::string& holder, int64_t now,
+                                   int64_t until, int64_t due_before) override;
+  Status RenewJobLease(const std::string& name, const std::string& holder, int64_t until) override;
+  Status ReleaseJobLease(const std::string& name, const std::string& holder, int64_t done_at,
+                         const std::string& cursor) override;
+  Result<JobLease> GetJobLease(const std::string& name) override;
 
   // The schema version the open database is at.
   Result<int> SchemaVersion() { return sql::SchemaVersion(*db_); }

@@ -93,7 +93,7 @@ TEST_P(CatalogTest, AddGetRoundTripsEveryField) {
   im.os_hash_value = "abc";
   im.tags = {"x86", "64bit", "o'brien\"; DROP TABLE images; --"};
   im.properties = {{"os_distro", "debian"}, {"hw_disk_bus", "virtio"}, {"empty", ""}};
-  im.locations = {{"file", "a/b"}, {"swift", "c"}};
+  im.locations = {{"file", "a/b"}, {"swift", "c", R"({"foo": "bar", "store": "swift"})"}};
   ASSERT_TRUE(repo_->Add(im).ok());
 
   auto got = repo_->Get(im.id);
@@ -122,6 +122,8 @@ TEST_P(CatalogTest, AddGetRoundTripsEveryField) {
   EXPECT_EQ(got->locations[0].store, "file");
   EXPECT_EQ(got->locations[0].key, "a/b");
   EXPECT_EQ(got->locations[1].store, "swift");
+  EXPECT_EQ(got->locations[0].metadata, "");  // a location's metadata, kept as given
+  EXPECT_EQ(got->locations[1].metadata, R"({"foo": "bar", "store": "swift"})");
   EXPECT_EQ(got->version, 1);
 }
 

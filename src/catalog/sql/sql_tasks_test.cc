@@ -478,7 +478,10 @@ TEST_P(TasksTest, MigratesASchemaOneCatalog) {
   im.created_at = im.updated_at = kT0;
   ASSERT_TRUE(repo_->Add(im).ok());
   repo_.reset();
-  ASSERT_TRUE(db_->Exec("DROP TABLE tasks; UPDATE schema_version SET version = 1").ok());
+  // Back to schema 1: without the tasks table (2) and the locations' metadata column (4).
+  ASSERT_TRUE(db_->Exec("DROP TABLE tasks; ALTER TABLE image_locations DROP COLUMN metadata; "
+                        "UPDATE schema_version SET version = 1")
+                  .ok());
 
   repo_ = OpenRepo();
   ASSERT_NE(repo_, nullptr);

@@ -7,6 +7,11 @@
 //   ingot build start RECIPE_ID [--name NAME] [--outputs ims,drp,disk] [--no-cache] [--detach]
 //                (follows the live log to the end; exit status 0 only when the job succeeds)
 //   ingot build list | show JOB | log JOB [--follow] | cancel JOB | delete JOB
+//   ingot build key NAME --public-key FILE.pub          (an IMS public-keys record)
+//   ingot build image NAME --rootfs FILE.squashfs [--kernel FILE] [--initrd FILE]
+//   ingot build customize IMAGE_ID --key KEY_ID [--name NAME] [--jail] [--detach]
+//                (prints the ssh command once the job waits on the user, then follows the log)
+//   ingot build ssh JOB                                 (a waiting job's ssh command and host key)
 #include "exe/ingot_cli/build_commands.h"
 
 #include <fcntl.h>
@@ -38,11 +43,17 @@ constexpr const char* kUsage = R"(usage:
                [--arch x86_64] [--var KEY=VALUE ...]
   ingot build start RECIPE_ID [--name NAME] [--outputs ims,drp,disk] [--no-cache] [--detach]
   ingot build list | show JOB | log JOB [--follow] | cancel JOB | delete JOB
+  ingot build key NAME --public-key FILE.pub
+  ingot build image NAME --rootfs FILE.squashfs [--kernel FILE] [--initrd FILE]
+  ingot build customize IMAGE_ID --key KEY_ID [--name NAME] [--jail] [--detach]
+  ingot build ssh JOB
 options: --url URL (or INGOT_URL), --token TOKEN (or OS_AUTH_TOKEN), --json, --timeout SECONDS
 )";
 
 const std::set<std::string> kValueOptions = {"--url", "--token", "--timeout", "--archive", "--type",
-                                             "--distro", "--arch", "--var", "--name", "--outputs"};
+                                             "--distro", "--arch", "--var", "--name", "--outputs",
+                                             "--key", "--public-key", "--rootfs", "--kernel",
+                                             "--initrd"};
 
 struct Args {
   std::string group, verb;
@@ -190,6 +201,44 @@ Result<int> JobExit(ImsClient& c, const std::string& job, bool as_json) {
   return status == "success" ? 0 : 1;
 }
 
+// How to reach a job's SSH server, from its ssh_containers; kUnavailable while it has none yet.
+Result<std::string> SshAccess(const json::object& job) {
+  const json::value* cs = job.if_contains("ssh_containers");
+  if (cs && cs->is_array()) {
+    for (const auto& c : cs->as_array()) {
+      if (!c.is_object()) continue;
+      const json::object& o = c.as_object();
+      const json::value* info = o.if_contains("connection_info");
+      const json::value* where = info && info->is_object()
+                                     ? info->as_object().if_contains("customer_access")
+                                     : nullptr;
+      if (!where || !where->is_object() || !where->as_object().contains("port")) continue;
+      bool jail = o.contains("jail") && o.at("jail").is_bool() && o.at("jail").as_bool();
+      std::string text = "ssh -p " + ValueText(where->as_object().at("port")) + " root@" +
+                         ValueText(where->as_object().at("host")) + "\n";
+      if (o.contains("host_key_fingerprint")) {
+        text += "# host key " + ValueText(o.at("host_key_fingerprint")) + "\n";
+      }
+      text += std::string("# when done: touch ") +
+              (jail ? "/tmp/complete" : "/mnt/image/complete") + "\n";
+      return text;
+    }
+  }
+  return Unavailable("the job has no SSH access open (status " +
+                     (job.contains("status") ? ValueText(job.at("status")) : "?") + ")");
+}
+
+// PUTs a local file as an image artifact.
+Result<json::value> PutArtifact(ImsClient& c, const std::string& image, const std::string& name,
+                                const std::string& path) {
+  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(path, O_RDONLY));
+  struct stat st;
+  fstat(fd.get(), &st);
+  io::FdReader reader(fd.get(), path);
+  return c.Call("PUT", "/images/" + image + "/artifacts/" + name, std::nullopt, &reader,
+                static_cast<uint64_t>(st.st_size));
+}
+
 Result<int> Run(ImsClient& c, const Args& a, bool as_json) {
   const std::string& g = a.group;
   const std::string& v = a.verb;
@@ -275,6 +324,80 @@ Result<int> Run(ImsClient& c, const Args& a, bool as_json) {
   } else if (v == "delete") {
     INGOT_RETURN_IF_ERROR(Need(a, 1, "job id"));
     INGOT_RETURN_IF_ERROR(c.Call("DELETE", "/jobs/" + a.positional[0]).status());
+  } else if (v == "key") {
+    INGOT_RETURN_IF_ERROR(Need(a, 1, "key name"));
+    auto file = a.Value("--public-key");
+    if (!file) return InvalidArgument("build key needs --public-key FILE.pub");
+    FILE* f = fopen(file->c_str(), "re");
+    if (f == nullptr) return NotFound(*file + ": cannot be read");
+    char line[16384];
+    std::string text = fgets(line, sizeof(line), f) ? line : "";
+    fclose(f);
+    INGOT_ASSIGN_OR_RETURN(auto r, c.Call("POST", "/public-keys",
+                                          json::object{{"name", a.positional[0]},
+                                                       {"public_key", text}}));
+    Print(as_json, r, {});
+  } else if (v == "image") {
+    INGOT_RETURN_IF_ERROR(Need(a, 1, "image name"));
+    auto rootfs = a.Value("--rootfs");
+    if (!rootfs) return InvalidArgument("build image needs --rootfs FILE (a SquashFS)");
+    INGOT_ASSIGN_OR_RETURN(auto r, c.Call("POST", "/images", json::object{{"name", a.positional[0]}}));
+    std::string id = ValueText(r.as_object().at("id"));
+    json::value last = r;
+    for (const char* name : {"rootfs", "kernel", "initrd"}) {
+      auto path = a.Value(std::string("--") + name);
+      if (!path) continue;
+      auto put = PutArtifact(c, id, name, *path);
+      if (!put.ok()) {
+        (void)c.Call("DELETE", "/images/" + id);
+        (void)c.Call("DELETE", "/deleted/images/" + id);
+        return put.status();
+      }
+      last = *put;
+    }
+    Print(as_json, last, {});
+  } else if (v == "ssh") {
+    INGOT_RETURN_IF_ERROR(Need(a, 1, "job id"));
+    INGOT_ASSIGN_OR_RETURN(auto r, c.Call("GET", "/jobs/" + a.positional[0]));
+    if (as_json) {
+      printf("%s\n", json::serialize(r.as_object().contains("ssh_containers")
+                                          ? r.as_object().at("ssh_containers")
+                                          : json::value(json::array()))
+                         .c_str());
+      return 0;
+    }
+    INGOT_ASSIGN_OR_RETURN(std::string text, SshAccess(r.as_object()));
+    fputs(text.c_str(), stdout);
+  } else if (v == "customize") {
+    INGOT_RETURN_IF_ERROR(Need(a, 1, "image id"));
+    auto key = a.Value("--key");
+    if (!key) return InvalidArgument("build customize needs --key PUBLIC_KEY_ID");
+    json::object body{
+        {"job_type", "customize"},
+        {"artifact_id", a.positional[0]},
+        {"public_key_id", *key},
+        {"ssh_containers",
+         json::array{json::object{{"name", "customize"}, {"jail", a.flags.count("--jail") > 0}}}}};
+    if (auto n = a.Value("--name")) body["image_root_archive_name"] = *n;
+    INGOT_ASSIGN_OR_RETURN(auto job, c.Call("POST", "/jobs", body));
+    std::string id = ValueText(job.as_object().at("id"));
+    fprintf(stderr, "job %s\n", id.c_str());
+    // Until its SSH server is up (or the job ended before).
+    for (;;) {
+      INGOT_ASSIGN_OR_RETURN(auto j, c.Call("GET", "/jobs/" + id));
+      std::string status = ValueText(j.as_object().at("status"));
+      if (status == "success" || status == "error") return JobExit(c, id, as_json);
+      if (status == "waiting_on_user") {
+        INGOT_ASSIGN_OR_RETURN(std::string text, SshAccess(j.as_object()));
+        fputs(text.c_str(), stdout);
+        fflush(stdout);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    if (a.flags.count("--detach")) return 0;
+    INGOT_RETURN_IF_ERROR(FollowLog(c, id));
+    return JobExit(c, id, as_json);
   } else if (v == "start") {
     INGOT_RETURN_IF_ERROR(Need(a, 1, "recipe id"));
     json::object body{{"job_type", "create"}, {"artifact_id", a.positional[0]}};

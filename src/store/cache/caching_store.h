@@ -48,6 +48,10 @@ class CachingStore final : public Store {
   }
   Result<int> RemoveIncomplete() override { return inner_->RemoveIncomplete(); }
   Result<std::vector<std::string>> ListKeys() override { return inner_->ListKeys(); }
+  Result<std::vector<StoredObject>> Enumerate() override { return inner_->Enumerate(); }
+  Status RemoveIncompleteWrite(const StoredObject& object) override {
+    return inner_->RemoveIncompleteWrite(object);
+  }
   std::string UrlOf(const std::string& key) const override { return inner_->UrlOf(key); }
   Result<std::optional<std::string>> KeyOfUrl(std::string_view url) override {
     return inner_->KeyOfUrl(url);

@@ -93,6 +93,7 @@ class ImageCache::FileFill final : public ImageCache::Fill {
     }
     std::lock_guard lock(cache_->mu_);
     cache_->filling_.erase(key_);
+    cache_->cancelled_.erase(key_);
   }
   Status Append(std::span<const uint8_t> data) override {
     if (written_ + data.size() > size_) return InvalidArgument("cache fill past the object's size");
@@ -137,6 +138,11 @@ std::unique_ptr<ImageCache::Fill> ImageCache::BeginFill(const std::string& key, 
 
 Status ImageCache::Adopt(const std::string& key, const std::string& part_path, uint64_t size) {
   std::lock_guard lock(mu_);
+  if (cancelled_.erase(key) != 0) {
+    // Removed while it was being filled: the bytes may be of an image deleted meanwhile.
+    ::unlink(part_path.c_str());
+    return Status::Ok();
+  }
   MakeRoomLocked(size);
   if (::rename(part_path.c_str(), PathOf(key).c_str()) != 0) {
     return IoError("cache rename " + part_path);
@@ -191,12 +197,39 @@ bool ImageCache::Contains(const std::string& key) {
 
 Status ImageCache::Remove(const std::string& key) {
   std::lock_guard lock(mu_);
+  if (filling_.count(key) != 0) cancelled_.insert(key);
   auto it = entries_.find(key);
   if (it == entries_.end()) return Status::Ok();
   ::unlink(PathOf(key).c_str());
   total_ -= it->second.size;
   entries_.erase(it);
   return Status::Ok();
+}
+
+int ImageCache::Sweep(const std::function<bool(const std::string& key)>& keep) {
+  std::vector<std::string> keys;
+  {
+    std::lock_guard lock(mu_);
+    keys.reserve(entries_.size() + filling_.size());
+    for (const auto& [key, r] : entries_) keys.push_back(key);
+    for (const auto& key : filling_) {
+      if (entries_.count(key) == 0) keys.push_back(key);
+    }
+  }
+  int removed = 0;
+  for (const std::string& key : keys) {
+    if (keep(key)) continue;
+    std::lock_guard lock(mu_);
+    if (filling_.count(key) != 0) cancelled_.insert(key);
+    auto it = entries_.find(key);
+    if (it == entries_.end()) continue;
+    // Open readers keep their file (unlinked, still readable) until they finish.
+    ::unlink(PathOf(key).c_str());
+    total_ -= it->second.size;
+    entries_.erase(it);
+    ++removed;
+  }
+  return removed;
 }
 
 int ImageCache::Clear() {

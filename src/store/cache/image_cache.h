@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -82,8 +83,14 @@ class ImageCache {
   Status FillFrom(const std::string& key, io::ByteSource& source);
 
   bool Contains(const std::string& key);
-  // Removes the entry; OK if there was none.
+  // Removes the entry; OK if there was none. A fill of `key` under way is cancelled: its Commit
+  // leaves no entry (the object was deleted or rewritten while it was being read).
   Status Remove(const std::string& key);
+  // Removes every entry, and cancels every fill, whose key `keep` refuses: the sweep that drops
+  // images deleted or deactivated by another node sharing the catalog. `keep` is called without
+  // the cache's lock held (it may ask a database); entries added meanwhile wait for the next sweep.
+  // Returns how many entries were removed.
+  int Sweep(const std::function<bool(const std::string& key)>& keep);
   // Removes every entry; returns how many.
   int Clear();
   std::vector<Entry> List();
@@ -120,6 +127,7 @@ class ImageCache {
   std::mutex mu_;
   std::map<std::string, Record> entries_;
   std::set<std::string> filling_;
+  std::set<std::string> cancelled_;  // fills whose Commit must not make an entry
   uint64_t total_ = 0;
   uint64_t uses_ = 0;
   Counters counters_;

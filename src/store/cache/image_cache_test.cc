@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -139,6 +140,63 @@ TEST_F(ImageCacheTest, NotServableNeverComesFromCache) {
   ASSERT_TRUE(store_->Delete("img-d").ok());
   EXPECT_FALSE(cache_->Contains("img-d"));
   EXPECT_EQ(store_->Open("img-d").status().code(), Code::kNotFound);
+}
+
+// Another node deleted or deactivated images: the sweep asks, for every cached image, whether it
+// may still be served, and drops the ones refused; the others stay, hits and all.
+TEST_F(ImageCacheTest, SweepDropsWhatIsNoLongerServable) {
+  Put("keep", std::string(20, 'k'));
+  Put("gone", std::string(20, 'g'));
+  Put("off", std::string(20, 'o'));
+  Download("keep");
+  Download("gone");
+  Download("off");
+  ASSERT_EQ(cache_->counters().entries, 3u);
+  std::vector<std::string> asked;
+  int removed = cache_->Sweep([&](const std::string& key) {
+    asked.push_back(key);
+    return key == "keep";
+  });
+  EXPECT_EQ(removed, 2);
+  std::sort(asked.begin(), asked.end());
+  EXPECT_EQ(asked, (std::vector<std::string>{"gone", "keep", "off"}));
+  EXPECT_TRUE(cache_->Contains("keep"));
+  EXPECT_FALSE(cache_->Contains("gone"));
+  EXPECT_FALSE(cache_->Contains("off"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/cache/gone"));
+  EXPECT_EQ(cache_->counters().size, 20u);
+  EXPECT_EQ(Download("keep"), std::string(20, 'k'));
+  EXPECT_EQ(cache_->counters().hits, 1u);
+  // Nothing refused, nothing removed.
+  EXPECT_EQ(cache_->Sweep([](const std::string&) { return true; }), 0);
+  EXPECT_TRUE(cache_->Contains("keep"));
+}
+
+// A download that was filling the cache when its image was deleted (here: swept) finishes for
+// its client, but leaves no entry behind to be served later.
+TEST_F(ImageCacheTest, RemovedWhileFillingLeavesNoEntry) {
+  Put("img-f", std::string(40, 'f'));
+  auto reader = store_->Open("img-f");
+  ASSERT_TRUE(reader.ok());
+  uint8_t buf[20];
+  ASSERT_TRUE((*reader)->ReadAt(0, buf).ok());  // half read: the fill is under way
+  EXPECT_EQ(cache_->Sweep([](const std::string&) { return false; }), 0);  // no entry yet
+  ASSERT_TRUE((*reader)->ReadAt(20, buf).ok());  // the last byte: the fill commits
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(buf), 20), std::string(20, 'f'));
+  reader->reset();
+  EXPECT_FALSE(cache_->Contains("img-f"));
+  EXPECT_EQ(cache_->counters().fills, 0u);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/cache/img-f"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/cache/img-f.part"));
+  // The same through Remove (a delete on this node), and the next whole read fills again.
+  reader = store_->Open("img-f");
+  ASSERT_TRUE((*reader)->ReadAt(0, buf).ok());
+  ASSERT_TRUE(cache_->Remove("img-f").ok());
+  ASSERT_TRUE((*reader)->ReadAt(20, buf).ok());
+  reader->reset();
+  EXPECT_FALSE(cache_->Contains("img-f"));
+  EXPECT_EQ(Download("img-f"), std::string(40, 'f'));
+  EXPECT_TRUE(cache_->Contains("img-f"));
 }
 
 TEST_F(ImageCacheTest, QueueFillsAndSurvivesRestart) {

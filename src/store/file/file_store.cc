@@ -372,6 +372,51 @@ Result<std::vector<std::string>> FileStore::ListKeys() {
   return keys;
 }
 
+Result<std::vector<StoredObject>> FileStore::Enumerate() {
+  DIR* dir = ::opendir(options_.root.c_str());
+  if (dir == nullptr) return FromErrno(errno, "opendir " + options_.root);
+  std::vector<StoredObject> out;
+  while (struct dirent* e = ::readdir(dir)) {
+    std::string name(e->d_name);
+    StoredObject o;
+    if (ValidKey(name)) {
+      o.key = name;
+    } else if (name.starts_with(kTmpPrefix)) {
+      // ".tmp-<key>-<8 random characters>" (Create).
+      const size_t dash = name.rfind('-');
+      if (dash == std::string::npos || dash <= kTmpPrefix.size()) continue;
+      o.key = name.substr(kTmpPrefix.size(), dash - kTmpPrefix.size());
+      if (!ValidKey(o.key)) continue;
+      o.incomplete = name;
+    } else {
+      continue;
+    }
+    struct stat st;
+    // Gone meanwhile (committed, aborted, deleted): the next pass sees what it became.
+    if (::fstatat(::dirfd(dir), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (!S_ISREG(st.st_mode)) continue;
+    o.bytes = static_cast<uint64_t>(st.st_size);
+    o.modified = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000 + st.st_mtim.tv_nsec / 1000;
+    out.push_back(std::move(o));
+  }
+  ::closedir(dir);
+  return out;
+}
+
+Status FileStore::RemoveIncompleteWrite(const StoredObject& object) {
+  const std::string& name = object.incomplete;
+  if (!name.starts_with(kTmpPrefix) || name.find('/') != std::string::npos ||
+      name.size() <= kTmpPrefix.size() + object.key.size() ||
+      name.compare(kTmpPrefix.size(), object.key.size(), object.key) != 0) {
+    return InvalidArgument("not an incomplete write of '" + object.key + "': '" + name + "'");
+  }
+  const std::string path = options_.root + "/" + name;
+  if (::unlink(path.c_str()) != 0) {
+    return errno == ENOENT ? Status::Ok() : FromErrno(errno, "unlink " + path);
+  }
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Store>> MakeFileStore(const StoreConfig& config) {
   INGOT_RETURN_IF_ERROR(CheckOptions(config, {"path", "writeback_chunk_mib", "direct_io"}));
   auto root = config.options.find("path");

@@ -50,6 +50,9 @@ class FileStore final : public Store {
   Status Delete(const std::string& key) override;
   Result<int> RemoveIncomplete() override;
   Result<std::vector<std::string>> ListKeys() override;
+  // Committed files and temporary ones (".tmp-<key>-<random>"), with their mtimes.
+  Result<std::vector<StoredObject>> Enumerate() override;
+  Status RemoveIncompleteWrite(const StoredObject& object) override;
   // "file://" + the store directory (symbolic links resolved) + "/" + key.
   std::string UrlOf(const std::string& key) const override;
   // Adopts only objects directly in the store directory: "file://" (or "file://localhost") and an

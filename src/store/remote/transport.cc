@@ -163,6 +163,7 @@ Result<HttpResponse> Transport::Perform(const HttpRequest& request, const BodySi
   set(CURLOPT_PROTOCOLS_STR, "http,https");
   set(CURLOPT_NOSIGNAL, 1L);
   set(CURLOPT_FOLLOWLOCATION, 0L);
+  if (request.fresh_connection) set(CURLOPT_FRESH_CONNECT, 1L);
   set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
   set(CURLOPT_LOW_SPEED_LIMIT, 1L);
   set(CURLOPT_LOW_SPEED_TIME,

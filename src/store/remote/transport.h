@@ -35,6 +35,9 @@ struct HttpRequest {
   // When set, only a response with this status feeds the sink (a ranged GET wants 206, never a
   // 200 carrying the whole object); any other body is kept in HttpResponse::body.
   int sink_status = 0;
+  // Send on a new connection rather than a kept-alive one: a retry after an answer that one server
+  // process got wrong (a Swift proxy worker whose token cache is failing) reaches another.
+  bool fresh_connection = false;
 };
 
 struct HttpResponse {

@@ -499,6 +499,67 @@ Result<int> S3Store::RemoveIncomplete() {
   return removed;
 }
 
+Result<std::vector<StoredObject>> S3Store::Enumerate() {
+  std::vector<StoredObject> out;
+  // Committed objects: ListObjectsV2, page by page.
+  std::string token;
+  for (;;) {
+    Call c{.method = "GET", .query = {{"list-type", "2"}, {"max-keys", "1000"}}};
+    if (!token.empty()) c.query.emplace_back("continuation-token", token);
+    INGOT_ASSIGN_OR_RETURN(HttpResponse r, Send(c));
+    if (r.status == 404) return out;  // no bucket yet: nothing stored
+    if (!r.ok()) return S3Status(r, "s3: listing bucket " + options_.bucket);
+    for (const std::string& item : XmlValues(r.body, "Contents")) {
+      auto k = XmlValues(item, "Key");
+      if (k.empty() || !remote::ValidObjectKey(k[0])) continue;
+      StoredObject o{.key = k[0]};
+      auto size = XmlValues(item, "Size");
+      if (!size.empty()) std::from_chars(size[0].data(), size[0].data() + size[0].size(), o.bytes);
+      auto at = XmlValues(item, "LastModified");
+      if (!at.empty()) o.modified = ParseIso8601(at[0]).value_or(0);
+      out.push_back(std::move(o));
+    }
+    auto truncated = XmlValues(r.body, "IsTruncated");
+    auto next = XmlValues(r.body, "NextContinuationToken");
+    if (truncated.empty() || truncated[0] != "true" || next.empty() || next[0].empty()) break;
+    token = next[0];
+  }
+  // Multipart uploads in progress (or abandoned), aged by their newest part: a long upload keeps
+  // adding parts long after it was initiated.
+  INGOT_ASSIGN_OR_RETURN(std::vector<Upload> uploads, ListUploads(""));
+  for (const Upload& u : uploads) {
+    if (!remote::ValidObjectKey(u.key)) continue;
+    StoredObject o{.key = u.key, .incomplete = u.upload_id};
+    o.modified = ParseIso8601(u.initiated).value_or(0);
+    INGOT_ASSIGN_OR_RETURN(HttpResponse r, Send({.method = "GET",
+                                                 .key = u.key,
+                                                 .query = {{"uploadId", u.upload_id}}}));
+    if (r.status == 404) continue;  // completed or aborted meanwhile
+    if (!r.ok()) return S3Status(r, "s3: listing the parts of " + u.key);
+    for (const std::string& part : XmlValues(r.body, "Part")) {
+      uint64_t size = 0;
+      auto sz = XmlValues(part, "Size");
+      if (!sz.empty()) std::from_chars(sz[0].data(), sz[0].data() + sz[0].size(), size);
+      o.bytes += size;
+      auto at = XmlValues(part, "LastModified");
+      if (!at.empty()) o.modified = std::max(o.modified, ParseIso8601(at[0]).value_or(0));
+    }
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+Status S3Store::RemoveIncompleteWrite(const StoredObject& object) {
+  if (!remote::ValidObjectKey(object.key) || object.incomplete.empty()) {
+    return InvalidArgument("s3: not an incomplete write: '" + object.key + "'");
+  }
+  INGOT_ASSIGN_OR_RETURN(HttpResponse r, Send({.method = "DELETE",
+                                               .key = object.key,
+                                               .query = {{"uploadId", object.incomplete}}}));
+  if (!r.ok() && r.status != 404) return S3Status(r, "s3: aborting the upload of " + object.key);
+  return Status::Ok();
+}
+
 std::string S3Store::UrlOf(const std::string& key) const {
   return (scheme_ == "https" ? "s3+https://" : "s3://") + host_ + "/" + options_.bucket + "/" +
          key;

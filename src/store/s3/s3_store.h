@@ -65,6 +65,11 @@ class S3Store final : public Store {
   Status Delete(const std::string& key) override;
   Result<int> RemoveIncomplete() override;
   Result<std::vector<std::string>> ListKeys() override;
+  // Committed objects (ListObjectsV2) and multipart uploads in progress (incomplete = the upload
+  // id; aged by their newest part, ListParts).
+  Result<std::vector<StoredObject>> Enumerate() override;
+  // Aborts that multipart upload (its parts go with it).
+  Status RemoveIncompleteWrite(const StoredObject& object) override;
   // "s3://<host[:port]>/<bucket>/<key>" ("s3+https://" over https), without credentials.
   std::string UrlOf(const std::string& key) const override;
   Result<std::optional<std::string>> KeyOfUrl(std::string_view url) override;

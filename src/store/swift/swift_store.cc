@@ -333,7 +333,22 @@ Status SwiftStore::Authenticate() {
                                                  "swift_store_endpoint_type, swift_store_region)"
                                                : ""));
   }
+  ++token_generation_;
   return Status::Ok();
+}
+
+Status SwiftStore::CurrentToken(std::string* url, std::string* token, uint64_t* generation) {
+  std::lock_guard lock(mu_);
+  if (token_.empty()) INGOT_RETURN_IF_ERROR(Authenticate());
+  *url = storage_url_;
+  *token = token_;
+  *generation = token_generation_;
+  return Status::Ok();
+}
+
+void SwiftStore::DropToken(uint64_t generation) {
+  std::lock_guard lock(mu_);
+  if (token_generation_ == generation) token_.clear();
 }
 
 Result<HttpResponse> SwiftStore::Call(HttpRequest request, const std::string& path,
@@ -349,25 +364,35 @@ Result<HttpResponse> SwiftStore::Call(HttpRequest request, const std::string& pa
   const std::vector<std::pair<std::string, std::string>> base_headers = request.headers;
   for (int auth_try = 0;; ++auth_try) {
     std::string url, token;
-    {
-      std::lock_guard lock(mu_);
-      if (token_.empty()) INGOT_RETURN_IF_ERROR(Authenticate());
-      url = storage_url_;
-      token = token_;
-    }
+    uint64_t generation = 0;
+    INGOT_RETURN_IF_ERROR(CurrentToken(&url, &token, &generation));
     request.url = url + "/" + path;
     request.headers = base_headers;
     request.headers.emplace_back("X-Auth-Token", token);
+    // The retry after a 401 goes on a new connection: a kept-alive one would reach the same proxy
+    // process, whose token cache may be the one failing.
+    request.fresh_connection = auth_try > 0;
     Result<HttpResponse> r = remote::WithRetries(
         options_.retry, [&] { return transport_.Perform(request, counting); },
         [&] { return delivered == 0; });
-    if (r.ok() && r->status == 401 && auth_try == 0) {
-      // The token expired (or was revoked): one new one, one more try.
-      std::lock_guard lock(mu_);
-      if (token_ == token) token_.clear();
+    if (!r.ok() || r->status != 401) return r;
+    // 401 never fed the sink (only 2xx does) and the body is still ours: both tries are safe.
+    DropToken(generation);
+    if (auth_try == 0) {
+      // The token expired or Swift lost it (tempauth keeps tokens in memcached): one new one, one
+      // more try.
+      log::Info("swift.token_refused", {{"store", options_.id}, {"request", request.method}});
       continue;
     }
-    return r;
+    // Our credentials were accepted a moment ago, so this is Swift failing to validate tokens (its
+    // memcached, or Keystone, overloaded or down): a transient fault of the store, not a missing
+    // object and not the client's.
+    return Unavailable("swift store '" + options_.id + "': Swift refused (HTTP 401) the token its " +
+                       "auth service at " + remote::RedactUrl(options_.auth_address) +
+                       " issued just now, on " + request.method + " " +
+                       remote::RedactUrl(request.url) +
+                       "; Swift's token validation is failing (tempauth's memcached or "
+                       "Keystone): retry later");
   }
 }
 
@@ -500,7 +525,8 @@ Result<std::vector<std::string>> SwiftStore::ListContainer(const std::string& co
   }
 }
 
-Result<std::vector<std::string>> SwiftStore::ListKeys() {
+Result<std::vector<std::string>> SwiftStore::KeyContainers(
+    std::vector<std::string>* segment_containers) {
   std::vector<std::string> containers;
   if (options_.multiple_containers_seed == 0) {
     containers.push_back(options_.container);
@@ -521,10 +547,19 @@ Result<std::vector<std::string>> SwiftStore::ListKeys() {
         const json::value* name = e.is_object() ? e.as_object().if_contains("name") : nullptr;
         if (!name || !name->is_string()) continue;
         marker = std::string(name->as_string());
-        if (!marker.ends_with("_segments")) containers.push_back(marker);
+        if (!marker.ends_with("_segments")) {
+          containers.push_back(marker);
+        } else if (segment_containers != nullptr) {
+          segment_containers->push_back(marker);
+        }
       }
     }
   }
+  return containers;
+}
+
+Result<std::vector<std::string>> SwiftStore::ListKeys() {
+  INGOT_ASSIGN_OR_RETURN(std::vector<std::string> containers, KeyContainers());
   std::vector<std::string> keys;
   for (const std::string& c : containers) {
     INGOT_ASSIGN_OR_RETURN(std::vector<std::string> names, ListContainer(c, nullptr));
@@ -592,6 +627,129 @@ Result<int> SwiftStore::RemoveIncomplete() {
     }
   }
   return removed;
+}
+
+Result<std::vector<SwiftStore::Listed>> SwiftStore::ListEntries(const std::string& container) {
+  std::vector<Listed> out;
+  std::string marker;
+  for (;;) {
+    std::string path = Path(container) + "?format=json&limit=10000";
+    if (!marker.empty()) path += "&marker=" + PercentEncode(marker, false);
+    INGOT_ASSIGN_OR_RETURN(HttpResponse r, Call(HttpRequest{.method = "GET"}, path));
+    if (r.status == 404) return out;
+    if (!r.ok()) return remote::StatusOf(r, "swift: listing " + container);
+    if (r.body.size() >= remote::kMaxKeptBody) {
+      return IoError("swift: listing " + container + " is too long to read");
+    }
+    boost::system::error_code ec;
+    json::value doc = json::parse(r.body, ec);
+    if (ec || !doc.is_array()) return IoError("swift: listing " + container + " is not JSON");
+    if (doc.as_array().empty()) return out;
+    for (const json::value& e : doc.as_array()) {
+      if (!e.is_object()) continue;
+      const json::object& o = e.as_object();
+      const json::value* name = o.if_contains("name");
+      if (o.if_contains("subdir") || !name || !name->is_string()) continue;
+      Listed l{.name = std::string(name->as_string())};
+      marker = l.name;
+      if (const json::value* b = o.if_contains("bytes"); b && b->is_int64() && b->as_int64() > 0) {
+        l.bytes = static_cast<uint64_t>(b->as_int64());
+      }
+      if (const json::value* m = o.if_contains("last_modified"); m && m->is_string()) {
+        // Swift's last_modified is UTC without a zone.
+        std::string t(m->as_string());
+        l.modified = ParseIso8601(t + (t.ends_with("Z") ? "" : "Z")).value_or(0);
+      }
+      out.push_back(std::move(l));
+    }
+  }
+}
+
+Result<std::vector<StoredObject>> SwiftStore::Enumerate() {
+  // Seeded containers: segment containers of uploads that never committed exist without their key
+  // container, so they are found in the account listing too.
+  std::vector<std::string> seeded_segments;
+  INGOT_ASSIGN_OR_RETURN(std::vector<std::string> containers, KeyContainers(&seeded_segments));
+  std::vector<StoredObject> out;
+  std::set<std::string> committed;
+  for (const std::string& c : containers) {
+    INGOT_ASSIGN_OR_RETURN(std::vector<Listed> listed, ListEntries(c));
+    for (Listed& l : listed) {
+      if (!remote::ValidObjectKey(l.name) || ContainerOf(l.name) != c) continue;
+      committed.insert(l.name);
+      out.push_back({.key = std::move(l.name), .bytes = l.bytes, .modified = l.modified});
+    }
+  }
+  std::set<std::string> segment_containers(seeded_segments.begin(), seeded_segments.end());
+  for (const std::string& c : containers) segment_containers.insert(c + "_segments");
+  if (options_.multiple_containers_seed == 0) {
+    segment_containers.insert(options_.container + "_segments");
+  }
+  for (const std::string& sc : segment_containers) {
+    INGOT_ASSIGN_OR_RETURN(std::vector<Listed> listed, ListEntries(sc));
+    // One upload's segments and sub-manifests are "<key>/<upload>/<name>".
+    std::map<std::pair<std::string, std::string>, StoredObject> uploads;
+    for (const Listed& l : listed) {
+      const size_t a = l.name.find('/');
+      const size_t b = a == std::string::npos ? a : l.name.find('/', a + 1);
+      if (b == std::string::npos || a == 0 || b == a + 1) continue;
+      std::string key = l.name.substr(0, a);
+      if (!remote::ValidObjectKey(key) || SegmentContainerOf(key) != sc) continue;
+      std::string upload = l.name.substr(a + 1, b - a - 1);
+      StoredObject& o = uploads[{key, upload}];
+      o.key = std::move(key);
+      o.incomplete = std::move(upload);
+      o.bytes += l.bytes;
+      o.modified = std::max(o.modified, l.modified);
+    }
+    for (auto& [id, o] : uploads) {
+      if (committed.count(o.key)) {
+        // Segments of the committed object are part of it, not something of their own.
+        INGOT_ASSIGN_OR_RETURN(HttpResponse head, Head(o.key));
+        if (head.ok() && head.Header("x-object-meta-ingot-upload") == o.incomplete) continue;
+      }
+      out.push_back(std::move(o));
+    }
+  }
+  return out;
+}
+
+Status SwiftStore::RemoveIncompleteWrite(const StoredObject& object) {
+  if (!remote::ValidObjectKey(object.key) || object.incomplete.empty() ||
+      object.incomplete.find('/') != std::string::npos) {
+    return InvalidArgument("swift: not an incomplete write: '" + object.key + "/" +
+                           object.incomplete + "'");
+  }
+  // Never the segments the committed manifest uses, whatever the caller thought.
+  INGOT_ASSIGN_OR_RETURN(HttpResponse head, Head(object.key));
+  if (head.ok() && head.Header("x-object-meta-ingot-upload") == object.incomplete) {
+    return Conflict("swift: upload " + object.incomplete + " of " + object.key +
+                    " is the committed object");
+  }
+  const std::string sc = SegmentContainerOf(object.key);
+  const std::string prefix = object.key + "/" + object.incomplete + "/";
+  std::string marker;
+  for (;;) {
+    std::string path = Path(sc) + "?format=json&limit=10000&prefix=" + PercentEncode(prefix, false);
+    if (!marker.empty()) path += "&marker=" + PercentEncode(marker, false);
+    INGOT_ASSIGN_OR_RETURN(HttpResponse r, Call(HttpRequest{.method = "GET"}, path));
+    if (r.status == 404) return Status::Ok();
+    if (!r.ok()) return remote::StatusOf(r, "swift: listing " + sc);
+    boost::system::error_code ec;
+    json::value doc = json::parse(r.body, ec);
+    if (ec || !doc.is_array()) return IoError("swift: listing " + sc + " is not JSON");
+    if (doc.as_array().empty()) return Status::Ok();
+    for (const json::value& e : doc.as_array()) {
+      const json::value* name = e.is_object() ? e.as_object().if_contains("name") : nullptr;
+      if (!name || !name->is_string()) continue;
+      marker = std::string(name->as_string());
+      INGOT_ASSIGN_OR_RETURN(HttpResponse d,
+                             Call(HttpRequest{.method = "DELETE"}, Path(sc, marker)));
+      if (!d.ok() && d.status != 404) {
+        return remote::StatusOf(d, "swift: DELETE " + sc + "/" + marker);
+      }
+    }
+  }
 }
 
 std::string SwiftStore::UrlOf(const std::string& key) const {

@@ -20,9 +20,13 @@
 //
 // Authentication: tempauth/v1 (swift_store_auth_version = 1: X-Auth-User/X-Auth-Key) or Keystone
 // v3 (= 3: password, project-scoped; the object-store endpoint from the catalog). The token is
-// cached and renewed on 401. Requests whose body is in memory (all of them) are retried with
-// back-off on 5xx, 408, 429, connection failures and timeouts; a download that breaks mid-way
-// resumes with a Range GET from where it stopped.
+// cached. A request Swift answers 401 (the token expired, or tempauth lost it from memcached)
+// drops it, authenticates again and is sent once more with the new token, on a new connection;
+// concurrent requests that were refused the same token share one re-authentication. A second 401
+// (Swift refusing a token its auth service has just issued: its token validation is failing)
+// fails with kUnavailable, never as a missing object. Requests whose body is in memory (all of
+// them) are retried with back-off on 5xx, 408, 429, connection failures and timeouts; a download
+// that breaks mid-way resumes with a Range GET from where it stopped.
 #pragma once
 
 #include <cstdint>
@@ -79,6 +83,11 @@ class SwiftStore final : public Store {
   Status Delete(const std::string& key) override;
   Result<int> RemoveIncomplete() override;
   Result<std::vector<std::string>> ListKeys() override;
+  // Committed objects (container listings) and the segment groups "<key>/<upload>/" no committed
+  // manifest uses (incomplete = the upload id), aged by their newest segment.
+  Result<std::vector<StoredObject>> Enumerate() override;
+  // Deletes every segment of that upload (never the committed manifest's: kConflict).
+  Status RemoveIncompleteWrite(const StoredObject& object) override;
   // "swift+config://<store id>/<container>/<key>": like Glance's reference-style locations, it
   // names the store rather than carrying credentials.
   std::string UrlOf(const std::string& key) const override;
@@ -90,15 +99,34 @@ class SwiftStore final : public Store {
     return ContainerOf(key) + "_segments";
   }
   // One request to <storage URL>/<path> (path already encoded, without the leading '/'), with the
-  // token, re-authenticating once on 401 and retrying what is retryable.
+  // token, re-authenticating once on 401 and retrying what is retryable. Never returns a 401
+  // response: a second 401 is kUnavailable naming Swift's authentication.
+  // Safe to retry because a 401 carries no body to `sink` and `request.body` outlives the call.
   Result<remote::HttpResponse> Call(remote::HttpRequest request, const std::string& path,
                                     const remote::BodySink& sink = {});
   Status EnsureContainer(const std::string& container);
 
  private:
   explicit SwiftStore(SwiftStoreOptions options);
+  // Fetches a token and the storage URL. Called with mu_ held, which makes it single-flight:
+  // requests waiting for the token wait for this one authentication.
   Status Authenticate();
+  // The token to use (authenticating when there is none) and its generation.
+  Status CurrentToken(std::string* url, std::string* token, uint64_t* generation);
+  // Forgets the token of `generation` unless a newer one replaced it meanwhile.
+  void DropToken(uint64_t generation);
   Result<remote::HttpResponse> Head(const std::string& key);
+  // One container's listing with sizes and modification times (microseconds).
+  struct Listed {
+    std::string name;
+    uint64_t bytes = 0;
+    int64_t modified = 0;
+  };
+  Result<std::vector<Listed>> ListEntries(const std::string& container);
+  // The containers that hold committed objects (one, or the seeded ones found in the account;
+  // then the seeded segment containers found there go to `segment_containers` too).
+  Result<std::vector<std::string>> KeyContainers(
+      std::vector<std::string>* segment_containers = nullptr);
   Result<std::vector<std::string>> ListContainer(const std::string& container,
                                                  std::vector<std::string>* last_modified);
   friend class SwiftPendingObject;
@@ -108,6 +136,9 @@ class SwiftStore final : public Store {
   std::mutex mu_;
   std::string storage_url_;  // guarded by mu_
   std::string token_;        // guarded by mu_
+  // Bumped by each successful Authenticate: a 401 drops only the token it was given for (the same
+  // token string may come back from tempauth).
+  uint64_t token_generation_ = 0;  // guarded by mu_
   std::set<std::string> ensured_;  // containers known to exist; guarded by mu_
 };
 

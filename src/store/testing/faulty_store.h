@@ -20,6 +20,7 @@ struct Faults {
   Status write_error = StorageFull("write: No space left on device");  // ...with this
   std::optional<Status> commit;  // Commit() fails with this, committing nothing
   std::optional<Status> remove;  // Delete() fails with this
+  std::optional<Status> enumerate;  // Enumerate() fails with this
   bool once = true;              // disarm a fault after it fires
 };
 
@@ -43,6 +44,14 @@ class FaultyStore final : public Store {
   Status Delete(const std::string& key) override;
   Result<int> RemoveIncomplete() override { return inner_.RemoveIncomplete(); }
   Result<std::vector<std::string>> ListKeys() override { return inner_.ListKeys(); }
+  Result<std::vector<StoredObject>> Enumerate() override {
+    if (auto fault = Take(&Faults::enumerate)) return *fault;
+    return inner_.Enumerate();
+  }
+  Status RemoveIncompleteWrite(const StoredObject& object) override {
+    if (auto fault = Take(&Faults::remove)) return *fault;
+    return inner_.RemoveIncompleteWrite(object);
+  }
   std::string UrlOf(const std::string& key) const override { return inner_.UrlOf(key); }
   Result<std::optional<std::string>> KeyOfUrl(std::string_view url) override {
     return inner_.KeyOfUrl(url);

@@ -2,12 +2,14 @@
 // without a disk. Same contract as store.h (invisible until Commit, abort on destroy). Thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "common/time.h"
 #include "store/store.h"
 
 namespace ingot::store {
@@ -25,9 +27,16 @@ class MemoryStore final : public Store {
   Status Delete(const std::string& key) override;
   Result<int> RemoveIncomplete() override { return 0; }
   Result<std::vector<std::string>> ListKeys() override;
+  // Committed objects and writes in progress (incomplete = "pending-<n>"), aged by the clock.
+  Result<std::vector<StoredObject>> Enumerate() override;
+  // The write fails at its next Write or Commit, as a driver's would once its temporary object is
+  // gone.
+  Status RemoveIncompleteWrite(const StoredObject& object) override;
 
   // Objects being written (created, neither committed nor destroyed yet).
   int pending() const;
+  // What Enumerate reports as `modified` (default: common/time.h's NowMicros).
+  void set_clock(std::function<int64_t()> now);
 
  private:
   friend class MemoryPendingObject;
@@ -35,8 +44,22 @@ class MemoryStore final : public Store {
 
   std::string id_;
   mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<const std::vector<uint8_t>>> objects_;
+  struct Stored {
+    std::shared_ptr<const std::vector<uint8_t>> data;
+    int64_t modified = 0;
+  };
+  struct Writing {
+    std::string key;
+    uint64_t bytes = 0;
+    int64_t modified = 0;
+    bool removed = false;  // RemoveIncompleteWrite took it away
+  };
+  int64_t Now() const { return now_ ? now_() : NowMicros(); }
+  std::map<std::string, Stored> objects_;
+  std::map<int, Writing> writing_;  // by pending object
+  int next_writing_ = 0;
   int pending_ = 0;
+  std::function<int64_t()> now_;
 };
 
 }  // namespace ingot::store
