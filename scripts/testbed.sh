@@ -164,6 +164,13 @@ use = egg:swift#proxy_logging
 [filter:cache]
 use = egg:swift#memcache
 memcache_servers = 127.0.0.1:$pm
+# tempauth keeps its tokens here. Swift's defaults (2 pooled connections, a 1 s pool wait, a 0.3 s
+# connect) turn a busy test host into refused tokens (401 on a token issued a moment before);
+# enough connections and patient timeouts keep the test bed's auth out of what tests measure.
+memcache_max_connections = 64
+pool_timeout = 10
+connect_timeout = 2
+io_timeout = 10
 [filter:listing_formats]
 use = egg:swift#listing_formats
 [filter:bulk]
