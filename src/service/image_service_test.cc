@@ -98,7 +98,7 @@ class ImageServiceTest : public ::testing::Test {
   }
 
   std::string dir_;
-  std::unique_ptr<catalog::ImageRepository> sqlite_;
+  std::unique_ptr<catalog::SqliteImageRepository> sqlite_;
   std::unique_ptr<catalog::FaultyRepository> repo_;
   store::FaultyStore* store_ = nullptr;  // owned by stores_
   std::unique_ptr<store::StoreSet> stores_;
@@ -285,6 +285,59 @@ TEST_F(ImageServiceTest, RepairResetsSavingRemovesOrphansAndReportsMissing) {
   EXPECT_TRUE(service_->OpenData(*repo_->Get(good)).ok());
   EXPECT_EQ(service_->OpenData(*repo_->Get(lost)).status().code(), Code::kCorruption);
   EXPECT_EQ(service_->missing_data_count(), 2);  // once from Repair, once from OpenData
+}
+
+// On a catalog several nodes share, a node's restart puts back only the uploads it held, leaves
+// another node's live upload and every store object alone (the scrubber's job), and an upload
+// holds its lease only while it runs.
+TEST_F(ImageServiceTest, RepairOnASharedCatalogTouchesOnlyThisNodesUploads) {
+  auto shared = [&](const std::string& node) {
+    return std::make_unique<ImageService>(
+        *repo_, *stores_,
+        ImageServiceOptions{.upload_leases = sqlite_.get(), .node = node});
+  };
+  auto a = shared("node-a");
+  std::string done = NewQueued();
+  PatternBody body(100);
+  ASSERT_TRUE(a->Upload(Get(done), body, 100).ok());
+  auto lease = sqlite_->GetJobLease("upload/" + done);
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  EXPECT_FALSE(lease->holder.has_value());  // released when the upload ended
+
+  auto saving_held_by = [&](const std::string& node) {
+    std::string id = NewQueued();
+    auto im = *repo_->Get(id);
+    EXPECT_TRUE(catalog::Transition(im, catalog::ImageEvent::kStartUpload).ok());
+    EXPECT_TRUE(repo_->Save(im).ok());
+    EXPECT_TRUE(sqlite_->AcquireJobLease("upload/" + id, node, NowMicros(), NowMicros() + 3600'000'000,
+                                         NowMicros()).ok());
+    return id;
+  };
+  std::string mine = saving_held_by("node-a");
+  std::string theirs = saving_held_by("node-b");
+  std::system(("touch " + dir_ + "/images/.tmp-" + theirs + "-abcd").c_str());
+  {
+    auto pending = store_->Create("orphan-or-in-flight");
+    uint8_t x[3] = {1, 2, 3};
+    ASSERT_TRUE((*pending)->Write(x).ok());
+    ASSERT_TRUE((*pending)->Commit().ok());
+  }
+  auto report = a->Repair();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->saving_reset, 1);
+  EXPECT_EQ(report->saving_other_node, 1);
+  EXPECT_EQ(report->incomplete_removed, 0);
+  EXPECT_EQ(report->orphans_removed, 0);
+  EXPECT_EQ(repo_->Get(mine)->status(), ImageStatus::kQueued);
+  EXPECT_EQ(repo_->Get(theirs)->status(), ImageStatus::kSaving);
+  EXPECT_FALSE(sqlite_->GetJobLease("upload/" + mine)->holder.has_value());
+  EXPECT_EQ(sqlite_->GetJobLease("upload/" + theirs)->holder, "node-b");
+  EXPECT_EQ(std::system(("test -e " + dir_ + "/images/.tmp-" + theirs + "-abcd").c_str()), 0);
+  EXPECT_TRUE(store_->SizeOf("orphan-or-in-flight").ok());
+  // node-b's own restart puts its upload back.
+  auto b = shared("node-b");
+  ASSERT_TRUE(b->Repair().ok());
+  EXPECT_EQ(repo_->Get(theirs)->status(), ImageStatus::kQueued);
 }
 
 // ---- Faults: whatever fails, the image is not active, no bytes are left, the error says what
