@@ -85,7 +85,7 @@ run_engine nat native "$IT_TMP/plan.gf" && grep -q 'engine=native' "$IT_TMP/nat.
 run_engine gf auto "$IT_TMP/plan-auto.gf" && grep -q 'engine=guestfish' "$IT_TMP/gf.err" \
   && pass "auto hands a script with statvfs to guestfish, which runs the plan" \
   || fail "guestfish run" "$(tail -5 "$IT_TMP/gf.err")"
-grep -q '^native engine: line [0-9]*: statvfs is not a command of the native engine' "$IT_TMP/gf.log" \
+grep -q '^native engine: plan line [0-9]*: statvfs is not a command of the native engine' "$IT_TMP/gf.log" \
   && pass "the log says why guestfish ran" || fail "fallback reason" "$(head -3 "$IT_TMP/gf.log")"
 grep -q '^> upload -<<<' "$IT_TMP/nat.log" && ! grep -q '10.20.30.17' "$IT_TMP/nat.log" "$IT_TMP/gf.log" \
   && pass "logs name each command, not the uploaded contents" || fail "log contents" "$(head -5 "$IT_TMP/nat.log")"

@@ -181,7 +181,7 @@ expect_eq "vol-web: attached" "$(jb '.members[0].attached')" true
 expect_eq "vol-web: no password shown" "$(jb '.members[0].customAttributes[] | select(.name=="RootPassword") | .value')" ""
 rest GET "/rest/os-volumes/$VOL_WEB/log"
 expect_code "vol-web: deploy log" 200
-grep -q "plan script personalise" "$BODY" && pass "the log names the scripts" || fail "log content" "$(head -c 300 "$BODY")"
+grep -q "plan scripts personalise, tidy" "$BODY" && pass "the log names the scripts (one session, in order)" || fail "log content" "$(head -c 300 "$BODY")"
 grep -q "s3cret" "$BODY" && fail "the log holds the password" || pass "the log holds no password"
 rest GET /rest/tasks
 grep -q "s3cret" "$BODY" && fail "tasks hold the password" || pass "tasks hold no password"
