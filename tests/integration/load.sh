@@ -81,8 +81,9 @@ while kill -0 "$GEN_PID" 2>/dev/null; do
   now=$(date +%s)
   if [ "$now" -ge "$next" ] && [ "$now" -lt "$((start + DURATION - 5))" ]; then
     node=$((n % 3 + 1)); n=$((n + 1))
-    printf '%s node%d\n' "$(date +%s.%N)" "$node" >> "$OUT/kills"
-    cluster_kill9 "$node"
+    sent="$(date +%s.%N)"
+    cluster_kill9 "$node"   # returns once the process is gone
+    printf '%s %s node%d\n' "$sent" "$(date +%s.%N)" "$node" >> "$OUT/kills"
     it_log "# $(date -u +%T) node$node killed; restarting (load $(cut -d' ' -f1 /proc/loadavg))"
     restart_node "$node"
     next=$((next + every))

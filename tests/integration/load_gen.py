@@ -20,9 +20,10 @@ with their MD5 and size; deleted ones in DIR/deleted.json.
 
 `verify` downloads every acknowledged image from every node directly and checks its MD5, and checks
 that every deleted image is refused (404) by every node. `report` classifies the 5xx answers and
-broken requests against the kill times (lines "EPOCH nodeI" in --kills): a failure is explained
-when a kill of the node that served it (or of any node, when the balancer did not say which)
-happened while the request was in flight. It prints the counts and exits 1 when an acknowledged
+broken requests against the kills (lines "SENT GONE nodeI" in --kills: when SIGKILL was sent and
+when the process was gone; a dying process still holds its listening socket, so connections the
+balancer makes in between are reset): a failure is explained when the death of the node that served
+it (or of any node, when the balancer did not say which) overlapped the request. It prints the counts and exits 1 when an acknowledged
 image was lost or corrupted, a failure is unexplained, or a coherence check saw the bytes of a
 deleted or deactivated image.
 """
@@ -404,8 +405,10 @@ def cmd_report(a):
     if os.path.exists(a.kills):
         for line in open(a.kills):
             parts = line.split()
-            if len(parts) >= 2:
-                kills.append((float(parts[0]), parts[1]))
+            if len(parts) == 3:
+                kills.append((float(parts[0]), float(parts[1]), parts[2]))
+            elif len(parts) == 2:
+                kills.append((float(parts[0]), float(parts[0]), parts[1]))
     by_status = {}
     total = 0
     retried = 0
@@ -421,9 +424,9 @@ def cmd_report(a):
             refused_uploads.append(r)
         if 0 < s < 500:
             continue
-        # In flight on a node when it died: started before the kill, answered after it.
-        if any(r["t0"] - 0.05 <= k <= r["t1"] + 0.05 and (r["backend"] in (None, node))
-               for k, node in kills):
+        # In flight on a node while it died: the request and the node's death overlap.
+        if any(r["t0"] - 0.05 <= gone and sent <= r["t1"] + 0.05 and r["backend"] in (None, node)
+               for sent, gone, node in kills):
             explained += 1
         else:
             unexplained.append(r)
@@ -431,7 +434,7 @@ def cmd_report(a):
     corrupt, coherence, verify = load("corrupt"), load("coherence"), load("verify")
     print("requests: %d; by status: %s" % (total, json.dumps(
         {str(k): v for k, v in sorted(by_status.items())})))
-    print("kills: %d (%s)" % (len(kills), ", ".join("%s at %.1f" % (n, k) for k, n in kills)))
+    print("kills: %d (%s)" % (len(kills), ", ".join("%s at %.1f (gone %.2f s later)" % (n, k, g - k) for k, g, n in kills)))
     print("5xx or broken: %d in flight on a node when it was killed, %d unexplained" %
           (explained, len(unexplained)))
     print("idempotent requests sent again after a reused connection closed unanswered: %d" %
