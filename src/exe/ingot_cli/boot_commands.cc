@@ -291,23 +291,10 @@ std::optional<int> RunBootCommand(int argc, char** argv) {
     fputs(kUsage, a.verb.empty() && !a.flags.count("--help") ? stderr : stdout);
     return a.verb.empty() && !a.flags.count("--help") ? 2 : 0;
   }
-  std::string url_text = a.Value("--url").value_or("");
-  if (url_text.empty()) {
-    const char* env = getenv("INGOT_URL");
-    url_text = env && *env ? env : "http://127.0.0.1:9292";
-  }
-  auto url = http::ParseUrl(url_text);
-  if (!url.ok()) {
-    fprintf(stderr, "ingot: %s\n", url.status().message().c_str());
-    return 2;
-  }
-  std::string token = a.Value("--token").value_or("");
-  if (token.empty()) {
-    if (const char* env = getenv("OS_AUTH_TOKEN")) token = env;
-  }
-  long timeout_s = 300;
-  if (auto t = a.Value("--timeout")) timeout_s = std::max(1L, std::atol(t->c_str()));
-  BootClient client(std::move(*url), token, std::chrono::seconds(timeout_s));
+  auto endpoint = ResolveEndpoint(a.Value("--url"), a.Value("--token"), a.Value("--timeout"),
+                                  std::chrono::seconds(300));
+  if (!endpoint) return 2;
+  BootClient client(std::move(endpoint->url), endpoint->token, endpoint->timeout);
   Status s = Run(client, a, a.flags.count("--json") > 0,
                  a.flags.count("--progress") > 0 || isatty(STDERR_FILENO));
   if (!s.ok()) {

@@ -472,24 +472,11 @@ std::optional<int> RunBuildCommand(int argc, char** argv) {
     fputs(kUsage, asked ? stdout : stderr);
     return asked ? 0 : 2;
   }
-  std::string url_text = a.Value("--url").value_or("");
-  if (url_text.empty()) {
-    const char* env = getenv("INGOT_URL");
-    url_text = env && *env ? env : "http://127.0.0.1:9292";
-  }
-  auto url = http::ParseUrl(url_text);
-  if (!url.ok()) {
-    fprintf(stderr, "ingot: %s\n", url.status().message().c_str());
-    return 2;
-  }
-  std::string token = a.Value("--token").value_or("");
-  if (token.empty()) {
-    if (const char* env = getenv("OS_AUTH_TOKEN")) token = env;
-  }
   // Following a build's log takes as long as the build: the timeout is per read, not per call.
-  long timeout_s = 7200;
-  if (auto t = a.Value("--timeout")) timeout_s = std::max(1L, std::atol(t->c_str()));
-  ImsClient client(std::move(*url), token, std::chrono::seconds(timeout_s));
+  auto endpoint = ResolveEndpoint(a.Value("--url"), a.Value("--token"), a.Value("--timeout"),
+                                  std::chrono::seconds(7200));
+  if (!endpoint) return 2;
+  ImsClient client(std::move(endpoint->url), endpoint->token, endpoint->timeout);
   auto rc = Run(client, a, a.flags.count("--json") > 0);
   if (!rc.ok()) {
     fprintf(stderr, "ingot: %s\n", rc.status().message().c_str());

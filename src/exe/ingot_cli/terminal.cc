@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 namespace ingot::cli {
 namespace json = boost::json;
@@ -205,6 +206,28 @@ void PrintObject(bool as_json, const json::value& v) {
   } else {
     PrintProperties(stdout, v.as_object());
   }
+}
+
+std::optional<Endpoint> ResolveEndpoint(std::optional<std::string> url,
+                                        std::optional<std::string> token,
+                                        std::optional<std::string> timeout,
+                                        std::chrono::seconds default_timeout) {
+  std::string url_text = url.value_or("");
+  if (url_text.empty()) {
+    const char* env = getenv("INGOT_URL");
+    url_text = env && *env ? env : "http://127.0.0.1:9292";
+  }
+  auto parsed = http::ParseUrl(url_text);
+  if (!parsed.ok()) {
+    fprintf(stderr, "ingot: %s\n", parsed.status().message().c_str());
+    return std::nullopt;
+  }
+  Endpoint e{std::move(*parsed), token.value_or(""), default_timeout};
+  if (e.token.empty()) {
+    if (const char* env = getenv("OS_AUTH_TOKEN")) e.token = env;
+  }
+  if (timeout) e.timeout = std::chrono::seconds(std::max(1L, std::atol(timeout->c_str())));
+  return e;
 }
 
 }  // namespace ingot::cli

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "http/client.h"
+
 namespace ingot::cli {
 
 // A progress line ("upload [####    ] 45% 460.8/1024.0 MiB 312.4 MiB/s ETA 0:02") redrawn in place
@@ -79,5 +81,17 @@ void PrintProperties(FILE* out, const boost::json::object& object);
 void PrintList(bool as_json, const boost::json::value& v, const char* key,
                const std::vector<std::string>& columns);
 void PrintObject(bool as_json, const boost::json::value& v);
+
+// Where a command group talks to: --url (else $INGOT_URL, else http://127.0.0.1:9292), --token (else
+// $OS_AUTH_TOKEN), --timeout in seconds (else `default_timeout`). nullopt after printing why.
+struct Endpoint {
+  http::Url url;
+  std::string token;
+  std::chrono::seconds timeout;
+};
+std::optional<Endpoint> ResolveEndpoint(std::optional<std::string> url,
+                                        std::optional<std::string> token,
+                                        std::optional<std::string> timeout,
+                                        std::chrono::seconds default_timeout);
 
 }  // namespace ingot::cli
