@@ -248,7 +248,8 @@ origin_start() {
 
 # ---------------------------------------------------------------------------------------------- checks
 pass() { IT_PASS=$((IT_PASS+1)); echo "PASS  $1"; }
-fail() { IT_FAIL=$((IT_FAIL+1)); echo "FAIL  $1${2:+ -- $2}"; }
+IT_FAILED=()
+fail() { IT_FAIL=$((IT_FAIL+1)); IT_FAILED+=("$1${2:+ -- $2}"); echo "FAIL  $1${2:+ -- $2}"; }
 skip() { IT_SKIP=$((IT_SKIP+1)); echo "SKIP  $1${2:+ -- $2}"; }
 
 # expect_code NAME WANT...: the last req answered one of WANT.
@@ -308,7 +309,14 @@ expect_sample() {
   expect_eq "$name: body == Glance's" "$got" "$want"
 }
 
+# it_on_failure: a test may define it to print what explains its failures (daemon logs, say); it
+# runs before the summary, so that the end of the output, which CI keeps, tells what went wrong.
 it_finish() {
+  if [ "$IT_FAIL" -gt 0 ]; then
+    declare -F it_on_failure > /dev/null && it_on_failure
+    echo "--- $IT_NAME failed:"
+    printf '      %s\n' "${IT_FAILED[@]}" | cut -c1-600
+  fi
   echo "--- $IT_NAME: passed $IT_PASS, failed $IT_FAIL, skipped $IT_SKIP"
   [ "$IT_FAIL" -eq 0 ] && [ "$IT_PASS" -gt 0 ]
   exit $?

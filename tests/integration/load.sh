@@ -33,6 +33,7 @@ KILL_EVERY="${LOAD_KILL_EVERY:-60}"
 GEN=(/usr/bin/python3 "$ROOT/tests/integration/load_gen.py")
 
 trap 'rc=$?; cluster_down; (exit $rc); it_cleanup' EXIT
+it_on_failure() { cluster_digest; }
 
 admin_member_tokens "$W/tokens.toml"
 export CLUSTER_INGOTD="$INGOTD" CLUSTER_STORES="swift"

@@ -26,6 +26,7 @@ W="$IT_TMP"
 mkdir -p "$W/home" "$W/origin"
 export HOME="$W/home"
 trap 'rc=$?; cluster_down; (exit $rc); it_cleanup' EXIT
+it_on_failure() { cluster_digest; }
 
 # The origin for web-download: /drip/<name> sends 2.5 MiB/s, so a 16 MiB import takes ~6 s.
 origin_start "$W/origin"

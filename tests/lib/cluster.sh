@@ -2,7 +2,8 @@
 # (default 3) sharing one PostgreSQL catalog and the test bed's Swift and S3 stores, behind HAProxy.
 # The test bed (Swift + s3api, PostgreSQL, HAProxy) comes from scripts/testbed.sh; each node gets its
 # own fixed port, data directory, config file, log and node name (node1..nodeN), and HAProxy
-# balances them round robin with health checks (HEAD /healthcheck every 500 ms, down after 2 misses).
+# balances them round robin with health checks (HEAD /healthcheck every 500 ms, 5 s to answer, down
+# after 3 misses).
 #
 #   . tests/lib/cluster.sh
 #   cluster_up DIR [N]        # test bed + N nodes; 0 = up, 77 = cannot run here (skip), 1 = failed
@@ -16,6 +17,7 @@
 #   cluster_restart I         # starts node I again (same port, data dir, config), waits for health
 #   cluster_wait_lb I up|down [SECONDS]
 #                             # waits until HAProxy's health check sees node I in that state
+#   cluster_digest            # HAProxy's view of the nodes and their last warnings (for failures)
 #   cluster_down              # stops every node, then the test bed, all by PID; keeps DIR
 #
 # Or as a command: `bash tests/lib/cluster.sh up DIR [N]` (prints the environment below) and
@@ -270,6 +272,18 @@ cluster_wait_lb() {
   done
   _cluster_log "HAProxy did not see node$i $want within $secs s (state '$st')"
   return 1
+}
+
+# cluster_digest: what explains a failure, for the end of a test's output: HAProxy's view of the
+# nodes and each node's last warnings and errors.
+cluster_digest() {
+  local i
+  echo "--- HAProxy: $(curl -s -m 2 "$HAPROXY_STATS_URL;csv" |
+    awk -F, '$1=="ingot" && $2 ~ /^node/ {printf "%s=%s(down %s times) ", $2, $18, $25}')"
+  for i in $(seq 1 "$CLUSTER_N"); do
+    echo "--- node$i, last warnings and errors:"
+    grep -E 'level=(warn|error)' "$CLUSTER_DIR/node$i/ingotd.log" 2>/dev/null | tail -8 | cut -c1-300
+  done
 }
 
 cluster_down() {

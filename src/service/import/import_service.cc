@@ -360,6 +360,11 @@ Result<std::optional<Task>> ImportService::Import(const Image& image, const Impo
   task.request_id = who.request_id;
   task.image_id = image.id;
   task.created_at = task.updated_at = NowMicros();
+  // Born leased to this node, so that no worker runs it before the image has moved (below). A crash
+  // in between leaves a lease that runs out; the node taking the task over moves the image then.
+  task.status = TaskStatus::kProcessing;
+  task.lease_owner = options_.node;
+  task.lease_until = task.created_at + Micros(options_.lease);
   Status added = tasks_.AddTask(task);
   if (added.code() == Code::kConflict) {
     return Conflict("New operation on image '" + image.id +
@@ -377,7 +382,10 @@ Result<std::optional<Task>> ImportService::Import(const Image& image, const Impo
                      return std::find(who.roles.begin(), who.roles.end(), role) != who.roles.end();
                    });
   auto begun = images_.Mutate(image, [&](Image& im) -> Status {
-    if (!IsCopy(r)) INGOT_RETURN_IF_ERROR(Transition(im, ImageEvent::kStartImport));
+    // Importing already: this task's worker got there first (AddTask bars any other import).
+    if (!IsCopy(r) && im.status() != ImageStatus::kImporting) {
+      INGOT_RETURN_IF_ERROR(Transition(im, ImageEvent::kStartImport));
+    }
     if (inject) {
       for (const auto& [k, v] : options_.inject) im.properties[k] = v;
     }
@@ -392,6 +400,17 @@ Result<std::optional<Task>> ImportService::Import(const Image& image, const Impo
   if (!who.token.empty()) {
     std::lock_guard lock(mu_);
     tokens_[task.id] = who.token;
+  }
+  // Handed to the workers (this node's or any other's).
+  task.status = TaskStatus::kPending;
+  task.lease_owner.reset();
+  task.lease_until.reset();
+  task.updated_at = NowMicros();
+  if (Status released = tasks_.SaveTask(task); !released.ok()) {
+    // The task stays leased; once the lease runs out a worker takes it over all the same.
+    log::Warn("import.release_failed", {{"task", task.id}, {"error", released.ToString()}});
+  } else {
+    ++task.version;
   }
   log::Info("import.accepted",
             {{"image", image.id}, {"task", task.id}, {"method", r.method}, {"stores", Join(ids)}});
@@ -584,9 +603,12 @@ Status ImportService::RunImport(Task& task, std::string* result_json) {
   }
   Image image = std::move(*loaded);
   const bool copy = IsCopy(r);
-  // A crash between recording the task and moving the image leaves it queued or uploading.
+  // A crash between recording the task and moving the image leaves it queued or uploading. A
+  // worker can also claim the task before Accept() has moved the image: Mutate then re-runs this on
+  // the image Accept() wrote, already importing, which is no error.
   if (!copy && image.status() != ImageStatus::kImporting) {
     INGOT_ASSIGN_OR_RETURN(image, images_.Mutate(image, [&](Image& im) -> Status {
+      if (im.status() == ImageStatus::kImporting) return Status::Ok();
       INGOT_RETURN_IF_ERROR(Transition(im, ImageEvent::kStartImport));
       im.properties[kImportingTo] = Join(r.stores);
       return Status::Ok();
