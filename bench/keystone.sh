@@ -7,7 +7,8 @@
 #
 # Usage: bench/keystone.sh [PATH-TO-INGOTD]
 #   BENCH_WRK_D (default 10s), BENCH_WRK_C (default 16), BENCH_REPEAT (default 3): wrk runs per server,
-#   alternating. GLANCE_WORKERS (default 2). Prints one table: req/s, p50, p99 per server and the ratio.
+#   alternating. GLANCE_WORKERS (default 2).
+#   BENCH_IO_THREADS (default 1): ingotd's [server] io_threads. Prints one table: req/s, p50, p99 per server and the ratio.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -35,6 +36,7 @@ head -c 1024 /dev/urandom > "$W/img"
 
 # Ingot.
 ks_ingot_config > "$W/ingotd.toml"
+printf '\n[server]\nio_threads = %s\n' "${BENCH_IO_THREADS:-1}" >> "$W/ingotd.toml"
 ks_ingotd "$IP" "$W/ingotd.toml" "$W/ingotd.log" --data-dir "$W/data" --log-level warn || exit 1
 make_image() {  # URL -> prints the id of an active image owned by proj-a
   local id

@@ -89,12 +89,29 @@ void Application::RegisterOperations() {
                .authenticated = false});
 }
 
-http::HeadResult Application::Handle(Request& req) {
+http::HeadResult Application::Handle(Request& req) { return Respond(req, nullptr); }
+
+std::optional<Response> Application::HandleInline(Request& req) {
+  if (!deps_.options.inline_reads || req.has_body() || (req.method != "GET" && req.method != "HEAD"))
+    return std::nullopt;
+  ApiRouter::Match m = router_.Find(req.method, req.path);
+  if (m.route == nullptr || !m.route->value.inline_read) return std::nullopt;
+  std::optional<Result<auth::RequestContext>> who;
+  if (m.route->value.authenticated) {
+    who = deps_.authenticator.AuthenticateNow(req.headers);
+    if (!who) return std::nullopt;  // Keystone must be asked: a worker may wait for it
+  }
+  http::HeadResult h = Respond(req, who ? &*who : nullptr);
+  if (auto* r = std::get_if<Response>(&h)) return std::move(*r);
+  return std::nullopt;  // not for a route without a body
+}
+
+http::HeadResult Application::Respond(Request& req, const Result<auth::RequestContext>* who) {
   std::string request_id = "req-" + NewUuid();
   std::string accept(req.headers.Get("Accept").value_or(""));
   std::shared_ptr<Prepared> p;
   try {
-    auto prepared = Prepare(req, request_id);
+    auto prepared = Prepare(req, request_id, who);
     if (auto* answered = std::get_if<Response>(&prepared)) {
       Complete(accept, request_id, "", *answered);
       return std::move(*answered);
@@ -138,7 +155,7 @@ Response Application::TooLargeFor(const Prepared& p, const std::string& accept) 
 }
 
 std::variant<Response, std::shared_ptr<Application::Prepared>> Application::Prepare(
-    Request& req, std::string request_id) {
+    Request& req, std::string request_id, const Result<auth::RequestContext>* known) {
   auto p = std::make_shared<Prepared>();
   p->context.request_id = std::move(request_id);
   // The router drops empty segments, so "/v2/images/" would read as the collection and a DELETE
@@ -170,7 +187,7 @@ std::variant<Response, std::shared_ptr<Application::Prepared>> Application::Prep
   }
   const Route& route = m.route->value;
   if (route.authenticated) {
-    auto who = deps_.authenticator.Authenticate(req.headers);
+    auto who = known != nullptr ? *known : deps_.authenticator.Authenticate(req.headers);
     if (!who.ok()) {
       Response r = Fail(who.status(), p->context);
       r.headers.Set("WWW-Authenticate", deps_.authenticator.Challenge());

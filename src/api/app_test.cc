@@ -833,3 +833,37 @@ TEST_F(AppTest, TempestCoreGaps) {
 
 }  // namespace
 }  // namespace ingot::api
+
+namespace ingot::api {
+namespace {
+
+// The I/O-thread answer (HandleInline) is Handle's answer, for the routes marked inline_read only,
+// and only when the catalog's reads never wait.
+TEST_F(AppTest, InlineAnswersOnlyMarkedReadsOnALocalCatalog) {
+  std::string id = Create();
+  auto inline_answer = [&](const std::string& method, const std::string& path) {
+    http::Request req;
+    req.method = method;
+    req.target = req.path = path;
+    req.headers.Set("Accept", "application/json");
+    return app_->HandleInline(req);
+  };
+  EXPECT_FALSE(inline_answer("GET", "/v2/images/" + id)) << "inline_reads is off by default";
+  options_.inline_reads = true;
+  MakeApp();
+  auto shown = inline_answer("GET", "/v2/images/" + id);
+  ASSERT_TRUE(shown);
+  EXPECT_EQ(shown->status, 200);
+  auto worker = Call("GET", "/v2/images/" + id, "", "");
+  EXPECT_EQ(Body(*shown)["id"], Body(worker)["id"]);
+  EXPECT_EQ(shown->body.size(), worker.body.size());
+  auto missing = inline_answer("GET", "/v2/images/00000000-0000-0000-0000-000000000000");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_FALSE(inline_answer("GET", "/v2/images")) << "lists are not marked";
+  EXPECT_FALSE(inline_answer("DELETE", "/v2/images/" + id));
+  EXPECT_EQ(Call("GET", "/v2/images/" + id, "", "").status, 200) << "the DELETE never ran";
+}
+
+}  // namespace
+}  // namespace ingot::api

@@ -30,6 +30,9 @@ struct ApiOptions {
   bool image_cache = false;
   // Glance's show_image_direct_url: image documents carry `direct_url` (needs the locations API).
   bool show_image_direct_url = false;
+  // The catalog's reads never wait on a lock or the network (SQLite in WAL mode: readers do not
+  // wait for the writer): routes marked inline_read are answered on the I/O thread.
+  bool inline_reads = false;
 };
 
 }  // namespace ingot::api

@@ -40,6 +40,9 @@ struct Route {
   int image_param = -1;   // index of the parameter naming the image acted on: loaded for the
                           // caller (404 if invisible) and the rule's target
   int member_param = -1;  // index of a {member} parameter: the rule's target member
+  // A GET whose work is a few local catalog reads and no body: it may be answered on the I/O
+  // thread (Application::HandleInline) when the catalog's reads never wait.
+  bool inline_read = false;
 };
 
 using ApiRouter = http::Router<Route>;

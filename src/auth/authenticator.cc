@@ -15,6 +15,9 @@ class NoAuth final : public Authenticator {
     AddImpliedRoles(ctx_.roles);
   }
   Result<RequestContext> Authenticate(const http::Headers&) override { return ctx_; }
+  std::optional<Result<RequestContext>> AuthenticateNow(const http::Headers& h) override {
+    return Authenticate(h);
+  }
 
  private:
   RequestContext ctx_;
@@ -23,6 +26,9 @@ class NoAuth final : public Authenticator {
 class TokenFileAuth final : public Authenticator {
  public:
   explicit TokenFileAuth(std::map<std::string, RequestContext> tokens) : tokens_(std::move(tokens)) {}
+  std::optional<Result<RequestContext>> AuthenticateNow(const http::Headers& h) override {
+    return Authenticate(h);  // a map lookup
+  }
   Result<RequestContext> Authenticate(const http::Headers& headers) override {
     auto token = headers.Get("X-Auth-Token");
     if (!token || token->empty()) return Unauthenticated("This server could not verify that you are authorized to access the document you requested.");

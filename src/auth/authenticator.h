@@ -14,6 +14,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "auth/context.h"
@@ -27,6 +28,12 @@ class Authenticator {
   virtual ~Authenticator() = default;
   // kUnauthenticated when credentials are missing or unknown. Never fills request_id.
   virtual Result<RequestContext> Authenticate(const http::Headers& headers) = 0;
+  // Authenticate's answer when it can be had without waiting on the network (a cached
+  // validation), else nullopt: the caller then calls Authenticate where it may wait. Back ends
+  // that never wait always answer; the default never does.
+  virtual std::optional<Result<RequestContext>> AuthenticateNow(const http::Headers&) {
+    return std::nullopt;
+  }
   // The WWW-Authenticate value of a 401: where a client gets a token (Keystone's public URI).
   virtual std::string Challenge() const { return "Keystone uri=\"\""; }
 };

@@ -191,8 +191,10 @@ if [ -n "$kver" ]; then
 fi
 printf '%s\n' "$cmdline" > "$out/kernel-parameters"
 echo "== squashfs"
-# SOURCE_DATE_EPOCH (in the environment) sets the creation time and every file's time.
-mksquashfs "$m" "$out/rootfs" -noappend -no-progress -comp zstd
+# SOURCE_DATE_EPOCH (in the environment) sets the creation time and every file's time. zstd at its
+# own default level 3: mksquashfs's default (15) took 36 s on a 668 MiB root here against 3.3 s,
+# for an image 11% smaller; the build is what an operator waits for.
+mksquashfs "$m" "$out/rootfs" -noappend -no-progress -comp zstd -Xcompression-level 3
 case " $outputs " in *" drp "*)
   echo "== rootfs tarballs"
   tar --sort=name --numeric-owner --xattrs --mtime="@$SOURCE_DATE_EPOCH" --clamp-mtime \

@@ -398,7 +398,8 @@ Status RunCustomize(BuildRepository& repo, const BuilderOptions& options, JobRun
   fs::create_directories(out, ec);
   INGOT_ASSIGN_OR_RETURN(auto squashed,
                          RunTool(run, {"mksquashfs", root, out + "/rootfs", "-noappend",
-                                       "-no-progress", "-comp", "zstd"}));
+                                       "-no-progress", "-comp", "zstd",
+                                       "-Xcompression-level", "3"}));  // as builder.cc
   if (!squashed.ok()) {
     return Internal("packaging the root failed (mksquashfs: " + squashed.Describe() +
                     "); see the job log");

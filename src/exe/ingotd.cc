@@ -411,7 +411,8 @@ int Run(int argc, char** argv) {
                     .policy = policy,
                     .options = {.formats = {config.disk_formats, config.container_formats},
                                 .max_image_size = config.size_cap,
-                                .show_image_direct_url = config.show_image_direct_url},
+                                .show_image_direct_url = config.show_image_direct_url,
+                                .inline_reads = !shared_catalog},
                     .imports = config.import_methods.empty() ? nullptr : &imports,
                     .locations = &locations};
   deps.route_sets.push_back((*boot_content)->ApiRoutes());
@@ -455,6 +456,10 @@ int Run(int argc, char** argv) {
       },
       [&ready](const http::Exchange& e) {
         if (api::Application* a = ready.load()) a->Observe(e);
+      },
+      [&ready](http::Request& req) -> std::optional<http::Response> {
+        if (api::Application* a = ready.load()) return a->HandleInline(req);
+        return std::nullopt;
       });
   if (!server.ok()) return Fail(server.status());
   std::string address = options.host.find(':') != std::string::npos

@@ -114,9 +114,10 @@ using Handler = std::function<HeadResult(Request&)>;
 
 // An optional first look at a request, taken on the connection's I/O thread before any hand-off to
 // a worker: the answer, or nullopt to pass the request to the Handler on a worker as usual. For
-// answers that cost less than the hand-off itself (a static file: open, fstat, sendfile). It must
-// not block on anything but the local file system's metadata (no database, no network, no lock
-// held across I/O, no body: Request::body is null), and it runs on every I/O thread at once. A
+// answers that cost less than the hand-off itself (a static file: open, fstat, sendfile; an image
+// record read from a local SQLite catalog). It must not block on anything but the local file
+// system (no network, no lock held across I/O or waiting for a writer, no body: Request::body is
+// null), and it runs on every I/O thread at once. A
 // streamed answer (Response::stream) is pulled on a worker as usual.
 using InlineHandler = std::function<std::optional<Response>(Request&)>;
 

@@ -24,6 +24,14 @@ Result<auth::RequestContext> AuthHeaderAuthenticator::Authenticate(const http::H
   return inner_.Authenticate(mapped);
 }
 
+std::optional<Result<auth::RequestContext>> AuthHeaderAuthenticator::AuthenticateNow(
+    const http::Headers& headers) {
+  if (headers.Get("X-Auth-Token") || !headers.Get("Auth")) return inner_.AuthenticateNow(headers);
+  http::Headers mapped = headers;
+  mapped.Set("X-Auth-Token", std::string(*headers.Get("Auth")));
+  return inner_.AuthenticateNow(mapped);
+}
+
 namespace {
 
 constexpr const char* kRead = "streamer:read";

@@ -46,6 +46,8 @@ class AuthHeaderAuthenticator final : public auth::Authenticator {
  public:
   explicit AuthHeaderAuthenticator(auth::Authenticator& inner) : inner_(inner) {}
   Result<auth::RequestContext> Authenticate(const http::Headers& headers) override;
+  std::optional<Result<auth::RequestContext>> AuthenticateNow(
+      const http::Headers& headers) override;
   std::string Challenge() const override { return inner_.Challenge(); }
 
  private:

@@ -40,7 +40,10 @@ void ImagesResource::Register(ApiRouter& r) {
         {.rule = "add_image", .handler = bind(&ImagesResource::Create), .body = B::kJson});
   r.Add("GET", "/v2/images", {.rule = "get_images", .handler = bind(&ImagesResource::List)});
   r.Add("GET", "/v2/images/{id}",
-        {.rule = "get_image", .handler = bind(&ImagesResource::Show), .image_param = 0});
+        {.rule = "get_image",
+         .handler = bind(&ImagesResource::Show),
+         .image_param = 0,
+         .inline_read = true});
   r.Add("PATCH", "/v2/images/{id}",
         {.rule = "modify_image",
          .handler = bind(&ImagesResource::Update),

@@ -111,12 +111,30 @@ class KeystoneAuth final : public Authenticator {
   std::string Challenge() const override { return challenge_; }
 
   Result<RequestContext> Authenticate(const http::Headers& headers) override {
+    return *Check(headers, false);
+  }
+
+  std::optional<Result<RequestContext>> AuthenticateNow(const http::Headers& headers) override {
+    return Check(headers, true);
+  }
+
+ private:
+  struct Entry {
+    bool valid = false;
+    TokenInfo info;
+    int64_t cached_until = 0;
+  };
+
+  // Authenticate; with `cached_only`, nullopt where Keystone would have to be asked.
+  std::optional<Result<RequestContext>> Check(const http::Headers& headers, bool cached_only) {
     auto token = headers.Get("X-Auth-Token");
     if (!token || token->empty()) return Unauthenticated(kNeedAuth);
     bool allow_expired = false;
     std::vector<std::string> service_roles;
     if (auto service = headers.Get("X-Service-Token"); service && !service->empty()) {
-      INGOT_ASSIGN_OR_RETURN(Entry s, Validate(std::string(*service), false));
+      auto checked = Validate(std::string(*service), false, cached_only);
+      if (!checked) return std::nullopt;
+      INGOT_ASSIGN_OR_RETURN(Entry s, std::move(*checked));
       if (!s.valid) return Unauthenticated(kNeedAuth);
       service_roles = s.info.context.roles;
       const auto& wanted = identity_->options().service_token_roles;
@@ -132,22 +150,18 @@ class KeystoneAuth final : public Authenticator {
         allow_expired = true;
       }
     }
-    INGOT_ASSIGN_OR_RETURN(Entry e, Validate(std::string(*token), allow_expired));
+    auto checked = Validate(std::string(*token), allow_expired, cached_only);
+    if (!checked) return std::nullopt;
+    INGOT_ASSIGN_OR_RETURN(Entry e, std::move(*checked));
     if (!e.valid) return Unauthenticated(kNeedAuth);
     RequestContext ctx = e.info.context;
     ctx.service_roles = std::move(service_roles);
     return ctx;
   }
 
- private:
-  struct Entry {
-    bool valid = false;
-    TokenInfo info;
-    int64_t cached_until = 0;
-  };
-
-  // The cached answer for `token`, or Keystone's.
-  Result<Entry> Validate(const std::string& token, bool allow_expired) {
+  // The cached answer for `token`, or Keystone's (nullopt instead with `cached_only`).
+  std::optional<Result<Entry>> Validate(const std::string& token, bool allow_expired,
+                                        bool cached_only) {
     const std::string key = allow_expired ? "x" + token : "v" + token;
     const int64_t now = NowMicros();
     {
@@ -158,6 +172,7 @@ class KeystoneAuth final : public Authenticator {
         return it->second;
       }
     }
+    if (cached_only) return std::nullopt;
     auto resp = identity_->Get(allow_expired ? "/auth/tokens?nocatalog&allow_expired=1"
                                              : "/auth/tokens?nocatalog",
                                {{"X-Subject-Token", token}});

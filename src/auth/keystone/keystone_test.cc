@@ -120,6 +120,24 @@ TEST(KeystoneAuthTest, MapsTheTokenAndCachesTheValidation) {
   EXPECT_EQ(auth->Challenge(), "Keystone uri=\"http://keystone.test:5000/v3\"");
 }
 
+// AuthenticateNow (the I/O thread's question) answers from the cache only: never a call to Keystone.
+TEST(KeystoneAuthTest, AuthenticateNowAnswersFromTheCacheOnly) {
+  auto [fake, auth] = Make();
+  fake->tokens["t1"] = FakeKeystone::Doc("u1", "p1", {"reader"}, "a1", 3600);
+  EXPECT_FALSE(auth->AuthenticateNow(WithToken("t1")));
+  EXPECT_EQ(fake->validations.load(), 0);
+  ASSERT_TRUE(auth->Authenticate(WithToken("t1")).ok());
+  auto now = auth->AuthenticateNow(WithToken("t1"));
+  ASSERT_TRUE(now && now->ok());
+  EXPECT_EQ(*(*now)->user, "u1");
+  EXPECT_FALSE(auth->AuthenticateNow(WithToken("other")));
+  ASSERT_FALSE(auth->Authenticate(WithToken("other")).ok());  // refusals are cached too
+  auto refused = auth->AuthenticateNow(WithToken("other"));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status().code(), Code::kUnauthenticated);
+  EXPECT_EQ(fake->validations.load(), 2);
+}
+
 TEST(KeystoneAuthTest, MissingUnknownAndExpiredTokensAre401) {
   auto [fake, auth] = Make();
   EXPECT_EQ(auth->Authenticate({}).status().code(), Code::kUnauthenticated);
