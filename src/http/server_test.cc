@@ -409,8 +409,11 @@ TEST_F(ServerTest, ExpectContinueRefusedWithoutReadingClosesTheConnection) {
 TEST_F(ServerTest, SmallUnreadBodyIsDrainedAndTheConnectionKept) {
   Start();
   Client c(port());
-  c.Send("POST /ignore-body HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
-  c.SendPattern(4, 100000, false);
+  // Head and body in one write under loopback's 64 KiB segment, so the body has arrived by the
+  // time the handler returns however slow the host (a body still on its way closes the connection:
+  // that is the rule, and a separate write made this test depend on the scheduler).
+  std::string body(40000, 'x');
+  c.Send("POST /ignore-body HTTP/1.1\r\nHost: x\r\nContent-Length: 40000\r\n\r\n" + body);
   auto r = c.Read();
   EXPECT_EQ(r.result_int(), 201);
   EXPECT_TRUE(r.keep_alive());
