@@ -103,7 +103,7 @@ std::optional<Response> Application::HandleInline(Request& req) {
   }
   http::HeadResult h = Respond(req, who ? &*who : nullptr);
   if (auto* r = std::get_if<Response>(&h)) return std::move(*r);
-  return std::nullopt;  // not for a route without a body
+  return std::nullopt;  // unreachable: an inline_read route takes no body
 }
 
 http::HeadResult Application::Respond(Request& req, const Result<auth::RequestContext>* who) {
