@@ -207,6 +207,7 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
                                     {"size_cap", "hash_algo", "disk_formats", "container_formats",
                                      "property_quota", "tag_quota", "member_quota",
                                      "show_multiple_locations", "show_image_direct_url",
+                                     "upload_lease_s",
                                      kImageExtrasImagesKeys[0], kImageExtrasImagesKeys[1]}));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "size_cap", c.size_cap));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "hash_algo", c.hash_algo));
@@ -218,6 +219,8 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     INGOT_RETURN_IF_ERROR(
         Read(*s, "images", "show_multiple_locations", c.show_multiple_locations));
     INGOT_RETURN_IF_ERROR(Read(*s, "images", "show_image_direct_url", c.show_image_direct_url));
+    INGOT_RETURN_IF_ERROR(Read(*s, "images", "upload_lease_s", c.upload_lease_s));
+    if (c.upload_lease_s < 3) return InvalidArgument("config images.upload_lease_s: at least 3");
   }
   if (auto* s = doc["import"].as_table()) {
     INGOT_RETURN_IF_ERROR(CheckKeys(

@@ -114,6 +114,9 @@ struct Config {
   bool show_multiple_locations = false;
   // Glance's show_image_direct_url: image documents carry `direct_url` (the first location's URL).
   bool show_image_direct_url = false;
+  // A shared (PostgreSQL) catalog: an upload's node renews its lease while bytes arrive; once it
+  // has not for this long (the node died), another node puts the image back to `queued`.
+  int64_t upload_lease_s = 120;
 
   // [import]: Glance's interoperable import (service::ImportOptions says what each means).
   std::vector<std::string> import_methods = {"glance-direct", "web-download", "copy-image",

@@ -202,7 +202,8 @@ int Run(int argc, char** argv) {
                                 .tag_quota = config.tag_quota,
                                 .member_quota = config.member_quota,
                                 .upload_leases = shared_catalog ? &**repo : nullptr,
-                                .node = node});
+                                .node = node,
+                                .upload_lease = std::chrono::seconds(config.upload_lease_s)});
   if (*cache) (*cache)->Start(images);
   // Per-project quotas ([quotas]: configured or Keystone's unified limits; exe/ingotd_auth.h).
   auto limits = WireLimits(config, *auth_wiring);
@@ -223,6 +224,9 @@ int Run(int argc, char** argv) {
                          {"orphans_removed", report->orphans_removed},
                          {"missing_data", static_cast<uint64_t>(report->missing_data.size())}});
   }
+  // A shared catalog: uploads of nodes that died and never came back are put back to queued once
+  // their lease runs out ([images] upload_lease_s).
+  images.StartReclaimingUploads();
 
   // Import: staged bytes live in a file store of their own, outside the image stores.
   auto staging = store::FileStore::Open(

@@ -22,11 +22,25 @@ constexpr int kSaveRetries = 8;
 
 Status ImageNotFound(const std::string& id) { return NotFound("No image found with ID " + id); }
 
+// The job lease an upload holds on a shared catalog (ImageServiceOptions::upload_leases).
+std::string UploadLeaseName(const std::string& image_id) { return "upload/" + image_id; }
+
 }  // namespace
 
 ImageService::ImageService(catalog::ImageRepository& repo, store::StoreSet& stores,
                            ImageServiceOptions options)
     : repo_(repo), stores_(stores), options_(std::move(options)) {}
+
+ImageService::~ImageService() {
+  {
+    std::lock_guard lock(reclaim_mu_);
+    stopping_ = true;
+  }
+  reclaim_cv_.notify_all();
+  if (reclaimer_.joinable()) reclaimer_.join();
+}
+
+int64_t ImageService::Now() const { return options_.now ? options_.now() : NowMicros(); }
 
 // ---- Reading ----
 
@@ -197,32 +211,112 @@ Result<Image> ImageService::Upload(const Image& image, io::Reader& body,
     return Status::Ok();
   });
   INGOT_RETURN_IF_ERROR(claimed.status());
-  HoldUploadLease(claimed->id, true);
+  if (Status s = TakeUploadLease(claimed->id); !s.ok()) {
+    RevertToQueued(*claimed);
+    return s;
+  }
 
   auto result = StreamIn(*claimed, **store, body, content_length, stats, std::move(expected_md5),
                          quota_left);
-  if (!result.ok() && result.status().code() != Code::kNotFound) RevertToQueued(*claimed);
-  HoldUploadLease(claimed->id, false);
+  // Put back only an image this upload still owns: after a takeover it may already be another
+  // upload's.
+  if (!result.ok() && result.status().code() != Code::kNotFound && HoldsUploadLease(claimed->id)) {
+    RevertToQueued(*claimed);
+  }
+  ReleaseUploadLease(claimed->id);
   return result;
 }
 
-void ImageService::HoldUploadLease(const std::string& image_id, bool take) {
+Status ImageService::TakeUploadLease(const std::string& image_id) {
+  if (options_.upload_leases == nullptr) return Status::Ok();
+  const int64_t now = Now();
+  const int64_t lease = options_.upload_lease.count() * 1000000;
+  auto taken = options_.upload_leases->AcquireJobLease(UploadLeaseName(image_id), options_.node,
+                                                       now, now + lease,
+                                                       std::numeric_limits<int64_t>::max());
+  if (taken.ok() && taken->holder == options_.node) return Status::Ok();
+  Status s = taken.ok() ? Conflict("the upload lease is held by " + taken->holder.value_or("?"))
+                        : taken.status();
+  log::Warn("upload.lease_not_taken", {{"image", image_id}, {"error", s.ToString()}});
+  return Unavailable("The image's upload could not be registered in the catalog; try again.");
+}
+
+Status ImageService::RenewUploadLease(const std::string& image_id) {
+  if (options_.upload_leases == nullptr) return Status::Ok();
+  Status s = options_.upload_leases->RenewJobLease(
+      UploadLeaseName(image_id), options_.node, Now() + options_.upload_lease.count() * 1000000);
+  if (s.ok()) return s;
+  log::Warn("upload.lease_lost", {{"image", image_id}, {"error", s.ToString()}});
+  if (s.code() != Code::kConflict) return s;
+  return Conflict("The upload of image " + image_id + " was taken over by another node after " +
+                  "it made no progress for " + std::to_string(options_.upload_lease.count()) +
+                  " s; nothing was stored. Upload the image again.");
+}
+
+void ImageService::ReleaseUploadLease(const std::string& image_id) {
   if (options_.upload_leases == nullptr) return;
-  const std::string name = "upload/" + image_id;
-  const int64_t now = NowMicros();
-  Status s;
-  if (take) {
-    // No expiry: only the holder's own restart (Repair) or the end of the upload ends it.
-    auto lease = options_.upload_leases->AcquireJobLease(name, options_.node, now,
-                                                         std::numeric_limits<int64_t>::max() / 2,
-                                                         std::numeric_limits<int64_t>::max());
-    s = lease.status();
-    if (lease.ok() && lease->holder != options_.node) s = Conflict("held by " + lease->holder.value_or("?"));
-  } else {
-    s = options_.upload_leases->ReleaseJobLease(name, options_.node, now, "");
+  Status s = options_.upload_leases->ReleaseJobLease(UploadLeaseName(image_id), options_.node,
+                                                     Now(), "");
+  // kConflict: taken over (the taker released it or holds it): nothing of ours to end.
+  if (!s.ok() && s.code() != Code::kConflict) {
+    log::Warn("upload.lease_release_failed", {{"image", image_id}, {"error", s.ToString()}});
   }
-  // The lease only guides a restart's repair; the upload itself is already claimed in the record.
-  if (!s.ok()) log::Warn("upload.lease", {{"image", image_id}, {"take", take}, {"error", s.ToString()}});
+}
+
+bool ImageService::HoldsUploadLease(const std::string& image_id) {
+  if (options_.upload_leases == nullptr) return true;
+  auto lease = options_.upload_leases->GetJobLease(UploadLeaseName(image_id));
+  // Unreadable: the catalog is down, so the revert could not be written either; the lease runs
+  // out and another node's ReclaimAbandonedUploads puts the image back.
+  return lease.ok() && lease->holder == options_.node;
+}
+
+Result<int> ImageService::ReclaimAbandonedUploads() {
+  if (options_.upload_leases == nullptr) return 0;
+  const int64_t lease_micros = options_.upload_lease.count() * 1000000;
+  INGOT_ASSIGN_OR_RETURN(auto saving, repo_.ListByStatus({ImageStatus::kSaving}));
+  int reclaimed = 0;
+  for (auto& image : saving) {
+    const std::string name = UploadLeaseName(image.id);
+    const int64_t now = Now();
+    auto lease = options_.upload_leases->GetJobLease(name);
+    if (lease.ok() && lease->holder) {
+      if (lease->until > now) continue;  // a live upload
+    } else if ((!lease.ok() && lease.status().code() != Code::kNotFound) ||
+               now - image.updated_at < lease_micros) {
+      // No lease, or a released one: an upload that has only just claimed the image and is about
+      // to take it (or whose node died in between, which an old enough record shows).
+      continue;
+    }
+    // Taking the lease is what makes this safe: the old upload's next renewal, and the one before
+    // its commit, fail from now on.
+    auto taken = options_.upload_leases->AcquireJobLease(name, options_.node, now,
+                                                         now + lease_micros,
+                                                         std::numeric_limits<int64_t>::max());
+    if (!taken.ok() || taken->holder != options_.node) continue;
+    std::string previous = lease.ok() ? lease->holder.value_or("") : "";
+    std::string id = image.id;
+    RevertToQueued(std::move(image));
+    ReleaseUploadLease(id);
+    ++reclaimed;
+    log::Warn("upload.reclaimed", {{"image", id}, {"node", previous}});
+  }
+  return reclaimed;
+}
+
+void ImageService::StartReclaimingUploads() {
+  if (options_.upload_leases == nullptr || reclaimer_.joinable()) return;
+  reclaimer_ = std::thread([this] {
+    const auto period = std::max<std::chrono::milliseconds>(options_.upload_lease / 2,
+                                                            std::chrono::milliseconds(100));
+    std::unique_lock lock(reclaim_mu_);
+    while (!reclaim_cv_.wait_for(lock, period, [this] { return stopping_; })) {
+      lock.unlock();
+      auto n = ReclaimAbandonedUploads();
+      if (!n.ok()) log::Warn("upload.reclaim_failed", {{"error", n.status().ToString()}});
+      lock.lock();
+    }
+  });
 }
 
 Result<Image> ImageService::StreamIn(Image image, store::Store& store, io::Reader& body,
@@ -234,6 +328,24 @@ Result<Image> ImageService::StreamIn(Image image, store::Store& store, io::Reade
   IngestOptions opts = ingest_options(image);
   opts.expected_md5 = std::move(expected_md5);
   if (quota_left) opts.size_cap = std::min(opts.size_cap, *quota_left);
+  if (options_.upload_leases != nullptr) {
+    // Renewed from the reading loop: checked every 64 KiB (at the edge's minimum rate of 1 KiB/s,
+    // a minute), renewed once a third of the lease has passed; a renewal the catalog could not
+    // answer is tried again a second later, one that found the lease taken over stops the upload.
+    // Once more, unconditionally, before the commit: after that the lease cannot run out before
+    // the activation below.
+    const int64_t third = options_.upload_lease.count() * 1000000 / 3;
+    opts.progress_every = 64 << 10;
+    opts.progress = [this, id, third, next = Now() + third](uint64_t) mutable -> Status {
+      const int64_t now = Now();
+      if (now < next) return Status::Ok();
+      Status s = RenewUploadLease(id);
+      if (s.code() == Code::kConflict) return s;
+      next = now + (s.ok() ? third : 1000000);  // an unanswered renewal: again in a second
+      return Status::Ok();
+    };
+    opts.before_commit = [this, id] { return RenewUploadLease(id); };
+  }
   INGOT_ASSIGN_OR_RETURN(IngestResult in, Ingest(body, content_length, {&store}, id, opts));
   const uint64_t total = in.bytes;
   std::optional<uint64_t> virtual_size;
@@ -483,7 +595,7 @@ Result<RepairReport> ImageService::Repair() {
     std::string id = image.id;
     bool ours = false;
     if (shared) {
-      auto lease = options_.upload_leases->GetJobLease("upload/" + id);
+      auto lease = options_.upload_leases->GetJobLease(UploadLeaseName(id));
       if (lease.ok() && lease->holder && *lease->holder != options_.node) {
         ++report.saving_other_node;
         continue;
@@ -491,7 +603,7 @@ Result<RepairReport> ImageService::Repair() {
       ours = lease.ok() && lease->holder;
     }
     RevertToQueued(std::move(image));
-    if (ours) HoldUploadLease(id, false);
+    if (ours) ReleaseUploadLease(id);
     ++report.saving_reset;
     log::Warn("repair.saving_reset", {{"image", id}});
   }

@@ -14,12 +14,16 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "catalog/job_leases.h"
@@ -41,12 +45,18 @@ struct ImageServiceOptions {
   size_t buffer_size = 1 << 20;      // upload read size
   size_t buffer_count = 8;           // upload buffers in flight (memory = size * count)
   // A catalog shared by several nodes (PostgreSQL): each upload holds the lease "upload/<id>" in
-  // `upload_leases` for `node`, so that a node's start-up Repair() puts back to `queued` only the
-  // uploads that node itself was running when it died — never another node's live one — and
-  // leaves the sweep of the stores to the scrubber, whose grace period protects writes in flight.
+  // `upload_leases` for `node`, renewed while bytes arrive (at least every third of
+  // `upload_lease`) and once more just before the bytes are committed. A node's start-up
+  // Repair() puts back to `queued` the uploads it was itself running when it died; any node's
+  // ReclaimAbandonedUploads() does the same for another node's upload whose lease ran out (a node
+  // that never came back). The lease is the one word on who owns a `saving` image: an upload that
+  // lost it commits nothing and leaves the image alone. The stores' leftovers are the scrubber's,
+  // whose grace period protects writes in flight.
   // nullptr: this node is the catalog's only writer (SQLite) and Repair() sweeps everything.
   catalog::JobLeaseRepository* upload_leases = nullptr;
   std::string node;
+  std::chrono::seconds upload_lease{120};
+  std::function<int64_t()> now;  // microseconds since the epoch (tests); default common/time.h
 };
 
 // What an upload learned, for logs and metrics.
@@ -79,6 +89,7 @@ class ImageService {
  public:
   ImageService(catalog::ImageRepository& repo, store::StoreSet& stores,
                ImageServiceOptions options);
+  ~ImageService();
 
   // ---- Reading ----
   // The image if `viewer` may see it; kNotFound ("No image found with ID x") otherwise, also for a
@@ -144,6 +155,13 @@ class ImageService {
   // Run once at start, before serving: every store is swept (a shared catalog: see
   // ImageServiceOptions::upload_leases).
   Result<RepairReport> Repair();
+  // Shared catalog: puts back to `queued` every `saving` image whose upload lease has run out (its
+  // node died and has not come back), taking the lease first so the old upload can never commit.
+  // Returns how many. 0 without upload_leases.
+  Result<int> ReclaimAbandonedUploads();
+  // Shared catalog: a thread that runs ReclaimAbandonedUploads every half upload_lease until the
+  // service is destroyed. Nothing without upload_leases.
+  void StartReclaimingUploads();
 
   // Images found without their bytes by the last Repair() or OpenData(); for /healthcheck and
   // metrics.
@@ -190,8 +208,17 @@ class ImageService {
                                   std::optional<std::string> expected_md5,
                                   std::optional<uint64_t> quota_left = std::nullopt);
   void RevertToQueued(catalog::Image image);
-  // Takes (or releases) this node's lease on an upload (ImageServiceOptions::upload_leases).
-  void HoldUploadLease(const std::string& image_id, bool take);
+  // This node's lease on an upload (ImageServiceOptions::upload_leases): taken when the upload
+  // claims the image (an error: the upload must not start), renewed while bytes arrive (kConflict
+  // once another node took it over), released when the upload ends. All Ok without a shared
+  // catalog.
+  Status TakeUploadLease(const std::string& image_id);
+  Status RenewUploadLease(const std::string& image_id);
+  void ReleaseUploadLease(const std::string& image_id);
+  // Whether this node still holds the upload's lease (true without a shared catalog): an upload
+  // that failed puts its image back only then, never one another node has taken over.
+  bool HoldsUploadLease(const std::string& image_id);
+  int64_t Now() const;
   // Removes committed bytes no image will own; failures are logged and left to Repair().
   void DiscardBytes(store::Store& store, const std::string& key);
 
@@ -201,6 +228,12 @@ class ImageService {
   Quotas* quotas_ = nullptr;
   ImageServiceOptions options_;
   std::atomic<int64_t> missing_data_{0};
+
+  // StartReclaimingUploads' thread.
+  std::mutex reclaim_mu_;
+  std::condition_variable reclaim_cv_;
+  bool stopping_ = false;  // guarded by reclaim_mu_
+  std::thread reclaimer_;
 };
 
 }  // namespace ingot::service

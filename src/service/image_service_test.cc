@@ -340,6 +340,102 @@ TEST_F(ImageServiceTest, RepairOnASharedCatalogTouchesOnlyThisNodesUploads) {
   EXPECT_EQ(repo_->Get(theirs)->status(), ImageStatus::kQueued);
 }
 
+// A node that died mid-upload and never came back: once its lease has run out another node puts
+// the image back to queued, and the image can be uploaded again.
+TEST_F(ImageServiceTest, AnUploadWhoseNodeNeverReturnedIsReclaimedAfterItsLease) {
+  int64_t clock = NowMicros();
+  auto node = [&](const std::string& name) {
+    return std::make_unique<ImageService>(
+        *repo_, *stores_,
+        ImageServiceOptions{.buffer_size = 64 * 1024, .buffer_count = 4,
+                            .upload_leases = sqlite_.get(), .node = name,
+                            .upload_lease = std::chrono::seconds(60),
+                            .now = [&] { return clock; }});
+  };
+  auto b = node("node-b");
+  auto saving = [&](std::optional<std::string> holder) {
+    std::string id = NewQueued();
+    auto im = *repo_->Get(id);
+    EXPECT_TRUE(catalog::Transition(im, catalog::ImageEvent::kStartUpload).ok());
+    im.updated_at = clock;
+    EXPECT_TRUE(repo_->Save(im).ok());
+    if (holder) {
+      EXPECT_TRUE(sqlite_->AcquireJobLease("upload/" + id, *holder, clock, clock + 60'000'000,
+                                           clock).ok());
+    }
+    return id;
+  };
+  std::string dead = saving("node-a");
+  std::string unleased = saving(std::nullopt);  // claimed, its lease not yet taken
+  EXPECT_EQ(*b->ReclaimAbandonedUploads(), 0);
+  clock += 30'000'000;
+  EXPECT_EQ(*b->ReclaimAbandonedUploads(), 0);  // node-a may only be slow
+  EXPECT_EQ(repo_->Get(dead)->status(), ImageStatus::kSaving);
+
+  clock += 31'000'000;
+  EXPECT_EQ(*b->ReclaimAbandonedUploads(), 2);
+  EXPECT_EQ(repo_->Get(dead)->status(), ImageStatus::kQueued);
+  EXPECT_EQ(repo_->Get(unleased)->status(), ImageStatus::kQueued);
+  EXPECT_FALSE(sqlite_->GetJobLease("upload/" + dead)->holder.has_value());
+  PatternBody body(3000);
+  auto again = b->Upload(Get(dead), body, 3000);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->status(), ImageStatus::kActive);
+  EXPECT_EQ(*b->ReclaimAbandonedUploads(), 0);
+}
+
+// The other side: an upload that stalled past its lease and was taken over stores nothing and
+// leaves the image to whoever owns it now, even when another upload has already claimed it.
+TEST_F(ImageServiceTest, AnUploadThatLostItsLeaseCommitsNothingAndLeavesTheImageAlone) {
+  int64_t clock = NowMicros();
+  auto node = [&](const std::string& name) {
+    return std::make_unique<ImageService>(
+        *repo_, *stores_,
+        ImageServiceOptions{.buffer_size = 64 * 1024, .buffer_count = 4,
+                            .upload_leases = sqlite_.get(), .node = name,
+                            .upload_lease = std::chrono::seconds(60),
+                            .now = [&] { return clock; }});
+  };
+  auto a = node("node-a");
+  auto b = node("node-b");
+  std::string id = NewQueued();
+
+  // Half-way through node-a's upload the client stalls for 61 s; node-b reclaims the image and
+  // node-c starts a new upload of it.
+  class StallingBody final : public io::Reader {
+   public:
+    explicit StallingBody(std::function<void()> stall) : stall_(std::move(stall)) {}
+    Result<size_t> Read(std::span<uint8_t> buf) override {
+      if (read_ >= (512u << 10) && stall_) std::exchange(stall_, nullptr)();
+      auto n = inner_.Read(buf);
+      if (n.ok()) read_ += *n;
+      return n;
+    }
+
+   private:
+    PatternBody inner_{1 << 20};
+    uint64_t read_ = 0;
+    std::function<void()> stall_;
+  };
+  StallingBody body([&] {
+    clock += 61'000'000;
+    EXPECT_EQ(*b->ReclaimAbandonedUploads(), 1);
+    auto im = *repo_->Get(id);
+    EXPECT_EQ(im.status(), ImageStatus::kQueued);
+    EXPECT_TRUE(catalog::Transition(im, catalog::ImageEvent::kStartUpload).ok());
+    EXPECT_TRUE(repo_->Save(im).ok());
+    EXPECT_TRUE(sqlite_->AcquireJobLease("upload/" + id, "node-c", clock, clock + 60'000'000,
+                                         clock).ok());
+  });
+  auto lost = a->Upload(Get(id), body, 1 << 20);
+  ASSERT_FALSE(lost.ok());
+  EXPECT_EQ(lost.status().code(), Code::kConflict) << lost.status().ToString();
+  EXPECT_NE(lost.status().message().find("taken over by another node"), std::string::npos);
+  EXPECT_EQ(repo_->Get(id)->status(), ImageStatus::kSaving);  // node-c's, untouched
+  EXPECT_EQ(sqlite_->GetJobLease("upload/" + id)->holder, "node-c");
+  EXPECT_EQ(FilesInStore(), 0);
+}
+
 // ---- Faults: whatever fails, the image is not active, no bytes are left, the error says what
 // happened, and the next upload succeeds. ----
 

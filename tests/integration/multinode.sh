@@ -5,7 +5,8 @@
 #  - uploads, copy-image imports to the S3, Swift and file stores, downloads — each CLI call's
 #    requests spread over the nodes;
 #  - SIGKILL of the node holding a slow upload (sent to that node directly): HAProxy takes it out,
-#    the others keep serving; once it is back the image can be uploaded again;
+#    the others keep serving and, once the upload's lease runs out, put the image back to queued;
+#    it can be uploaded again;
 #  - SIGKILL of the node running a long import (web-download from a dripping origin into Swift and
 #    S3): another node claims the task when the lease (3 s here) runs out and finishes it;
 #  - afterwards every acknowledged image downloads byte-identical from every node;
@@ -31,7 +32,9 @@ it_on_failure() { cluster_digest; }
 # The origin for web-download: /drip/<name> sends 2.5 MiB/s, so a 16 MiB import takes ~6 s.
 origin_start "$W/origin"
 export CLUSTER_INGOTD="$INGOTD" CLUSTER_LEASE_MS=3000 CLUSTER_STORES="swift s3 file"
-export CLUSTER_TOML="[scrubber]
+export CLUSTER_TOML="[images]
+upload_lease_s = 4
+[scrubber]
 enabled = true
 interval_s = 2
 grace_s = 10
@@ -115,10 +118,16 @@ for n in 1 2 3 4; do
   req GET "/v2/images/$BIG"
   expect_code "the balancer keeps serving without node 2 (#$n)" 200
 done
-# Back again: its start-up repair puts the interrupted upload back to queued.
+# Node 2 does not come back at once: once the upload's lease (4 s) has run out another node puts
+# the image back to queued.
+for _ in $(seq 1 150); do [ "$(api "$SLOW" .status)" = queued ] && break; sleep 0.1; done
+expect_eq "the interrupted upload's image is queued again while node 2 is down" \
+  "$(api "$SLOW" .status)" queued
+expect_true "node 1 or 3 reclaimed it" \
+  grep -qE "event=upload.reclaimed .*image=$SLOW" "$(cluster_node_log 1)" "$(cluster_node_log 3)"
 expect_true "node 2 restarts" cluster_restart 2
 expect_true "HAProxy takes node 2 back" cluster_wait_lb 2 up 10
-expect_eq "the interrupted upload's image is queued again" "$(api "$SLOW" .status)" queued
+expect_eq "the restart leaves the reclaimed image queued" "$(api "$SLOW" .status)" queued
 run "image-upload of the interrupted image" g image-upload --file "$W/slow.raw" "$SLOW"
 WANT[$SLOW]=$(md5 "$W/slow.raw")
 expect_eq "uploaded again: active with the right checksum" \
