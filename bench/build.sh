@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Image builder benchmark: wall time of Ingot's build of a minimal Debian bookworm root (with
 # linux-image-amd64) against plain `mmdebstrap` run by hand with the same package list, in the same
-# run, with a cold and a warm package cache; and the time of a cached rebuild (nothing changed).
+# run, with a cold and a warm package cache (warm: medians of ROUNDS interleaved runs, default 3);
+# and the time of a cached rebuild (nothing changed).
 # Ingot's builds here produce the IMS outputs only (SquashFS, kernel, initrd, manifest), since plain
 # mmdebstrap produces a directory: the comparison is of the build, plus the SquashFS Ingot adds.
+# Ingot runs dpkg under mmdebstrap's eatmydata hooks; the warm build is also compared with plain
+# mmdebstrap given the same hooks by hand, so the saving is not mistaken for less overhead.
 #
 # Usage: bench/build.sh [BUILD_DIR]   (root; needs mmdebstrap, squashfs-tools and deb.debian.org)
 # Targets: overhead <= 10% over plain mmdebstrap; a cached rebuild < 5 s.
@@ -23,17 +26,19 @@ secs() { echo "$2 - $1" | bc; }
 
 # ---- plain mmdebstrap, by hand: cold (nothing cached), then warm (its own .deb cache)
 mkdir -p "$W/debs"
-plain() {
+plain() {  # [EXTRA mmdebstrap options]
   rm -rf "$W/root"
-  SOURCE_DATE_EPOCH=1700000000 mmdebstrap --quiet --mode=root --variant=minbase --include="$PKGS" \
+  SOURCE_DATE_EPOCH=1700000000 mmdebstrap --quiet --mode=root --variant=minbase --include="$PKGS" "$@" \
     --skip=essential/unlink --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
     --setup-hook="sync-in $W/debs /var/cache/apt/archives/" \
     --customize-hook="sync-out /var/cache/apt/archives $W/debs" \
     bookworm "$W/root" "$MIRROR" > "$W/plain.log" 2>&1
 }
-t0=$(now); plain; t1=$(now); PLAIN_COLD=$(secs "$t0" "$t1")
-t0=$(now); plain; t1=$(now); PLAIN_WARM=$(secs "$t0" "$t1")
-rm -rf "$W/root"
+timed() { local t0 t1; t0=$(now); "$@" > /dev/null; t1=$(now); secs "$t0" "$t1"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+PLAIN_COLD=$(timed plain)
+# The same by hand with mmdebstrap's own eatmydata hooks, which Ingot's builds use.
+EAT=/usr/share/mmdebstrap/hooks/eatmydata
 
 # ---- Ingot: the same package list from a recipe, through the API
 "$INGOTD" --listen 127.0.0.1:0 --boot-listen "" --data-dir "$W/data" > "$W/ingotd.out" 2> "$W/ingotd.log" &
@@ -63,13 +68,24 @@ build() {  # build USE_CACHE -> seconds
   secs "$t0" "$t1"
 }
 INGOT_COLD=$(build true)       # an empty package cache: everything downloaded
-INGOT_WARM=$(build false)      # every stage again, packages from the cache
+# Warm: every stage again, packages from the cache; interleaved with the plain runs, ROUNDS times
+# (the archive's index download and this shared host make single runs vary by 20 %).
+P=() E=() I=()
+for _ in $(seq 1 "${ROUNDS:-3}"); do
+  P+=("$(timed plain)")
+  E+=("$(timed plain --hook-dir="$EAT")")
+  I+=("$(build false)")
+done
+rm -rf "$W/root"
+PLAIN_WARM=$(median "${P[@]}") PLAIN_EAT=$(median "${E[@]}") INGOT_WARM=$(median "${I[@]}")
 INGOT_CACHED=$(build true)     # nothing changed: every stage and the outputs from the step cache
 
 ratio() { echo "scale=3; $1 / $2" | bc; }
 echo "image builder: Debian bookworm minbase + $PKGS (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '  %-44s %8.1f s\n' "plain mmdebstrap, cold package cache" "$PLAIN_COLD"
 printf '  %-44s %8.1f s   (%sx plain)\n' "ingot build (+SquashFS), cold" "$INGOT_COLD" "$(ratio "$INGOT_COLD" "$PLAIN_COLD")"
+echo "  warm runs (s): plain ${P[*]}; plain+eatmydata ${E[*]}; ingot ${I[*]}; medians below"
 printf '  %-44s %8.1f s\n' "plain mmdebstrap, warm package cache" "$PLAIN_WARM"
 printf '  %-44s %8.1f s   (%sx plain)\n' "ingot build (+SquashFS), warm, no step cache" "$INGOT_WARM" "$(ratio "$INGOT_WARM" "$PLAIN_WARM")"
+printf '  %-44s %8.1f s   (ingot warm: %sx this)\n' "plain mmdebstrap + eatmydata hooks, warm" "$PLAIN_EAT" "$(ratio "$INGOT_WARM" "$PLAIN_EAT")"
 printf '  %-44s %8.2f s   (target < 5 s)\n' "ingot cached rebuild" "$INGOT_CACHED"

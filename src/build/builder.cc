@@ -135,6 +135,9 @@ void MergeInto(const std::string& from, const std::string& to) {
   }
 }
 
+// mmdebstrap's hooks that run dpkg under eatmydata (Debian's mmdebstrap package ships them).
+constexpr const char* kEatmydataHooks = "/usr/share/mmdebstrap/hooks/eatmydata";
+
 // Stage scripts. Each runs as `sh -c SCRIPT sh ARGS...` in its own mount and PID namespaces, so
 // the mounts it makes vanish with it whatever happens; it also unmounts them itself on the normal
 // path. Untrusted values only ever arrive as positional parameters, never spliced into the text.
@@ -1008,6 +1011,13 @@ Status BuildService::Build(const std::string& id, Running& run) {
         "--aptopt=Acquire::Retries \"3\"",
         "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
         "--setup-hook=sync-in " + cache_debs + " /var/cache/apt/archives/"};
+    // dpkg without its fsync per file (mmdebstrap's own eatmydata hooks: the wrapper is fetched
+    // from the recipe's archive, used while packages install and removed again, leaving the root
+    // as without it). ~25 % of a minimal build's time here. Durability is not lost: the hook ends
+    // with one sync(2), before the stage's result is kept.
+    if (fs::is_directory(kEatmydataHooks)) {
+      argv.push_back(std::string("--hook-dir=") + kEatmydataHooks);
+    }
     std::string comps_arg;
     for (auto& c : recipe->components) comps_arg += (comps_arg.empty() ? "" : ",") + c;
     argv.push_back("--components=" + comps_arg);
