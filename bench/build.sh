@@ -27,14 +27,16 @@ secs() { echo "$2 - $1" | bc; }
 # ---- plain mmdebstrap, by hand: cold (nothing cached), then warm (its own .deb cache)
 mkdir -p "$W/debs"
 plain() {  # [EXTRA mmdebstrap options]
-  rm -rf "$W/root"
   SOURCE_DATE_EPOCH=1700000000 mmdebstrap --quiet --mode=root --variant=minbase --include="$PKGS" "$@" \
     --skip=essential/unlink --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
     --setup-hook="sync-in $W/debs /var/cache/apt/archives/" \
     --customize-hook="sync-out /var/cache/apt/archives $W/debs" \
     bookworm "$W/root" "$MIRROR" > "$W/plain.log" 2>&1
 }
-timed() { local t0 t1; t0=$(now); "$@" > /dev/null; t1=$(now); secs "$t0" "$t1"; }
+# Each timed run starts with the last one's root removed and every dirty page written back, so no run
+# pays for the one before it.
+settle() { rm -rf "$W/root"; sync; }
+timed() { local t0 t1; settle; t0=$(now); "$@" > /dev/null; t1=$(now); secs "$t0" "$t1"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 PLAIN_COLD=$(timed plain)
 # The same by hand with mmdebstrap's own eatmydata hooks, which Ingot's builds use.
@@ -56,6 +58,7 @@ curl -sf -o /dev/null -XPUT "$IMS/recipes/$RID/archive" -H 'Content-Type: applic
   --data-binary @"$W/recipe.tgz"
 build() {  # build USE_CACHE -> seconds
   local t0 t1 id s
+  settle
   t0=$(now)
   id=$(curl -s -XPOST "$IMS/jobs" -H 'Content-Type: application/json' \
     -d "{\"job_type\":\"create\",\"artifact_id\":\"$RID\",\"outputs\":[\"ims\"],\"use_cache\":$1}" | jq -r .id)
