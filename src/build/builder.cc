@@ -1012,11 +1012,13 @@ Status BuildService::Build(const std::string& id, Running& run) {
         "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
         "--setup-hook=sync-in " + cache_debs + " /var/cache/apt/archives/"};
     // dpkg without its fsync per file (mmdebstrap's own eatmydata hooks: the wrapper is fetched
-    // from the recipe's archive, used while packages install and removed again, leaving the root
-    // as without it). ~25 % of a minimal build's time here. Durability is not lost: the hook ends
-    // with one sync(2), before the stage's result is kept.
+    // from the recipe's archive, used while packages install and removed again). Durability is not
+    // lost: the hook ends with one sync(2), before the stage's result is kept. The library was in
+    // place when packages ran ldconfig, so the cache is rebuilt once it is gone: the root is then
+    // as without the hooks.
     if (fs::is_directory(kEatmydataHooks)) {
       argv.push_back(std::string("--hook-dir=") + kEatmydataHooks);
+      argv.push_back("--customize-hook=chroot \"$1\" ldconfig");
     }
     std::string comps_arg;
     for (auto& c : recipe->components) comps_arg += (comps_arg.empty() ? "" : ",") + c;
