@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "common/log.h"
+#include "common/regex.h"
 #include "common/result.h"
 #include "common/time.h"
 #include "common/utf8.h"
@@ -37,6 +38,26 @@ TEST(StatusTest, FromErrnoMapsCodes) {
   EXPECT_EQ(FromErrno(ENOSPC, "write").code(), Code::kStorageFull);
   EXPECT_TRUE(IsServerFault(FromErrno(EACCES, "open").code()));
   EXPECT_FALSE(IsServerFault(Code::kNotFound));
+}
+
+TEST(RegexTest, UntrustedPatternsAreBoundedBeforeTheLibrarySeesThem) {
+  auto ip = CompileUntrustedRegex(R"(^(\d{1,3}\.){3}\d{1,3}$)", 1024);
+  ASSERT_TRUE(ip.ok()) << ip.status().ToString();
+  EXPECT_TRUE(std::regex_match("10.0.0.1", *ip));
+  // Six digits pass to the library, which refuses an automaton past its state limit.
+  EXPECT_FALSE(CompileUntrustedRegex("a{999999}", 1024).ok());
+  // libstdc++ would overflow a long parsing these (undefined behaviour).
+  for (const char* p :
+       {"a{8888888888888888888}", "a{1,8888888888888888888}", R"((a)\99999999999)"}) {
+    auto r = CompileUntrustedRegex(p, 1024);
+    ASSERT_FALSE(r.ok()) << p;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("more than 6 digits"), std::string::npos);
+  }
+  EXPECT_NE(CompileUntrustedRegex("(", 1024).status().message().find("does not compile"),
+            std::string::npos);
+  EXPECT_NE(CompileUntrustedRegex(std::string(20, 'a'), 10).status().message().find("longer"),
+            std::string::npos);
 }
 
 TEST(Utf8Test, AcceptsWellFormedText) {

@@ -1,8 +1,8 @@
 #include "metadefs/definitions.h"
 
-#include <regex>
 #include <set>
 
+#include "common/regex.h"
 #include "common/utf8.h"
 
 namespace ingot::metadefs {
@@ -159,11 +159,9 @@ Status CheckPropertyDefinition(std::string_view schema, const json::object& p,
     return pattern.status();
   } else if (*pattern) {
     // format "regex": a pattern nothing could ever be checked against is refused up front. The
-    // standard library compiles by recursion, so the length is bounded first.
+    // standard library compiles by recursion, so the length is bounded first (common/regex.h).
     if ((*pattern)->size() > 1024) return Mismatch(schema, "'pattern' is longer than 1024 characters");
-    try {
-      std::regex re(**pattern, std::regex::ECMAScript);
-    } catch (const std::regex_error&) {
+    if (!CompileUntrustedRegex(**pattern, 1024).ok()) {
       return Mismatch(schema, "'" + **pattern + "' is not a 'regex'");
     }
   }

@@ -10,6 +10,8 @@
 #include <regex>
 #include <set>
 
+#include "common/regex.h"
+
 namespace ingot::deploy::artifacts {
 namespace json = boost::json;
 namespace {
@@ -329,8 +331,10 @@ Status CheckValue(const AttributeSpec& spec, std::string_view key, std::string_v
       return Status::Ok();  // never quoted back
     case AttributeType::kString:
       if (!spec.regex.empty()) {
+        auto re = CompileUntrustedRegex(spec.regex, 512);
+        if (!re.ok()) return Bad(key, "its regex could not be applied to the value");
         try {
-          if (!std::regex_match(std::string(value), std::regex(spec.regex, std::regex::ECMAScript))) {
+          if (!std::regex_match(std::string(value), *re)) {
             return Bad(key, "'" + std::string(value) + "' does not match " + spec.regex);
           }
         } catch (const std::exception&) {
@@ -403,10 +407,8 @@ Result<AttributeSpec> ParseAttributeSpec(const json::value& entry) {
       if (!v.is_string()) return Bad(s.name, "regex must be a string");
       s.regex = std::string(v.as_string());
       if (s.regex.size() > 512) return Bad(s.name, "regex is longer than 512 characters");
-      try {
-        std::regex compiled(s.regex, std::regex::ECMAScript);
-      } catch (const std::exception&) {
-        return Bad(s.name, "regex '" + s.regex + "' does not compile");
+      if (auto compiled = CompileUntrustedRegex(s.regex, 512); !compiled.ok()) {
+        return Bad(s.name, "regex '" + s.regex + "': " + compiled.status().message());
       }
     } else if (k == "unit") {
       if (!v.is_string()) return Bad(s.name, "unit must be a string");
