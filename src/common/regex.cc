@@ -19,7 +19,8 @@ size_t DigitsAt(std::string_view s, size_t i) {
 
 }  // namespace
 
-Result<std::regex> CompileUntrustedRegex(std::string_view pattern, size_t max_length) {
+Result<std::regex> CompileUntrustedRegex(std::string_view pattern, size_t max_length,
+                                         std::regex::flag_type flags) {
   if (pattern.size() > max_length) {
     return InvalidArgument("the pattern is longer than " + std::to_string(max_length) +
                            " characters");
@@ -38,7 +39,7 @@ Result<std::regex> CompileUntrustedRegex(std::string_view pattern, size_t max_le
     }
   }
   try {
-    return std::regex(std::string(pattern), std::regex::ECMAScript);
+    return std::regex(std::string(pattern), flags);
   } catch (const std::regex_error& e) {
     return InvalidArgument(std::string("the pattern does not compile: ") + e.what());
   }

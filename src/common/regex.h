@@ -1,5 +1,5 @@
 // std::regex (ECMAScript) for patterns that come from untrusted input: a metadef property's
-// `pattern`, a deployment attribute's `regex`.
+// `pattern`, a deployment attribute's `regex`, a property-protection file's section.
 //
 // libstdc++ parses a repetition count (`a{N}`, `a{N,M}`) or a back-reference number (`\N`) into a
 // `long` with no overflow check: 19 digits there is undefined behaviour (found by fuzz_metadefs).
@@ -16,6 +16,8 @@ namespace ingot {
 
 // kInvalidArgument (a message for a person, naming the pattern's fault) when the pattern is
 // longer than `max_length`, has a count or back-reference of more than 6 digits, or does not compile.
-Result<std::regex> CompileUntrustedRegex(std::string_view pattern, size_t max_length);
+Result<std::regex> CompileUntrustedRegex(
+    std::string_view pattern, size_t max_length,
+    std::regex::flag_type flags = std::regex::ECMAScript);
 
 }  // namespace ingot

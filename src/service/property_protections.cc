@@ -4,6 +4,8 @@
 #include <map>
 #include <sstream>
 
+#include "common/regex.h"
+
 namespace ingot::service {
 
 namespace {
@@ -71,13 +73,15 @@ Result<std::unique_ptr<PropertyProtections>> PropertyProtections::Parse(std::str
   for (auto& [expression, values] : sections) {
     Rule rule;
     rule.expression = expression;
-    // The standard library compiles expressions by recursion: bound them first.
+    // The standard library compiles expressions by recursion: bound them first (common/regex.h).
     if (expression.size() > 1024) return Invalid("[" + expression.substr(0, 40) + "...] is too long");
-    try {
-      rule.regex = std::regex(expression, std::regex::ECMAScript | std::regex::optimize);
-    } catch (const std::regex_error& e) {
-      return Invalid("[" + expression + "] is not a valid regular expression");
+    auto compiled = CompileUntrustedRegex(expression, 1024,
+                                          std::regex::ECMAScript | std::regex::optimize);
+    if (!compiled.ok()) {
+      return Invalid("[" + expression + "] is not a valid regular expression: " +
+                     compiled.status().message());
     }
+    rule.regex = std::move(*compiled);
     for (int op = 0; op < 4; ++op) {
       auto v = values.find(kOperations[op]);
       if (v == values.end()) {
