@@ -93,6 +93,15 @@ class ImageServiceTest : public ::testing::Test {
     EXPECT_TRUE(sqlite_->Add(im).ok());
     return im.id;
   }
+  // A node on a shared catalog (upload leases of 60 s) whose time is `clock`.
+  std::unique_ptr<ImageService> SharedNode(const std::string& name, const int64_t& clock) {
+    return std::make_unique<ImageService>(
+        *repo_, *stores_,
+        ImageServiceOptions{.buffer_size = 64 * 1024, .buffer_count = 4,
+                            .upload_leases = sqlite_.get(), .node = name,
+                            .upload_lease = std::chrono::seconds(60),
+                            .now = [&clock] { return clock; }});
+  }
   int FilesInStore() {
     return std::system(("test -z \"$(ls -A " + dir_ + "/images)\"").c_str()) == 0 ? 0 : 1;
   }
@@ -344,14 +353,7 @@ TEST_F(ImageServiceTest, RepairOnASharedCatalogTouchesOnlyThisNodesUploads) {
 // the image back to queued, and the image can be uploaded again.
 TEST_F(ImageServiceTest, AnUploadWhoseNodeNeverReturnedIsReclaimedAfterItsLease) {
   int64_t clock = NowMicros();
-  auto node = [&](const std::string& name) {
-    return std::make_unique<ImageService>(
-        *repo_, *stores_,
-        ImageServiceOptions{.buffer_size = 64 * 1024, .buffer_count = 4,
-                            .upload_leases = sqlite_.get(), .node = name,
-                            .upload_lease = std::chrono::seconds(60),
-                            .now = [&] { return clock; }});
-  };
+  auto node = [&](const std::string& name) { return SharedNode(name, clock); };
   auto b = node("node-b");
   auto saving = [&](std::optional<std::string> holder) {
     std::string id = NewQueued();
@@ -388,14 +390,7 @@ TEST_F(ImageServiceTest, AnUploadWhoseNodeNeverReturnedIsReclaimedAfterItsLease)
 // leaves the image to whoever owns it now, even when another upload has already claimed it.
 TEST_F(ImageServiceTest, AnUploadThatLostItsLeaseCommitsNothingAndLeavesTheImageAlone) {
   int64_t clock = NowMicros();
-  auto node = [&](const std::string& name) {
-    return std::make_unique<ImageService>(
-        *repo_, *stores_,
-        ImageServiceOptions{.buffer_size = 64 * 1024, .buffer_count = 4,
-                            .upload_leases = sqlite_.get(), .node = name,
-                            .upload_lease = std::chrono::seconds(60),
-                            .now = [&] { return clock; }});
-  };
+  auto node = [&](const std::string& name) { return SharedNode(name, clock); };
   auto a = node("node-a");
   auto b = node("node-b");
   std::string id = NewQueued();
