@@ -19,6 +19,7 @@
 #include "build/kiwi.h"
 #include "build/customize.h"
 #include "build/recipe.h"
+#include "catalog/job_leases.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "common/uuid.h"
@@ -33,6 +34,14 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 
 namespace {
+
+std::string LeaseName(const std::string& job_id) { return "build-job:" + job_id; }
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // Bumped whenever a stage's script changes what it produces: old cache entries stop matching.
 constexpr const char* kStageVersion = "ingot-build-2";
@@ -278,6 +287,9 @@ std::string SpdxOf(const std::string& name, const std::string& key, int64_t epoc
 struct BuildService::Running {
   process::Sandbox sandbox;
   std::atomic<bool> cancelled{false};
+  // The job is no longer this node's to finish (its lease was taken over, or it was cancelled or
+  // deleted through another node): the run ends without writing the record.
+  std::atomic<bool> lost{false};
   std::mutex log_mu;
   FILE* log = nullptr;
   std::string status;
@@ -297,7 +309,10 @@ struct BuildService::Running {
 
 BuildService::BuildService(BuildRepository& repo, BuilderOptions options,
                            service::ImageService* images)
-    : repo_(repo), options_(std::move(options)), images_(images) {}
+    : repo_(repo),
+      options_(std::move(options)),
+      images_(images),
+      shelf_(options_.dir, options_.shelf_store) {}
 
 BuildService::~BuildService() { Stop(); }
 
@@ -317,6 +332,139 @@ void BuildService::Stop() {
   std::unique_lock<std::mutex> lock(mu_);
   slot_cv_.notify_all();
   slot_cv_.wait(lock, [&] { return running_.empty(); });
+  lock.unlock();
+  if (keeper_.joinable()) keeper_.join();
+}
+
+void BuildService::StartKeeper() {
+  if (options_.leases == nullptr || keeper_.joinable()) return;
+  keeper_ = std::thread([this] { KeeperLoop(); });
+}
+
+void BuildService::KeeperLoop() {
+  const auto tick = std::max<std::chrono::milliseconds>(std::chrono::seconds(1),
+                                                        options_.job_lease / 3);
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    KeepRunningJobs();
+    TakeOverOrphans();
+    lock.lock();
+    slot_cv_.wait_for(lock, tick, [&] { return stopping_; });
+  }
+}
+
+void BuildService::KeepRunningJobs() {
+  std::map<std::string, std::shared_ptr<Running>> running;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running = running_;
+  }
+  auto lose = [&](const std::string& id, Running& run, const std::string& why) {
+    if (run.lost.exchange(true)) return;
+    run.Line("== stopped here: " + why);
+    log::Warn("build.job_lost", {{"job", id}, {"node", options_.node}, {"why", why}});
+    run.cancelled = true;
+    run.sandbox.Kill();
+  };
+  for (auto& [id, run] : running) {
+    Status renewed = options_.leases->RenewJobLease(
+        LeaseName(id), options_.node,
+        NowMicros() + std::chrono::microseconds(options_.job_lease).count());
+    if (renewed.code() == Code::kConflict) {
+      lose(id, *run, "another node took the job over (this node's lease ran out)");
+      continue;
+    }
+    if (!renewed.ok()) {
+      log::Warn("build.lease_renew_failed", {{"job", id}, {"error", renewed.ToString()}});
+    }
+    auto job = repo_.Get(Kind::kJob, id);
+    if (job.status().code() == Code::kNotFound) {
+      lose(id, *run, "the job was deleted through another node");
+    } else if (job.ok() && IsFinished(Str(*job, "status"))) {
+      lose(id, *run, "the job was ended through another node (" + Str(*job, "status") + ")");
+    }
+  }
+  slot_cv_.notify_all();
+}
+
+void BuildService::TakeOverOrphans() {
+  auto jobs = repo_.List(Kind::kJob);
+  if (!jobs.ok()) {
+    log::Warn("build.keeper_list_failed", {{"error", jobs.status().ToString()}});
+    return;
+  }
+  for (auto& job : *jobs) {
+    const std::string id = Str(job, "id");
+    if (IsFinished(Str(job, "status")) || JobRunning(id)) continue;
+    const int64_t now = NowMicros();
+    std::string previous = "unknown";
+    if (auto lease = options_.leases->GetJobLease(LeaseName(id)); lease.ok()) {
+      if (lease->holder && lease->until >= now) continue;  // its node is alive
+      if (lease->holder) previous = *lease->holder;
+    } else if (lease.status().code() != Code::kNotFound) {
+      continue;
+    }
+    auto taken = options_.leases->AcquireJobLease(
+        LeaseName(id), options_.node, now,
+        now + std::chrono::microseconds(options_.job_lease).count(), INT64_MAX);
+    if (!taken.ok() || taken->holder != options_.node) continue;
+    // Read again under the lease: it may have ended or been deleted since the list.
+    auto fresh = repo_.Get(Kind::kJob, id);
+    if (!fresh.ok() || IsFinished(Str(*fresh, "status"))) {
+      (void)options_.leases->ReleaseJobLease(LeaseName(id), options_.node, now, "");
+      continue;
+    }
+    const int attempt = fresh->contains("attempt") && fresh->at("attempt").is_int64()
+                            ? static_cast<int>(fresh->at("attempt").as_int64())
+                            : 1;
+    const std::string status = Str(*fresh, "status");
+    std::string why;
+    if (Str(*fresh, "job_type") == "customize") {
+      why = "interrupted: its node (" + previous + ") stopped while the job was " + status +
+            "; a customize session cannot move to another node";
+    } else if (attempt >= kMaxAttempts) {
+      why = "interrupted: its node (" + previous + ") stopped while the job was " + status +
+            "; it was built " + std::to_string(attempt) + " times, the limit";
+    }
+    log::Warn("build.job_taken_over", {{"job", id},
+                                       {"from", previous},
+                                       {"node", options_.node},
+                                       {"attempt", attempt + 1},
+                                       {"gives_up", why.empty() ? "false" : "true"}});
+    std::error_code ec;
+    fs::create_directories(options_.dir + "/jobs/" + id, ec);
+    std::ofstream(JobLogPath(id), std::ios::app)
+        << "== taken over by node " << options_.node << ": node " << previous
+        << " stopped renewing the job's lease while it was " << status << "\n";
+    if (!why.empty()) {
+      Status s = EndJob(id, why);
+      if (!s.ok()) log::Warn("build.job_end_failed", {{"job", id}, {"error", s.ToString()}});
+      (void)options_.leases->ReleaseJobLease(LeaseName(id), options_.node, NowMicros(), "");
+      continue;
+    }
+    json::object again = std::move(*fresh);
+    again["status"] = kCreating;
+    again["attempt"] = attempt + 1;
+    again["error"] = nullptr;
+    if (auto started = StartJob(std::move(again), /*leased=*/true); !started.ok()) {
+      log::Warn("build.takeover_failed", {{"job", id}, {"error", started.status().ToString()}});
+      (void)options_.leases->ReleaseJobLease(LeaseName(id), options_.node, NowMicros(), "");
+    }
+  }
+}
+
+// Ends a job no node runs: error with `reason`, in the record and its log.
+Status BuildService::EndJob(const std::string& id, const std::string& reason) {
+  INGOT_RETURN_IF_ERROR(SetJob(id, [&](json::object& j) {
+    j["status"] = kError;
+    j["error"] = reason;
+    j["finished"] = NowIso();
+  }));
+  std::error_code ec;
+  fs::create_directories(options_.dir + "/jobs/" + id, ec);
+  std::ofstream(JobLogPath(id), std::ios::app) << "== error: " << reason << "\n";
+  return shelf_.Publish("jobs/" + id + "/log");
 }
 
 Result<int> BuildService::Recover() {
@@ -332,15 +480,10 @@ Result<int> BuildService::Recover() {
   INGOT_ASSIGN_OR_RETURN(auto jobs, repo_.List(Kind::kJob));
   for (auto& job : jobs) {
     std::string status = Str(job, "status");
-    if (IsFinished(status)) continue;
-    std::string id = Str(job, "id");
-    job["status"] = kError;
-    job["error"] = "interrupted: ingotd stopped while the job was " + status +
-                   "; its processes and mounts ended with it";
-    job["finished"] = NowIso();
-    INGOT_RETURN_IF_ERROR(repo_.Put(Kind::kJob, id, job));
-    std::ofstream(JobLogPath(id), std::ios::app)
-        << "== error: " << Str(job, "error") << "\n";
+    if (IsFinished(status) || options_.leases != nullptr) continue;  // several nodes: the keeper's
+    INGOT_RETURN_IF_ERROR(EndJob(Str(job, "id"),
+                                 "interrupted: ingotd stopped while the job was " + status +
+                                     "; its processes and mounts ended with it"));
     ++interrupted;
   }
   // Work directories and half-written cache entries of interrupted jobs. Their mounts were in
@@ -441,8 +584,9 @@ Result<json::object> BuildService::PatchRecipe(const std::string& id, const json
   return r;
 }
 
-std::string BuildService::RecipeArchivePath(const std::string& id) const {
-  return options_.dir + "/recipes/" + id + ".tgz";
+Result<std::string> BuildService::RecipeArchivePath(const std::string& id) {
+  if (!IsUuid(id)) return NotFound("no recipe archive " + id);
+  return shelf_.Fetch("recipes/" + id + ".tgz");
 }
 
 namespace {
@@ -484,7 +628,9 @@ Status ExtractArchive(const std::string& archive, const std::string& dir,
 
 Result<json::object> BuildService::PutRecipeArchive(const std::string& id, io::Reader& body) {
   INGOT_ASSIGN_OR_RETURN(auto r, repo_.Get(Kind::kRecipe, id));
-  std::string path = RecipeArchivePath(id);
+  if (!IsUuid(id)) return NotFound("recipe " + id + " not found");
+  const std::string rel = "recipes/" + id + ".tgz";
+  const std::string path = shelf_.LocalPath(rel);
   std::string tmp = path + ".upload-" + NewUuid();
   INGOT_ASSIGN_OR_RETURN(auto hasher, io::Hasher::Create("md5"));
   {
@@ -531,6 +677,7 @@ Result<json::object> BuildService::PutRecipeArchive(const std::string& id, io::R
     return checked;
   }
   if (rename(tmp.c_str(), path.c_str()) != 0) return FromErrno(errno, "storing the recipe");
+  INGOT_RETURN_IF_ERROR(shelf_.Publish(rel));
   r["link"] = json::object{{"path", "/apis/ims/v3/recipes/" + id + "/archive"},
                            {"etag", hasher->HexDigest()},
                            {"type", "ingot"}};
@@ -604,13 +751,26 @@ Result<json::object> BuildService::PatchImage(const std::string& id, const json:
 }
 
 Result<std::string> BuildService::ArtifactPath(const std::string& image_id,
-                                               const std::string& name) const {
+                                               const std::string& name) {
   static const std::regex kName("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
   if (!IsUuid(image_id) || !std::regex_match(name, kName)) return NotFound("no such artifact");
-  std::string path = options_.dir + "/artifacts/" + image_id + "/" + name;
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return NotFound("no such artifact");
+  auto path = shelf_.Fetch("artifacts/" + image_id + "/" + name);
+  if (path.status().code() == Code::kNotFound) return NotFound("no such artifact");
   return path;
+}
+
+Status BuildService::PublishArtifacts(const std::string& image_id) {
+  if (!shelf_.shared()) return Status::Ok();
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(options_.dir + "/artifacts/" + image_id, ec)) {
+    if (!e.is_regular_file() || e.path().filename().string().find(".fetch-") != std::string::npos) {
+      continue;
+    }
+    INGOT_RETURN_IF_ERROR(
+        shelf_.Publish("artifacts/" + image_id + "/" + e.path().filename().string()));
+  }
+  if (ec) return IoError("listing the artifacts of " + image_id + ": " + ec.message());
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -620,12 +780,29 @@ std::string BuildService::JobLogPath(const std::string& id) const {
   return options_.dir + "/jobs/" + id + "/log";
 }
 
+Result<std::string> BuildService::JobLog(const std::string& id) {
+  if (!IsUuid(id)) return NotFound("job " + id + " not found");
+  if (JobRunning(id)) return JobLogPath(id);
+  auto path = shelf_.Fetch("jobs/" + id + "/log");
+  if (path.ok() || path.status().code() != Code::kNotFound) return path;
+  INGOT_ASSIGN_OR_RETURN(auto job, repo_.Get(Kind::kJob, id));
+  if (!IsFinished(Str(job, "status"))) {
+    return Unavailable("job " + id + " is running on another node; its log is served there, and "
+                       "by every node once the job ends");
+  }
+  return path;
+}
+
 Result<json::object> BuildService::CreateJob(const json::object& body) {
   std::string type = Str(body, "job_type");
   if (type != "create" && type != "customize") {
     return InvalidArgument("job_type must be 'create' or 'customize'");
   }
   if (type == "customize") {
+    // The image's rootfs may have been built or uploaded through another node.
+    if (std::string image = Str(body, "artifact_id"); IsUuid(image)) {
+      (void)shelf_.Fetch("artifacts/" + image + "/rootfs");
+    }
     INGOT_ASSIGN_OR_RETURN(auto job, NewCustomizeJob(repo_, options_, body, NewUuid()));
     return StartJob(std::move(job));
   }
@@ -700,8 +877,17 @@ Result<json::object> BuildService::CreateJob(const json::object& body) {
   return StartJob(std::move(job));
 }
 
-Result<json::object> BuildService::StartJob(json::object job) {
+Result<json::object> BuildService::StartJob(json::object job, bool leased) {
   const std::string id = Str(job, "id");
+  // The lease before the record: no other node's keeper ever sees the job without a holder.
+  if (options_.leases != nullptr && !leased) {
+    const int64_t now = NowMicros();
+    INGOT_ASSIGN_OR_RETURN(
+        auto lease, options_.leases->AcquireJobLease(
+                        LeaseName(id), options_.node, now,
+                        now + std::chrono::microseconds(options_.job_lease).count(), INT64_MAX));
+    if (lease.holder != options_.node) return Conflict("job " + id + " is another node's");
+  }
   std::error_code ec;
   fs::create_directories(options_.dir + "/jobs/" + id, ec);
   if (ec) return IoError("cannot create the job directory");
@@ -748,8 +934,11 @@ Status BuildService::CancelJob(const std::string& id) {
     if (it != running_.end()) run = it->second;
   }
   if (!run) {
+    // Not running here: finished (nothing to end), or running on another node, whose keeper sees
+    // the record ended and stops it.
     INGOT_ASSIGN_OR_RETURN(auto job, repo_.Get(Kind::kJob, id));
-    return Status::Ok();  // already finished: nothing to end
+    if (IsFinished(Str(job, "status"))) return Status::Ok();
+    return EndJob(id, "cancelled while " + Str(job, "status"));
   }
   run->cancelled = true;
   run->sandbox.Kill();
@@ -838,13 +1027,21 @@ void BuildService::RunJob(std::string id) {
   }
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  bool stopping;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping = stopping_;
+  }
+  // Several nodes: a stopping node hands its jobs over (another node builds them) rather than
+  // failing them; a job this node lost is left to whoever has it now.
+  const bool hand_over = stopping && !result.ok() && options_.leases != nullptr && !run->lost;
   std::string reason;
-  if (!result.ok()) {
-    bool stopping;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping = stopping_;
-    }
+  if (run->lost) {
+    reason = "stopped here; the job is no longer this node's";
+  } else if (hand_over) {
+    reason = "handed over: ingotd stopped while the job was " + run->status;
+    run->Line("== " + reason);
+  } else if (!result.ok()) {
     reason = result.code() != Code::kCancelled ? result.message()
              : stopping ? "interrupted: ingotd stopped while the job was " + run->status
                         : "cancelled while " + run->status;
@@ -852,13 +1049,30 @@ void BuildService::RunJob(std::string id) {
   } else {
     run->Line("== success");
   }
-  Status saved = SetJob(id, [&](json::object& j) {
-    j["status"] = result.ok() ? kSuccess : kError;
-    j["error"] = result.ok() ? json::value(nullptr) : json::value(reason);
-    j["finished"] = NowIso();
-    j["duration_seconds"] = seconds;
-  });
-  if (!saved.ok()) log::Error("build.job_save", {{"job", id}, {"error", saved.ToString()}});
+  if (!run->lost && !hand_over) {
+    Status saved = SetJob(id, [&](json::object& j) {
+      j["status"] = result.ok() ? kSuccess : kError;
+      j["error"] = result.ok() ? json::value(nullptr) : json::value(reason);
+      j["finished"] = NowIso();
+      j["duration_seconds"] = seconds;
+    });
+    if (!saved.ok()) log::Error("build.job_save", {{"job", id}, {"error", saved.ToString()}});
+    // The finished log (and a customize job's new image) for every node.
+    Status shared = shelf_.Publish("jobs/" + id + "/log");
+    if (auto rec = repo_.Get(Kind::kJob, id); shared.ok() && result.ok() && rec.ok() &&
+                                               customize && rec->contains("resultant_image_id") &&
+                                               rec->at("resultant_image_id").is_string()) {
+      shared = PublishArtifacts(Str(*rec, "resultant_image_id"));
+    }
+    if (!shared.ok()) log::Warn("build.publish_failed", {{"job", id}, {"error", shared.ToString()}});
+  }
+  if (options_.leases != nullptr && !run->lost) {
+    Status released = options_.leases->ReleaseJobLease(LeaseName(id), options_.node,
+                                                       hand_over ? 0 : NowMicros(), "");
+    if (!released.ok()) {
+      log::Warn("build.lease_release_failed", {{"job", id}, {"error", released.ToString()}});
+    }
+  }
   log::Info("build.job_done", {{"job", id}, {"ok", result.ok() ? "true" : "false"},
                                {"seconds", seconds}, {"reason", reason}});
   std::error_code ec;
@@ -914,7 +1128,7 @@ Status BuildService::Build(const std::string& id, Running& run) {
   // ---- fetching_recipe
   INGOT_RETURN_IF_ERROR(SetStatus(id, run, kFetchingRecipe));
   INGOT_ASSIGN_OR_RETURN(auto recipe_rec, repo_.Get(Kind::kRecipe, Str(job, "artifact_id")));
-  std::string archive = RecipeArchivePath(Str(recipe_rec, "id"));
+  INGOT_ASSIGN_OR_RETURN(std::string archive, RecipeArchivePath(Str(recipe_rec, "id")));
   std::string recipe_dir = work + "/recipe";
   INGOT_RETURN_IF_ERROR(ExtractArchive(archive, recipe_dir, [&](std::string_view l) { run.Line(l); }));
   // kiwi-ng: kiwi builds the root (kiwi.h); everything after the bootstrap is shared.
@@ -1317,6 +1531,8 @@ Status BuildService::Build(const std::string& id, Running& run) {
     if (run.log) fflush(run.log);
   }
   fs::copy_file(JobLogPath(id), art + "/build.log", fs::copy_options::overwrite_existing, ec);
+  // Shared before the record names them: a node that reads the record finds every file.
+  INGOT_RETURN_IF_ERROR(PublishArtifacts(image_id));
   json::object image{
       {"id", image_id},
       {"created", NowIso()},

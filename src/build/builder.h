@@ -23,6 +23,15 @@
 // Downloaded packages are cached across builds (mmdebstrap's sync-in/sync-out of apt's archive
 // directory), moved into the cache with rename(2), so concurrent builds never see a torn .deb.
 //
+// Several nodes (a PostgreSQL catalog shared by every ingotd): the records are shared, and each
+// running job holds the catalog lease "build-job:<id>", renewed by the node's keeper thread. A job
+// whose lease runs out — its node died or was stopped — is taken over by the first node whose
+// keeper claims the lease, and built again from the start there (at most kMaxAttempts times; a
+// customize job, which is a person's SSH session, ends in error instead). A node that loses a
+// job's lease, or finds the job cancelled or deleted through another node, kills its run and
+// leaves the record to whoever changed it. Recipe archives, artifacts and finished logs go to the
+// shared store (build/shelf.h) so every node can read them.
+//
 // Threads: every public method is thread-safe. Each job runs on its own thread; at most
 // `max_jobs` build at once, the others wait in `creating`.
 #pragma once
@@ -39,12 +48,19 @@
 #include <thread>
 
 #include "build/records.h"
+#include "build/shelf.h"
 #include "common/process.h"
 #include "common/result.h"
 #include "io/byte_source.h"
 
 namespace ingot::service {
 class ImageService;
+}
+namespace ingot::catalog {
+class JobLeaseRepository;
+}
+namespace ingot::store {
+class Store;
 }
 
 namespace ingot::build {
@@ -67,6 +83,12 @@ struct BuilderOptions {
   std::string sshd = "/usr/sbin/sshd";
   std::string ssh_listen = "127.0.0.1";
   std::string ssh_host;
+  // ---- Several nodes (see above). `leases` null: one node; unfinished jobs found at start are
+  // marked interrupted instead of taken over.
+  catalog::JobLeaseRepository* leases = nullptr;
+  std::string node;                    // this node's name in the leases
+  std::chrono::seconds job_lease{60};  // renewed every third of it
+  store::Store* shelf_store = nullptr;  // where shared files go (build/shelf.h); null: dir only
 };
 
 class BuildService {
@@ -75,10 +97,19 @@ class BuildService {
   BuildService(BuildRepository& repo, BuilderOptions options, service::ImageService* images);
   ~BuildService();
 
-  // Marks jobs left unfinished by a previous run as error (with the reason) and removes their
-  // work directories and half-written cache entries. Call once before the API answers.
+  // Removes work directories and half-written cache entries a previous run left. One node: marks
+  // the jobs it left unfinished as error (with the reason). Several nodes: those are taken over
+  // once their leases run out, by the keeper (StartKeeper). Call once before the API answers.
   Result<int> Recover();
-  void Stop();  // cancels running jobs and waits for their threads
+  // Several nodes: starts the thread that renews this node's job leases, notices jobs cancelled or
+  // deleted through other nodes, and takes over jobs whose lease ran out. A no-op without leases.
+  void StartKeeper();
+  // Cancels running jobs and waits for their threads. Several nodes: the jobs are not failed but
+  // handed over (their leases released at once, so another node builds them).
+  void Stop();
+
+  // How many times a job is built before a node's death ends it in error.
+  static constexpr int kMaxAttempts = 3;
 
   BuildRepository& repo() { return repo_; }
   const BuilderOptions& options() const { return options_; }
@@ -89,7 +120,8 @@ class BuildService {
   // Stores the recipe archive (a tgz) and checks it against the record's recipe_type and
   // template_dictionary: errors name the file and line. Sets the record's link {path, etag, type}.
   Result<boost::json::object> PutRecipeArchive(const std::string& id, io::Reader& body);
-  std::string RecipeArchivePath(const std::string& id) const;
+  // The archive's local path (fetched from the shared store when another node received it).
+  Result<std::string> RecipeArchivePath(const std::string& id);
 
   // ---- Public keys ----
   Result<boost::json::object> CreatePublicKey(const boost::json::object& body);
@@ -99,7 +131,9 @@ class BuildService {
   // IMS's PATCH: link, arch, and metadata operations [{operation: set|remove, key, value}].
   Result<boost::json::object> PatchImage(const std::string& id, const boost::json::object& body);
   // An artifact file of an image (rootfs, kernel, initrd, manifest.json, ...): its path.
-  Result<std::string> ArtifactPath(const std::string& image_id, const std::string& name) const;
+  Result<std::string> ArtifactPath(const std::string& image_id, const std::string& name);
+  // Puts every artifact file of the image into the shared store (after they changed).
+  Status PublishArtifacts(const std::string& image_id);
 
   // ---- Jobs ----
   Result<boost::json::object> CreateJob(const boost::json::object& body);
@@ -108,6 +142,9 @@ class BuildService {
   // DELETE: cancels first, then removes the record and its work directory.
   Status DeleteJob(const std::string& id);
   std::string JobLogPath(const std::string& id) const;
+  // The log to read: here, or a finished job's from the shared store. kUnavailable while another
+  // node runs the job (its log is there until the job ends).
+  Result<std::string> JobLog(const std::string& id);
   // Whether the job is still running (its log may grow).
   bool JobRunning(const std::string& id);
   // Blocks until the job is finished or `timeout` passes; its record.
@@ -116,7 +153,12 @@ class BuildService {
  private:
   struct Running;
   void RunJob(std::string id);
-  Result<boost::json::object> StartJob(boost::json::object job);  // stores it, starts its thread
+  // Stores the job and starts its thread; `leased`: this node already holds its lease (takeover).
+  Result<boost::json::object> StartJob(boost::json::object job, bool leased = false);
+  void KeeperLoop();
+  void KeepRunningJobs();  // renews leases, notices jobs ended elsewhere
+  void TakeOverOrphans();  // claims jobs whose lease ran out
+  Status EndJob(const std::string& id, const std::string& reason);
   Status Build(const std::string& id, Running& run);
   Status SetJob(const std::string& id, const std::function<void(boost::json::object&)>& change);
   Status SetStatus(const std::string& id, Running& run, const char* status);
@@ -124,6 +166,8 @@ class BuildService {
   BuildRepository& repo_;
   const BuilderOptions options_;
   service::ImageService* images_;
+  Shelf shelf_;
+  std::thread keeper_;
   std::mutex mu_;  // guards running_, slots_, and read-modify-write of job records
   std::condition_variable slot_cv_;
   int slots_ = 0;

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "catalog/sqlite/database.h"
+#include "catalog/sqlite/sqlite_backend.h"
 #include "io/memory.h"
 
 namespace ingot::build {
@@ -59,7 +59,7 @@ class ArtifactTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     auto db = catalog::sqlite::Database::Open(dir_ + "/catalog.db");
     ASSERT_TRUE(db.ok());
-    auto repo = OpenSqliteBuildRepository(*db);
+    auto repo = OpenBuildRepository(catalog::sqlite::MakeBackend(*db));
     ASSERT_TRUE(repo.ok());
     repo_ = std::move(*repo);
     options_.dir = dir_;

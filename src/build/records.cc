@@ -1,11 +1,8 @@
 #include "build/records.h"
 
-#include "catalog/sqlite/database.h"
+#include "catalog/sql/backend.h"
 
 namespace ingot::build {
-
-using catalog::sqlite::Connection;
-using catalog::sqlite::Database;
 
 std::string_view KindName(Kind kind) {
   switch (kind) {
@@ -21,58 +18,65 @@ bool IsFinished(std::string_view status) { return status == kSuccess || status =
 
 namespace {
 
-// Never edit a shipped step: add one.
-constexpr const char* kSteps[] = {
+using catalog::sql::Backend;
+using catalog::sql::Session;
+using catalog::sql::Value;
+
+// Never edit a shipped step: add one. The text is the same for SQLite and PostgreSQL.
+const std::vector<const char*> kSteps = {
     "CREATE TABLE build_records ("
     "  kind TEXT NOT NULL,"
     "  id TEXT NOT NULL,"
     "  deleted INTEGER NOT NULL DEFAULT 0,"
-    "  seq INTEGER NOT NULL,"  // insertion order: lists come oldest first, as IMS lists them
+    "  seq BIGINT NOT NULL,"  // insertion order: lists come oldest first, as IMS lists them
     "  doc TEXT NOT NULL,"
     "  PRIMARY KEY (kind, id, deleted))",
 };
 
-class SqliteBuildRepository : public BuildRepository {
+std::string NotFoundText(Kind kind, const std::string& id) {
+  return std::string(KindName(kind)) + " " + id + " not found";
+}
+
+class SqlBuildRepository : public BuildRepository {
  public:
-  explicit SqliteBuildRepository(std::shared_ptr<Database> db) : db_(std::move(db)) {}
+  explicit SqlBuildRepository(std::shared_ptr<Backend> db) : db_(std::move(db)) {}
 
   Status Put(Kind kind, const std::string& id, const boost::json::object& doc) override {
     std::string text = boost::json::serialize(doc);
-    return db_->Write([&](Connection& c) -> Status {
-      INGOT_ASSIGN_OR_RETURN(auto st, c.Prepare(
-          "INSERT INTO build_records (kind, id, deleted, seq, doc) VALUES (?, ?, 0, "
-          " (SELECT COALESCE(MAX(seq), 0) + 1 FROM build_records), ?) "
-          "ON CONFLICT (kind, id, deleted) DO UPDATE SET doc = excluded.doc"));
-      INGOT_RETURN_IF_ERROR(st.BindAll({std::string(KindName(kind)), id, text}));
-      return st.Run();
+    return db_->Write([&](Session& s) -> Status {
+      return s.Exec("INSERT INTO build_records (kind, id, deleted, seq, doc) VALUES (?, ?, 0, "
+                    " (SELECT COALESCE(MAX(seq), 0) + 1 FROM build_records), ?) "
+                    "ON CONFLICT (kind, id, deleted) DO UPDATE SET doc = excluded.doc",
+                    {std::string(KindName(kind)), id, text})
+          .status();
     });
   }
 
   Result<boost::json::object> Get(Kind kind, const std::string& id, bool deleted) override {
     std::optional<std::string> text;
-    INGOT_RETURN_IF_ERROR(db_->Read([&](Connection& c) -> Status {
+    INGOT_RETURN_IF_ERROR(db_->Read([&](Session& s) -> Status {
       INGOT_ASSIGN_OR_RETURN(
-          auto st, c.Prepare("SELECT doc FROM build_records WHERE kind = ? AND id = ? AND deleted = ?"));
-      INGOT_RETURN_IF_ERROR(
-          st.BindAll({std::string(KindName(kind)), id, static_cast<int64_t>(deleted)}));
-      INGOT_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (row) text = st.Text(0);
+          auto r, s.Query("SELECT doc FROM build_records WHERE kind = ? AND id = ? AND deleted = ?",
+                          {std::string(KindName(kind)), id, Flag(deleted)}));
+      INGOT_ASSIGN_OR_RETURN(bool row, r->Next());
+      if (row) text = r->Text(0);
       return Status::Ok();
     }));
-    if (!text) return NotFound(std::string(KindName(kind)) + " " + id + " not found");
+    if (!text) return NotFound(NotFoundText(kind, id));
     return Parse(*text);
   }
 
   Result<std::vector<boost::json::object>> List(Kind kind, bool deleted) override {
     std::vector<boost::json::object> out;
-    INGOT_RETURN_IF_ERROR(db_->Read([&](Connection& c) -> Status {
-      INGOT_ASSIGN_OR_RETURN(auto st, c.Prepare(
-          "SELECT doc FROM build_records WHERE kind = ? AND deleted = ? ORDER BY seq"));
-      INGOT_RETURN_IF_ERROR(st.BindAll({std::string(KindName(kind)), static_cast<int64_t>(deleted)}));
+    INGOT_RETURN_IF_ERROR(db_->Read([&](Session& s) -> Status {
+      INGOT_ASSIGN_OR_RETURN(
+          auto r, s.Query("SELECT doc FROM build_records WHERE kind = ? AND deleted = ? "
+                          "ORDER BY seq, id",
+                          {std::string(KindName(kind)), Flag(deleted)}));
       for (;;) {
-        INGOT_ASSIGN_OR_RETURN(bool row, st.Step());
+        INGOT_ASSIGN_OR_RETURN(bool row, r->Next());
         if (!row) break;
-        INGOT_ASSIGN_OR_RETURN(auto doc, Parse(st.Text(0)));
+        INGOT_ASSIGN_OR_RETURN(auto doc, Parse(r->Text(0)));
         out.push_back(std::move(doc));
       }
       return Status::Ok();
@@ -81,30 +85,28 @@ class SqliteBuildRepository : public BuildRepository {
   }
 
   Status SetDeleted(Kind kind, const std::string& id, bool deleted) override {
-    return db_->Write([&](Connection& c) -> Status {
-      INGOT_ASSIGN_OR_RETURN(auto st, c.Prepare(
-          "UPDATE build_records SET deleted = ? WHERE kind = ? AND id = ? AND deleted = ?"));
-      INGOT_RETURN_IF_ERROR(st.BindAll({static_cast<int64_t>(deleted), std::string(KindName(kind)),
-                                        id, static_cast<int64_t>(!deleted)}));
-      INGOT_RETURN_IF_ERROR(st.Run());
-      if (c.Changes() == 0) return NotFound(std::string(KindName(kind)) + " " + id + " not found");
-      return Status::Ok();
-    });
+    return Change(kind, id,
+                  "UPDATE build_records SET deleted = ? WHERE kind = ? AND id = ? AND deleted = ?",
+                  {Flag(deleted), std::string(KindName(kind)), id, Flag(!deleted)});
   }
 
   Status Remove(Kind kind, const std::string& id, bool deleted) override {
-    return db_->Write([&](Connection& c) -> Status {
-      INGOT_ASSIGN_OR_RETURN(
-          auto st, c.Prepare("DELETE FROM build_records WHERE kind = ? AND id = ? AND deleted = ?"));
-      INGOT_RETURN_IF_ERROR(
-          st.BindAll({std::string(KindName(kind)), id, static_cast<int64_t>(deleted)}));
-      INGOT_RETURN_IF_ERROR(st.Run());
-      if (c.Changes() == 0) return NotFound(std::string(KindName(kind)) + " " + id + " not found");
+    return Change(kind, id, "DELETE FROM build_records WHERE kind = ? AND id = ? AND deleted = ?",
+                  {std::string(KindName(kind)), id, Flag(deleted)});
+  }
+
+ private:
+  static Value Flag(bool b) { return int64_t{b ? 1 : 0}; }
+
+  // One statement that must change the record: kNotFound when it changed nothing.
+  Status Change(Kind kind, const std::string& id, const char* sql, std::vector<Value> args) {
+    return db_->Write([&](Session& s) -> Status {
+      INGOT_ASSIGN_OR_RETURN(int64_t changed, s.Exec(sql, args));
+      if (changed == 0) return NotFound(NotFoundText(kind, id));
       return Status::Ok();
     });
   }
 
- private:
   static Result<boost::json::object> Parse(const std::string& text) {
     boost::system::error_code ec;
     boost::json::value v = boost::json::parse(text, ec);
@@ -112,14 +114,14 @@ class SqliteBuildRepository : public BuildRepository {
     return std::move(v.as_object());
   }
 
-  std::shared_ptr<Database> db_;
+  std::shared_ptr<Backend> db_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<BuildRepository>> OpenSqliteBuildRepository(std::shared_ptr<Database> db) {
-  INGOT_RETURN_IF_ERROR(db->Migrate("build", kSteps));
-  return std::unique_ptr<BuildRepository>(new SqliteBuildRepository(std::move(db)));
+Result<std::unique_ptr<BuildRepository>> OpenBuildRepository(std::shared_ptr<Backend> db) {
+  INGOT_RETURN_IF_ERROR(catalog::sql::MigrateComponent(*db, "build", kSteps));
+  return std::unique_ptr<BuildRepository>(new SqlBuildRepository(std::move(db)));
 }
 
 }  // namespace ingot::build

@@ -1,8 +1,9 @@
 // The image builder's records, as Cray IMS keeps them: recipes, images, jobs and public keys. IMS
 // stores each record as one JSON document (its records are JSON files), clients read them as such,
 // and fields are added between versions; Ingot keeps them the same way — one document per record,
-// with its kind, id and deleted flag as columns — behind a repository interface, so a PostgreSQL
-// implementation can follow the SQLite one.
+// with its kind, id and deleted flag as columns — in the catalog's database: the embedded SQLite
+// file, or the PostgreSQL database every node of a cluster shares (so any node answers for any
+// record, and a build one node started can be taken over by another).
 //
 // Deleting is soft (IMS's /deleted/ collections): a deleted record moves out of its collection and
 // can be undeleted or purged.
@@ -17,8 +18,8 @@
 
 #include "common/result.h"
 
-namespace ingot::catalog::sqlite {
-class Database;
+namespace ingot::catalog::sql {
+class Backend;
 }
 
 namespace ingot::build {
@@ -55,8 +56,8 @@ class BuildRepository {
   virtual Status Remove(Kind kind, const std::string& id, bool deleted) = 0;
 };
 
-// The embedded implementation on the shared catalog database (component "build").
-Result<std::unique_ptr<BuildRepository>> OpenSqliteBuildRepository(
-    std::shared_ptr<catalog::sqlite::Database> db);
+// The records in the catalog's database (SQLite or PostgreSQL; component "build"), migrated.
+Result<std::unique_ptr<BuildRepository>> OpenBuildRepository(
+    std::shared_ptr<catalog::sql::Backend> db);
 
 }  // namespace ingot::build

@@ -283,7 +283,7 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
   if (auto* s = doc["build"].as_table()) {
     INGOT_RETURN_IF_ERROR(
         CheckKeys(*s, "build", {"enabled", "dir", "mirror", "max_jobs", "job_timeout_s", "ssh_listen",
-                                         "ssh_host"}));
+                                "ssh_host", "store", "job_lease_s"}));
     INGOT_RETURN_IF_ERROR(Read(*s, "build", "enabled", c.build_enabled));
     INGOT_RETURN_IF_ERROR(Read(*s, "build", "dir", c.build_dir));
     INGOT_RETURN_IF_ERROR(Read(*s, "build", "mirror", c.build_mirror));
@@ -291,6 +291,9 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     INGOT_RETURN_IF_ERROR(Read(*s, "build", "job_timeout_s", c.build_job_timeout_s));
     INGOT_RETURN_IF_ERROR(Read(*s, "build", "ssh_listen", c.build_ssh_listen));
     INGOT_RETURN_IF_ERROR(Read(*s, "build", "ssh_host", c.build_ssh_host));
+    INGOT_RETURN_IF_ERROR(Read(*s, "build", "store", c.build_store));
+    INGOT_RETURN_IF_ERROR(Read(*s, "build", "job_lease_s", c.build_job_lease_s));
+    if (c.build_job_lease_s < 3) return InvalidArgument("config build.job_lease_s: at least 3");
   }
   if (auto* s = doc["boot"].as_table()) {
     INGOT_RETURN_IF_ERROR(CheckKeys(*s, "boot",

@@ -169,6 +169,11 @@ struct Config {
   int build_job_timeout_s = 3600;      // a job running longer is ended (error, "timed out")
   std::string build_ssh_listen = "127.0.0.1";  // customize/debug jobs' sshd address (a port per job)
   std::string build_ssh_host;  // the host name jobs' connection_info gives users ("": ssh_listen)
+  // Several nodes (a postgres catalog): the store every node puts recipe archives, artifacts and
+  // finished logs in ("": none; then only the node that made a file serves it), and how long a
+  // job's lease lasts before another node takes the job over.
+  std::string build_store;
+  int build_job_lease_s = 60;
 
   // [deploy]: OS volumes (deploy/volume_store.h) and their NBD exports (nbd/server.h). NBD is off
   // unless nbd_listen is set (e.g. "0.0.0.0:10809" on the provisioning network).

@@ -277,7 +277,11 @@ int Run(int argc, char** argv) {
   // [scrubber] (service/scrubber.h): orphans and abandoned writes swept from every store, images
   // re-hashed; one node at a time through the catalog's job lease.
   std::unique_ptr<service::Scrubber> scrubber;
+  std::unique_ptr<build::BuildRepository> build_records;  // the builder's files in the stores
   if (config.scrubber.enabled) {
+    auto records = build::OpenBuildRepository((*repo)->shared_backend());
+    if (!records.ok()) return Fail(records.status());
+    build_records = std::move(*records);
     scrubber = std::make_unique<service::Scrubber>(
         **repo, **repo, **stores,
         service::ScrubberOptions{
@@ -285,7 +289,11 @@ int Run(int argc, char** argv) {
             .interval = std::chrono::seconds(config.scrubber.interval_s),
             .grace = std::chrono::seconds(config.scrubber.grace_s),
             .rehash_bytes = static_cast<uint64_t>(config.scrubber.rehash_mib) << 20,
-            .lease = std::chrono::seconds(config.scrubber.lease_s)});
+            .lease = std::chrono::seconds(config.scrubber.lease_s),
+            .kept_elsewhere = [records = build_records.get()](const std::string&,
+                                                              const std::string& key) {
+              return build::Shelf::StillWanted(*records, key);
+            }});
   }
 
   service::LocationService locations(
@@ -440,7 +448,8 @@ int Run(int argc, char** argv) {
   // The image builder and its IMS API (exe/ingotd_build.h).
   std::unique_ptr<exe::BuildWiring> build_wiring;
   if (config.build_enabled) {
-    auto started = exe::BuildWiring::Start(config, boot_root, images);
+    auto started = exe::BuildWiring::Start(config, boot_root, images, **repo, **stores,
+                                           shared_catalog, node);
     if (!started.ok()) return Fail(started.status().WithContext("[build]"));
     build_wiring = std::move(*started);
     deps.route_sets.push_back(build_wiring->ApiRoutes(deps.options));

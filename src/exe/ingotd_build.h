@@ -1,4 +1,5 @@
-// ingotd's wiring of the image builder: its records on the catalog file (component "build"), the
+// ingotd's wiring of the image builder: its records in the catalog's database (component "build";
+// on PostgreSQL shared by every node, with job leases and [build] store for the files), the
 // builder under [build] dir, recovery of jobs a previous run left unfinished, and Cray IMS's API
 // (/apis/ims/...) on the northbound router (AppDeps::route_sets).
 #pragma once
@@ -14,6 +15,12 @@
 namespace ingot::service {
 class ImageService;
 }
+namespace ingot::catalog {
+class SqlRepository;
+}
+namespace ingot::store {
+class StoreSet;
+}
 
 namespace ingot::exe {
 
@@ -23,9 +30,13 @@ struct BuildWiring {
 
   // Opens the records, recovers interrupted jobs. `files_dir`: the boot service's root (DRP
   // tarballs are published under it), "" for none. `images`: where bootable disks are registered.
+  // `shared`: the catalog is shared with other nodes (job leases as `node`, [build] store).
   static Result<std::unique_ptr<BuildWiring>> Start(const config::Config& config,
                                                     const std::string& files_dir,
-                                                    service::ImageService& images);
+                                                    service::ImageService& images,
+                                                    catalog::SqlRepository& catalog,
+                                                    const store::StoreSet& stores, bool shared,
+                                                    const std::string& node);
   std::function<void(api::ApiRouter&)> ApiRoutes(const api::ApiOptions& options);
   void Stop() { builder->Stop(); }
 };

@@ -198,6 +198,10 @@ void Scrubber::Sweep(ScrubReport& report, int64_t& renewed_at, bool& lost) {
           continue;
         }
       }
+      if (complete && options_.kept_elsewhere) {
+        auto kept = options_.kept_elsewhere(store->id(), o.key);
+        if (!kept.ok() || *kept) continue;
+      }
       Status s = complete ? store->Delete(o.key) : store->RemoveIncompleteWrite(o);
       if (!s.ok()) {
         ++report.errors;

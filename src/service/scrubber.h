@@ -48,6 +48,10 @@ struct ScrubberOptions {
   // How often a node asks whether a pass is due; default min(interval, 30 s).
   std::chrono::milliseconds poll{0};
   std::function<int64_t()> now;  // microseconds since the epoch (tests); default common/time.h
+  // Objects other parts of Ingot keep in the stores (the builder's shared files, build/shelf.h):
+  // asked about each object no image names, right before it would be removed; true (or an error)
+  // keeps it. Unset: only images own objects.
+  std::function<Result<bool>(const std::string& store, const std::string& key)> kept_elsewhere;
 };
 
 // What one pass did.

@@ -201,7 +201,8 @@ void RegisterImsRoutes(ApiRouter& r, build::BuildService& b, size_t max_json) {
     r.Add("GET", p.base + "/recipes/{id}/archive",
           {.rule = "ims_read", .handler = [&b, &repo](Call& call) -> Result<Response> {
              INGOT_ASSIGN_OR_RETURN(auto rec, repo.Get(Kind::kRecipe, call.params[0]));
-             return FileResponse(b.RecipeArchivePath(call.params[0]), "application/gzip");
+             INGOT_ASSIGN_OR_RETURN(std::string path, b.RecipeArchivePath(call.params[0]));
+             return FileResponse(path, "application/gzip");
            }});
     // An image record's artifacts from outside (an existing SquashFS to customize): rootfs, kernel,
     // initrd, kernel-parameters; manifest.json and the record's link follow.
@@ -211,6 +212,7 @@ void RegisterImsRoutes(ApiRouter& r, build::BuildService& b, size_t max_json) {
              INGOT_ASSIGN_OR_RETURN(auto image,
                                     build::PutImageArtifact(b.repo(), b.options(), call.params[0],
                                                             call.params[1], *call.request.body));
+             INGOT_RETURN_IF_ERROR(b.PublishArtifacts(call.params[0]));
              return Json(200, image);
            },
            .body = BodyMode::kStream});
@@ -227,7 +229,8 @@ void RegisterImsRoutes(ApiRouter& r, build::BuildService& b, size_t max_json) {
           {.rule = "ims_read", .handler = [&b, &repo](Call& call) -> Result<Response> {
              const std::string& id = call.params[0];
              INGOT_ASSIGN_OR_RETURN(auto job, repo.Get(Kind::kJob, id));
-             INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(b.JobLogPath(id), O_RDONLY));
+             INGOT_ASSIGN_OR_RETURN(std::string log, b.JobLog(id));
+             INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(log, O_RDONLY));
              off_t offset = 0;
              if (auto o = call.request.QueryValue("offset")) {
                offset = static_cast<off_t>(std::strtoll(std::string(*o).c_str(), nullptr, 10));

@@ -129,4 +129,11 @@ Status Migrate(Backend& backend, const char* create_version_table,
 // The version the database is at (0 for an empty one).
 Result<int> SchemaVersion(Backend& backend);
 
+// The same for another component's tables in the catalog's database (the builder's records, ...):
+// its version is its row in table `component_schema` (the table sqlite::Database keeps, so files
+// written before a component moved onto the shared backend open unchanged). Several nodes opening
+// together apply each step once, as Migrate.
+Status MigrateComponent(Backend& backend, std::string_view component,
+                        const std::vector<const char*>& steps);
+
 }  // namespace ingot::catalog::sql

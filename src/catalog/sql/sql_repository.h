@@ -19,7 +19,7 @@ namespace ingot::catalog {
 
 class SqlRepository : public ImageRepository, public TaskRepository, public JobLeaseRepository {
  public:
-  explicit SqlRepository(std::unique_ptr<sql::Backend> backend) : db_(std::move(backend)) {}
+  explicit SqlRepository(std::shared_ptr<sql::Backend> backend) : db_(std::move(backend)) {}
   ~SqlRepository() override;
 
   Status Add(const Image& image) override;
@@ -59,11 +59,15 @@ class SqlRepository : public ImageRepository, public TaskRepository, public JobL
   // The schema version the open database is at.
   Result<int> SchemaVersion() { return sql::SchemaVersion(*db_); }
 
+  // The database itself, for other components that keep their records in the catalog's database
+  // (on PostgreSQL so every node shares them) with their own tables (sql::MigrateComponent).
+  std::shared_ptr<sql::Backend> shared_backend() const { return db_; }
+
  protected:
   sql::Backend& backend() { return *db_; }
 
  private:
-  std::unique_ptr<sql::Backend> db_;
+  std::shared_ptr<sql::Backend> db_;
 };
 
 }  // namespace ingot::catalog
