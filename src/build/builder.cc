@@ -783,14 +783,14 @@ std::string BuildService::JobLogPath(const std::string& id) const {
 Result<std::string> BuildService::JobLog(const std::string& id) {
   if (!IsUuid(id)) return NotFound("job " + id + " not found");
   if (JobRunning(id)) return JobLogPath(id);
-  auto path = shelf_.Fetch("jobs/" + id + "/log");
-  if (path.ok() || path.status().code() != Code::kNotFound) return path;
   INGOT_ASSIGN_OR_RETURN(auto job, repo_.Get(Kind::kJob, id));
-  if (!IsFinished(Str(job, "status"))) {
+  if (!IsFinished(Str(job, "status")) && options_.leases != nullptr) {
     return Unavailable("job " + id + " is running on another node; its log is served there, and "
                        "by every node once the job ends");
   }
-  return path;
+  // The finished log in the store is newer than any copy here (this node may have run the job
+  // before another took it over).
+  return shelf_.Fetch("jobs/" + id + "/log", /*fresh=*/true);
 }
 
 Result<json::object> BuildService::CreateJob(const json::object& body) {

@@ -92,20 +92,25 @@ Status Shelf::Publish(const std::string& rel) {
   return object->Commit().WithContext("storing " + rel + " in store " + store_->id());
 }
 
-Result<std::string> Shelf::Fetch(const std::string& rel) {
+Result<std::string> Shelf::Fetch(const std::string& rel, bool fresh) {
   const std::string path = LocalPath(rel);
-  if (IsRegularFile(path)) return path;
+  const bool here = IsRegularFile(path);
+  if (here && (!fresh || store_ == nullptr)) return path;
   auto key = KeyOf(rel);
   if (store_ == nullptr || !key) return NotFound(rel + " is not here");
-  INGOT_ASSIGN_OR_RETURN(auto source, store_->Open(*key));
+  auto source = store_->Open(*key);
+  if (!source.ok()) {
+    if (here) return path;  // the store has none (yet): what is here is all there is
+    return source.status();
+  }
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   const std::string tmp = path + ".fetch-" + NewUuid();
   Status s = [&]() -> Status {
     INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
     std::vector<uint8_t> buf(1 << 20);
-    for (uint64_t offset = 0; offset < source->Size();) {
-      INGOT_ASSIGN_OR_RETURN(size_t n, source->ReadAt(offset, buf));
+    for (uint64_t offset = 0; offset < (*source)->Size();) {
+      INGOT_ASSIGN_OR_RETURN(size_t n, (*source)->ReadAt(offset, buf));
       if (n == 0) return IoError("store " + store_->id() + " ended " + *key + " early");
       INGOT_RETURN_IF_ERROR(
           io::WriteAll(fd.get(), std::span<const uint8_t>(buf.data(), n), "fetching " + rel));

@@ -35,9 +35,10 @@ class Shelf {
   // The file `rel` is complete here: puts it in the store, replacing what was there. OK at once
   // without a store.
   Status Publish(const std::string& rel);
-  // The local path of `rel`, fetched from the store first when it is not here. kNotFound when
-  // neither has it.
-  Result<std::string> Fetch(const std::string& rel);
+  // The local path of `rel`, fetched from the store first when it is not here (or always, when
+  // `fresh`: for files that change, such as a log another node finished). kNotFound when neither
+  // has it.
+  Result<std::string> Fetch(const std::string& rel, bool fresh = false);
 
   // The store key of `rel`; nullopt for a path the shelf never holds.
   static std::optional<std::string> KeyOf(const std::string& rel);

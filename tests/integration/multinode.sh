@@ -13,7 +13,11 @@
 #  - the scrubber ([scrubber], 2 s interval, 10 s grace, one node at a time) removes what the kills
 #    left (Swift segments, an S3 multipart upload, temporary files) and planted orphans, and then
 #    Swift, S3 and the file store hold exactly what the catalog names — asked of Swift and S3
-#    themselves; a copy whose bytes were damaged is reported in /metrics and kept.
+#    themselves; a copy whose bytes were damaged is reported in /metrics and kept;
+#  - the image builder across nodes (with mmdebstrap and the Debian archive): a recipe received by
+#    one node is read through another; a build whose node is SIGKILLed mid-build is taken over
+#    when its lease (4 s) runs out and built to success by another node; every node serves its log
+#    and artifacts (from Swift, [build] store), byte-identical to the manifest's md5s.
 # Usage: multinode.sh [PATH-TO-INGOTD]
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib.sh"
@@ -34,6 +38,9 @@ origin_start "$W/origin"
 export CLUSTER_INGOTD="$INGOTD" CLUSTER_LEASE_MS=3000 CLUSTER_STORES="swift s3 file"
 export CLUSTER_TOML="[images]
 upload_lease_s = 4
+[build]
+store = \"swift\"
+job_lease_s = 4
 [scrubber]
 enabled = true
 interval_s = 2
@@ -244,4 +251,65 @@ expect_true "the damaged copy is reported in /metrics" test "$(metric_sum ingot_
 expect_true "... and in a node's log" grep -q "event=scrubber.checksum_mismatch .*image=$BIG" \
   "$CLUSTER_DIR"/node*/ingotd.log
 expect_true "... and kept" test -f "$CLUSTER_FILE_DIR/$BIG"
+
+# ---- The image builder across nodes.
+if ! command -v mmdebstrap > /dev/null || ! command -v mksquashfs > /dev/null; then
+  skip "builds across nodes" "mmdebstrap or squashfs-tools not installed"
+  it_finish
+fi
+n_url() { cluster_node_url "$1"; }
+ims() { echo "$(n_url "$1")/apis/ims/v3"; }
+mkdir -p "$W/recipe"
+cat > "$W/recipe/recipe.toml" <<'EOF2'
+suite = "bookworm"
+variant = "essential"
+
+[[steps]]
+name = "mark"
+run = "echo built-across-nodes > /etc/ingot-mark"
+EOF2
+tar -C "$W/recipe" -czf "$W/recipe.tgz" .
+RID="$(curl -s -X POST -H 'Content-Type: application/json' "$(ims 1)/recipes" \
+  -d '{"name":"cluster","recipe_type":"mmdebstrap","linux_distribution":"debian"}' | jq -r .id)"
+expect_eq "node 1 takes the recipe's archive" "$(curl -s -o /dev/null -w '%{http_code}' -X PUT \
+  -H 'Content-Type: application/octet-stream' --data-binary @"$W/recipe.tgz" \
+  "$(ims 1)/recipes/$RID/archive")" 200
+expect_eq "node 2 shows the recipe node 1 received" \
+  "$(curl -s "$(ims 2)/recipes/$RID" | jq -r .link.etag)" "$(md5 "$W/recipe.tgz")"
+curl -s -o "$W/recipe.back" "$(ims 3)/recipes/$RID/archive"
+expect_eq "node 3 serves its archive (from Swift)" "$(md5 "$W/recipe.back")" "$(md5 "$W/recipe.tgz")"
+JOB="$(curl -s -X POST -H 'Content-Type: application/json' "$(ims 1)/jobs" \
+  -d "{\"job_type\":\"create\",\"artifact_id\":\"$RID\",\"outputs\":[\"ims\"]}" | jq -r .id)"
+for _ in $(seq 1 300); do
+  [ "$(curl -s "$(ims 2)/jobs/$JOB" | jq -r .status)" = building_image ] && break
+  sleep 1
+done
+expect_eq "node 2 sees node 1's job building" "$(curl -s "$(ims 2)/jobs/$JOB" | jq -r .status)" building_image
+expect_eq "... its live log is node 1's (503 elsewhere)" \
+  "$(curl -s -o /dev/null -w '%{http_code}' "$(ims 3)/jobs/$JOB/log")" 503
+sleep 3
+cluster_kill9 1
+STATUS=""
+for _ in $(seq 1 900); do
+  STATUS="$(curl -s "$(ims 2)/jobs/$JOB" | jq -r .status)"
+  case "$STATUS" in success|error) break ;; esac
+  sleep 1
+done
+expect_eq "after node 1's SIGKILL another node built the job to success" "$STATUS" success
+expect_eq "... on its second attempt" "$(curl -s "$(ims 3)/jobs/$JOB" | jq -r .attempt)" 2
+expect_true "... saying which node took it over" sh -c \
+  "grep -q 'event=build.job_taken_over job=$JOB from=node1' '$CLUSTER_DIR'/node2/ingotd.log '$CLUSTER_DIR'/node3/ingotd.log"
+cluster_restart 1
+IMG="$(curl -s "$(ims 1)/jobs/$JOB" | jq -r .resultant_image_id)"
+expect_true "node 1, back, serves the finished log" sh -c \
+  "curl -sf '$(ims 1)/jobs/$JOB/log' | grep -q 'taken over by node'"
+curl -s -o "$W/manifest.json" "$(ims 1)/images/$IMG/artifacts/manifest.json"
+ROOTFS_MD5="$(jq -r '.artifacts[] | select(.type | test("rootfs")) | .md5' "$W/manifest.json" | head -1)"
+for i in 1 2 3; do
+  curl -s -o "$W/rootfs.$i" "$(ims "$i")/images/$IMG/artifacts/rootfs"
+  expect_eq "node $i serves the rootfs the other node built, byte-identical" \
+    "$(md5 "$W/rootfs.$i")" "$ROOTFS_MD5"
+done
+expect_true "... and it holds the recipe's step" sh -c \
+  "unsquashfs -cat '$W/rootfs.1' etc/ingot-mark | grep -q built-across-nodes"
 it_finish
