@@ -5,7 +5,8 @@
 # proxy with 2 workers), same machine, same run, interleaved Ingot / Glance.
 #
 # One run = PUT /v2/images/{id}/file of the image with curl (Content-Length known, as the ingot CLI and
-# curl send it), then GET /v2/images/{id}/file with curl. The clock runs around each curl. Each run
+# curl send it), then GET /v2/images/{id}/file with curl. The clock runs around each curl. Ingot
+# runs with its image cache off, as the peer Glance has none: both downloads read Swift. Each run
 # checks the result: the image's recorded checksum and the MD5 of the downloaded bytes (computed on
 # the fly by the client, the same way for both) must equal the source's, and the object must be in
 # Swift.
@@ -18,6 +19,8 @@
 # Usage: bench/swift.sh [PATH-TO-INGOTD]     (default build/bin/ingotd)
 # Env:   BENCH_DIR (default /tmp/ingot-bench-swift)  BENCH_RUNS (default 2; medians)
 #        BENCH_GIB (default 4)  BENCH_SKIP_GLANCE=1 (Ingot only)
+#        BENCH_DROP_CACHES (default 1 as root): drop the page cache before each download, so both
+#        sides read the object from Swift's disk (as a download some time after the upload does)
 # Prints a table (also $BENCH_DIR/report.md): MiB/s up and down per side, the ratios, Ingot's peak RSS.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -28,6 +31,7 @@ BD="${BENCH_DIR:-/tmp/ingot-bench-swift}"
 RUNS="${BENCH_RUNS:-2}"
 GIB="${BENCH_GIB:-4}"
 SKIP_GLANCE="${BENCH_SKIP_GLANCE:-0}"
+DROP_CACHES="${BENCH_DROP_CACHES:-$([ "$(id -u)" = 0 ] && echo 1 || echo 0)}"
 INGOTD="${1:-$ROOT/build/bin/ingotd}"
 [ -x "$INGOTD" ] || { echo "ingotd not found at $INGOTD; pass its path" >&2; exit 2; }
 export GLANCE_STATE="$BD/glance"
@@ -77,6 +81,9 @@ swift_store_user = "$SWIFT_USER"
 swift_store_key = "$SWIFT_KEY"
 swift_store_container = "ingot"
 swift_store_create_container_on_put = true
+# Like the peer Glance (no cache middleware), every download reads Swift.
+[cache]
+enabled = false
 EOF
   # shellcheck disable=SC2046
   "$INGOTD" --config "$BD/ingotd.toml" --listen "127.0.0.1:$port" --data-dir "$data" --auth noauth $(boot_flag) \
@@ -117,7 +124,7 @@ EOF
 
 # run_one NAME URL CONTAINER -> "up_s down_s"; fails loudly on a wrong result.
 run_one() {
-  local name="$1" url="$2" container="$3" id t0 t1 t2 code sum
+  local name="$1" url="$2" container="$3" id t0 t1 t2 code sum up
   id=$(curl -s -X POST "$url/v2/images" -H 'Content-Type: application/json' \
         -d '{"name":"bench-swift","disk_format":"raw","container_format":"bare"}' | jq -r .id)
   [ -n "$id" ] && [ "$id" != null ] || { echo "$name: create failed" >&2; return 1; }
@@ -125,14 +132,18 @@ run_one() {
   code=$(curl -s -o "$BD/put.out" -w '%{http_code}' -X PUT -H 'Content-Type: application/octet-stream' \
          -T "$SRC" "$url/v2/images/$id/file")
   t1=$(now)
+  up=$(echo "$t1 - $t0" | bc -l)
   [ "$code" = 204 ] || { echo "$name: upload answered $code: $(head -c 300 "$BD/put.out")" >&2; return 1; }
   [ "$(curl -s "$url/v2/images/$id" | jq -r .checksum)" = "$MD5" ] || { echo "$name: wrong checksum" >&2; return 1; }
   swift list "$container" --prefix "$id" 2>/dev/null | grep -q . || { echo "$name: nothing in Swift" >&2; return 1; }
+  # Both read the object back from Swift's disk, not from whatever of it the page cache kept.
+  if [ "$DROP_CACHES" = 1 ]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi
+  t1=$(now)
   sum=$(curl -s "$url/v2/images/$id/file" | md5sum | cut -d' ' -f1)
   t2=$(now)
   [ "$sum" = "$MD5" ] || { echo "$name: the download is not the image ($sum)" >&2; return 1; }
   curl -s -o /dev/null -X DELETE "$url/v2/images/$id"
-  echo "$(echo "$t1 - $t0" | bc -l) $(echo "$t2 - $t1" | bc -l)"
+  echo "$up $(echo "$t2 - $t1" | bc -l)"
 }
 
 start_ingot

@@ -336,6 +336,10 @@ void BuildService::Stop() {
   if (keeper_.joinable()) keeper_.join();
 }
 
+int64_t BuildService::LeaseEnd(int64_t now) const {
+  return now + std::chrono::microseconds(options_.job_lease).count();
+}
+
 void BuildService::StartKeeper() {
   if (options_.leases == nullptr || keeper_.joinable()) return;
   keeper_ = std::thread([this] { KeeperLoop(); });
@@ -370,7 +374,7 @@ void BuildService::KeepRunningJobs() {
   for (auto& [id, run] : running) {
     Status renewed = options_.leases->RenewJobLease(
         LeaseName(id), options_.node,
-        NowMicros() + std::chrono::microseconds(options_.job_lease).count());
+        LeaseEnd(NowMicros()));
     if (renewed.code() == Code::kConflict) {
       lose(id, *run, "another node took the job over (this node's lease ran out)");
       continue;
@@ -398,7 +402,7 @@ void BuildService::TakeOverOrphans() {
     const std::string id = Str(job, "id");
     if (IsFinished(Str(job, "status")) || JobRunning(id)) continue;
     const int64_t now = NowMicros();
-    std::string previous = "unknown";
+    std::string previous = "(a node that handed it over)";
     if (auto lease = options_.leases->GetJobLease(LeaseName(id)); lease.ok()) {
       if (lease->holder && lease->until >= now) continue;  // its node is alive
       if (lease->holder) previous = *lease->holder;
@@ -407,7 +411,7 @@ void BuildService::TakeOverOrphans() {
     }
     auto taken = options_.leases->AcquireJobLease(
         LeaseName(id), options_.node, now,
-        now + std::chrono::microseconds(options_.job_lease).count(), INT64_MAX);
+        LeaseEnd(now), INT64_MAX);
     if (!taken.ok() || taken->holder != options_.node) continue;
     // Read again under the lease: it may have ended or been deleted since the list.
     auto fresh = repo_.Get(Kind::kJob, id);
@@ -885,7 +889,7 @@ Result<json::object> BuildService::StartJob(json::object job, bool leased) {
     INGOT_ASSIGN_OR_RETURN(
         auto lease, options_.leases->AcquireJobLease(
                         LeaseName(id), options_.node, now,
-                        now + std::chrono::microseconds(options_.job_lease).count(), INT64_MAX));
+                        LeaseEnd(now), INT64_MAX));
     if (lease.holder != options_.node) return Conflict("job " + id + " is another node's");
   }
   std::error_code ec;

@@ -155,6 +155,7 @@ class BuildService {
   void RunJob(std::string id);
   // Stores the job and starts its thread; `leased`: this node already holds its lease (takeover).
   Result<boost::json::object> StartJob(boost::json::object job, bool leased = false);
+  int64_t LeaseEnd(int64_t now) const;  // when a lease taken or renewed at `now` runs out
   void KeeperLoop();
   void KeepRunningJobs();  // renews leases, notices jobs ended elsewhere
   void TakeOverOrphans();  // claims jobs whose lease ran out

@@ -20,6 +20,7 @@ RangedSource::~RangedSource() {
     ++generation_;
   }
   cv_.notify_all();
+  reader_cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
@@ -30,8 +31,8 @@ void RangedSource::Schedule() {
   while (outstanding < window && scheduled_ < size_) {
     auto b = std::make_shared<Block>();
     b->first = scheduled_;
-    // The first block of a position is small: a short Range request stays short.
-    const uint64_t want = widened_ ? block_ : std::min<uint64_t>(block_, 1 << 20);
+    // Up to the next multiple of the block size, so that blocks fall on the store's segments.
+    const uint64_t want = grow_ - scheduled_ % grow_;
     b->length = std::min<uint64_t>(want, size_ - scheduled_);
     scheduled_ += b->length;
     blocks_.push_back(std::move(b));
@@ -46,6 +47,8 @@ void RangedSource::Reset(uint64_t offset) {
   next_ = offset;
   scheduled_ = offset;
   widened_ = false;
+  // The first block of a position is small: a short Range request stays short.
+  grow_ = std::min<uint64_t>(block_, 1 << 20);
   Schedule();
 }
 
@@ -66,7 +69,14 @@ void RangedSource::Work() {
     if (stop_) return;
     b->assigned = true;
     const uint64_t gen = generation_;
-    if (!b->bytes) b->bytes.reset(new uint8_t[b->length]);
+    if (!b->bytes) {
+      if (b->length == block_ && !spare_.empty()) {
+        b->bytes = std::move(spare_.back());
+        spare_.pop_back();
+      } else {
+        b->bytes.reset(new uint8_t[b->length]);
+      }
+    }
     int resumes = 0;
     for (;;) {
       const uint64_t from = b->first + b->filled;
@@ -80,7 +90,7 @@ void RangedSource::Work() {
         std::lock_guard l(mu_);
         if (generation_ != gen || stop_) return Cancelled("download moved");
         b->filled += d.size();
-        cv_.notify_all();
+        if (waiting_on_ == b.get() && b->filled >= wake_at_) reader_cv_.notify_one();
         return Status::Ok();
       };
       Status s = get_(from, last, sink);
@@ -101,7 +111,7 @@ void RangedSource::Work() {
       b->done = true;
       break;
     }
-    cv_.notify_all();
+    reader_cv_.notify_one();
   }
 }
 
@@ -114,15 +124,25 @@ Result<size_t> RangedSource::ReadAt(uint64_t offset, std::span<uint8_t> buf) {
   }
   if (blocks_.empty() || offset != next_) Reset(offset);
   std::shared_ptr<Block> b = blocks_.front();
-  cv_.wait(lock, [&] { return b->filled > b->taken || b->done; });
+  // Wait until the whole buffer can be filled from this block (or what is left of it).
+  const uint64_t want = std::min<uint64_t>(buf.size(), b->length - b->taken);
+  waiting_on_ = b.get();
+  wake_at_ = b->taken + want;
+  reader_cv_.wait(lock, [&] { return b->filled >= b->taken + want || b->done || stop_; });
+  waiting_on_ = nullptr;
   if (b->filled > b->taken) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), b->filled - b->taken));
     std::memcpy(buf.data(), b->bytes.get() + b->taken, n);
     b->taken += n;
     next_ += n;
     if (b->taken == b->length) {
+      // Its worker is done with it: the buffer goes to the next block.
+      if (b->done && b->length == block_ && b.use_count() <= 2) {
+        spare_.push_back(std::move(b->bytes));
+      }
       blocks_.pop_front();
       widened_ = true;
+      grow_ = std::min<uint64_t>(grow_ * 2, block_);
       Schedule();
     }
     return n;

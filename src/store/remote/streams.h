@@ -38,11 +38,19 @@ using RangeGet = std::function<Status(uint64_t first, uint64_t last, const BodyS
 
 // Thread safety: ReadAt calls are serialised (one stream position).
 //
-// Sequential reading is served by up to `parallel` ranged GETs at once, each of one block of
-// `block` bytes, handed to the reader in order: a single HTTP stream from an object store is
-// bounded by one proxy process and one connection, several are not. A fresh position starts with
-// one small block (a client's Range request of a few bytes costs a few bytes) and widens to
-// `parallel` blocks once the reader has taken a whole block. Memory: parallel * block at most.
+// Sequential reading is served by up to `parallel` ranged GETs at once, each of one block,
+// handed to the reader in order: a single HTTP stream from an object store is bounded by one proxy
+// process and one connection, several are not. A fresh position starts with one small block (a
+// client's Range request of a few bytes costs a few bytes); each block the reader takes whole
+// widens the window to `parallel` blocks and doubles the block size, up to `block` bytes, with
+// blocks aligned to multiples of their size. Large aligned blocks matter: every request costs the
+// store a fixed overhead (Swift's SLO middleware reads the manifest again) and restarts its disk
+// readahead, so give `block` the store's segment or part size (each GET is then one whole
+// segment). Memory: parallel * block at most.
+//
+// CPU: a read waits until it can fill the caller's buffer (or its block ends), and the fetching
+// worker wakes the reader only then — not once per packet — so a download is a few large copies
+// and socket writes per MiB. Block buffers are reused rather than freshly mapped for each block.
 class RangedSource final : public io::ByteSource {
  public:
   RangedSource(uint64_t size, RangeGet get, int max_resumes = 3, int parallel = 3,
@@ -75,13 +83,18 @@ class RangedSource final : public io::ByteSource {
   std::mutex read_mu_;  // one reader at a time
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;         // workers: a block to fetch, or stop
+  std::condition_variable reader_cv_;  // the reader: its block reached `wake_at_`, or ended
+  const Block* waiting_on_ = nullptr;  // the block the reader waits on (guarded by mu_)
+  uint64_t wake_at_ = 0;               // ... until it holds this many bytes
+  std::vector<std::unique_ptr<uint8_t[]>> spare_;  // buffers of `block_` bytes to reuse
   // In offset order; the front is being read. Shared with the worker fetching a block, which may
   // outlive its place here when the reader moves elsewhere (Reset).
   std::deque<std::shared_ptr<Block>> blocks_;
   uint64_t next_ = 0;       // the offset the reader is at
   uint64_t scheduled_ = 0;  // the end of the last block scheduled
   bool widened_ = false;    // the reader took a whole block: fetch `parallel` ahead
+  uint64_t grow_ = 0;       // the size of the next block: doubles up to block_ while sequential
   uint64_t generation_ = 0;  // bumped by Reset: workers drop blocks of an older one
   bool stop_ = false;
   std::vector<std::thread> workers_;

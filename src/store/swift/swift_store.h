@@ -94,6 +94,19 @@ class SwiftStore final : public Store {
   Result<std::optional<std::string>> KeyOfUrl(std::string_view url) override;
 
   // ---- For tests and the driver's own pieces ----
+  size_t DownloadBlock() const;
+  // One segment of a Static Large Object: its path (encoded, as Call takes it) and where it lies.
+  struct Segment {
+    std::string path;
+    uint64_t offset = 0;
+    uint64_t size = 0;
+  };
+  // The segments of the SLO at `path`, whose size is `size` (sub-manifests expanded).
+  Result<std::vector<Segment>> SegmentsOf(const std::string& path, uint64_t size);
+  Status GetFromSegments(const std::vector<Segment>& segments, uint64_t first, uint64_t last,
+                         const remote::BodySink& sink);
+  Status GetRange(const std::string& path, uint64_t first, uint64_t last,
+                  const remote::BodySink& sink);
   std::string ContainerOf(const std::string& key) const;
   std::string SegmentContainerOf(const std::string& key) const {
     return ContainerOf(key) + "_segments";
