@@ -290,6 +290,8 @@ struct BuildService::Running {
   // The job is no longer this node's to finish (its lease was taken over, or it was cancelled or
   // deleted through another node): the run ends without writing the record.
   std::atomic<bool> lost{false};
+  // ... and it was lost to another node's takeover: that node's log is the job's from now on.
+  std::atomic<bool> taken_over{false};
   std::mutex log_mu;
   FILE* log = nullptr;
   std::string status;
@@ -376,6 +378,7 @@ void BuildService::KeepRunningJobs() {
         LeaseName(id), options_.node,
         LeaseEnd(NowMicros()));
     if (renewed.code() == Code::kConflict) {
+      run->taken_over = true;
       lose(id, *run, "another node took the job over (this node's lease ran out)");
       continue;
     }
@@ -1068,6 +1071,10 @@ void BuildService::RunJob(std::string id) {
                                                rec->at("resultant_image_id").is_string()) {
       shared = PublishArtifacts(Str(*rec, "resultant_image_id"));
     }
+    if (!shared.ok()) log::Warn("build.publish_failed", {{"job", id}, {"error", shared.ToString()}});
+  } else if (run->lost && !run->taken_over) {
+    // Cancelled or deleted through another node: what this run wrote is still the job's log.
+    Status shared = shelf_.Publish("jobs/" + id + "/log");
     if (!shared.ok()) log::Warn("build.publish_failed", {{"job", id}, {"error", shared.ToString()}});
   }
   if (options_.leases != nullptr && !run->lost) {

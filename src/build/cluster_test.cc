@@ -233,6 +233,10 @@ TEST_F(ClusterTest, CancelThroughAnotherNodeStopsTheRunningNodeAndALostLeaseStop
   auto cancelled = records_->Get(Kind::kJob, id);
   EXPECT_EQ(Field(cancelled, "status"), "error");
   EXPECT_EQ(Field(cancelled, "error"), "cancelled while waiting_for_repos");
+  // Every node serves the log of the run node a stopped, not just the canceller's line.
+  const std::string log = LogOf(b, id);
+  EXPECT_NE(log.find("stopped here: the job was ended through another node"), std::string::npos)
+      << log;
 
   // A second job whose lease another node took (node a was too slow to renew): node a stops it and
   // leaves the record to the new holder.

@@ -165,7 +165,18 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path) {
   // WAL lets readers run beside the one writer. synchronous=FULL makes every commit fsync the WAL:
   // with NORMAL a commit acknowledged to a client could vanish in a power cut, and an acknowledged
   // metadata change (an image going active) must survive one.
-  INGOT_RETURN_IF_ERROR(conn->Exec("PRAGMA journal_mode=WAL"));
+  // Switching a new file to WAL needs it alone for a moment; SQLite answers "locked" at once,
+  // without its busy handler, when another opener is doing the same. Waited out here.
+  for (int waited_ms = 0;; waited_ms += 10) {
+    Status wal = conn->Exec("PRAGMA journal_mode=WAL");
+    const bool busy = !wal.ok() && (sqlite3_extended_errcode(db) & 0xff) == SQLITE_BUSY;
+    if (!busy || waited_ms >= kBusyTimeoutMs) {
+      INGOT_RETURN_IF_ERROR(wal);
+      break;
+    }
+    struct timespec ten_ms = {0, 10 * 1000 * 1000};
+    nanosleep(&ten_ms, nullptr);
+  }
   INGOT_RETURN_IF_ERROR(conn->Exec("PRAGMA synchronous=FULL"));
   INGOT_RETURN_IF_ERROR(conn->Exec("PRAGMA foreign_keys=ON"));
   // No memory-mapped reads of the database file: a mapped page that vanishes under the process (a

@@ -9,9 +9,16 @@ Database::Lease::~Lease() {
 Result<std::shared_ptr<Database>> Database::Open(const std::string& path, Options options) {
   std::shared_ptr<Database> db(new Database(path, options));
   INGOT_ASSIGN_OR_RETURN(auto conn, Connection::Open(path));
-  INGOT_RETURN_IF_ERROR(conn->Exec(
-      "CREATE TABLE IF NOT EXISTS component_schema (component TEXT PRIMARY KEY NOT NULL, "
-      "version INTEGER NOT NULL) WITHOUT ROWID"));
+  {
+    // In a write transaction (BEGIN IMMEDIATE waits for the lock): as a bare statement it starts
+    // as a read and upgrades, which SQLite refuses at once, without waiting, when another opener
+    // wrote in between.
+    INGOT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kWrite));
+    INGOT_RETURN_IF_ERROR(conn->Exec(
+        "CREATE TABLE IF NOT EXISTS component_schema (component TEXT PRIMARY KEY NOT NULL, "
+        "version INTEGER NOT NULL) WITHOUT ROWID"));
+    INGOT_RETURN_IF_ERROR(tx.Commit());
+  }
   db->Release(std::move(conn));
   return db;
 }

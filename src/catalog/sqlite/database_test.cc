@@ -45,7 +45,11 @@ TEST_F(DatabaseTest, ConcurrentOpenersApplyEachStepOnce) {
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&] {
       auto db = Database::Open(path_);
-      if (!db.ok() || !(*db)->Migrate("things", kSteps).ok()) ++failures;
+      Status s = db.ok() ? (*db)->Migrate("things", kSteps) : db.status();
+      if (!s.ok()) {
+        ++failures;
+        ADD_FAILURE() << s.ToString();
+      }
     });
   }
   for (auto& t : threads) t.join();
