@@ -461,6 +461,12 @@ void BuildService::TakeOverOrphans() {
   }
 }
 
+void BuildService::WarnUnshared(const std::string& job, const Status& published) {
+  if (!published.ok()) {
+    log::Warn("build.publish_failed", {{"job", job}, {"error", published.ToString()}});
+  }
+}
+
 // Ends a job no node runs: error with `reason`, in the record and its log.
 Status BuildService::EndJob(const std::string& id, const std::string& reason) {
   INGOT_RETURN_IF_ERROR(SetJob(id, [&](json::object& j) {
@@ -1064,19 +1070,17 @@ void BuildService::RunJob(std::string id) {
       j["duration_seconds"] = seconds;
     });
     if (!saved.ok()) log::Error("build.job_save", {{"job", id}, {"error", saved.ToString()}});
-    // The finished log (and a customize job's new image) for every node.
-    Status shared = shelf_.Publish("jobs/" + id + "/log");
-    if (auto rec = repo_.Get(Kind::kJob, id); shared.ok() && result.ok() && rec.ok() &&
-                                               customize && rec->contains("resultant_image_id") &&
-                                               rec->at("resultant_image_id").is_string()) {
-      shared = PublishArtifacts(Str(*rec, "resultant_image_id"));
+    if (customize && result.ok()) {  // the new image, for every node
+      auto rec = repo_.Get(Kind::kJob, id);
+      if (rec.ok() && rec->contains("resultant_image_id") &&
+          rec->at("resultant_image_id").is_string()) {
+        WarnUnshared(id, PublishArtifacts(Str(*rec, "resultant_image_id")));
+      }
     }
-    if (!shared.ok()) log::Warn("build.publish_failed", {{"job", id}, {"error", shared.ToString()}});
-  } else if (run->lost && !run->taken_over) {
-    // Cancelled or deleted through another node: what this run wrote is still the job's log.
-    Status shared = shelf_.Publish("jobs/" + id + "/log");
-    if (!shared.ok()) log::Warn("build.publish_failed", {{"job", id}, {"error", shared.ToString()}});
   }
+  // The log, for every node: also when the run was cancelled or deleted through another node, not
+  // when another node took the job over (its log is the job's now) or this node hands it over.
+  if (!hand_over && !run->taken_over) WarnUnshared(id, shelf_.Publish("jobs/" + id + "/log"));
   if (options_.leases != nullptr && !run->lost) {
     Status released = options_.leases->ReleaseJobLease(LeaseName(id), options_.node,
                                                        hand_over ? 0 : NowMicros(), "");

@@ -160,6 +160,7 @@ class BuildService {
   void KeepRunningJobs();  // renews leases, notices jobs ended elsewhere
   void TakeOverOrphans();  // claims jobs whose lease ran out
   Status EndJob(const std::string& id, const std::string& reason);
+  static void WarnUnshared(const std::string& job, const Status& published);  // logs a failure
   Status Build(const std::string& id, Running& run);
   Status SetJob(const std::string& id, const std::function<void(boost::json::object&)>& change);
   Status SetStatus(const std::string& id, Running& run, const char* status);

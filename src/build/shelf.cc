@@ -64,8 +64,9 @@ std::optional<std::string> Shelf::KeyOf(const std::string& rel) {
 }
 
 std::optional<Shelf::Owner> Shelf::OwnerOf(const std::string& key) {
-  for (auto [prefix, kind] : {std::pair{"ims-recipe-", "recipe"}, std::pair{"ims-log-", "job"},
-                              std::pair{"ims-artifact-", "image"}}) {
+  for (auto [prefix, kind] : {std::pair{"ims-recipe-", Kind::kRecipe},
+                              std::pair{"ims-log-", Kind::kJob},
+                              std::pair{"ims-artifact-", Kind::kImage}}) {
     std::string_view p(prefix);
     if (!key.starts_with(p) || key.size() < p.size() + kUuid) continue;
     std::string id = key.substr(p.size(), kUuid);
@@ -130,11 +131,8 @@ Result<std::string> Shelf::Fetch(const std::string& rel, bool fresh) {
 Result<bool> Shelf::StillWanted(BuildRepository& records, const std::string& key) {
   auto owner = OwnerOf(key);
   if (!owner) return false;
-  const Kind kind = owner->kind == "recipe" ? Kind::kRecipe
-                    : owner->kind == "job"  ? Kind::kJob
-                                            : Kind::kImage;
   for (bool deleted : {false, true}) {
-    auto record = records.Get(kind, owner->id, deleted);
+    auto record = records.Get(owner->kind, owner->id, deleted);
     if (record.ok()) return true;
     if (record.status().code() != Code::kNotFound) return record.status();
   }

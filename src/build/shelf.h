@@ -42,10 +42,9 @@ class Shelf {
 
   // The store key of `rel`; nullopt for a path the shelf never holds.
   static std::optional<std::string> KeyOf(const std::string& rel);
-  // Which record a shelf key belongs to: {"recipe"|"image"|"job", id}; nullopt for keys that are
-  // not the shelf's.
+  // Which record a shelf key belongs to; nullopt for keys that are not the shelf's.
   struct Owner {
-    std::string kind;
+    Kind kind;
     std::string id;
   };
   static std::optional<Owner> OwnerOf(const std::string& key);
