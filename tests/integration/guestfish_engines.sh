@@ -5,8 +5,10 @@
 # here) on another; the two root file systems, read back over NBD with debugfs, must hold the same
 # files, modes, owners, symlinks and contents, both pass e2fsck, and the golden image is unchanged.
 # The guestfish side runs with `--engine auto` and one command the native engine lacks (statvfs),
-# so it also proves the automatic fallback. Also: native refuses a vfat mount naming the line, a
-# local command is refused before anything runs, a failing command is reported with its line.
+# so it also proves the automatic fallback. Both run a local command (`!`, in Ingot's jail) on a
+# file downloaded from the volume and upload its output. Also: native refuses a vfat mount naming
+# the line, a local command cannot reach the host's files, `<!` is refused before anything runs,
+# a failing command is reported with its line.
 # About 1 minute on a quiet host (one guestfish run), 2-3 under heavy load. Skips (77) without libguestfs-tools, gdisk, e2fsprogs,
 # dosfstools or libnbd-bin.
 . "$(dirname "$0")/lib.sh"
@@ -66,6 +68,9 @@ write-append /etc/motd "personalised by Ingot\n"
 touch /var/log/deploy.log
 rm /etc/stale.conf
 -rm /etc/not-there
+download /etc/os-release os-release
+!echo "$(id -u) $(sed -n 's/^ID=//p' os-release)" > jail-report
+upload jail-report /etc/jail-report
 echo done
 umount /
 PLAN
@@ -101,9 +106,13 @@ vol personalise auto --script "$IT_TMP/efi.gf" --engine native > /dev/null 2> "$
 grep -q 'line 1: mount: /dev/sda1 holds vfat' "$IT_TMP/n.err" \
   && pass "native refuses what needs guestfish, naming the line" || fail "native refusal" "$(cat "$IT_TMP/n.err")"
 printf 'mount /dev/sda2 /\n!touch %s/pwned\n' "$IT_TMP" > "$IT_TMP/local.gf"
-vol personalise auto --script "$IT_TMP/local.gf" --engine guestfish > /dev/null 2> "$IT_TMP/l.err"
-grep -q 'line 2: local commands' "$IT_TMP/l.err" && [ ! -e "$IT_TMP/pwned" ] \
-  && pass "a local command is refused before guestfish runs" || fail "local command" "$(cat "$IT_TMP/l.err")"
+vol personalise auto --script "$IT_TMP/local.gf" > /dev/null 2> "$IT_TMP/l.err"
+grep -q 'line 2: local command: the command ended with exit code 1' "$IT_TMP/l.err" && [ ! -e "$IT_TMP/pwned" ] \
+  && pass "a local command runs jailed: the host's files are out of its reach" || fail "local command" "$(cat "$IT_TMP/l.err")"
+printf 'mount /dev/sda2 /\n<!echo rm /etc/hostname\n' > "$IT_TMP/local.gf"
+vol personalise auto --script "$IT_TMP/local.gf" > /dev/null 2> "$IT_TMP/l.err"
+grep -q 'line 2: <! (commands read from a local command' "$IT_TMP/l.err" \
+  && pass "commands made up by a local command are refused" || fail "<!" "$(cat "$IT_TMP/l.err")"
 printf 'mount /dev/sda2 /\nwrite /etc/hostname x\nmkdir /no/such/dir\n' > "$IT_TMP/bad.gf"
 vol personalise auto --script "$IT_TMP/bad.gf" --name bad --engine native > /dev/null 2> "$IT_TMP/b.err"
 grep -q 'bad line 3: mkdir: /no/such/dir: No such file or directory' "$IT_TMP/b.err" \
@@ -128,7 +137,8 @@ describe() {  # IMAGE: every path's type, mode, owner, size, link target and con
   local img="$1" p
   for p in /etc/hostname /etc/sysconfig/network-scripts/ifcfg-ens3 /opt/isdeploy \
            /opt/isdeploy/scripts /opt/isdeploy/scripts/first-boot /opt/isdeploy/hostname-link \
-           /opt/isdeploy/scripts/etc /etc/motd /var/log/deploy.log /etc/stale.conf /etc/os-release; do
+           /opt/isdeploy/scripts/etc /etc/motd /var/log/deploy.log /etc/stale.conf /etc/os-release \
+           /etc/jail-report; do
     echo "== $p"
     debugfs -R "stat $p" "$img" 2>&1 | grep -oE 'Type: [a-z]+|Mode: +[0-7]+|User: +[0-9]+|Group: +[0-9]+|Size: [0-9]+|Fast link dest: .*|File not found by ext2_lookup' \
       | tr -s ' '
@@ -158,6 +168,9 @@ grep -A4 '^== /opt/isdeploy/scripts/first-boot$' "$IT_TMP/nat.desc" | grep -q 'U
 grep -A8 '^== /opt/isdeploy/scripts/etc$' "$IT_TMP/nat.desc" | grep -q 'Fast link dest: "../../etc"' \
   && pass "ln-s into a directory makes the link inside it" || fail "ln-s into a directory"
 grep -A1 '^== /etc/stale.conf' "$IT_TMP/nat.desc" | grep -q 'File not found' && pass "rm" || fail "rm"
+expect_eq "download, a local command as nobody (HPE's ESXi pattern), upload" \
+  "$(debugfs -R 'cat /etc/jail-report' "$IT_TMP/gf.root" 2>/dev/null)" \
+  "65534 $(sed -n 's/^ID=//p' "$TREE/etc/os-release")"
 for v in nat gf; do
   expect_true "e2fsck: the $v root file system is clean" e2fsck -fn "$IT_TMP/$v.root"
 done

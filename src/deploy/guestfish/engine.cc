@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <optional>
 #include <vector>
 
 #include "deploy/guestfish/guestfish_runner.h"
@@ -71,7 +72,8 @@ class Joined {
     int n = 0;
     size_t colon = message.find(": ");
     if (message.starts_with("line ") && colon != std::string_view::npos) {
-      for (char c : message.substr(5, colon - 5)) n = c >= '0' && c <= '9' ? n * 10 + (c - '0') : -1;
+      for (char c : message.substr(5, colon - 5))
+        n = c >= '0' && c <= '9' ? n * 10 + (c - '0') : -1;
     }
     if (n <= 0) return std::string(Names()) + " " + std::string(message);
     size_t k = first_line_.size() - 1;
@@ -128,23 +130,35 @@ Result<RunReport> Run(OsVolume& volume, std::span<const Script> scripts, Engine 
   auto parsed = ParseScript(joined.text());
   if (!parsed.ok()) return joined.Named(parsed.status());
   INGOT_ASSIGN_OR_RETURN(WorkDir dir, WorkDir::Make());
+  std::optional<LocalJail> jail;
+  for (const Command& c : parsed->commands) {
+    if (c.kind != Command::Kind::kLocal && !c.pipe) continue;
+    auto made = LocalJail::Make(dir.path());
+    if (!made.ok())
+      return joined.Named(Status(
+          made.status().code(), "line " + std::to_string(c.line) + ": " + made.status().message()));
+    jail.emplace(std::move(*made));
+    break;
+  }
+  const LocalJail* local = jail ? &*jail : nullptr;
 
   RunReport report;
   if (engine != Engine::kGuestfish) {
-    INGOT_ASSIGN_OR_RETURN(NativeOutcome native, RunNative(volume, *parsed, dir.path()));
+    INGOT_ASSIGN_OR_RETURN(NativeOutcome native, RunNative(volume, *parsed, dir.path(), local));
     if (!native.needs_guestfish) {
       report.used = Engine::kNative;
       report.log = std::move(native.log);
       if (!native.status.ok()) return joined.Named(native.status);
       return report;
     }
-    const std::string why = joined.Locate("line " + std::to_string(native.line) + ": " + native.reason);
+    const std::string why =
+        joined.Locate("line " + std::to_string(native.line) + ": " + native.reason);
     if (engine == Engine::kNative) {
       return Unsupported(why + " (the script needs the guestfish engine)");
     }
     report.log = "native engine: " + why + "; running guestfish instead\n";
   }
-  auto run = RunGuestfish(volume, *parsed, dir.path());
+  auto run = RunGuestfish(volume, *parsed, dir.path(), local);
   if (!run.ok()) return Status(run.status().code(), joined.Locate(run.status().message()));
   report.used = Engine::kGuestfish;
   report.log += run->log;

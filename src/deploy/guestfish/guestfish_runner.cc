@@ -82,7 +82,8 @@ std::string RandomToken() {
 }  // namespace
 
 Result<GuestfishOutcome> RunGuestfish(OsVolume& volume, const ParsedScript& script,
-                                      const std::string& workdir, std::chrono::seconds wall) {
+                                      const std::string& workdir, const LocalJail* jail,
+                                      std::chrono::seconds wall) {
   const std::string token = RandomToken();
   const std::string export_name = "ingot-plan-" + token;
   auto exp = std::make_shared<VolumeAsExport>(volume);
@@ -102,7 +103,17 @@ Result<GuestfishOutcome> RunGuestfish(OsVolume& volume, const ParsedScript& scri
   for (const Command& c : script.commands) {
     if (c.name == "run") continue;  // the handle is launched already
     text += "echo " + marker + std::to_string(c.line) + "@@\n";
-    text += Unparse(c);
+    if (c.kind == Command::Kind::kLocal || c.pipe) {
+      // Local commands run in the jail, as with the native engine; `!` must not read the rest of
+      // the script from guestfish's standard input.
+      if (!jail) return Internal("a local command without a jail");
+      Command jailed = c;
+      if (c.kind == Command::Kind::kLocal) jailed.local = jail->CommandLine(c.local) + " </dev/null";
+      if (c.pipe) jailed.pipe = " " + jail->CommandLine(*c.pipe);
+      text += Unparse(jailed);
+    } else {
+      text += Unparse(c);
+    }
     by_line[c.line] = &c;
   }
 
@@ -153,7 +164,10 @@ Result<GuestfishOutcome> RunGuestfish(OsVolume& volume, const ParsedScript& scri
       if (colon != std::string_view::npos) line = line.substr(colon + 2);
     }
     static constexpr std::string_view kError = "libguestfs: error: ";
-    if (line.rfind(kError, 0) == 0) {
+    if (line.rfind(kJailPrefix, 0) == 0) {
+      last_error = "local command: " + std::string(line.substr(kJailPrefix.size()));
+      error_line = current_line;
+    } else if (line.rfind(kError, 0) == 0) {
       last_error = std::string(line.substr(kError.size()));
       error_line = current_line;
     } else if (line.rfind("guestfish: ", 0) == 0 && last_error.empty()) {

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "deploy/guestfish/local_command.h"
 #include "deploy/guestfish/script.h"
 #include "deploy/os_volume.h"
 
@@ -26,8 +27,10 @@ struct GuestfishOutcome {
 
 // kUnavailable when guestfish is not installed or cannot start its appliance; kTimeout past
 // `wall`. A script error is an OK Result with a failed `status`.
+// Local commands (`!cmd`, `cmd | shell`) are given to guestfish as the command lines that run
+// them in `jail` (null when the script has none).
 Result<GuestfishOutcome> RunGuestfish(OsVolume& volume, const ParsedScript& script,
-                                      const std::string& workdir,
+                                      const std::string& workdir, const LocalJail* jail,
                                       std::chrono::seconds wall = std::chrono::seconds(900));
 
 }  // namespace ingot::deploy::guestfish

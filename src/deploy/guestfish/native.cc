@@ -130,8 +130,8 @@ struct MountedFs {
 
 class Interpreter {
  public:
-  Interpreter(OsVolume& volume, std::string workdir)
-      : volume_(volume), buffer_(volume), workdir_(std::move(workdir)) {}
+  Interpreter(OsVolume& volume, std::string workdir, const LocalJail* jail)
+      : volume_(volume), buffer_(volume), workdir_(std::move(workdir)), jail_(jail) {}
 
   Result<NativeOutcome> Run(const ParsedScript& script);
 
@@ -169,6 +169,7 @@ class Interpreter {
   Status Symlink(const std::string& cmd, const std::string& target, const std::string& link,
                  bool force);
   Status CopyOrMove(const Command& c, bool move);
+  Status Local(const std::string& command, std::string input, std::string* out);
   Status Inspect(const Command& c, std::string* out);
   Status CheckBuffer() {
     if (buffer_.buffered_bytes() > kMaxBufferedBytes) {
@@ -180,6 +181,7 @@ class Interpreter {
   OsVolume& volume_;
   VolumeBuffer buffer_;
   std::string workdir_;
+  const LocalJail* jail_;
   std::optional<DiskLayout> layout_;
   std::map<int, MountedFs> filesystems_;  // partition number → the open file system
   std::map<std::string, int> mounts_;     // mount point → partition number
@@ -674,7 +676,24 @@ Status Interpreter::Inspect(const Command& c, std::string* out) {
 
 // ---- the commands ----
 
+Status Interpreter::Local(const std::string& command, std::string input, std::string* out) {
+  if (!jail_) return NeedsGuestfish("a local command without a jail");
+  std::string output;
+  INGOT_ASSIGN_OR_RETURN(process::Outcome o, jail_->Run(command, std::move(input), &output));
+  // The jail's own messages name what went wrong; the log keeps them, the error repeats the last.
+  std::string why;
+  for (size_t at = output.find(kJailPrefix); at != std::string::npos;
+       at = output.find(kJailPrefix, at + 1)) {
+    if (at != 0 && output[at - 1] != '\n') continue;
+    why = output.substr(at + kJailPrefix.size(), output.find('\n', at) - at - kJailPrefix.size());
+  }
+  *out += output;
+  if (o.ok()) return Status::Ok();
+  return InvalidArgument("local command: " + (why.empty() ? o.Describe() : why));
+}
+
 Status Interpreter::Exec(const Command& c, std::string* out) {
+  if (c.kind == Command::Kind::kLocal) return Local(c.local, "", out);
   const std::string& n = c.name;
   const auto& a = c.args;
   if (n == "echo") {
@@ -915,7 +934,7 @@ Status Interpreter::Exec(const Command& c, std::string* out) {
 Result<NativeOutcome> Interpreter::Run(const ParsedScript& script) {
   NativeOutcome outcome;
   for (const Command& c : script.commands) {
-    if (!NativeCommand(c.name)) {
+    if (c.kind == Command::Kind::kGuestfish && !NativeCommand(c.name)) {
       outcome.needs_guestfish = true;
       outcome.line = c.line;
       outcome.reason = c.name + " is not a command of the native engine";
@@ -930,6 +949,13 @@ Result<NativeOutcome> Interpreter::Run(const ParsedScript& script) {
     }
     std::string out;
     Status s = Exec(c, &out);
+    if (s.ok() && c.pipe) {
+      // `cmd | shell`: the command's output is the local command's input; guestfish ignores how
+      // the local side ends.
+      std::string piped;
+      (void)Local(*c.pipe, std::move(out), &piped);
+      out = std::move(piped);
+    }
     if (IsNeedsGuestfish(s)) {
       outcome.needs_guestfish = true;
       outcome.line = c.line;
@@ -965,8 +991,8 @@ Result<NativeOutcome> Interpreter::Run(const ParsedScript& script) {
 bool NativeCommand(const std::string& name) { return NativeSet().count(name) > 0; }
 
 Result<NativeOutcome> RunNative(OsVolume& volume, const ParsedScript& script,
-                                const std::string& workdir) {
-  Interpreter interpreter(volume, workdir);
+                                const std::string& workdir, const LocalJail* jail) {
+  Interpreter interpreter(volume, workdir, jail);
   return interpreter.Run(script);
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "deploy/guestfish/local_command.h"
 #include "deploy/guestfish/script.h"
 #include "deploy/os_volume.h"
 
@@ -32,8 +33,9 @@ struct NativeOutcome {
 };
 
 // Runs a validated script (script.h Validate()). Local files (upload's sources, download's
-// destinations) are relative to `workdir`. Returns a Status only for failures of the volume itself.
+// destinations) are relative to `workdir`; local commands (`!cmd`, `cmd | shell`) run in `jail`
+// (null when the script has none). Returns a Status only for failures of the volume itself.
 Result<NativeOutcome> RunNative(OsVolume& volume, const ParsedScript& script,
-                                const std::string& workdir);
+                                const std::string& workdir, const LocalJail* jail);
 
 }  // namespace ingot::deploy::guestfish

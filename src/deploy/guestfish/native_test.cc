@@ -235,8 +235,8 @@ TEST_F(NativeEngineTest, InspectionAndRefusals) {
   EXPECT_NE(r->log.find("\n8\n"), std::string::npos) << r->log;
   EXPECT_NE(r->log.find("\n6\n"), std::string::npos) << r->log;
   EXPECT_NE(r->log.find("golden\n"), std::string::npos) << r->log;
-  // Local commands never run, whatever the engine.
-  r = RunNative("mount /dev/sda2 /\n!touch /tmp/pwned\n");
+  // Commands made up by a local command's output are never run.
+  r = RunNative("mount /dev/sda2 /\n<!echo touch /x\n");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kRefused);
   EXPECT_EQ(r.status().message().rfind("plan line 2: ", 0), 0u) << r.status().message();
@@ -246,6 +246,42 @@ TEST_F(NativeEngineTest, InspectionAndRefusals) {
   std::string img = DumpRoot();
   EXPECT_EQ(Debugfs(img, "cat /etc/x"), "y\n");  // debugfs ends its output with a newline
   ExpectClean(img);
+}
+
+// HPE's ESXi scripts: download a file, change it with a local command, upload it back. The
+// command runs in the jail (local_command.h): nobody, no host files, a private /tmp.
+TEST_F(NativeEngineTest, LocalCommandsRunInTheJail) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the jail needs root";
+  const std::string marker = dir_ + "/touched-by-the-jail";
+  auto r = RunNative("mount /dev/sda2 /\ndownload /etc/hostname h\n!sed -i s/golden/edited/ h\n"
+                     "!id -u; touch " + marker + " /tmp/x; ls /tmp; ls /\n"
+                     "upload h /etc/hostname2\ncat /etc/hostname | tr a-z A-Z\n");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_NE(r->log.find("\n65534\n"), std::string::npos) << r->log;
+  EXPECT_NE(r->log.find("GOLDEN\n"), std::string::npos) << r->log;
+  EXPECT_NE(r->log.find("\nx\n"), std::string::npos) << r->log;  // its own /tmp
+  EXPECT_EQ(r->log.find("home"), std::string::npos) << r->log;   // no host root
+  EXPECT_NE(::access(marker.c_str(), F_OK), 0);                  // nothing of the host written
+  EXPECT_EQ(Debugfs(DumpRoot(), "cat /etc/hostname2"), "edited\n");
+
+  // Host files are not there; a failing command stops the script with its line.
+  r = RunNative("mount /dev/sda2 /\n!cat /etc/shadow\nwrite /after x\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "plan line 2: local command: the command ended with exit code 1");
+  // A symlink the command leaves is removed (a later upload, run as root, cannot follow it).
+  r = RunNative("mount /dev/sda2 /\n-!ln -s /etc/passwd p\nupload p /leak\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("line 3: upload: p:"), std::string::npos)
+      << r.status().message();
+  r = RunNative("!ln -s /etc/passwd p\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "plan line 1: local command: the command left what is not a "
+                                  "regular file or directory (removed): p");
+  // No network.
+  r = RunNative("!grep -c : /proc/net/dev\n");  // one interface: lo
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_NE(r->log.find("\n1\n"), std::string::npos) << r->log;
 }
 
 TEST_F(NativeEngineTest, ManyFilesGrowDirectoriesCleanly) {

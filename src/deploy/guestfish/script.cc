@@ -173,15 +173,17 @@ const std::set<std::string_view>& RefusedCommands() {
 
 Status ValidateOne(const Command& c, int depth) {
   const std::string where = "line " + std::to_string(c.line) + ": ";
-  if (c.kind != Command::Kind::kGuestfish) {
-    return Refused(where + "local commands (!, <!) run on the deploy host and are not allowed");
+  // `!cmd` and `cmd | shell` run in the local jail (local_command.h). `<!cmd` would run commands
+  // its output makes up, which cannot be checked before the script starts.
+  if (c.kind == Command::Kind::kLocalInput) {
+    return Refused(where + "<! (commands read from a local command's output) is not allowed");
   }
+  if (c.kind == Command::Kind::kLocal) return Status::Ok();
   for (char ch : c.name) {
     if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-') || c.name[0] == '-') {
       return InvalidArgument(where + "\"" + c.name + "\" is not a guestfish command");
     }
   }
-  if (c.pipe) return Refused(where + "piping output to a local command (|) is not allowed");
   if (RefusedCommands().count(c.name) || c.name.rfind("internal-", 0) == 0) {
     return Refused(where + c.name +
                    " acts on the deploy host or the guestfish handle and is not allowed");
@@ -383,9 +385,9 @@ std::string Quote(const std::string& a) {
 }  // namespace
 
 std::string Unparse(const Command& c) {
-  if (c.kind == Command::Kind::kLocal) return "!" + c.local + "\n";
-  if (c.kind == Command::Kind::kLocalInput) return "<!" + c.local + "\n";
   std::string out = c.ignore_errors ? "-" : "";
+  if (c.kind == Command::Kind::kLocal) return out + "!" + c.local + "\n";
+  if (c.kind == Command::Kind::kLocalInput) return out + "<!" + c.local + "\n";
   out += c.name;
   std::string marker;
   bool heredoc_done = false;
@@ -421,8 +423,9 @@ std::string Unparse(const Command& c) {
 }
 
 std::string Describe(const Command& c) {
-  if (c.kind != Command::Kind::kGuestfish) return "!" + c.local;
   std::string out = c.ignore_errors ? "-" : "";
+  if (c.kind == Command::Kind::kLocal) return out + "!" + c.local;
+  if (c.kind == Command::Kind::kLocalInput) return out + "<!" + c.local;
   out += c.name;
   const bool secret_contents = c.name == "write" || c.name == "write-append";
   for (size_t i = 0; i < c.args.size(); ++i) {
@@ -435,6 +438,7 @@ std::string Describe(const Command& c) {
       out += Quote(c.args[i]);
     }
   }
+  if (c.pipe) out += " |" + *c.pipe;
   return out;
 }
 

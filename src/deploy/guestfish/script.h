@@ -7,8 +7,8 @@
 //   - one command a line; leading blanks skipped; empty lines and lines starting with `#` ignored;
 //   - a leading `-` makes an error of that command non-fatal (the script goes on);
 //   - `!cmd` runs a local shell command and `<!cmd` parses its output as commands; `cmd … | shell`
-//     pipes a command's output into a local shell command. All three run on the deploy host, not
-//     in the guest: they are parsed (so the refusal names the line) and refused by Validate();
+//     pipes a command's output into a local shell command. They run on the deploy host, not in the
+//     guest: Ingot runs `!` and `|` in a jail (local_command.h); `<!` is refused by Validate();
 //   - arguments are separated by blanks (space, tab); "double quotes" take backslash escapes
 //     (\\ \" \a \b \f \n \r \t \v \xHH \NNN octal), 'single quotes' take none; a quoted argument
 //     must end at a blank or the end of the line;
@@ -52,8 +52,8 @@ inline constexpr size_t kMaxArgs = 256;
 // arguments not separated by blanks, more than one heredoc on a line.
 Result<ParsedScript> ParseScript(std::string_view text);
 
-// Checks what the script may do on the deploy host: local commands (`!`, `<!`, pipes), commands
-// that configure or relaunch the guestfish handle (add-drive, set-hv, …), and local file names
+// Checks what the script may do on the deploy host: `<!` (commands made up by a local command),
+// commands that configure or relaunch the guestfish handle (add-drive, set-hv, …), and local file names
 // (upload's source, download's destination, …) that are absolute or climb out with "..": each is
 // kRefused "line N: …". Local files live in the run's private working directory.
 Status Validate(const ParsedScript& script);
