@@ -393,23 +393,9 @@ int Run(int argc, char** argv) {
   // OS volumes and, with [deploy] nbd_listen, their NBD exports (exe/ingotd_deploy.h).
   auto deploy = DeployWiring::Start(config);
   if (!deploy.ok()) return Fail(deploy.status());
-  // Image Streamer's artifacts and deployments over those volumes; golden images may be made from
-  // catalog images (read as an administrator: the /rest API is an operators' API by policy).
-  if (Status s = (*deploy)->StartArtifacts(
-          config,
-          [&images](const std::string& id) -> Result<::ingot::deploy::artifacts::CatalogImage> {
-            INGOT_ASSIGN_OR_RETURN(catalog::Image image,
-                                   images.Get(id, catalog::Viewer{std::nullopt, true}));
-            INGOT_ASSIGN_OR_RETURN(service::OpenedData data, images.OpenData(image));
-            // A file store hands out a descriptor, the others a source.
-            if (data.fd) {
-              data.source = std::make_unique<io::FileSource>(std::move(data.fd), data.size,
-                                                             "image " + id);
-            }
-            if (data.source == nullptr) return Unavailable("image " + id + " has no readable bytes");
-            return ::ingot::deploy::artifacts::CatalogImage{image.name.value_or(id), std::move(data.source)};
-          });
-      !s.ok()) {
+  // Image Streamer's artifacts and deployments over those volumes; golden images are catalog
+  // images too (exe/ingotd_deploy.h).
+  if (Status s = (*deploy)->StartArtifacts(config, images); !s.ok()) {
     return Fail(s.WithContext("[deploy]"));
   }
   // Image Streamer's clients send their token in an `Auth` header (api/streamer/streamer.h).

@@ -1,5 +1,7 @@
 #include "exe/ingotd_deploy.h"
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -12,7 +14,10 @@
 #include "api/streamer/streamer.h"
 #include "catalog/sqlite/database.h"
 #include "common/log.h"
+#include "common/uuid.h"
 #include "deploy/guestfish/engine.h"
+#include "io/adapters.h"
+#include "io/file.h"
 
 namespace ingot {
 namespace {
@@ -84,13 +89,62 @@ Result<std::unique_ptr<DeployWiring>> DeployWiring::Start(const config::Config& 
   return w;
 }
 
-Status DeployWiring::StartArtifacts(const config::Config& config,
-                                    deploy::artifacts::CatalogImageOpener catalog) {
+namespace {
+
+const catalog::Viewer kAdmin{std::nullopt, /*is_admin=*/true};
+
+// A golden image made from a catalog image reads that image's bytes.
+deploy::artifacts::CatalogImageOpener OpenerOf(service::ImageService& images) {
+  return [&images](const std::string& id) -> Result<deploy::artifacts::CatalogImage> {
+    INGOT_ASSIGN_OR_RETURN(catalog::Image image, images.Get(id, kAdmin));
+    INGOT_ASSIGN_OR_RETURN(service::OpenedData data, images.OpenData(image));
+    // A file store hands out a descriptor, the others a source.
+    if (data.fd) {
+      data.source = std::make_unique<io::FileSource>(std::move(data.fd), data.size, "image " + id);
+    }
+    if (data.source == nullptr) return Unavailable("image " + id + " has no readable bytes");
+    return deploy::artifacts::CatalogImage{image.name.value_or(id), std::move(data.source)};
+  };
+}
+
+// The other golden images become private images holding the same bytes, in the default store,
+// marked with the golden image's id.
+deploy::artifacts::CatalogPublisher PublisherOf(service::ImageService& images) {
+  return {
+      .publish = [&images](const deploy::artifacts::GoldenImageFile& g) -> Result<std::string> {
+        catalog::Image draft;
+        draft.id = NewUuid();
+        draft.name = g.name;
+        draft.visibility = catalog::Visibility::kPrivate;
+        draft.disk_format = g.disk_format;
+        draft.container_format = "bare";
+        draft.properties["ingot_golden_image_id"] = g.golden_id;
+        INGOT_ASSIGN_OR_RETURN(catalog::Image image, images.Create(std::move(draft)));
+        INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(g.path, O_RDONLY | O_CLOEXEC));
+        io::FdReader reader(fd.get(), g.path);
+        auto uploaded = images.Upload(image, reader, g.size);
+        if (!uploaded.ok()) {
+          (void)images.Delete(image);
+          return uploaded.status();
+        }
+        return image.id;
+      },
+      .remove = [&images](const std::string& image_id) -> Status {
+        auto image = images.Get(image_id, kAdmin);
+        if (!image.ok()) return image.status().code() == Code::kNotFound ? Status::Ok() : image.status();
+        return images.Delete(*image);
+      }};
+}
+
+}  // namespace
+
+Status DeployWiring::StartArtifacts(const config::Config& config, service::ImageService& images) {
   INGOT_ASSIGN_OR_RETURN(auto db, catalog::sqlite::Database::Open(config.data_dir + "/catalog.db"));
   INGOT_ASSIGN_OR_RETURN(repo_, deploy::artifacts::OpenSqliteDeployRepository(std::move(db)));
   artifacts_ = std::make_unique<deploy::artifacts::ArtifactService>(
       *repo_, *store_, deploy::artifacts::ArtifactOptions{.dir = config.data_dir + "/deploy"},
-      std::move(catalog));
+      OpenerOf(images));
+  artifacts_->SetCatalogPublisher(PublisherOf(images));
   INGOT_ASSIGN_OR_RETURN(auto report, artifacts_->Repair());
   log::Info("deploy.ready", {{"deployments_undone", report.deployments_undone},
                              {"files_removed", report.files_removed}});

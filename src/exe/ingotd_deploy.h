@@ -16,6 +16,7 @@
 #include "deploy/volume_exports.h"
 #include "deploy/volume_store.h"
 #include "nbd/server.h"
+#include "service/image_service.h"
 
 namespace ingot {
 
@@ -31,8 +32,10 @@ class DeployWiring {
 
   // HPE Image Streamer's artifacts (deploy/artifacts/): records in the catalog file (component
   // "deploy"), golden images and deploy logs under <data_dir>/deploy, crash repair, the deployment
-  // worker. `catalog`: where golden images made from catalog images are read.
-  Status StartArtifacts(const config::Config& config, deploy::artifacts::CatalogImageOpener catalog);
+  // worker. `images`: where golden images made from catalog images are read, and where the others
+  // are registered as images too (read and written as an administrator: the /rest API is an
+  // operators' API by policy).
+  Status StartArtifacts(const config::Config& config, service::ImageService& images);
   // The /rest/... routes (api/streamer/), for AppDeps::route_sets.
   std::function<void(api::ApiRouter&)> ApiRoutes(size_t max_json_body);
 

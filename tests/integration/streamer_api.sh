@@ -121,6 +121,13 @@ expect_eq "golden image: checksum" "$(jb .checkSum)" "$GOLDEN_SUM"
 expect_eq "golden image: format" "$(jb .format)" raw
 rest GET "$GI_URI"
 expect_eq "golden image: no server paths shown" "$(jb '[keys[] | select(startswith("_"))] | length')" 0
+# Golden images are Image API images too: the upload is registered with the same bytes.
+GI_IMAGE="$(jb .imageId)"
+AUTH_TOKEN=t-admin req GET "/v2/images/$GI_IMAGE"
+expect_code "the golden image is an Image API image" 200
+expect_eq "... active, named as the golden image, marked with its id" \
+  "$(jb '[.status, .name, .disk_format, .ingot_golden_image_id] | join(" ")')" "active gold raw $GI_ID"
+expect_eq "... holding the same bytes (sha512)" "$(jb .os_hash_value)" "$(sha512sum < "$GOLDEN" | cut -d' ' -f1)"
 # From a catalog image: the Image API's bytes become a golden image.
 AUTH_TOKEN=t-admin req_json POST /v2/images '{"name":"gold-src","disk_format":"raw","container_format":"bare"}'
 IMG_ID="$(jb .id)"
@@ -132,6 +139,13 @@ expect_code "a golden image from a catalog image" 201
 expect_eq "... with the catalog image's bytes" "$(jb .checkSum)" "$GOLDEN_SUM"
 rest DELETE "/rest/golden-images/$(jb .id)"
 expect_code "an unused golden image is deleted" 204
+AUTH_TOKEN=t-admin req GET "/v2/images/$IMG_ID"
+expect_code "... and the catalog image it came from stays" 200
+req POST "/rest/golden-images?name=scratch" -H "Auth: t-admin" -F "file=@$GOLDEN;type=application/octet-stream"
+SCRATCH_ID="$(jb .id)"; SCRATCH_IMAGE="$(jb .imageId)"
+rest DELETE "/rest/golden-images/$SCRATCH_ID"
+AUTH_TOKEN=t-admin req GET "/v2/images/$SCRATCH_IMAGE"
+expect_code "deleting an uploaded golden image deletes its Image API twin" 404
 rest POST /rest/golden-images '{"name":"nope","imageId":"00000000-0000-0000-0000-000000000000"}'
 expect_streamer_error "an unknown catalog image is refused" 400 "imageId"
 printf 'QFI\xfb\0\0\0\x03garbage' > "$IT_TMP/bad.img"

@@ -699,13 +699,52 @@ Result<json::object> ArtifactService::UploadGoldenImage(const std::string& name,
   }
   INGOT_ASSIGN_OR_RETURN(std::string path, InstallGoldenFile(tmp, doc));
   Stamp(doc, Kind::kGoldenImage, id, "GoldenImage", "golden-images");
-  std::lock_guard<std::mutex> lock(write_mu_);
-  if (Status s = repo_.Put({Kind::kGoldenImage, id, doc}); !s.ok()) {
-    (void)RemoveFile(path);
-    return s;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    if (Status s = repo_.Put({Kind::kGoldenImage, id, doc}); !s.ok()) {
+      (void)RemoveFile(path);
+      return s;
+    }
   }
   log::Info("deploy.golden_image", {{"id", id}, {"name", name}, {"format", Str(doc, "format")}});
-  return doc;
+  return PublishToCatalog(std::move(doc));
+}
+
+json::object ArtifactService::PublishToCatalog(json::object doc) {
+  if (!publisher_.publish || Str(doc, "source") == "catalog" || !Str(doc, "imageId").empty()) {
+    return doc;
+  }
+  const std::string id = Str(doc, "id");
+  GoldenImageFile file{.golden_id = id,
+                       .name = Str(doc, "name"),
+                       .path = options_.dir + "/golden/" + Str(doc, "_file"),
+                       .disk_format = "raw",
+                       .size = doc.contains("size") ? doc.at("size").to_number<uint64_t>() : 0};
+  if (auto f = formats::ParseFormatName(Str(doc, "format"))) {
+    file.disk_format = std::string(formats::GlanceDiskFormatName(*f));
+  }
+  // The copy runs outside the write lock: it takes as long as the image is big.
+  auto image_id = publisher_.publish(file);
+  if (!image_id.ok()) {
+    log::Warn("deploy.golden_image.catalog_failed",
+              {{"id", id}, {"error", image_id.status().ToString()}});
+    return doc;
+  }
+  std::lock_guard<std::mutex> lock(write_mu_);
+  auto now = repo_.Get(Kind::kGoldenImage, id);
+  if (!now.ok()) {
+    // Deleted meanwhile: the twin goes too.
+    if (publisher_.remove) (void)publisher_.remove(*image_id);
+    return doc;
+  }
+  (*now)["imageId"] = *image_id;
+  (*now)["catalogImageOwned"] = true;
+  if (Status s = repo_.Put({Kind::kGoldenImage, id, *now}); !s.ok()) {
+    log::Warn("deploy.golden_image.catalog_failed", {{"id", id}, {"error", s.ToString()}});
+    return doc;
+  }
+  log::Info("deploy.golden_image.catalog", {{"id", id}, {"image_id", *image_id}});
+  return *now;
 }
 
 Result<json::object> ArtifactService::CreateGoldenImage(const json::object& body) {
@@ -796,6 +835,12 @@ Status ArtifactService::DeleteGoldenImage(const std::string& id, bool force) {
                     Names(users));
   }
   INGOT_RETURN_IF_ERROR(repo_.Remove(Kind::kGoldenImage, id));
+  if (Flag(doc, "catalogImageOwned") && publisher_.remove) {
+    if (Status s = publisher_.remove(Str(doc, "imageId")); !s.ok()) {
+      log::Warn("deploy.golden_image.catalog_delete_failed",
+                {{"id", id}, {"image_id", Str(doc, "imageId")}, {"error", s.ToString()}});
+    }
+  }
   // Volumes cloned from it hold a hard link to the file (volume_store.h): removing the name is safe.
   return RemoveFile(options_.dir + "/golden/" + Str(doc, "_file"));
 }

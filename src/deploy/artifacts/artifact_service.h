@@ -57,6 +57,24 @@ struct CatalogImage {
 };
 using CatalogImageOpener = std::function<Result<CatalogImage>(const std::string& image_id)>;
 
+// Golden images are Image API images too, so one catalog holds them. One made from a catalog image
+// keeps that image's id; any other (an upload, a capture, a bundle's) is registered as a new image
+// holding the same bytes through `publish` (the composition root: the image service), which
+// answers the new image's id; its record keeps it as `imageId`, and deleting the golden image
+// deletes that image through `remove`. A failed or interrupted registration is logged and leaves
+// the golden image without an `imageId`; it is never refused for it.
+struct GoldenImageFile {
+  std::string golden_id;
+  std::string name;
+  std::string path;
+  std::string disk_format;  // Glance's name: raw, qcow2, vmdk, vhd, vhdx, vdi
+  uint64_t size = 0;
+};
+struct CatalogPublisher {
+  std::function<Result<std::string>(const GoldenImageFile&)> publish;
+  std::function<Status(const std::string& image_id)> remove;
+};
+
 struct ArtifactOptions {
   std::string dir;  // golden images (golden/) and deploy logs (logs/)
   guestfish::Engine engine = guestfish::Engine::kAuto;
@@ -77,6 +95,9 @@ class ArtifactService {
   };
   // Undoes what a crash interrupted (see the top). Call before Start().
   Result<RepairReport> Repair();
+  // Golden images not made from a catalog image become catalog images too (see the top). Call
+  // before Start(); without it golden images stay in the deploy records only.
+  void SetCatalogPublisher(CatalogPublisher publisher) { publisher_ = std::move(publisher); }
   void Start();  // the deployment worker
   void Stop();   // waits for the deployment under way
 
@@ -153,6 +174,9 @@ class ArtifactService {
   Status FinishJob(const Job& job, const Status& failure, const std::string& failed_script);
   Result<std::string> EmptyBase();
   Result<std::string> InstallGoldenFile(const std::string& tmp, boost::json::object& doc);
+  // Registers the stored golden image `id` as a catalog image (CatalogPublisher) and records the
+  // image's id in it; returns the document as it then is.
+  boost::json::object PublishToCatalog(boost::json::object doc);
   Result<boost::json::object> CheckPlanScript(const boost::json::object& body,
                                               boost::json::object doc);
   Result<boost::json::object> CheckBuildPlan(const boost::json::object& body,
@@ -166,6 +190,7 @@ class ArtifactService {
   VolumeStore& volumes_;
   ArtifactOptions options_;
   CatalogImageOpener catalog_;
+  CatalogPublisher publisher_;
   std::mutex write_mu_;  // one change at a time: delete rules read, then write
   std::mutex mu_;
   std::condition_variable cv_;

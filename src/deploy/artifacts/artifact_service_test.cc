@@ -276,5 +276,43 @@ TEST_F(ArtifactServiceTest, UploadedGoldenImageIsCheckedAndHashed) {
   EXPECT_EQ(access(path->c_str(), R_OK), 0);
 }
 
+// Golden images that are not made from a catalog image are registered as catalog images too; the
+// twin goes when the golden image does, and a failed registration does not fail the upload.
+TEST_F(ArtifactServiceTest, UploadedGoldenImagesBecomeCatalogImages) {
+  std::vector<GoldenImageFile> published;
+  std::vector<std::string> removed;
+  bool fail = false;
+  service_->SetCatalogPublisher(
+      {.publish = [&](const GoldenImageFile& f) -> Result<std::string> {
+         if (fail) return Unavailable("the catalog is down");
+         published.push_back(f);
+         return std::string("image-") + std::to_string(published.size());
+       },
+       .remove = [&](const std::string& id) {
+         removed.push_back(id);
+         return Status::Ok();
+       }});
+  std::string disk(1 << 20, 'x');
+  io::StringReader in(disk);
+  json::object gi = Must(service_->UploadGoldenImage("rhel", "", in));
+  ASSERT_EQ(published.size(), 1u);
+  EXPECT_EQ(published[0].golden_id, Id(gi));
+  EXPECT_EQ(published[0].name, "rhel");
+  EXPECT_EQ(published[0].disk_format, "raw");
+  EXPECT_EQ(published[0].size, 1u << 20);
+  EXPECT_EQ(access(published[0].path.c_str(), R_OK), 0);
+  EXPECT_EQ(gi.at("imageId").as_string(), "image-1");
+  EXPECT_EQ(Must(service_->Get(Kind::kGoldenImage, Id(gi))).at("imageId").as_string(), "image-1");
+
+  fail = true;
+  io::StringReader in2(disk);
+  json::object gi2 = Must(service_->UploadGoldenImage("sles", "", in2));
+  EXPECT_FALSE(gi2.contains("imageId"));
+
+  ASSERT_TRUE(service_->DeleteGoldenImage(Id(gi), false).ok());
+  ASSERT_TRUE(service_->DeleteGoldenImage(Id(gi2), false).ok());
+  EXPECT_EQ(removed, std::vector<std::string>{"image-1"});
+}
+
 }  // namespace
 }  // namespace ingot::deploy::artifacts
