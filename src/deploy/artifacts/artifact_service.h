@@ -74,6 +74,7 @@ class ArtifactService {
   struct RepairReport {
     int deployments_undone = 0;
     int files_removed = 0;
+    int captures_undone = 0;
   };
   // Undoes what a crash interrupted (see the top). Call before Start().
   Result<RepairReport> Repair();
@@ -114,6 +115,11 @@ class ArtifactService {
   Status DeleteGoldenImage(const std::string& id, bool force);
   // The file of a golden image (for download).
   Result<std::string> GoldenImagePath(const std::string& id);
+  // Capture (capture.cc): {"name", "description", "osVolumeURI", "buildPlanUri"} (a capture build
+  // plan; Ingot's "engine" optional). Validates (409 while the volume is in use over NBD), records
+  // a task and queues the capture; the golden image's record exists only once it is complete.
+  Result<boost::json::object> CaptureGoldenImage(const boost::json::object& body,
+                                                 const std::string& owner);
 
   // ---- Deployment plans
   Result<boost::json::object> CreateDeploymentPlan(const boost::json::object& body);
@@ -147,11 +153,15 @@ class ArtifactService {
     std::vector<std::string> allow;
     std::vector<guestfish::Script> scripts;  // substituted: may hold passwords
     std::vector<std::string> secrets;        // the passwords among the values, for scrubbing
+    std::function<void()> run;               // other work (a capture): run instead of the above
   };
   void Work();
   void RunJob(Job& job);
   Status FinishJob(const Job& job, const Status& failure, const std::string& failed_script);
   Result<std::string> EmptyBase();
+  struct CaptureJob;
+  void RunCapture(const CaptureJob& job);            // capture.cc
+  Status RepairCaptures(RepairReport& report);        // capture.cc
   Result<std::string> InstallGoldenFile(const std::string& tmp, boost::json::object& doc);
   Result<boost::json::object> CheckPlanScript(const boost::json::object& body,
                                               boost::json::object doc);
