@@ -307,6 +307,12 @@ void ArtifactService::RunCapture(const CaptureJob& job) {
     return Status::Ok();
   };
   Status failure = run();
+  // The scratch goes before the task ends, so a finished task never has scratch behind it.
+  {
+    std::error_code ec;
+    std::filesystem::remove_all(work, ec);
+    if (ec) log::Warn("deploy.capture", {{"task", job.task_id}, {"cleanup", ec.message()}});
+  }
   const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::steady_clock::now() - started)
                          .count();
@@ -317,8 +323,6 @@ void ArtifactService::RunCapture(const CaptureJob& job) {
     log::Error("deploy.capture", {{"task", job.task_id}, {"cause", task.status().message()}});
     if (!installed.empty()) (void)::unlink(installed.c_str());
     (void)::unlink(tmp.c_str());
-    std::error_code ec;
-    std::filesystem::remove_all(work, ec);
     return;
   }
   json::object& t = *task;
@@ -382,9 +386,6 @@ void ArtifactService::RunCapture(const CaptureJob& job) {
                                  {"result", "failed"},
                                  {"cause", failure.message()}});
   }
-  std::error_code ec;
-  std::filesystem::remove_all(work, ec);
-  if (ec) log::Warn("deploy.capture", {{"task", job.task_id}, {"cleanup", ec.message()}});
 }
 
 Status ArtifactService::RepairCaptures(RepairReport& report) {
