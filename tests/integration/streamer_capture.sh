@@ -11,7 +11,7 @@
 # volume reads the same before and after; the same with the guestfish engine (unless
 # INGOT_TEST_CAPTURE_GUESTFISH=0 or guestfish is missing); a SIGKILL in the middle of a capture
 # leaves, after restart, no golden image, no scratch files, the task in Error and the source
-# volume intact. Skips (77) without sgdisk, mke2fs, debugfs, nbdcopy, qemu-io or jq.
+# volume intact. The CLI's `ingot deploy golden capture` too. Skips (77) without sgdisk, mke2fs, debugfs, nbdcopy, qemu-io or jq.
 . "$(dirname "$0")/lib.sh"
 it_init "$@"
 
@@ -193,6 +193,16 @@ round_trip() {  # ENGINE
 }
 round_trip native
 if [ "$GUESTFISH" = 1 ]; then round_trip guestfish; else skip "guestfish round trip" "guestfish not installed or disabled"; fi
+# The CLI: ingot deploy golden capture waits for the task and shows the new golden image.
+INGOT_CLI="${INGOT_CLI:-$(dirname "$INGOTD")/ingot}"
+if [ -x "$INGOT_CLI" ]; then
+  CLI_OUT="$("$INGOT_CLI" --url "$INGOT_URL" --token t-admin --json deploy golden capture cli-captured \
+    --volume "${SRC_URI##*/}" --build-plan "${CBP_URI##*/}" --engine native 2>&1)"
+  expect_eq "CLI: ingot deploy golden capture shows the new golden image" \
+    "$(jq -r '.name + " " + .format' <<<"$CLI_OUT" 2>/dev/null)" "cli-captured qcow2" || it_log "$CLI_OUT"
+else
+  skip "CLI capture" "no ingot binary beside ingotd"
+fi
 [ -z "$(ls -A "$INGOT_DATA/deploy/capture")" ] && pass "no scratch left after captures" \
   || fail "scratch left" "$(ls -A "$INGOT_DATA/deploy/capture")"
 

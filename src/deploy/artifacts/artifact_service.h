@@ -7,7 +7,8 @@
 //    (409) unless forced.
 //  - Build plans: ordered steps naming plan scripts (deploy plans take deploy and general scripts,
 //    capture plans capture and general ones) and the declarations of their attributes.
-//  - Golden images: a file under `<dir>/golden/`, from a catalog image or an upload, with size,
+//  - Golden images: a file under `<dir>/golden/`, from a catalog image, an upload or a capture of
+//    an OS volume through a capture build plan (capture.h), with size,
 //    SHA-256 checksum and format; checked through formats/ before it is accepted.
 //  - Deployment plans: a deploy build plan, optionally a golden image, attribute overrides.
 //  - OS volumes: POST validates everything (values against types and constraints, 400 naming the
