@@ -260,19 +260,23 @@ void ArtifactService::RunCapture(const CaptureJob& job) {
   auto run = [&]() -> Status {
     INGOT_RETURN_IF_ERROR(io::MakeDirs(work));
     progress("Copying OS volume " + job.volume_name, 0);
-    {
-      auto source = volumes_.OpenVolume(job.volume_name);
-      if (!source.ok()) {
-        if (source.status().code() == Code::kConflict) {
-          return Conflict("OS volume '" + job.volume_name + "' is in use over NBD; disconnect its "
-                          "client (or detach it) and capture again");
-        }
-        return source.status();
+    auto source = volumes_.OpenVolume(job.volume_name);
+    if (!source.ok()) {
+      if (source.status().code() == Code::kConflict) {
+        return Conflict("OS volume '" + job.volume_name + "' is in use over NBD; disconnect its "
+                        "client (or detach it) and capture again");
       }
+      return source.status();
+    }
+    std::unique_ptr<OsVolume> volume;
+    if (job.scripts.empty()) {
+      // "Capture as is": nothing changes the volume, so it is written straight from the source
+      // (held open, so no client writes meanwhile) without a scratch copy.
+      volume = std::move(*source);
+    } else {
       INGOT_RETURN_IF_ERROR(FlattenVolume(**source, work + "/flat.raw"));
-    }  // the source is closed (and its lock released) before the scripts run
-    INGOT_ASSIGN_OR_RETURN(auto volume, OpenWorkVolume(work + "/volume", work + "/flat.raw"));
-    if (!job.scripts.empty()) {
+      source->reset();  // closed (and its lock released) before the scripts run
+      INGOT_ASSIGN_OR_RETURN(volume, OpenWorkVolume(work + "/volume", work + "/flat.raw"));
       std::string names;
       for (const guestfish::Script& s : job.scripts) names += (names.empty() ? "" : ", ") + s.name;
       progress("Running capture plan scripts " + names, 1);

@@ -10,6 +10,9 @@
 //      capture plan's scripts (guestfish/engine.h, either engine) to generalise.
 //   3. WriteGoldenQcow2: the work volume as a qcow2 v3 file through formats/'s writer; ranges that
 //      read as zeros are left unallocated, so the file holds only the data.
+// A capture plan without steps ("capture as is") skips 1 and 2: the source is written directly.
+// The SHA-256 is then taken from the file as stored (the writer fills its tables out of order, so
+// it cannot be hashed as a stream), which also proves what reached the disk.
 //
 // Consistency: the caller opens the source through VolumeStore::OpenVolume, whose exclusive lock
 // means no NBD client has it open (VolumeExports closes, and so flushes, a volume when its last

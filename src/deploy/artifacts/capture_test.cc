@@ -297,6 +297,29 @@ TEST_F(CaptureTest, RoundTripThroughTheService) {
   EXPECT_NE(report->log.find("changed on the server"), std::string::npos) << report->log;
   EXPECT_EQ(report->log.find("true"), std::string::npos) << report->log;
 
+  // "Capture as is" (a capture plan without steps): the image reads exactly as the volume.
+  json::object asis = Must(service_->CreateBuildPlan({{"name", "as-is"}, {"oeBuildPlanType", "capture"}}));
+  json::object atask = Must(service_->CaptureGoldenImage(
+      {{"name", "as-is"}, {"osVolumeURI", vol_uri}, {"buildPlanUri", Uri(asis)}}, "t"));
+  ASSERT_EQ(WaitTask(atask).at("taskState").as_string(), "Completed");
+  {
+    auto found = repo_->FindByName(Kind::kGoldenImage, "as-is");
+    ASSERT_TRUE(found.ok() && found->has_value());
+    auto file = io::FileSource::Open(*service_->GoldenImagePath(Id(**found)));
+    ASSERT_TRUE(file.ok());
+    auto image = formats::Open(**file, std::nullopt);
+    ASSERT_TRUE(image.ok());
+    auto source = store_->OpenVolume("server1");
+    ASSERT_TRUE(source.ok());
+    ASSERT_EQ((*image)->Size(), (*source)->Size());
+    std::string a(1 << 20, '\0'), b(1 << 20, '\0');
+    for (uint64_t off = 0; off < (*image)->Size(); off += a.size()) {
+      ASSERT_TRUE(io::ReadExact(**image, off, {reinterpret_cast<uint8_t*>(a.data()), a.size()}).ok());
+      ASSERT_TRUE((*source)->Read(off, {reinterpret_cast<uint8_t*>(b.data()), b.size()}).ok());
+      ASSERT_EQ(a, b) << "at " << off;
+    }
+  }
+
   // A failing capture script: task Error naming it, no golden image.
   json::object broken = Must(service_->CreatePlanScript(
       {{"name", "broken"}, {"planType", "general"}, {"content", "mount /dev/sda1 /\nrm /no/such\n"}}));
