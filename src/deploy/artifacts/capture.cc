@@ -58,7 +58,7 @@ Status FlattenVolume(OsVolume& source, const std::string& raw_path) {
 
 Result<std::unique_ptr<OsVolume>> OpenWorkVolume(const std::string& dir,
                                                  const std::string& raw_path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(raw_path.c_str(), &st) != 0) return FromErrno(errno, "stat " + raw_path);
   if (::mkdir(dir.c_str(), 0750) != 0) return FromErrno(errno, "mkdir " + dir);
   VolumeMeta meta;
@@ -79,7 +79,7 @@ Result<uint64_t> WriteGoldenQcow2(OsVolume& volume, const std::string& path) {
   opts.threads = 2;
   opts.flush = true;
   INGOT_RETURN_IF_ERROR(formats::ConvertToQcow2(disk, *sink, opts));
-  struct stat st{};
+  struct stat st {};
   if (::fstat(sink->fd(), &st) != 0) return FromErrno(errno, "stat " + path);
   return uint64_t(st.st_size);
 }
@@ -150,7 +150,8 @@ Result<json::object> ArtifactService::CaptureGoldenImage(const json::object& bod
     return InvalidArgument("name is required (1-255 characters)");
   }
   for (char c : name) {
-    if (static_cast<unsigned char>(c) < 0x20) return InvalidArgument("name holds a control character");
+    if (static_cast<unsigned char>(c) < 0x20)
+      return InvalidArgument("name holds a control character");
   }
   const std::string vol_uri = Str(body, "osVolumeURI", Str(body, "osVolumeUri"));
   const std::string bp_uri = Str(body, "buildPlanUri", Str(body, "buildPlanURI"));
@@ -159,7 +160,8 @@ Result<json::object> ArtifactService::CaptureGoldenImage(const json::object& bod
   INGOT_ASSIGN_OR_RETURN(json::object bp, Resolve(Kind::kBuildPlan, bp_uri));
   if (Str(bp, "oeBuildPlanType") != "capture") {
     return InvalidArgument("buildPlanUri: '" + Str(bp, "name") + "' is a " +
-                           Str(bp, "oeBuildPlanType") + " build plan; a capture needs a capture "
+                           Str(bp, "oeBuildPlanType") +
+                           " build plan; a capture needs a capture "
                            "build plan");
   }
   if (Str(vol, "state") != "Normal") {
@@ -196,7 +198,8 @@ Result<json::object> ArtifactService::CaptureGoldenImage(const json::object& bod
     auto open = volumes_.OpenVolume(job.volume_name);
     if (!open.ok()) {
       if (open.status().code() == Code::kConflict) {
-        return Conflict("OS volume '" + job.volume_name + "' is in use over NBD; disconnect its "
+        return Conflict("OS volume '" + job.volume_name +
+                        "' is in use over NBD; disconnect its "
                         "client (or detach it) and capture again");
       }
       return open.status();
@@ -204,7 +207,8 @@ Result<json::object> ArtifactService::CaptureGoldenImage(const json::object& bod
   }
   job.task_id = NewUuid();
   job.golden_id = NewUuid();
-  const std::string golden_uri = std::string(CollectionUri(Kind::kGoldenImage)) + "/" + job.golden_id;
+  const std::string golden_uri =
+      std::string(CollectionUri(Kind::kGoldenImage)) + "/" + job.golden_id;
   json::object task{{"name", "Capture golden image"},
                     {"owner", owner},
                     {"taskState", "Running"},
@@ -218,11 +222,10 @@ Result<json::object> ArtifactService::CaptureGoldenImage(const json::object& bod
                     {"progressUpdates", json::array()},
                     {"taskErrors", json::array()},
                     {"taskOutput", json::array()},
-                    {"associatedResource",
-                     json::object{{"associationType", "MANAGED_BY"},
-                                  {"resourceCategory", "golden-images"},
-                                  {"resourceName", name},
-                                  {"resourceUri", golden_uri}}},
+                    {"associatedResource", json::object{{"associationType", "MANAGED_BY"},
+                                                        {"resourceCategory", "golden-images"},
+                                                        {"resourceName", name},
+                                                        {"resourceUri", golden_uri}}},
                     {"osVolumeURI", job.volume_uri},
                     {"buildPlanUri", job.build_plan_uri}};
   Stamp(task, Kind::kTask, job.task_id, "TaskResourceV2", "tasks");
@@ -263,7 +266,8 @@ void ArtifactService::RunCapture(const CaptureJob& job) {
     auto source = volumes_.OpenVolume(job.volume_name);
     if (!source.ok()) {
       if (source.status().code() == Code::kConflict) {
-        return Conflict("OS volume '" + job.volume_name + "' is in use over NBD; disconnect its "
+        return Conflict("OS volume '" + job.volume_name +
+                        "' is in use over NBD; disconnect its "
                         "client (or detach it) and capture again");
       }
       return source.status();
@@ -287,7 +291,8 @@ void ArtifactService::RunCapture(const CaptureJob& job) {
         }
         return report.status();
       }
-      script_log = "engine=" + std::string(guestfish::EngineName(report->used)) + "\n" + report->log;
+      script_log =
+          "engine=" + std::string(guestfish::EngineName(report->used)) + "\n" + report->log;
       INGOT_RETURN_IF_ERROR(volume->Flush());
     }
     progress("Writing the golden image", 2);
@@ -351,12 +356,13 @@ void ArtifactService::RunCapture(const CaptureJob& job) {
     // The record and the task's end in one transaction: the image appears complete, or not at all.
     put = repo_.Put({{Kind::kGoldenImage, job.golden_id, doc}, {Kind::kTask, job.task_id, t}});
     if (put.ok()) {
-      log::Info("deploy.capture", {{"task", job.task_id},
-                                   {"golden_image", job.golden_id},
-                                   {"volume", job.volume_name},
-                                   {"size", std::to_string(doc["size"].to_number<uint64_t>())},
-                                   {"virtual_size", std::to_string(doc["virtualSize"].to_number<uint64_t>())},
-                                   {"capture_ms", std::to_string(ms)}});
+      log::Info("deploy.capture",
+                {{"task", job.task_id},
+                 {"golden_image", job.golden_id},
+                 {"volume", job.volume_name},
+                 {"size", std::to_string(doc["size"].to_number<uint64_t>())},
+                 {"virtual_size", std::to_string(doc["virtualSize"].to_number<uint64_t>())},
+                 {"capture_ms", std::to_string(ms)}});
     } else {
       failure = put;
     }
@@ -365,17 +371,18 @@ void ArtifactService::RunCapture(const CaptureJob& job) {
     if (!installed.empty()) (void)::unlink(installed.c_str());
     (void)::unlink(tmp.c_str());
     const bool user_error = !IsServerFault(failure.code());
-    std::string message = user_error ? failure.message()
-                                     : "the capture failed on the server (see the service's log)";
-    json::object err{{"errorCode", failed_script.empty() ? "CAPTURE_FAILED" : "PLAN_SCRIPT_FAILED"},
-                     {"message", message},
-                     {"details", failed_script.empty() ? "" : "plan script " + failed_script},
-                     {"recommendedActions",
-                      json::array{failed_script.empty()
-                                      ? "Check the OS volume and the service's log, then capture again."
-                                      : "Correct the capture plan script, then capture again."}},
-                     {"nestedErrors", json::array()},
-                     {"data", json::object{{"planScript", failed_script}}}};
+    std::string message =
+        user_error ? failure.message() : "the capture failed on the server (see the service's log)";
+    json::object err{
+        {"errorCode", failed_script.empty() ? "CAPTURE_FAILED" : "PLAN_SCRIPT_FAILED"},
+        {"message", message},
+        {"details", failed_script.empty() ? "" : "plan script " + failed_script},
+        {"recommendedActions",
+         json::array{failed_script.empty()
+                         ? "Check the OS volume and the service's log, then capture again."
+                         : "Correct the capture plan script, then capture again."}},
+        {"nestedErrors", json::array()},
+        {"data", json::object{{"planScript", failed_script}}}};
     if (size_t p = message.find(" line "); p != std::string::npos && !failed_script.empty()) {
       err["data"].as_object()["line"] = std::atoi(message.c_str() + p + 6);
     }

@@ -6,8 +6,8 @@
 //   1. FlattenVolume: the source volume's flushed state (its golden image under its overlay) copied
 //      into a sparse raw file. Holes and zero ranges are not written, so the cost is the volume's
 //      data, not its size. The source is only read: its overlay, map and base are untouched.
-//   2. OpenWorkVolume: a fresh copy-on-write OsVolume over that file, in a private directory, for the
-//      capture plan's scripts (guestfish/engine.h, either engine) to generalise.
+//   2. OpenWorkVolume: a fresh copy-on-write OsVolume over that file, in a private directory,
+//      for the capture plan's scripts (guestfish/engine.h, either engine) to generalise.
 //   3. WriteGoldenQcow2: the work volume as a qcow2 v3 file through formats/'s writer; ranges that
 //      read as zeros are left unallocated, so the file holds only the data.
 // A capture plan without steps ("capture as is") skips 1 and 2: the source is written directly.
@@ -48,7 +48,8 @@ Status FlattenVolume(OsVolume& source, const std::string& raw_path);
 
 // Makes `dir` (created, must not exist) a copy-on-write volume over the raw file `raw_path` and
 // opens it. Writes land in `dir`'s overlay, never in `raw_path`.
-Result<std::unique_ptr<OsVolume>> OpenWorkVolume(const std::string& dir, const std::string& raw_path);
+Result<std::unique_ptr<OsVolume>> OpenWorkVolume(const std::string& dir,
+                                                 const std::string& raw_path);
 
 // Writes `volume` as qcow2 v3 into the new file `path` (created or truncated), fdatasync'd.
 // Zero ranges are not stored. Returns the file's size.

@@ -41,7 +41,7 @@ std::string Sh(const std::string& cmd, int* rc = nullptr) {
 bool Have(const char* tool) { return !Sh(std::string("command -v ") + tool).empty(); }
 
 uint64_t FileSize(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
 }
 
@@ -120,7 +120,8 @@ TEST_F(CaptureTest, FlattenGeneraliseWriteKeepsDataOnlyAndLeavesTheSourceAlone) 
     ASSERT_TRUE((*sink)->Resize(64 << 20).ok());
     std::string a(100000, 'a'), b(4096, 'b');
     ASSERT_TRUE((*sink)->WriteAt(0, {reinterpret_cast<const uint8_t*>(a.data()), a.size()}).ok());
-    ASSERT_TRUE((*sink)->WriteAt(40 << 20, {reinterpret_cast<const uint8_t*>(b.data()), b.size()}).ok());
+    ASSERT_TRUE(
+        (*sink)->WriteAt(40 << 20, {reinterpret_cast<const uint8_t*>(b.data()), b.size()}).ok());
   }
   auto store = VolumeStore::Open(dir_ + "/volumes");
   ASSERT_TRUE(store.ok());
@@ -131,7 +132,8 @@ TEST_F(CaptureTest, FlattenGeneraliseWriteKeepsDataOnlyAndLeavesTheSourceAlone) 
     auto src = (*store)->OpenVolume("src");
     ASSERT_TRUE(src.ok());
     std::string c(70000, 'c');
-    ASSERT_TRUE((*src)->Write(20 << 20, {reinterpret_cast<const uint8_t*>(c.data()), c.size()}).ok());
+    ASSERT_TRUE(
+        (*src)->Write(20 << 20, {reinterpret_cast<const uint8_t*>(c.data()), c.size()}).ok());
     ASSERT_TRUE((*src)->Flush().ok());
   }
   overlay_sum = Sha256File(dir_ + "/volumes/src/overlay") + Sha256File(dir_ + "/volumes/src/map");
@@ -193,8 +195,10 @@ TEST_F(CaptureTest, RoundTripThroughTheService) {
   std::string out = Sh("mkdir -p " + tree + "/etc && echo golden > " + tree +
                            "/etc/hostname && echo 0123456789abcdef > " + tree +
                            "/etc/machine-id && truncate -s 48M " + disk +
-                           " && sgdisk -n 1:2048:0 -t 1:8300 " + disk + " >/dev/null && mke2fs -q "
-                           "-t ext4 -F -E offset=1048576 -d " + tree + " " + disk + " 45000k",
+                           " && sgdisk -n 1:2048:0 -t 1:8300 " + disk +
+                           " >/dev/null && mke2fs -q "
+                           "-t ext4 -F -E offset=1048576 -d " +
+                           tree + " " + disk + " 45000k",
                        &rc);
   ASSERT_EQ(rc, 0) << out;
   OpenService();
@@ -216,10 +220,12 @@ TEST_F(CaptureTest, RoundTripThroughTheService) {
   }
   // Deploy with a script that changes a file, as a server would.
   json::object change = Must(service_->CreatePlanScript(
-      {{"name", "change"}, {"planType", "deploy"},
+      {{"name", "change"},
+       {"planType", "deploy"},
        {"content", "mount /dev/sda1 /\nwrite /etc/app.conf \"changed on the server\\n\"\n"}}));
   json::object dbp = Must(service_->CreateBuildPlan(
-      {{"name", "dbp"}, {"oeBuildPlanType", "deploy"},
+      {{"name", "dbp"},
+       {"oeBuildPlanType", "deploy"},
        {"buildStep", json::array{json::object{{"planScriptUri", Uri(change)}}}}}));
   json::object dp = Must(service_->CreateDeploymentPlan(
       {{"name", "dp"}, {"oeBuildPlanURI", Uri(dbp)}, {"goldenImageURI", Uri(gi)}}));
@@ -233,12 +239,15 @@ TEST_F(CaptureTest, RoundTripThroughTheService) {
       Sha256File(dir_ + "/volumes/server1/overlay") + Sha256File(dir_ + "/volumes/server1/map");
 
   // The capture plan: generalise.
-  json::object gen = Must(service_->CreatePlanScript(
-      {{"name", "generalise"}, {"planType", "capture"},
-       {"content", "mount /dev/sda1 /\nrm-f /etc/hostname\nrm-f /etc/machine-id\n"
-                   "write /etc/generalised \"yes\\n\"\numount /\n"}}));
+  json::object gen = Must(
+      service_->CreatePlanScript({{"name", "generalise"},
+                                  {"planType", "capture"},
+                                  {"content",
+                                   "mount /dev/sda1 /\nrm-f /etc/hostname\nrm-f /etc/machine-id\n"
+                                   "write /etc/generalised \"yes\\n\"\numount /\n"}}));
   json::object cbp = Must(service_->CreateBuildPlan(
-      {{"name", "cbp"}, {"oeBuildPlanType", "capture"},
+      {{"name", "cbp"},
+       {"oeBuildPlanType", "capture"},
        {"buildStep", json::array{json::object{{"planScriptUri", Uri(gen)}}}}}));
 
   // Refusals: a deploy plan, a taken name, a volume in use.
@@ -256,15 +265,17 @@ TEST_F(CaptureTest, RoundTripThroughTheService) {
     EXPECT_EQ(busy.status().code(), Code::kConflict);
   }
 
-  json::object ctask = Must(service_->CaptureGoldenImage(
-      {{"name", "captured"}, {"description", "generalised"}, {"osVolumeURI", vol_uri},
-       {"buildPlanUri", Uri(cbp)}},
-      "t"));
+  json::object ctask = Must(service_->CaptureGoldenImage({{"name", "captured"},
+                                                          {"description", "generalised"},
+                                                          {"osVolumeURI", vol_uri},
+                                                          {"buildPlanUri", Uri(cbp)}},
+                                                         "t"));
   json::object cdone = WaitTask(ctask);
   ASSERT_EQ(cdone.at("taskState").as_string(), "Completed") << json::serialize(cdone);
   const std::string new_uri(
       cdone.at("associatedResource").as_object().at("resourceUri").as_string());
-  json::object captured = Must(service_->Get(Kind::kGoldenImage, new_uri.substr(new_uri.rfind('/') + 1)));
+  json::object captured =
+      Must(service_->Get(Kind::kGoldenImage, new_uri.substr(new_uri.rfind('/') + 1)));
   EXPECT_EQ(captured.at("format").as_string(), "qcow2");
   EXPECT_TRUE(captured.at("imageCapture").as_bool());
   EXPECT_EQ(captured.at("virtualSize").to_number<uint64_t>(), 48u << 20);
@@ -272,14 +283,16 @@ TEST_F(CaptureTest, RoundTripThroughTheService) {
   auto path = service_->GoldenImagePath(Id(captured));
   ASSERT_TRUE(path.ok());
   EXPECT_EQ(captured.at("checkSum").as_string(), Sha256File(*path));
-  EXPECT_EQ(Sha256File(dir_ + "/volumes/server1/overlay") + Sha256File(dir_ + "/volumes/server1/map"),
-            overlay_sum)
+  EXPECT_EQ(
+      Sha256File(dir_ + "/volumes/server1/overlay") + Sha256File(dir_ + "/volumes/server1/map"),
+      overlay_sum)
       << "the source volume must not change";
   // No work left behind.
   EXPECT_EQ(Sh("ls -A " + dir_ + "/deploy/capture"), "");
 
   // Deploy the new golden image and look inside.
-  json::object dbp2 = Must(service_->CreateBuildPlan({{"name", "dbp2"}, {"oeBuildPlanType", "deploy"}}));
+  json::object dbp2 =
+      Must(service_->CreateBuildPlan({{"name", "dbp2"}, {"oeBuildPlanType", "deploy"}}));
   json::object dp2 = Must(service_->CreateDeploymentPlan(
       {{"name", "dp2"}, {"oeBuildPlanURI", Uri(dbp2)}, {"goldenImageURI", Uri(captured)}}));
   json::object t2 = Must(service_->CreateOsVolume(
@@ -289,8 +302,9 @@ TEST_F(CaptureTest, RoundTripThroughTheService) {
   ASSERT_TRUE(v2.ok());
   auto report = guestfish::Run(
       **v2,
-      guestfish::Script{"look", "mount-ro /dev/sda1 /\ncat /etc/generalised\ncat /etc/app.conf\n"
-                                "exists /etc/hostname\nexists /etc/machine-id\n"},
+      guestfish::Script{"look",
+                        "mount-ro /dev/sda1 /\ncat /etc/generalised\ncat /etc/app.conf\n"
+                        "exists /etc/hostname\nexists /etc/machine-id\n"},
       guestfish::Engine::kNative);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_NE(report->log.find("yes"), std::string::npos) << report->log;
@@ -298,7 +312,8 @@ TEST_F(CaptureTest, RoundTripThroughTheService) {
   EXPECT_EQ(report->log.find("true"), std::string::npos) << report->log;
 
   // "Capture as is" (a capture plan without steps): the image reads exactly as the volume.
-  json::object asis = Must(service_->CreateBuildPlan({{"name", "as-is"}, {"oeBuildPlanType", "capture"}}));
+  json::object asis =
+      Must(service_->CreateBuildPlan({{"name", "as-is"}, {"oeBuildPlanType", "capture"}}));
   json::object atask = Must(service_->CaptureGoldenImage(
       {{"name", "as-is"}, {"osVolumeURI", vol_uri}, {"buildPlanUri", Uri(asis)}}, "t"));
   ASSERT_EQ(WaitTask(atask).at("taskState").as_string(), "Completed");
@@ -314,17 +329,21 @@ TEST_F(CaptureTest, RoundTripThroughTheService) {
     ASSERT_EQ((*image)->Size(), (*source)->Size());
     std::string a(1 << 20, '\0'), b(1 << 20, '\0');
     for (uint64_t off = 0; off < (*image)->Size(); off += a.size()) {
-      ASSERT_TRUE(io::ReadExact(**image, off, {reinterpret_cast<uint8_t*>(a.data()), a.size()}).ok());
+      ASSERT_TRUE(
+          io::ReadExact(**image, off, {reinterpret_cast<uint8_t*>(a.data()), a.size()}).ok());
       ASSERT_TRUE((*source)->Read(off, {reinterpret_cast<uint8_t*>(b.data()), b.size()}).ok());
       ASSERT_EQ(a, b) << "at " << off;
     }
   }
 
   // A failing capture script: task Error naming it, no golden image.
-  json::object broken = Must(service_->CreatePlanScript(
-      {{"name", "broken"}, {"planType", "general"}, {"content", "mount /dev/sda1 /\nrm /no/such\n"}}));
+  json::object broken =
+      Must(service_->CreatePlanScript({{"name", "broken"},
+                                       {"planType", "general"},
+                                       {"content", "mount /dev/sda1 /\nrm /no/such\n"}}));
   json::object bbp = Must(service_->CreateBuildPlan(
-      {{"name", "bbp"}, {"oeBuildPlanType", "capture"},
+      {{"name", "bbp"},
+       {"oeBuildPlanType", "capture"},
        {"buildStep", json::array{json::object{{"planScriptUri", Uri(broken)}}}}}));
   json::object ftask = Must(service_->CaptureGoldenImage(
       {{"name", "never"}, {"osVolumeURI", vol_uri}, {"buildPlanUri", Uri(bbp)}}, "t"));
@@ -335,20 +354,21 @@ TEST_F(CaptureTest, RoundTripThroughTheService) {
   auto never = repo_->FindByName(Kind::kGoldenImage, "never");
   ASSERT_TRUE(never.ok());
   EXPECT_FALSE(never->has_value());
-  EXPECT_EQ(Sh("ls -A " + dir_ + "/deploy/capture; ls -A " + dir_ + "/deploy/golden | grep tmp"), "");
+  EXPECT_EQ(Sh("ls -A " + dir_ + "/deploy/capture; ls -A " + dir_ + "/deploy/golden | grep tmp"),
+            "");
 }
 
 TEST_F(CaptureTest, RestartUndoesAnInterruptedCapture) {
   OpenService();
   // What a SIGKILL mid-capture leaves: a Running capture task, its work directory, a half-written
   // golden file and a renamed one without a record.
-  json::object task{{"name", "Capture golden image"},
-                    {"id", "t1"},
-                    {"taskState", "Running"},
-                    {"progressUpdates", json::array()},
-                    {"associatedResource",
-                     json::object{{"resourceCategory", "golden-images"},
-                                  {"resourceUri", "/rest/golden-images/g1"}}}};
+  json::object task{
+      {"name", "Capture golden image"},
+      {"id", "t1"},
+      {"taskState", "Running"},
+      {"progressUpdates", json::array()},
+      {"associatedResource", json::object{{"resourceCategory", "golden-images"},
+                                          {"resourceUri", "/rest/golden-images/g1"}}}};
   ASSERT_TRUE(repo_->Put({Kind::kTask, "t1", task}).ok());
   service_.reset();
   int rc = 0;
