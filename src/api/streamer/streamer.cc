@@ -300,6 +300,12 @@ void RegisterStreamerRoutes(ApiRouter& r, ArtifactService& s, size_t max_json) {
           std::string_view media = MediaType(ctype);
           if (media == "application/json") {
             INGOT_ASSIGN_OR_RETURN(auto body, BodyObject(call, max_json));
+            if (body.contains("osVolumeURI") || body.contains("osVolumeUri")) {
+              // Capture from an OS volume with a capture build plan: a task (capture.h).
+              std::string owner = call.context.user.value_or(call.context.project.value_or(""));
+              INGOT_ASSIGN_OR_RETURN(auto task, s.CaptureGoldenImage(body, owner));
+              return TaskAccepted(task);
+            }
             INGOT_ASSIGN_OR_RETURN(auto doc, s.CreateGoldenImage(body));
             return Created(doc);
           }

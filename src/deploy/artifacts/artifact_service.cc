@@ -189,6 +189,7 @@ Result<ArtifactService::RepairReport> ArtifactService::Repair() {
   RepairReport report;
   INGOT_RETURN_IF_ERROR(io::MakeDirs(options_.dir + "/golden"));
   INGOT_RETURN_IF_ERROR(io::MakeDirs(options_.dir + "/logs"));
+  INGOT_RETURN_IF_ERROR(RepairCaptures(report));
   // Deployments a crash interrupted: undone.
   INGOT_ASSIGN_OR_RETURN(auto volumes, repo_.List(Kind::kOsVolume));
   for (json::object& v : volumes) {
@@ -751,8 +752,7 @@ Result<json::object> ArtifactService::CreateGoldenImage(const json::object& body
   std::string name;
   INGOT_RETURN_IF_ERROR(CheckName(body, name));
   if (body.contains("osVolumeURI") && !Str(body, "osVolumeURI").empty()) {
-    return Unsupported("capturing a golden image from an OS volume is not supported; give "
-                       "imageId (a catalog image) or upload the image");
+    return InvalidArgument("a capture (osVolumeURI) is CaptureGoldenImage's, answered with a task");
   }
   std::string image_id = Str(body, "imageId");
   if (image_id.empty()) {
@@ -1171,7 +1171,11 @@ void ArtifactService::Work() {
     queue_.pop_front();
     running_job_ = true;
     lock.unlock();
-    RunJob(job);
+    if (job.run) {
+      job.run();
+    } else {
+      RunJob(job);
+    }
     lock.lock();
     running_job_ = false;
     cv_.notify_all();

@@ -7,7 +7,8 @@
 //    (409) unless forced.
 //  - Build plans: ordered steps naming plan scripts (deploy plans take deploy and general scripts,
 //    capture plans capture and general ones) and the declarations of their attributes.
-//  - Golden images: a file under `<dir>/golden/`, from a catalog image or an upload, with size,
+//  - Golden images: a file under `<dir>/golden/`, from a catalog image, an upload or a capture of
+//    an OS volume through a capture build plan (capture.h), with size,
 //    SHA-256 checksum and format; checked through formats/ before it is accepted.
 //  - Deployment plans: a deploy build plan, optionally a golden image, attribute overrides.
 //  - OS volumes: POST validates everything (values against types and constraints, 400 naming the
@@ -92,6 +93,7 @@ class ArtifactService {
   struct RepairReport {
     int deployments_undone = 0;
     int files_removed = 0;
+    int captures_undone = 0;
   };
   // Undoes what a crash interrupted (see the top). Call before Start().
   Result<RepairReport> Repair();
@@ -135,6 +137,11 @@ class ArtifactService {
   Status DeleteGoldenImage(const std::string& id, bool force);
   // The file of a golden image (for download).
   Result<std::string> GoldenImagePath(const std::string& id);
+  // Capture (capture.cc): {"name", "description", "osVolumeURI", "buildPlanUri"} (a capture build
+  // plan; Ingot's "engine" optional). Validates (409 while the volume is in use over NBD), records
+  // a task and queues the capture; the golden image's record exists only once it is complete.
+  Result<boost::json::object> CaptureGoldenImage(const boost::json::object& body,
+                                                 const std::string& owner);
 
   // ---- Deployment plans
   Result<boost::json::object> CreateDeploymentPlan(const boost::json::object& body);
@@ -168,11 +175,15 @@ class ArtifactService {
     std::vector<std::string> allow;
     std::vector<guestfish::Script> scripts;  // substituted: may hold passwords
     std::vector<std::string> secrets;        // the passwords among the values, for scrubbing
+    std::function<void()> run;               // other work (a capture): run instead of the above
   };
   void Work();
   void RunJob(Job& job);
   Status FinishJob(const Job& job, const Status& failure, const std::string& failed_script);
   Result<std::string> EmptyBase();
+  struct CaptureJob;
+  void RunCapture(const CaptureJob& job);            // capture.cc
+  Status RepairCaptures(RepairReport& report);        // capture.cc
   Result<std::string> InstallGoldenFile(const std::string& tmp, boost::json::object& doc);
   // Registers the stored golden image `id` as a catalog image (CatalogPublisher) and records the
   // image's id in it; returns the document as it then is.

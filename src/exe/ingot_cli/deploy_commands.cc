@@ -13,6 +13,8 @@
 //   ingot deploy golden upload NAME --file IMAGE [--description D]
 //   ingot deploy golden create NAME --image-id CATALOG_IMAGE_ID
 //   ingot deploy golden download ID --file OUT
+//   ingot deploy golden capture NAME --volume VOL --build-plan BP [--description D] [--engine E]
+//                [--detach]       (waits for the capture's task unless --detach)
 //   ingot volume list | show ID | log ID | delete ID | attach ID [--allow ADDR,...] | detach ID
 //   ingot volume deploy NAME --plan ID [--attr NAME=VALUE ...] [--allow ADDR,...] [--no-attach]
 //                [--detach]       (waits for the deployment's task unless --detach)
@@ -53,6 +55,7 @@ constexpr const char* kUsage = R"(usage:
   ingot deploy golden upload NAME --file IMAGE [--description D]
   ingot deploy golden create NAME --image-id CATALOG_IMAGE_ID
   ingot deploy golden download ID --file OUT
+  ingot deploy golden capture NAME --volume VOL --build-plan BP [--description D] [--engine E] [--detach]
   ingot volume list | show ID | log ID | delete ID | attach ID [--allow ADDR,...] | detach ID
   ingot volume deploy NAME --plan ID [--attr NAME=VALUE ...] [--allow ADDR,...] [--no-attach] [--detach]
 options: --url URL (or INGOT_URL), --token TOKEN (or OS_AUTH_TOKEN), --json, --timeout SECONDS
@@ -61,7 +64,7 @@ options: --url URL (or INGOT_URL), --token TOKEN (or OS_AUTH_TOKEN), --json, --t
 const std::set<std::string> kValueOptions = {"--url",        "--token", "--timeout",     "--type",
                                              "--file",       "--description", "--build-plan",
                                              "--golden-image", "--attr", "--image-id", "--plan",
-                                             "--allow"};
+                                             "--allow", "--volume", "--engine"};
 
 struct Args {
   std::string group, noun, verb;
@@ -293,6 +296,47 @@ Result<int> RunDeploy(StreamerClient& c, const Args& a, bool as_json) {
                                                                    {"description", a.Value("--description").value_or("")}})));
     Show(as_json, v, columns);
     return 0;
+  }
+  if (a.noun == "golden" && a.verb == "capture") {
+    INGOT_RETURN_IF_ERROR(Need(a, 1, "NAME"));
+    auto vol = a.Value("--volume");
+    auto bp = a.Value("--build-plan");
+    if (!vol || !bp) return InvalidArgument("capture needs --volume OS_VOLUME_ID and --build-plan ID");
+    json::object body{{"name", a.positional[0]},
+                      {"description", a.Value("--description").value_or("")},
+                      {"imageCapture", true},
+                      {"osVolumeURI", UriOf("/rest/os-volumes", *vol)},
+                      {"buildPlanUri", UriOf("/rest/build-plans", *bp)}};
+    if (auto e = a.Value("--engine")) body["engine"] = *e;
+    INGOT_ASSIGN_OR_RETURN(auto task, c.Call("POST", coll, json::value(body)));
+    if (a.flags.count("--detach")) {
+      Show(as_json, task, {});
+      return 0;
+    }
+    const std::string task_uri(task.as_object().at("uri").as_string());
+    StatusLine line("capture " + a.positional[0], isatty(2));
+    for (;;) {
+      INGOT_ASSIGN_OR_RETURN(task, c.Call("GET", task_uri));
+      const json::object& t = task.as_object();
+      const std::string state(t.at("taskState").as_string());
+      line.Update(ValueText(t.at("taskStatus")));
+      if (state == "Running" || state == "New") {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        continue;
+      }
+      line.Finish();
+      if (state != "Completed") {
+        const auto& errs = t.at("taskErrors").as_array();
+        fprintf(stderr, "ingot: capture %s: %s\n", state.c_str(),
+                errs.empty() ? "" : ValueText(errs[0].as_object().at("message")).c_str());
+        if (as_json) printf("%s\n", json::serialize(task).c_str());
+        return 1;
+      }
+      const std::string gi(t.at("associatedResource").as_object().at("resourceUri").as_string());
+      INGOT_ASSIGN_OR_RETURN(auto doc, c.Call("GET", gi));
+      Show(as_json, doc, columns);
+      return 0;
+    }
   }
   if (a.noun == "golden" && a.verb == "download") {
     INGOT_RETURN_IF_ERROR(Need(a, 1, "ID"));
