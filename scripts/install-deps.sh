@@ -26,6 +26,7 @@ pkgs=(
   mmdebstrap squashfs-tools                      # src/build: Debian roots from recipes, IMS's SquashFS rootfs
   gdisk dosfstools mtools e2fsprogs              # ... bootable GPT disks without loop mounts (ESP via mtools)
   systemd-boot-efi ovmf                          # ... their UEFI boot loader; OVMF boots them in build_image.sh
+  grub-efi-amd64-bin                             # GRUB EFI for the golden disk deploy_boot_uefi.sh boots
   openssh-server openssh-client busybox          # ... IMS customize/enable_debug jobs: a per-job sshd (src/build/jail.cc); build_customize.sh's ssh client and tiny busybox image
   libext2fs-dev                                  # ... src/build/disk.cc: every ext4 inode's times set to SOURCE_DATE_EPOCH (bit-identical disks)
   kiwi debootstrap debian-archive-keyring        # ... kiwi-ng recipes (kiwi-ng system prepare; build_kiwi.sh)
