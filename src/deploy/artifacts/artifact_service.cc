@@ -28,6 +28,8 @@ std::string_view CollectionUri(Kind kind) {
     case Kind::kDeploymentPlan: return "/rest/deployment-plans";
     case Kind::kOsVolume: return "/rest/os-volumes";
     case Kind::kTask: return "/rest/tasks";
+    case Kind::kArtifactBundle: return "/rest/artifact-bundles";
+    case Kind::kBackup: return "/rest/artifact-bundles/backups";
   }
   return "/rest";
 }
