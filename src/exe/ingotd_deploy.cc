@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "api/streamer/bundles.h"
 #include "api/streamer/streamer.h"
 #include "catalog/sqlite/database.h"
 #include "common/log.h"
@@ -92,6 +93,10 @@ Status DeployWiring::StartArtifacts(const config::Config& config,
       *repo_, *store_, deploy::artifacts::ArtifactOptions{.dir = config.data_dir + "/deploy"},
       std::move(catalog));
   INGOT_ASSIGN_OR_RETURN(auto report, artifacts_->Repair());
+  bundles_ = std::make_unique<deploy::artifacts::BundleService>(
+      *repo_, *store_, deploy::artifacts::ArtifactOptions{.dir = config.data_dir + "/deploy"},
+      deploy::artifacts::BundleOptions{.dir = config.data_dir + "/deploy"});
+  INGOT_RETURN_IF_ERROR(bundles_->Repair().status());
   log::Info("deploy.ready", {{"deployments_undone", report.deployments_undone},
                              {"files_removed", report.files_removed}});
   artifacts_->Start();
@@ -100,8 +105,10 @@ Status DeployWiring::StartArtifacts(const config::Config& config,
 
 std::function<void(api::ApiRouter&)> DeployWiring::ApiRoutes(size_t max_json_body) {
   deploy::artifacts::ArtifactService* s = artifacts_.get();
-  return [s, max_json_body](api::ApiRouter& r) {
+  deploy::artifacts::BundleService* b = bundles_.get();
+  return [s, b, max_json_body](api::ApiRouter& r) {
     if (s != nullptr) api::streamer::RegisterStreamerRoutes(r, *s, max_json_body);
+    if (s != nullptr && b != nullptr) api::streamer::RegisterBundleRoutes(r, *b, *s, max_json_body);
   };
 }
 

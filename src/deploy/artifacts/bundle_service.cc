@@ -427,6 +427,13 @@ Result<json::object> BundleService::EndTask(json::object task, const Status& res
   return task;
 }
 
+Result<json::object> BundleService::RecordTask(const std::string& name, const std::string& owner,
+                                               const json::object& resource) {
+  INGOT_ASSIGN_OR_RETURN(json::object done, EndTask(NewTask(name, owner), Status::Ok(), resource));
+  INGOT_RETURN_IF_ERROR(repo_.Put({Kind::kTask, Str(done, "id"), done}));
+  return done;
+}
+
 // ---------------------------------------------------------------- upload
 
 Result<json::object> BundleService::Upload(const std::string& name_in, io::Reader& zip, bool backup) {
@@ -675,7 +682,11 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
       for (const json::value& a : ca->as_array()) {
         if (!a.is_object()) return InvalidArgument(entry + ": customAttributes must be objects");
         json::object o = a.as_object();
-        if (o.contains("value") && o["value"].is_null()) o.erase("value");
+        // Image Streamer writes "" for "no value here" (the deployment gives one).
+        if (const json::value* v = o.if_contains("value");
+            v != nullptr && (v->is_null() || (v->is_string() && v->as_string().empty()))) {
+          o.erase("value");
+        }
         attrs.push_back(std::move(o));
       }
       body["customAttributes"] = std::move(attrs);

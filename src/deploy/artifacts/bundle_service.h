@@ -58,6 +58,9 @@ class BundleService {
 
   // Stores and checks an uploaded bundle; `name` empty = the manifest's. Returns the record.
   Result<boost::json::object> Upload(const std::string& name, io::Reader& zip, bool backup = false);
+  // A task that ended Completed with `resource` (an upload, answered as Image Streamer does).
+  Result<boost::json::object> RecordTask(const std::string& name, const std::string& owner,
+                                         const boost::json::object& resource);
   // Imports a recorded bundle (see the top). Returns the task (Completed) or the error; the error
   // is also kept in a task, whose id is in `task_id` when one was made.
   Result<boost::json::object> Extract(const std::string& id, const std::string& owner);
