@@ -9,7 +9,8 @@
 # disk with a GPT, a vfat EFI system partition and an ext4 root made with sgdisk, mkfs.vfat and
 # mke2fs -d — under the golden image's name) is uploaded (multipart, as the SDKs do) and extracted
 # (PUT text/plain); hostile bundles (a bad checksum, a '..' entry, an unlisted entry) are refused
-# with 400 and leave nothing; extracting twice is 409 naming the artifacts; two servers deployed
+# with 400 and leave nothing; extracting twice extracts nothing new, and names taken by other
+# contents are 409 naming the artifacts; two servers deployed
 # through /rest/os-volumes with different attribute values each hold their own host name, network
 # configuration (from @Nic1.*@ in an `upload -<<EOF` heredoc) and uploaded file, read back with both
 # plan script engines (native and the real guestfish); the volumes are independent and the golden
@@ -182,9 +183,21 @@ rest GET /rest/deployment-plans
 DP_URI="$(jb '.members[0].uri')"
 expect_eq "deployment plan references resolved by name" "$(jb '.members[0].goldenImageName')" "RHEL Test Golden - 2026-12-01"
 req PUT "$AB_URI" -H "Auth: t-admin" -H "X-API-Version: 2000" -H 'Content-Type: text/plain'
-expect_code "extracting again: names taken" 409
-case "$(jb .message)" in *"plan script 'rhel-test-mount'"*"golden image 'RHEL Test Golden - 2026-12-01'"*)
-  pass "the conflict names the artifacts";; *) fail "conflict message" "$(jb .message)";; esac
+expect_code "extracting again: everything is there already" 202
+wait_task "$(header Location)"
+expect_eq "... and the task completes" "$TASK_STATE" Completed
+rest GET /rest/plan-scripts
+expect_eq "nothing extracted twice" "$(jb .total)" 4
+# The same names with other contents: 409 naming them, nothing added.
+rm -rf "$IT_TMP/c"; cp -r "$IT_TMP/b1" "$IT_TMP/c"
+f="$(grep -l '"rhel-test-hostname"' "$IT_TMP"/c/*_planscript.json)"
+jq -c '.content = "write /etc/hostname \"other\\n\""' "$f" > "$f.new" && mv "$f.new" "$f"
+(cd "$IT_TMP/c" && for e in *_planscript.json "RHEL Test Golden - 2026-12-01" *_goldenimage.json *_buildplan.json *_deploymentplan.json MANIFEST.MF; do
+   printf '%s\t%s\n' "$e" "$(sha256sum < "$e" | cut -d' ' -f1)"; done > SHA256SUM.sha256sum && rm -f ../c.zip && zip -q -X ../c.zip -- *)
+upload_bundle "$IT_TMP/c.zip" "?name=changed&extract=true"
+expect_code "a bundle whose names are taken by other contents" 409
+case "$(jb .message)" in *"plan script 'rhel-test-hostname'"*) pass "the conflict names the artifact";;
+  *) fail "conflict message" "$(jb .message)";; esac
 rest GET /rest/plan-scripts
 expect_eq "nothing added by the refused extraction" "$(jb .total)" 4
 
@@ -261,6 +274,24 @@ expect_eq "re-import task Completed" "$TASK_STATE" Completed
 snapshot > "$IT_TMP/artifacts.2"
 diff "$IT_TMP/artifacts.1" "$IT_TMP/artifacts.2" > "$IT_TMP/artifacts.diff" \
   && pass "the re-imported artifacts equal the originals" || fail "round trip" "$(head -20 "$IT_TMP/artifacts.diff")"
+
+# --- the CLI: ingot bundle ------------------------------------------------------------------------
+INGOT_CLI="$(dirname "$INGOTD")/ingot"
+if [ -x "$INGOT_CLI" ]; then
+  cli() { INGOT_URL="$INGOT_URL" OS_AUTH_TOKEN=t-admin "$INGOT_CLI" "$@"; }
+  cli bundle list --json > "$IT_TMP/cli.list" && jq -e '.[] | select(.name=="exported")' "$IT_TMP/cli.list" > /dev/null \
+    && pass "ingot bundle list" || fail "ingot bundle list" "$(head -c 300 "$IT_TMP/cli.list")"
+  DP2="$(curl -s -H 'Auth: t-admin' "$INGOT_URL/rest/deployment-plans" | jq -r '.members[0].id')"
+  cli bundle export cli-export --plan "$DP2" --json > "$IT_TMP/cli.export" \
+    && [ "$(jq -r .artifactsCount "$IT_TMP/cli.export")" = 7 ] && pass "ingot bundle export (dependencies pulled in)" \
+    || fail "ingot bundle export" "$(head -c 300 "$IT_TMP/cli.export")"
+  cli bundle download "$(jq -r .id "$IT_TMP/cli.export")" --file "$IT_TMP/cli.zip" \
+    && unzip -tq "$IT_TMP/cli.zip" > /dev/null && pass "ingot bundle download" || fail "ingot bundle download"
+  cli bundle import "$IT_TMP/cli.zip" --name cli-again > /dev/null \
+    && pass "ingot bundle import of what is there already extracts nothing and succeeds" || fail "ingot bundle import"
+else
+  skip "ingot CLI not built"
+fi
 
 # --- backup and restore -------------------------------------------------------------------------
 rest POST /rest/artifact-bundles/backups '{"deploymentGroupURI":"/rest/deployment-groups/1"}'

@@ -511,12 +511,46 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
                                   const BundleOptions& options, PlacedFiles& placed) {
   INGOT_ASSIGN_OR_RETURN(OpenedBundle b, ReadBundle(zip_path, /*hash_payloads=*/false, options));
   const BundleContents& c = b.contents;
+  // Names already taken: an identical artifact is reused (Image Streamer extracts nothing of what
+  // is already there); a different one is a conflict, reported for all at once. Golden images are
+  // compared by their bytes' SHA-256 once the payload is read (below).
+  std::set<std::string> reused;  // "<kind>/<name>"
+  std::map<std::string, std::string> existing_golden_sum;  // name -> checkSum
+  std::vector<std::string> taken;
   if (!replace_all) {
-    std::vector<std::string> taken;
+    auto steps_of = [](const json::object& bp) {
+      std::vector<std::string> names;
+      if (const json::value* st = bp.if_contains("buildStep"); st && st->is_array()) {
+        for (const json::value& v : st->as_array()) {
+          if (v.is_object()) names.push_back(Str(v.as_object(), "planScriptName"));
+        }
+      }
+      return names;
+    };
+    auto same = [&](Kind kind, const json::object& d, const json::object& e) {
+      switch (kind) {
+        case Kind::kPlanScript:
+          return Str(d, "planType", "general") == Str(e, "planType") && Str(d, "content") == Str(e, "content");
+        case Kind::kBuildPlan:
+          return Str(d, "oeBuildPlanType") == Str(e, "oeBuildPlanType") && steps_of(d) == steps_of(e);
+        case Kind::kDeploymentPlan:
+          return LastSegment(Str(d, "oeBuildPlanURI")) == Str(e, "oeBuildPlanName") &&
+                 Str(d, "goldenImageURI") == Str(e, "goldenImageName");
+        default:
+          return false;
+      }
+    };
     auto check = [&](Kind kind, const std::vector<std::pair<std::string, json::object>>& docs) -> Status {
       for (const auto& [entry, d] : docs) {
         INGOT_ASSIGN_OR_RETURN(auto other, repo.FindByName(kind, Str(d, "name")));
-        if (other) taken.push_back(std::string(KindWord(kind)) + " '" + Str(d, "name") + "'");
+        if (!other) continue;
+        if (kind == Kind::kGoldenImage) {
+          existing_golden_sum[Str(d, "name")] = Str(*other, "checkSum");
+        } else if (same(kind, d, *other)) {
+          reused.insert(std::string(KindName(kind)) + "/" + Str(d, "name"));
+        } else {
+          taken.push_back(std::string(KindWord(kind)) + " '" + Str(d, "name") + "'");
+        }
       }
       return Status::Ok();
     };
@@ -524,14 +558,18 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
     INGOT_RETURN_IF_ERROR(check(Kind::kBuildPlan, c.build_plans));
     INGOT_RETURN_IF_ERROR(check(Kind::kDeploymentPlan, c.deployment_plans));
     INGOT_RETURN_IF_ERROR(check(Kind::kGoldenImage, c.golden_images));
-    if (!taken.empty()) {
-      std::string list;
-      for (size_t i = 0; i < taken.size() && i < 10; ++i) list += (i ? ", " : "") + taken[i];
-      if (taken.size() > 10) list += " and " + std::to_string(taken.size() - 10) + " more";
-      return Conflict("the bundle's artifacts exist already: " + list +
-                      "; rename or delete them, then extract the bundle again");
-    }
   }
+  auto conflict = [&]() {
+    std::string list;
+    for (size_t i = 0; i < taken.size() && i < 10; ++i) list += (i ? ", " : "") + taken[i];
+    if (taken.size() > 10) list += " and " + std::to_string(taken.size() - 10) + " more";
+    return Conflict("the bundle's artifacts exist already with other contents: " + list +
+                    "; rename or delete them, then extract the bundle again");
+  };
+  if (!taken.empty()) return conflict();
+  auto is_reused = [&](Kind kind, const json::object& d) {
+    return reused.count(std::string(KindName(kind)) + "/" + Str(d, "name")) > 0;
+  };
   StagingRepository staging(repo, replace_all);
   ArtifactService staged(staging, volumes, artifact_options, nullptr);
   const bool ro = c.manifest.read_only;
@@ -539,7 +577,7 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
   const std::string bundle_uri = Str(bundle, "uri");
   Staged out;
   auto where = [](const std::string& entry, const Status& s) {
-    if (IsServerFault(s.code())) return s;
+    if (IsServerFault(s.code()) || s.code() == Code::kConflict) return s;
     return Status(s.code() == Code::kAlreadyExists ? Code::kConflict : Code::kInvalidArgument,
                   entry + ": " + s.message());
   };
@@ -547,6 +585,13 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
   // Plan scripts: by the ids the bundle's build plans name them with.
   std::map<std::string, std::string> script_uri;
   for (const auto& [entry, d] : c.plan_scripts) {
+    std::string bundle_id = Str(d, "id", entry.substr(0, entry.size() - EntrySuffix(EntryKind::kPlanScript).size()));
+    if (is_reused(Kind::kPlanScript, d)) {
+      INGOT_ASSIGN_OR_RETURN(auto e, repo.FindByName(Kind::kPlanScript, Str(d, "name")));
+      script_uri[bundle_id] = Str(*e, "uri");
+      out.plan_scripts.push_back(Member(*e));
+      continue;
+    }
     json::object body{{"name", d.at("name")},
                       {"description", Str(d, "description")},
                       {"planType", Str(d, "planType", "general")},
@@ -555,7 +600,6 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
                       {"readOnly", ro || Flag(d, "readOnly")}};
     auto created = staged.CreatePlanScript(body);
     if (!created.ok()) return where(entry, created.status());
-    std::string bundle_id = Str(d, "id", entry.substr(0, entry.size() - EntrySuffix(EntryKind::kPlanScript).size()));
     script_uri[bundle_id] = Str(*created, "uri");
     out.plan_scripts.push_back(Member(*created));
   }
@@ -583,6 +627,24 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
       INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(tmp, O_RDONLY | O_CLOEXEC));
       (void)::pread(fd.get(), magic, sizeof magic, 0);
     }
+    // The image's bytes: a new golden image, or (the name being taken) compared with the one there.
+    auto take = [&](io::Reader& r) -> Result<json::object> {
+      auto it = existing_golden_sum.find(name);
+      if (it == existing_golden_sum.end()) return staged.UploadGoldenImage(name, Str(d, "description"), r);
+      INGOT_ASSIGN_OR_RETURN(auto hasher, io::Hasher::Create("sha256"));
+      for (;;) {
+        INGOT_ASSIGN_OR_RETURN(size_t n, r.Read(buf));
+        if (n == 0) break;
+        hasher->Update({buf.data(), n});
+      }
+      if (hasher->HexDigest() != it->second) {
+        taken.push_back("golden image '" + name + "'");
+        return conflict();
+      }
+      INGOT_ASSIGN_OR_RETURN(auto e, repo.FindByName(Kind::kGoldenImage, name));
+      if (e) out.golden_images.push_back(Member(*e));
+      return json::object();
+    };
     Result<json::object> created = Internal("unset");
     if (std::string_view(magic, 4) == std::string_view("PK\3\4", 4)) {
       INGOT_ASSIGN_OR_RETURN(ZipPtr inner, OpenZip(tmp, "the golden image '" + name + "' payload"));
@@ -609,13 +671,14 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
       if (!image) return InvalidArgument("the golden image '" + name + "' payload holds no file");
       EntryReader r(inner.get(), image->first, image->second, name);
       INGOT_RETURN_IF_ERROR(r.Open());
-      created = staged.UploadGoldenImage(name, Str(d, "description"), r);
+      created = take(r);
     } else {
       INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(tmp, O_RDONLY | O_CLOEXEC));
       io::FdReader r(fd.get(), tmp);
-      created = staged.UploadGoldenImage(name, Str(d, "description"), r);
+      created = take(r);
     }
     (void)RemoveFile(tmp);
+    if (created.ok() && created->empty()) continue;  // the same image is there already
     if (!created.ok()) return where("golden image '" + name + "'", created.status());
     INGOT_ASSIGN_OR_RETURN(std::string file, staged.GoldenImagePath(Str(*created, "id")));
     placed.paths.push_back(file);
@@ -631,6 +694,11 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
 
   // Build plans: steps name the bundle's scripts by id (remapped), others by name.
   for (const auto& [entry, d] : c.build_plans) {
+    if (is_reused(Kind::kBuildPlan, d)) {
+      INGOT_ASSIGN_OR_RETURN(auto e, repo.FindByName(Kind::kBuildPlan, Str(d, "name")));
+      out.build_plans.push_back(Member(*e));
+      continue;
+    }
     json::object body{{"name", d.at("name")},
                       {"description", Str(d, "description")},
                       {"oeBuildPlanType", Str(d, "oeBuildPlanType")},
@@ -662,6 +730,11 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
 
   // Deployment plans: build plan and golden image by name (the bundle's, else one already here).
   for (const auto& [entry, d] : c.deployment_plans) {
+    if (is_reused(Kind::kDeploymentPlan, d)) {
+      INGOT_ASSIGN_OR_RETURN(auto e, repo.FindByName(Kind::kDeploymentPlan, Str(d, "name")));
+      out.deployment_plans.push_back(Member(*e));
+      continue;
+    }
     auto by_name = [&](Kind kind, const std::string& ref) -> Result<std::string> {
       if (ref.empty()) return std::string();
       INGOT_ASSIGN_OR_RETURN(auto found, staging.FindByName(kind, ref));

@@ -6,9 +6,12 @@
 //    and by `max_payload_bytes`, documents parsed, references resolvable), then renamed to
 //    `<dir>/bundles/<id>.zip` and recorded (Kind::kArtifactBundle). A bundle that fails any check
 //    is refused (kInvalidArgument) and nothing is kept.
-//  - Extract: imports what a recorded bundle holds, all or nothing. Names already taken by an
-//    artifact of the same kind are refused before anything is written (kConflict naming each:
-//    rename or delete the existing one first). Documents are checked by the ArtifactService's own
+//  - Extract: imports what a recorded bundle holds, all or nothing. As Image Streamer, what is
+//    already there is not extracted again: an artifact whose name is taken by an identical one
+//    (a plan script's type and content, a build plan's type and steps, a deployment plan's build
+//    plan and golden image, a golden image's bytes) is reused. A name taken by a different
+//    artifact is refused before anything is committed (kConflict naming each: rename or delete
+//    the existing one; Image Streamer's UI offers to rename them instead). Documents are checked by the ArtifactService's own
 //    rules through a staging repository that holds the new records in memory; golden image
 //    payloads are streamed out of the zip (and out of the inner zip Image Streamer wraps them in),
 //    checksummed and checked through formats/, and renamed into `<dir>/golden/` before the records

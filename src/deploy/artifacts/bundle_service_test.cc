@@ -183,12 +183,40 @@ TEST_F(BundleServiceTest, ImportsImageStreamersLayout) {
   EXPECT_TRUE(bundle.at("extracted").as_bool());
   EXPECT_EQ(bundle.at("goldenImages").as_array().size(), 1u);
 
-  // Again: every name is taken; refused naming them, nothing added.
+  // Again: everything is there already, identical: nothing is extracted, nothing added.
   auto again = bundles_->Extract(Str(*up, "id"), "admin");
-  ASSERT_EQ(again.status().code(), Code::kConflict);
-  EXPECT_NE(again.status().message().find("plan script 'hostname'"), std::string::npos);
-  EXPECT_NE(again.status().message().find("golden image 'Gold Image - 1'"), std::string::npos);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(Count(Kind::kPlanScript), 2u);
+  EXPECT_EQ(Count(Kind::kGoldenImage), 1u);
+  EXPECT_EQ(Files(root_ + "/deploy/golden").size(), 1u);
+
+  // A bundle whose artifacts have the same names but other contents: refused naming them.
+  Entries other = Good();
+  for (auto& [n, d] : other) {
+    if (n == "s-1_planscript.json") {
+      auto o = json::parse(d).as_object();
+      o["content"] = "mount /dev/sda1 /\n";
+      d = json::serialize(o);
+    }
+    if (n == "Gold Image - 1") d = Zip(dir_ + "/inner3.zip", {{"img", std::string(65536, 'y')}});
+  }
+  other.pop_back();
+  auto up2 = Upload(Zip(dir_ + "/b2.zip", WithSums({other.begin(), other.end()})), "other");
+  ASSERT_TRUE(up2.ok()) << up2.status().ToString();
+  auto conflict = bundles_->Extract(Str(*up2, "id"), "admin");
+  ASSERT_EQ(conflict.status().code(), Code::kConflict);
+  EXPECT_NE(conflict.status().message().find("plan script 'hostname'"), std::string::npos);
+  EXPECT_EQ(conflict.status().message().find("plan script 'unmount'"), std::string::npos);
+  auto script = *service_->List(Kind::kPlanScript);
+  EXPECT_EQ(Count(Kind::kPlanScript), 2u);
+  // Only the image differs: found when its bytes are read, and nothing is kept either.
+  other[0] = Good()[0];
+  auto up3 = Upload(Zip(dir_ + "/b3.zip", WithSums({other.begin(), other.end()})), "third");
+  ASSERT_TRUE(up3.ok()) << up3.status().ToString();
+  conflict = bundles_->Extract(Str(*up3, "id"), "admin");
+  ASSERT_EQ(conflict.status().code(), Code::kConflict);
+  EXPECT_NE(conflict.status().message().find("golden image 'Gold Image - 1'"), std::string::npos);
+  EXPECT_EQ(Count(Kind::kGoldenImage), 1u);
   EXPECT_EQ(Files(root_ + "/deploy/golden").size(), 1u);
 }
 
