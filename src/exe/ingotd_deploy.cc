@@ -97,6 +97,7 @@ Status DeployWiring::StartArtifacts(const config::Config& config,
       *repo_, *store_, deploy::artifacts::ArtifactOptions{.dir = config.data_dir + "/deploy"},
       deploy::artifacts::BundleOptions{.dir = config.data_dir + "/deploy"});
   INGOT_RETURN_IF_ERROR(bundles_->Repair().status());
+  bundles_->Start();
   log::Info("deploy.ready", {{"deployments_undone", report.deployments_undone},
                              {"files_removed", report.files_removed}});
   artifacts_->Start();

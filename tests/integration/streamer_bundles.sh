@@ -10,7 +10,7 @@
 # mke2fs -d — under the golden image's name) is uploaded (multipart, as the SDKs do) and extracted
 # (PUT text/plain); hostile bundles (a bad checksum, a '..' entry, an unlisted entry) are refused
 # with 400 and leave nothing; extracting twice extracts nothing new, and names taken by other
-# contents are 409 naming the artifacts; two servers deployed
+# contents end the extraction's task in Error naming the artifacts; two servers deployed
 # through /rest/os-volumes with different attribute values each hold their own host name, network
 # configuration (from @Nic1.*@ in an `upload -<<EOF` heredoc) and uploaded file, read back with both
 # plan script engines (native and the real guestfish); the volumes are independent and the golden
@@ -195,9 +195,11 @@ jq -c '.content = "write /etc/hostname \"other\\n\""' "$f" > "$f.new" && mv "$f.
 (cd "$IT_TMP/c" && for e in *_planscript.json "RHEL Test Golden - 2026-12-01" *_goldenimage.json *_buildplan.json *_deploymentplan.json MANIFEST.MF; do
    printf '%s\t%s\n' "$e" "$(sha256sum < "$e" | cut -d' ' -f1)"; done > SHA256SUM.sha256sum && rm -f ../c.zip && zip -q -X ../c.zip -- *)
 upload_bundle "$IT_TMP/c.zip" "?name=changed&extract=true"
-expect_code "a bundle whose names are taken by other contents" 409
-case "$(jb .message)" in *"plan script 'rhel-test-hostname'"*) pass "the conflict names the artifact";;
-  *) fail "conflict message" "$(jb .message)";; esac
+expect_code "a bundle whose names are taken by other contents: accepted" 202
+wait_task "$(header Location)"
+expect_eq "... its extraction ends in Error" "$TASK_STATE" Error
+case "$(jb '.taskErrors[0].message')" in *"plan script 'rhel-test-hostname'"*) pass "the task's error names the artifact";;
+  *) fail "conflict message" "$(jb '.taskErrors[0]')";; esac
 rest GET /rest/plan-scripts
 expect_eq "nothing added by the refused extraction" "$(jb .total)" 4
 

@@ -106,17 +106,17 @@ void RegisterBundleRoutes(ApiRouter& r, BundleService& b, ArtifactService& s, si
         }));
   r.Add("POST", coll + "/backups", StreamerRoute(kWrite, [&b](Call& call) -> Result<Response> {
           if (call.request.has_body()) (void)call.request.ReadBody(64 << 10);  // {deploymentGroupURI}
-          INGOT_ASSIGN_OR_RETURN(auto task, b.CreateBackup(Owner(call)));
+          INGOT_ASSIGN_OR_RETURN(auto task, b.CreateBackup(Owner(call), true));
           return TaskAccepted(task);
         }, BodyMode::kJson));
   r.Add("POST", coll + "/backups/archive", StreamerRoute(kWrite, [&b](Call& call) -> Result<Response> {
           INGOT_ASSIGN_OR_RETURN(auto backup, UploadFrom(b, call, true));
-          INGOT_ASSIGN_OR_RETURN(auto task, b.Restore(std::string(backup.at("id").as_string()), Owner(call)));
+          INGOT_ASSIGN_OR_RETURN(auto task, b.Restore(std::string(backup.at("id").as_string()), Owner(call), true));
           return TaskAccepted(task);
         }, BodyMode::kStream));
   r.Add("PUT", coll + "/backups/archive", StreamerRoute(kWrite, [&b](Call& call) -> Result<Response> {
           if (call.request.has_body()) (void)call.request.ReadBody(64 << 10);  // {deploymentGroupURI}
-          INGOT_ASSIGN_OR_RETURN(auto task, b.Restore("", Owner(call)));
+          INGOT_ASSIGN_OR_RETURN(auto task, b.Restore("", Owner(call), true));
           return TaskAccepted(task);
         }, BodyMode::kJson));
   r.Add("GET", coll + "/backups/archive/{id}", StreamerRoute(kRead, [&b, &s](Call& call) -> Result<Response> {
@@ -148,13 +148,13 @@ void RegisterBundleRoutes(ApiRouter& r, BundleService& b, ArtifactService& s, si
           if (MediaType(ctype) == "application/json") {
             INGOT_ASSIGN_OR_RETURN(json::value body, ReadJson(call.request, max_json));
             if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
-            INGOT_ASSIGN_OR_RETURN(auto task, b.Create(body.as_object(), Owner(call)));
+            INGOT_ASSIGN_OR_RETURN(auto task, b.Create(body.as_object(), Owner(call), true));
             return TaskAccepted(task);
           }
           INGOT_ASSIGN_OR_RETURN(auto bundle, UploadFrom(b, call, false));
           auto extract = call.request.QueryValue("extract");
           if (extract && (*extract == "true" || *extract == "1")) {
-            INGOT_ASSIGN_OR_RETURN(auto task, b.Extract(std::string(bundle.at("id").as_string()), Owner(call)));
+            INGOT_ASSIGN_OR_RETURN(auto task, b.Extract(std::string(bundle.at("id").as_string()), Owner(call), true));
             return TaskAccepted(task);
           }
           INGOT_ASSIGN_OR_RETURN(auto task, b.RecordTask("Upload artifact bundle", Owner(call), bundle));
@@ -174,7 +174,7 @@ void RegisterBundleRoutes(ApiRouter& r, BundleService& b, ArtifactService& s, si
           }
           // Image Streamer's extract: a PUT with Content-Type text/plain (its body is not read).
           if (call.request.has_body()) (void)call.request.ReadBody(max_json);
-          INGOT_ASSIGN_OR_RETURN(auto task, b.Extract(call.params[0], Owner(call)));
+          INGOT_ASSIGN_OR_RETURN(auto task, b.Extract(call.params[0], Owner(call), true));
           return TaskAccepted(task);
         }, BodyMode::kStream));
   r.Add("DELETE", coll + "/{id}", StreamerRoute(kWrite, [&b](Call& call) -> Result<Response> {

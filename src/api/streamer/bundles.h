@@ -15,8 +15,10 @@
 //   GET  /rest/artifact-bundles/backups/{id}, /rest/artifact-bundles/backups/archive/{id} (the zip)
 //   POST /rest/artifact-bundles/backups/archive   upload a backup (multipart) and restore it
 //   PUT  /rest/artifact-bundles/backups/archive   restore the newest backup
-// Long operations run in the request and answer 202 with their task (Location: /rest/tasks/{id})
-// already ended; a refused bundle answers its 400/409 error directly (the task records it too).
+// Uploads are checked whole in the request (a refused bundle is a 400 naming the entry) and answer
+// 202 with an ended task. Extract, export, backup and restore answer 202 with their task Running
+// (Location: /rest/tasks/{id}) and run on the bundle service's worker; how they end, and why, is
+// in the task (taskState Completed or Error, taskErrors).
 #pragma once
 
 #include "api/route.h"

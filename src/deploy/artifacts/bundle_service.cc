@@ -434,6 +434,73 @@ Result<json::object> BundleService::RecordTask(const std::string& name, const st
   return done;
 }
 
+// ---------------------------------------------------------------- the worker
+
+BundleService::~BundleService() { Stop(); }
+
+void BundleService::Start() {
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  if (worker_.joinable()) return;
+  stop_ = false;
+  worker_ = std::thread([this] { Work(); });
+}
+
+void BundleService::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    stop_ = true;
+  }
+  queue_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+bool BundleService::Idle() {
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  return queue_.empty() && !running_;
+}
+
+void BundleService::Work() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  for (;;) {
+    queue_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (stop_) return;  // queued tasks are ended by the next start's repair
+    std::function<void()> job = std::move(queue_.front());
+    queue_.pop_front();
+    running_ = true;
+    lock.unlock();
+    job();
+    lock.lock();
+    running_ = false;
+  }
+}
+
+Result<json::object> BundleService::Launch(json::object task, bool background, Operation op) {
+  INGOT_RETURN_IF_ERROR(repo_.Put({Kind::kTask, Str(task, "id"), task}));
+  // A failed operation's task says why (the operation may have said it already: the same words).
+  auto run = [this, op = std::move(op)](const json::object& t) -> Result<json::object> {
+    auto r = op(t);
+    if (!r.ok()) {
+      if (auto failed = EndTask(t, r.status(), {}); failed.ok()) {
+        (void)repo_.Put({Kind::kTask, Str(*failed, "id"), *failed});
+      }
+      log::Warn("deploy.bundle_task", {{"task", Str(t, "id")}, {"name", Str(t, "name")},
+                                       {"cause", r.status().message()}});
+    }
+    return r;
+  };
+  bool queued = false;
+  if (background) {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (worker_.joinable() && !stop_) {
+      queue_.push_back([run, task] { (void)run(task); });
+      queued = true;
+    }
+  }
+  if (!queued) return run(task);
+  queue_cv_.notify_all();
+  return task;
+}
+
 // ---------------------------------------------------------------- upload
 
 Result<json::object> BundleService::Upload(const std::string& name_in, io::Reader& zip, bool backup) {
@@ -772,11 +839,16 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
   return out;
 }
 
-Result<json::object> BundleService::Extract(const std::string& id, const std::string& owner) {
+Result<json::object> BundleService::Extract(const std::string& id, const std::string& owner,
+                                            bool background) {
+  INGOT_RETURN_IF_ERROR(repo_.Get(Kind::kArtifactBundle, id).status());
+  return Launch(NewTask("Extract artifact bundle", owner), background,
+                [this, id](const json::object& task) { return ExtractNow(id, task); });
+}
+
+Result<json::object> BundleService::ExtractNow(const std::string& id, const json::object& task) {
   std::lock_guard<std::mutex> lock(mu_);
   INGOT_ASSIGN_OR_RETURN(json::object bundle, repo_.Get(Kind::kArtifactBundle, id));
-  json::object task = NewTask("Extract artifact bundle", owner);
-  INGOT_RETURN_IF_ERROR(repo_.Put({Kind::kTask, Str(task, "id"), task}));
   const std::string path = options_.dir + "/bundles/" + Str(bundle, "_file");
   PlacedFiles placed;
   auto staged = StageBundle(path, bundle, false, repo_, volumes_, artifact_options_, options_, placed);
@@ -982,8 +1054,8 @@ Result<BundleService::Written> BundleService::WriteBundle(
   return Written{std::move(doc), path};
 }
 
-Result<json::object> BundleService::Create(const json::object& body, const std::string& owner) {
-  std::lock_guard<std::mutex> lock(mu_);
+Result<json::object> BundleService::Create(const json::object& body, const std::string& owner,
+                                           bool background) {
   std::string name = Str(body, "name");
   if (name.empty() || name.size() > 255) return InvalidArgument("name is required (1-255 characters)");
   {
@@ -1043,11 +1115,20 @@ Result<json::object> BundleService::Create(const json::object& body, const std::
     }
   }
   if (named == 0) return InvalidArgument("name at least one artifact (planScripts, buildPlans, deploymentPlans, goldenImages)");
-  json::object task = NewTask("Create artifact bundle", owner);
-  INGOT_ASSIGN_OR_RETURN(Written w, WriteBundle(Kind::kArtifactBundle, name, Str(body, "description"),
-                                                Flag(body, "readOnly"), ps, bp, dp, gi));
+  return Launch(NewTask("Create artifact bundle", owner), background,
+                [this, name, description = Str(body, "description"), ro = Flag(body, "readOnly"), ps, bp,
+                 dp, gi](const json::object& task) -> Result<json::object> {
+    std::lock_guard<std::mutex> lock(mu_);
+    INGOT_ASSIGN_OR_RETURN(Written w, WriteBundle(Kind::kArtifactBundle, name, description, ro, ps, bp, dp, gi));
+    return Finish(Kind::kArtifactBundle, task, w);
+  });
+}
+
+// Records a written bundle or backup with its ended task; the file goes if the record cannot be
+// written.
+Result<json::object> BundleService::Finish(Kind kind, const json::object& task, const Written& w) {
   INGOT_ASSIGN_OR_RETURN(json::object done, EndTask(task, Status::Ok(), w.doc));
-  Status s = repo_.Put({{Kind::kArtifactBundle, Str(w.doc, "id"), w.doc}, {Kind::kTask, Str(done, "id"), done}});
+  Status s = repo_.Put({{kind, Str(w.doc, "id"), w.doc}, {Kind::kTask, Str(done, "id"), done}});
   if (!s.ok()) {
     (void)RemoveFile(w.path);
     return s;
@@ -1081,33 +1162,36 @@ Result<std::string> BundleService::PathOf(Kind kind, const std::string& id) {
 
 // ---------------------------------------------------------------- backups
 
-Result<json::object> BundleService::CreateBackup(const std::string& owner) {
-  std::lock_guard<std::mutex> lock(mu_);
-  INGOT_ASSIGN_OR_RETURN(auto ps, repo_.List(Kind::kPlanScript));
-  INGOT_ASSIGN_OR_RETURN(auto bp, repo_.List(Kind::kBuildPlan));
-  INGOT_ASSIGN_OR_RETURN(auto dp, repo_.List(Kind::kDeploymentPlan));
-  INGOT_ASSIGN_OR_RETURN(auto gi, repo_.List(Kind::kGoldenImage));
-  json::object task = NewTask("Create artifact bundle backup", owner);
-  std::string name = "backup-" + FormatIso8601(NowMicros());
-  INGOT_ASSIGN_OR_RETURN(Written w, WriteBundle(Kind::kBackup, name, "Backup of every artifact",
-                                                false, ps, bp, dp, gi));
-  INGOT_ASSIGN_OR_RETURN(json::object done, EndTask(task, Status::Ok(), w.doc));
-  Status s = repo_.Put({{Kind::kBackup, Str(w.doc, "id"), w.doc}, {Kind::kTask, Str(done, "id"), done}});
-  if (!s.ok()) {
-    (void)RemoveFile(w.path);
-    return s;
-  }
-  return done;
+Result<json::object> BundleService::CreateBackup(const std::string& owner, bool background) {
+  return Launch(NewTask("Create artifact bundle backup", owner), background,
+                [this](const json::object& task) -> Result<json::object> {
+    std::lock_guard<std::mutex> lock(mu_);
+    INGOT_ASSIGN_OR_RETURN(auto ps, repo_.List(Kind::kPlanScript));
+    INGOT_ASSIGN_OR_RETURN(auto bp, repo_.List(Kind::kBuildPlan));
+    INGOT_ASSIGN_OR_RETURN(auto dp, repo_.List(Kind::kDeploymentPlan));
+    INGOT_ASSIGN_OR_RETURN(auto gi, repo_.List(Kind::kGoldenImage));
+    std::string name = "backup-" + FormatIso8601(NowMicros());
+    INGOT_ASSIGN_OR_RETURN(Written w, WriteBundle(Kind::kBackup, name, "Backup of every artifact",
+                                                  false, ps, bp, dp, gi));
+    return Finish(Kind::kBackup, task, w);
+  });
 }
 
-Result<json::object> BundleService::Restore(const std::string& id_in, const std::string& owner) {
-  std::lock_guard<std::mutex> lock(mu_);
+Result<json::object> BundleService::Restore(const std::string& id_in, const std::string& owner,
+                                            bool background) {
   std::string id = id_in;
   if (id.empty()) {
     INGOT_ASSIGN_OR_RETURN(auto backups, repo_.List(Kind::kBackup));
     if (backups.empty()) return NotFound("there is no backup to restore");
     id = Str(backups.back(), "id");
   }
+  INGOT_RETURN_IF_ERROR(repo_.Get(Kind::kBackup, id).status());
+  return Launch(NewTask("Restore artifact bundle backup", owner), background,
+                [this, id](const json::object& task) { return RestoreNow(id, task); });
+}
+
+Result<json::object> BundleService::RestoreNow(const std::string& id, const json::object& task) {
+  std::lock_guard<std::mutex> lock(mu_);
   INGOT_ASSIGN_OR_RETURN(json::object backup, repo_.Get(Kind::kBackup, id));
   INGOT_ASSIGN_OR_RETURN(auto volumes, repo_.List(Kind::kOsVolume));
   for (const json::object& v : volumes) {
@@ -1116,8 +1200,6 @@ Result<json::object> BundleService::Restore(const std::string& id_in, const std:
     }
   }
   INGOT_ASSIGN_OR_RETURN(auto old_golden, repo_.List(Kind::kGoldenImage));
-  json::object task = NewTask("Restore artifact bundle backup", owner);
-  INGOT_RETURN_IF_ERROR(repo_.Put({Kind::kTask, Str(task, "id"), task}));
   PlacedFiles placed;
   const std::string path = options_.dir + "/backups/" + Str(backup, "_file");
   auto staged = StageBundle(path, backup, true, repo_, volumes_, artifact_options_, options_, placed);

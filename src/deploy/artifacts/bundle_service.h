@@ -27,14 +27,21 @@
 //    backup's in one transaction (refused while a deployment runs; OS volumes keep their clones,
 //    their records keep the old URIs).
 //
-// Operations run on the caller's thread and are recorded as tasks (Kind::kTask, Image Streamer's
-// shape) that end Completed or Error; a task a crash interrupted is ended by ArtifactService::Repair.
-// One bundle operation at a time. Threads: every method may be called from any thread.
+// Extract, Create, CreateBackup and Restore are tasks (Kind::kTask, Image Streamer's shape) that end
+// Completed or Error. With `background` (and Start() called) they are checked, recorded Running and
+// returned at once while the worker does the work; otherwise they run on the caller's thread and
+// return the ended task or the error. A task a crash interrupted is ended by
+// ArtifactService::Repair. One bundle operation at a time. Threads: every method may be called from
+// any thread.
 #pragma once
 
 #include <boost/json.hpp>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "common/result.h"
 #include "deploy/artifacts/artifact_service.h"
@@ -55,6 +62,10 @@ class BundleService {
   // All must outlive this; `artifacts` shares `repo`, `volumes` and the ArtifactOptions.
   BundleService(DeployRepository& repo, VolumeStore& volumes, ArtifactOptions artifact_options,
                 BundleOptions options);
+  ~BundleService();  // Stop()
+  void Start();  // the worker of background operations
+  void Stop();   // waits for the operation under way; queued ones end at the next start's repair
+  bool Idle();   // nothing queued or running (tests)
 
   // Removes unfinished uploads and bundle files without a record. Call before serving.
   Result<int> Repair();
@@ -66,27 +77,34 @@ class BundleService {
                                          const boost::json::object& resource);
   // Imports a recorded bundle (see the top). Returns the task (Completed) or the error; the error
   // is also kept in a task, whose id is in `task_id` when one was made.
-  Result<boost::json::object> Extract(const std::string& id, const std::string& owner);
+  Result<boost::json::object> Extract(const std::string& id, const std::string& owner,
+                                      bool background = false);
   // Exports: {name, description, readOnly, planScripts|buildPlans|deploymentPlans|goldenImages:
   // [{resourceUri, readOnly}]} -> the task (its associatedResource the new bundle).
-  Result<boost::json::object> Create(const boost::json::object& body, const std::string& owner);
+  Result<boost::json::object> Create(const boost::json::object& body, const std::string& owner,
+                                     bool background = false);
   Result<boost::json::object> Rename(const std::string& id, const boost::json::object& body);
   Status Delete(const std::string& id, Kind kind = Kind::kArtifactBundle);
   // The zip of a bundle or backup.
   Result<std::string> PathOf(Kind kind, const std::string& id);
 
   // A backup of every artifact -> the task (its associatedResource the backup).
-  Result<boost::json::object> CreateBackup(const std::string& owner);
+  Result<boost::json::object> CreateBackup(const std::string& owner, bool background = false);
   // Replaces every artifact by the backup's (the newest when `id` is empty).
-  Result<boost::json::object> Restore(const std::string& id, const std::string& owner);
+  Result<boost::json::object> Restore(const std::string& id, const std::string& owner,
+                                      bool background = false);
 
  private:
   struct Written {
     boost::json::object doc;
     std::string path;
   };
-  Result<boost::json::object> Import(const std::string& zip_path, const boost::json::object& bundle,
-                                     bool replace_all);
+  using Operation = std::function<Result<boost::json::object>(const boost::json::object& task)>;
+  Result<boost::json::object> Launch(boost::json::object task, bool background, Operation op);
+  void Work();
+  Result<boost::json::object> ExtractNow(const std::string& id, const boost::json::object& task);
+  Result<boost::json::object> RestoreNow(const std::string& id, const boost::json::object& task);
+  Result<boost::json::object> Finish(Kind kind, const boost::json::object& task, const Written& w);
   Result<Written> WriteBundle(Kind kind, const std::string& name, const std::string& description,
                               bool read_only, const std::vector<boost::json::object>& ps,
                               const std::vector<boost::json::object>& bp,
@@ -101,6 +119,12 @@ class BundleService {
   ArtifactOptions artifact_options_;
   BundleOptions options_;
   std::mutex mu_;  // one bundle operation at a time
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<std::function<void()>> queue_;
+  bool running_ = false;
+  bool stop_ = false;
+  std::thread worker_;
 };
 
 }  // namespace ingot::deploy::artifacts

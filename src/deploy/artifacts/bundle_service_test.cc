@@ -371,6 +371,38 @@ TEST_F(BundleServiceTest, BackupAndRestoreReplaceEverything) {
   EXPECT_NE(Str(gi, "id"), Str(old_gi, "id"));
 }
 
+TEST_F(BundleServiceTest, BackgroundOperationsAnswerWithARunningTask) {
+  bundles_->Start();
+  auto up = Upload(Zip(dir_ + "/b.zip", Good()));
+  ASSERT_TRUE(up.ok());
+  auto task = bundles_->Extract(Str(*up, "id"), "admin", true);
+  ASSERT_TRUE(task.ok()) << task.status().ToString();
+  EXPECT_EQ(Str(*task, "taskState"), "Running");
+  for (int i = 0; i < 500 && !bundles_->Idle(); ++i) usleep(10000);
+  EXPECT_EQ(Str(*service_->Get(Kind::kTask, Str(*task, "id")), "taskState"), "Completed");
+  EXPECT_EQ(Count(Kind::kPlanScript), 2u);
+  // A failure is the task's: Error, with the reason.
+  Entries other = Good();
+  auto o = json::parse(other[0].second).as_object();
+  o["content"] = "umount /\n";
+  other[0].second = json::serialize(o);
+  other.pop_back();
+  auto up2 = Upload(Zip(dir_ + "/b2.zip", WithSums({other.begin(), other.end()})), "other");
+  ASSERT_TRUE(up2.ok());
+  auto failing = bundles_->Extract(Str(*up2, "id"), "admin", true);
+  ASSERT_TRUE(failing.ok());
+  for (int i = 0; i < 500 && !bundles_->Idle(); ++i) usleep(10000);
+  auto ended = *service_->Get(Kind::kTask, Str(*failing, "id"));
+  EXPECT_EQ(Str(ended, "taskState"), "Error");
+  EXPECT_NE(Str(ended.at("taskErrors").as_array()[0].as_object(), "message").find("plan script 'hostname'"),
+            std::string::npos);
+  auto backup = bundles_->CreateBackup("admin", true);
+  ASSERT_TRUE(backup.ok());
+  for (int i = 0; i < 500 && !bundles_->Idle(); ++i) usleep(10000);
+  EXPECT_EQ(Str(*service_->Get(Kind::kTask, Str(*backup, "id")), "taskState"), "Completed");
+  bundles_->Stop();
+}
+
 TEST_F(BundleServiceTest, RepairRemovesUnfinishedUploads) {
   { std::ofstream(root_ + "/deploy/bundles/.tmp-x") << "half"; }
   { std::ofstream(root_ + "/deploy/bundles/orphan.zip") << "no record"; }

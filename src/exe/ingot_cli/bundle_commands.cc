@@ -16,10 +16,12 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "exe/ingot_cli/images_client.h"
@@ -109,9 +111,16 @@ struct Args {
 
 std::string Id(const std::string& id_or_uri) { return id_or_uri.substr(id_or_uri.rfind('/') + 1); }
 
-// A task answer (202): its error, or the resource it names.
-Result<json::value> Finish(RestClient& c, const json::value& task) {
+// A task answer (202): waits for it to end; its error, or the resource it names.
+Result<json::value> Finish(RestClient& c, json::value task) {
   if (!task.is_object()) return task;
+  for (;;) {
+    const json::value* st = task.as_object().if_contains("taskState");
+    if (st == nullptr || !st->is_string() || (st->as_string() != "Running" && st->as_string() != "New")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    INGOT_ASSIGN_OR_RETURN(task, c.Call("GET", std::string(task.as_object().at("uri").as_string())));
+    if (!task.is_object()) return InvalidArgument("the task is not a JSON object");
+  }
   const json::object& t = task.as_object();
   if (const json::value* st = t.if_contains("taskState"); st && st->is_string() && st->as_string() != "Completed") {
     std::string msg = "the task ended " + std::string(st->as_string());
