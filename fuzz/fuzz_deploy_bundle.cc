@@ -45,10 +45,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       size_t pos = 0;
       while (pos < text.size() && index.names.size() < 64) {
         size_t a = text.find('\0', pos);
-        std::string name(text.substr(pos, a == std::string_view::npos ? std::string_view::npos : a - pos));
+        std::string name(
+            text.substr(pos, a == std::string_view::npos ? std::string_view::npos : a - pos));
         pos = a == std::string_view::npos ? text.size() : a + 1;
         size_t b = text.find('\0', pos);
-        std::string body(text.substr(pos, b == std::string_view::npos ? std::string_view::npos : b - pos));
+        std::string body(
+            text.substr(pos, b == std::string_view::npos ? std::string_view::npos : b - pos));
         pos = b == std::string_view::npos ? text.size() : b + 1;
         index.names.push_back(name);
         if (!body.empty()) index.texts[name] = body;

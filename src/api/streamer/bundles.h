@@ -6,7 +6,8 @@
 //   POST /rest/artifact-bundles   multipart/form-data (part "file"; the bundle's name is the file's
 //        name without .zip, or ?name=) or application/zip|octet-stream: upload -> 202 + task
 //        (?extract=true also extracts); application/json {name, description, readOnly,
-//        planScripts|buildPlans|deploymentPlans|goldenImages: [{resourceUri}]}: export -> 202 + task
+//        planScripts|buildPlans|deploymentPlans|goldenImages: [{resourceUri}]}: export -> 202 +
+//        task
 //   PUT  /rest/artifact-bundles/{id}   Content-Type text/plain: extract (import the artifacts) ->
 //        202 + task; JSON {name, description}: update
 //   DELETE /rest/artifact-bundles/{id}  the bundle (its artifacts stay)

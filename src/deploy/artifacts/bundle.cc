@@ -9,8 +9,10 @@ namespace json = boost::json;
 namespace {
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -29,7 +31,8 @@ void ForEachLine(std::string_view text, F f) {
   int line = 0;
   while (pos < text.size()) {
     size_t nl = text.find('\n', pos);
-    std::string_view l = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    std::string_view l =
+        text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     ++line;
     if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
     if (!f(line, l)) return;
@@ -75,7 +78,8 @@ Result<BundleManifest> ParseManifest(std::string_view text) {
   if (!bad.ok()) return bad;
   if (!named || m.name.empty()) return InvalidArgument("MANIFEST.MF has no 'Artifact Name'");
   for (char c : m.name + m.description) {
-    if (static_cast<unsigned char>(c) < 0x20) return InvalidArgument("MANIFEST.MF holds a control character");
+    if (static_cast<unsigned char>(c) < 0x20)
+      return InvalidArgument("MANIFEST.MF holds a control character");
   }
   return m;
 }
@@ -89,7 +93,8 @@ std::string WriteManifest(const BundleManifest& m) {
     return s;
   };
   return "Artifact Name:" + one_line(m.name) + "\nDescription:" + one_line(m.description) +
-         "\nRead Only:" + (m.read_only ? "true" : "false") + "\nTime Stamp:" + one_line(m.timestamp) +
+         "\nRead Only:" + (m.read_only ? "true" : "false") +
+         "\nTime Stamp:" + one_line(m.timestamp) +
          "\nArtifact Type:" + one_line(m.type.empty() ? "USER" : m.type);
 }
 
@@ -101,8 +106,10 @@ const std::string* BundleSums::Find(std::string_view name) const {
 }
 
 Status CheckEntryName(std::string_view name) {
-  if (name.empty() || name.size() > 255) return InvalidArgument("an entry name is empty or longer than 255 bytes");
-  if (name == "." || name == "..") return InvalidArgument("the entry name " + Quoted(name) + " is not a file name");
+  if (name.empty() || name.size() > 255)
+    return InvalidArgument("an entry name is empty or longer than 255 bytes");
+  if (name == "." || name == "..")
+    return InvalidArgument("the entry name " + Quoted(name) + " is not a file name");
   if (name.front() == ' ' || name.back() == ' ') {
     return InvalidArgument("the entry name " + Quoted(name) + " starts or ends with a space");
   }
@@ -112,13 +119,15 @@ Status CheckEntryName(std::string_view name) {
       return InvalidArgument("the entry name " + Quoted(name) +
                              " is a path: a bundle's entries are files at its top level");
     }
-    if (u < 0x20 || u == 0x7f) return InvalidArgument("the entry name " + Quoted(name) + " holds a control character");
+    if (u < 0x20 || u == 0x7f)
+      return InvalidArgument("the entry name " + Quoted(name) + " holds a control character");
   }
   return Status::Ok();
 }
 
 Result<BundleSums> ParseSums(std::string_view text) {
-  if (text.size() > kMaxSumsBytes) return InvalidArgument("SHA256SUM.sha256sum is larger than 4 MiB");
+  if (text.size() > kMaxSumsBytes)
+    return InvalidArgument("SHA256SUM.sha256sum is larger than 4 MiB");
   BundleSums sums;
   std::set<std::string, std::less<>> seen;
   Status bad;
@@ -142,7 +151,8 @@ Result<BundleSums> ParseSums(std::string_view text) {
     }
     if (hex.size() != 64) return fail("the checksum is not 64 hexadecimal digits");
     for (char& c : hex) {
-      if (!std::isxdigit(static_cast<unsigned char>(c))) return fail("the checksum is not hexadecimal");
+      if (!std::isxdigit(static_cast<unsigned char>(c)))
+        return fail("the checksum is not hexadecimal");
       c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
     if (Status s = CheckEntryName(name); !s.ok()) return fail(s.message());
@@ -164,11 +174,16 @@ std::string WriteSums(const BundleSums& sums) {
 
 std::string_view EntrySuffix(EntryKind kind) {
   switch (kind) {
-    case EntryKind::kPlanScript: return "_planscript.json";
-    case EntryKind::kBuildPlan: return "_buildplan.json";
-    case EntryKind::kDeploymentPlan: return "_deploymentplan.json";
-    case EntryKind::kGoldenImage: return "_goldenimage.json";
-    default: return "";
+    case EntryKind::kPlanScript:
+      return "_planscript.json";
+    case EntryKind::kBuildPlan:
+      return "_buildplan.json";
+    case EntryKind::kDeploymentPlan:
+      return "_deploymentplan.json";
+    case EntryKind::kGoldenImage:
+      return "_goldenimage.json";
+    default:
+      return "";
   }
 }
 
@@ -184,7 +199,8 @@ EntryKind ClassifyEntry(std::string_view name) {
 }
 
 Result<json::object> ParseDocument(std::string_view entry, std::string_view text) {
-  if (text.size() > kMaxDocumentBytes) return InvalidArgument(Quoted(entry) + " is larger than 8 MiB");
+  if (text.size() > kMaxDocumentBytes)
+    return InvalidArgument(Quoted(entry) + " is larger than 8 MiB");
   boost::system::error_code ec;
   json::parse_options opts;
   opts.max_depth = 32;
@@ -199,7 +215,8 @@ Result<json::object> ParseDocument(std::string_view entry, std::string_view text
 }
 
 Result<BundleContents> ParseBundle(const BundleIndex& index) {
-  if (index.names.size() > kMaxBundleEntries) return InvalidArgument("the bundle has more than 10000 entries");
+  if (index.names.size() > kMaxBundleEntries)
+    return InvalidArgument("the bundle has more than 10000 entries");
   std::set<std::string, std::less<>> names;
   for (const std::string& n : index.names) {
     INGOT_RETURN_IF_ERROR(CheckEntryName(n));
@@ -225,7 +242,8 @@ Result<BundleContents> ParseBundle(const BundleIndex& index) {
     }
   }
   for (const auto& [n, h] : sums.entries) {
-    if (!names.count(n)) return InvalidArgument("SHA256SUM.sha256sum lists " + Quoted(n) + ", which the bundle lacks");
+    if (!names.count(n))
+      return InvalidArgument("SHA256SUM.sha256sum lists " + Quoted(n) + ", which the bundle lacks");
   }
   std::vector<std::string> payloads;
   for (const std::string& n : index.names) {
@@ -245,7 +263,8 @@ Result<BundleContents> ParseBundle(const BundleIndex& index) {
     list.emplace_back(n, std::move(doc));
   }
   // Names unique per kind.
-  for (const auto* list : {&out.plan_scripts, &out.build_plans, &out.deployment_plans, &out.golden_images}) {
+  for (const auto* list :
+       {&out.plan_scripts, &out.build_plans, &out.deployment_plans, &out.golden_images}) {
     std::set<std::string> seen;
     for (const auto& [entry, doc] : *list) {
       std::string name(doc.at("name").as_string());
@@ -259,14 +278,16 @@ Result<BundleContents> ParseBundle(const BundleIndex& index) {
   for (const auto& [entry, doc] : out.golden_images) {
     std::string name(doc.at("name").as_string());
     if (!names.count(name)) {
-      return InvalidArgument("the golden image " + Quoted(name) + " has no payload entry of that name");
+      return InvalidArgument("the golden image " + Quoted(name) +
+                             " has no payload entry of that name");
     }
     golden_names.insert(name);
     out.payloads[name] = name;
   }
   for (const std::string& p : payloads) {
     if (!golden_names.count(p)) {
-      return InvalidArgument("the entry " + Quoted(p) + " is neither an artifact document nor a golden image's payload");
+      return InvalidArgument("the entry " + Quoted(p) +
+                             " is neither an artifact document nor a golden image's payload");
     }
   }
   return out;

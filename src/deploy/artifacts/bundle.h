@@ -38,10 +38,10 @@ inline constexpr size_t kMaxDocumentBytes = 8 << 20;  // a plan script holds up 
 inline constexpr size_t kMaxBundleEntries = 10000;
 
 struct BundleManifest {
-  std::string name;         // "Artifact Name"
+  std::string name;  // "Artifact Name"
   std::string description;
-  bool read_only = false;   // "Read Only: true"
-  std::string timestamp;    // "Time Stamp"
+  bool read_only = false;     // "Read Only: true"
+  std::string timestamp;      // "Time Stamp"
   std::string type = "USER";  // "Artifact Type"
 };
 // kInvalidArgument when there is no Artifact Name or a line is not "Key:value". Unknown keys are
@@ -62,7 +62,15 @@ std::string WriteSums(const BundleSums& sums);
 // "..", no leading or trailing space. kInvalidArgument naming it otherwise.
 Status CheckEntryName(std::string_view name);
 
-enum class EntryKind { kManifest, kSums, kPlanScript, kBuildPlan, kDeploymentPlan, kGoldenImage, kPayload };
+enum class EntryKind {
+  kManifest,
+  kSums,
+  kPlanScript,
+  kBuildPlan,
+  kDeploymentPlan,
+  kGoldenImage,
+  kPayload
+};
 EntryKind ClassifyEntry(std::string_view name);
 // "_planscript.json", ...
 std::string_view EntrySuffix(EntryKind kind);
@@ -86,8 +94,8 @@ struct BundleContents {
 // unique per kind. References to artifacts outside the bundle are resolved by the importer; the
 // checksums themselves are verified by the reader as it streams each entry (bundle_service.cc).
 struct BundleIndex {
-  std::vector<std::string> names;              // every entry
-  std::map<std::string, std::string> texts;    // MANIFEST.MF, SHA256SUM, the documents
+  std::vector<std::string> names;            // every entry
+  std::map<std::string, std::string> texts;  // MANIFEST.MF, SHA256SUM, the documents
 };
 Result<BundleContents> ParseBundle(const BundleIndex& index);
 

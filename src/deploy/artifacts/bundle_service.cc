@@ -57,11 +57,16 @@ Status FsyncPath(const std::string& path) {
 
 const char* KindWord(Kind k) {
   switch (k) {
-    case Kind::kPlanScript: return "plan script";
-    case Kind::kBuildPlan: return "build plan";
-    case Kind::kDeploymentPlan: return "deployment plan";
-    case Kind::kGoldenImage: return "golden image";
-    default: return "artifact";
+    case Kind::kPlanScript:
+      return "plan script";
+    case Kind::kBuildPlan:
+      return "build plan";
+    case Kind::kDeploymentPlan:
+      return "deployment plan";
+    case Kind::kGoldenImage:
+      return "golden image";
+    default:
+      return "artifact";
   }
 }
 
@@ -95,7 +100,8 @@ class EntryReader final : public io::Reader {
   }
   Status Open() {
     file_ = zip_fopen_index(zip_, index_, 0);
-    if (file_ == nullptr) return InvalidArgument("the entry '" + name_ + "': " + zip_strerror(zip_));
+    if (file_ == nullptr)
+      return InvalidArgument("the entry '" + name_ + "': " + zip_strerror(zip_));
     INGOT_ASSIGN_OR_RETURN(hasher_, io::Hasher::Create("sha256"));
     return Status::Ok();
   }
@@ -176,10 +182,10 @@ Result<OpenedBundle> ReadBundle(const std::string& path, bool hash_payloads,
   for (zip_int64_t i = 0; i < count; ++i) {
     zip_stat_t st;
     zip_stat_init(&st);
-    if (zip_stat_index(out.zip.get(), zip_uint64_t(i), 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME) ||
-        !(st.valid & ZIP_STAT_SIZE)) {
-      return InvalidArgument("the bundle's entry " + std::to_string(i) + " cannot be read: " +
-                             zip_strerror(out.zip.get()));
+    if (zip_stat_index(out.zip.get(), zip_uint64_t(i), 0, &st) != 0 ||
+        !(st.valid & ZIP_STAT_NAME) || !(st.valid & ZIP_STAT_SIZE)) {
+      return InvalidArgument("the bundle's entry " + std::to_string(i) +
+                             " cannot be read: " + zip_strerror(out.zip.get()));
     }
     std::string name = st.name;
     INGOT_RETURN_IF_ERROR(CheckEntryName(name));
@@ -217,7 +223,8 @@ Result<OpenedBundle> ReadBundle(const std::string& path, bool hash_payloads,
     if (name == kSumsEntry) continue;
     const std::string* want = out.sums.Find(name);
     if (want == nullptr || *want != hex) {
-      return InvalidArgument("the entry '" + name + "' does not match its SHA-256 in SHA256SUM.sha256sum");
+      return InvalidArgument("the entry '" + name +
+                             "' does not match its SHA-256 in SHA256SUM.sha256sum");
     }
   }
   return out;
@@ -226,9 +233,9 @@ Result<OpenedBundle> ReadBundle(const std::string& path, bool hash_payloads,
 // ---------------------------------------------------------------- the staging repository
 
 // New records held in memory in front of the real repository, so the ArtifactService's own checks
-// (which read the repository) see the bundle's earlier artifacts, and all of them are written in one
-// transaction at the end. With `hide_base`, the artifact kinds of the base are invisible (a restore
-// replaces them).
+// (which read the repository) see the bundle's earlier artifacts, and all of them are written in
+// one transaction at the end. With `hide_base`, the artifact kinds of the base are invisible (a
+// restore replaces them).
 class StagingRepository final : public DeployRepository {
  public:
   StagingRepository(DeployRepository& base, bool hide_base) : base_(base), hide_base_(hide_base) {}
@@ -239,7 +246,8 @@ class StagingRepository final : public DeployRepository {
       std::string name = Str(r.doc, "name");
       if (r.kind != Kind::kTask && !name.empty()) {
         INGOT_ASSIGN_OR_RETURN(auto other, FindByName(r.kind, name));
-        if (other && Str(*other, "id") != r.id) return AlreadyExists("the name '" + name + "' is taken");
+        if (other && Str(*other, "id") != r.id)
+          return AlreadyExists("the name '" + name + "' is taken");
       }
     }
     for (const Record& r : records) {
@@ -321,14 +329,16 @@ void StampBundle(json::object& doc, Kind kind, const std::string& id) {
 json::array Members(const std::vector<std::pair<std::string, json::object>>& docs, bool read_only) {
   json::array out;
   for (const auto& [entry, d] : docs) {
-    out.push_back(json::object{{"name", d.at("name")}, {"readOnly", read_only || Flag(d, "readOnly")}});
+    out.push_back(
+        json::object{{"name", d.at("name")}, {"readOnly", read_only || Flag(d, "readOnly")}});
   }
   return out;
 }
 
 // Copies `in` into a new file, bounded and fsynced; returns its SHA-256.
 Result<std::string> WriteUpload(const std::string& path, io::Reader& in, uint64_t limit) {
-  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
+  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd,
+                         io::OpenFile(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
   INGOT_ASSIGN_OR_RETURN(auto hasher, io::Hasher::Create("sha256"));
   std::vector<uint8_t> buf(1 << 20);
   uint64_t total = 0;
@@ -336,7 +346,8 @@ Result<std::string> WriteUpload(const std::string& path, io::Reader& in, uint64_
     INGOT_ASSIGN_OR_RETURN(size_t n, in.Read(buf));
     if (n == 0) break;
     total += n;
-    if (total > limit) return TooLarge("the bundle is larger than " + std::to_string(limit) + " bytes");
+    if (total > limit)
+      return TooLarge("the bundle is larger than " + std::to_string(limit) + " bytes");
     hasher->Update({buf.data(), n});
     INGOT_RETURN_IF_ERROR(io::WriteAll(fd.get(), {buf.data(), n}, path));
   }
@@ -348,7 +359,9 @@ Result<std::string> WriteUpload(const std::string& path, io::Reader& in, uint64_
 
 BundleService::BundleService(DeployRepository& repo, VolumeStore& volumes,
                              ArtifactOptions artifact_options, BundleOptions options)
-    : repo_(repo), volumes_(volumes), artifact_options_(std::move(artifact_options)),
+    : repo_(repo),
+      volumes_(volumes),
+      artifact_options_(std::move(artifact_options)),
       options_(std::move(options)) {}
 
 Result<int> BundleService::Repair() {
@@ -419,7 +432,8 @@ Result<json::object> BundleService::EndTask(json::object task, const Status& res
   } else {
     task["taskState"] = "Error";
     task["taskStatus"] = "Failed";
-    std::string message = IsServerFault(result.code()) ? "the operation failed on the server" : result.message();
+    std::string message =
+        IsServerFault(result.code()) ? "the operation failed on the server" : result.message();
     task["taskErrors"] = json::array{json::object{{"errorCode", "ARTIFACT_BUNDLE_FAILED"},
                                                   {"message", message},
                                                   {"recommendedActions", json::array()}}};
@@ -483,8 +497,9 @@ Result<json::object> BundleService::Launch(json::object task, bool background, O
       if (auto failed = EndTask(t, r.status(), {}); failed.ok()) {
         (void)repo_.Put({Kind::kTask, Str(*failed, "id"), *failed});
       }
-      log::Warn("deploy.bundle_task", {{"task", Str(t, "id")}, {"name", Str(t, "name")},
-                                       {"cause", r.status().message()}});
+      log::Warn(
+          "deploy.bundle_task",
+          {{"task", Str(t, "id")}, {"name", Str(t, "name")}, {"cause", r.status().message()}});
     }
     return r;
   };
@@ -503,8 +518,9 @@ Result<json::object> BundleService::Launch(json::object task, bool background, O
 
 // ---------------------------------------------------------------- upload
 
-Result<json::object> BundleService::Upload(const std::string& name_in, io::Reader& zip, bool backup) {
-  std::lock_guard<std::mutex> lock(mu_);
+Result<json::object> BundleService::Upload(const std::string& name_in, io::Reader& zip,
+                                           bool backup) {
+  // The bytes arrive and are checked without the operation lock: a slow upload holds up no one.
   const Kind kind = backup ? Kind::kBackup : Kind::kArtifactBundle;
   const std::string dir = options_.dir + (backup ? "/backups" : "/bundles");
   INGOT_RETURN_IF_ERROR(io::MakeDirs(dir));
@@ -516,11 +532,12 @@ Result<json::object> BundleService::Upload(const std::string& name_in, io::Reade
   INGOT_ASSIGN_OR_RETURN(OpenedBundle b, ReadBundle(tmp, /*hash_payloads=*/true, options_));
   std::string name = name_in.empty() ? b.contents.manifest.name : name_in;
   if (name.size() > 255) return InvalidArgument("a bundle's name is 1-255 characters");
+  std::lock_guard<std::mutex> lock(mu_);
   {
     INGOT_ASSIGN_OR_RETURN(auto taken, repo_.FindByName(kind, name));
     if (taken) return AlreadyExists("an artifact bundle named '" + name + "' exists");
   }
-  struct stat st{};
+  struct stat st {};
   if (::stat(tmp.c_str(), &st) != 0) return FromErrno(errno, "stat " + tmp);
   const std::string path = dir + "/" + id + ".zip";
   if (::rename(tmp.c_str(), path.c_str()) != 0) return FromErrno(errno, "rename " + tmp);
@@ -547,7 +564,8 @@ Result<json::object> BundleService::Upload(const std::string& name_in, io::Reade
                    {"_file", id + ".zip"}};
   StampBundle(doc, kind, id);
   doc["downloadURI"] = std::string(backup ? "/rest/artifact-bundles/backups/archive/"
-                                          : "/rest/artifact-bundles/download/") + id;
+                                          : "/rest/artifact-bundles/download/") +
+                       id;
   INGOT_RETURN_IF_ERROR(repo_.Put({kind, id, doc}));
   placed.committed = true;
   log::Info("deploy.bundle_upload", {{"id", id}, {"name", name}, {"bytes", int64_t(st.st_size)}});
@@ -560,11 +578,13 @@ namespace {
 
 struct Staged {
   std::vector<Record> records;
-  json::array plan_scripts, build_plans, deployment_plans, golden_images;  // {name, resourceUri, readOnly}
+  json::array plan_scripts, build_plans, deployment_plans,
+      golden_images;  // {name, resourceUri, readOnly}
 };
 
 json::object Member(const json::object& doc) {
-  return json::object{{"name", doc.at("name")}, {"resourceUri", doc.at("uri")},
+  return json::object{{"name", doc.at("name")},
+                      {"resourceUri", doc.at("uri")},
                       {"readOnly", Flag(doc, "readOnly")}};
 }
 
@@ -581,7 +601,7 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
   // Names already taken: an identical artifact is reused (Image Streamer extracts nothing of what
   // is already there); a different one is a conflict, reported for all at once. Golden images are
   // compared by their bytes' SHA-256 once the payload is read (below).
-  std::set<std::string> reused;  // "<kind>/<name>"
+  std::set<std::string> reused;                            // "<kind>/<name>"
   std::map<std::string, std::string> existing_golden_sum;  // name -> checkSum
   std::vector<std::string> taken;
   if (!replace_all) {
@@ -597,9 +617,11 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
     auto same = [&](Kind kind, const json::object& d, const json::object& e) {
       switch (kind) {
         case Kind::kPlanScript:
-          return Str(d, "planType", "general") == Str(e, "planType") && Str(d, "content") == Str(e, "content");
+          return Str(d, "planType", "general") == Str(e, "planType") &&
+                 Str(d, "content") == Str(e, "content");
         case Kind::kBuildPlan:
-          return Str(d, "oeBuildPlanType") == Str(e, "oeBuildPlanType") && steps_of(d) == steps_of(e);
+          return Str(d, "oeBuildPlanType") == Str(e, "oeBuildPlanType") &&
+                 steps_of(d) == steps_of(e);
         case Kind::kDeploymentPlan:
           return LastSegment(Str(d, "oeBuildPlanURI")) == Str(e, "oeBuildPlanName") &&
                  Str(d, "goldenImageURI") == Str(e, "goldenImageName");
@@ -607,7 +629,8 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
           return false;
       }
     };
-    auto check = [&](Kind kind, const std::vector<std::pair<std::string, json::object>>& docs) -> Status {
+    auto check = [&](Kind kind,
+                     const std::vector<std::pair<std::string, json::object>>& docs) -> Status {
       for (const auto& [entry, d] : docs) {
         INGOT_ASSIGN_OR_RETURN(auto other, repo.FindByName(kind, Str(d, "name")));
         if (!other) continue;
@@ -652,7 +675,8 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
   // Plan scripts: by the ids the bundle's build plans name them with.
   std::map<std::string, std::string> script_uri;
   for (const auto& [entry, d] : c.plan_scripts) {
-    std::string bundle_id = Str(d, "id", entry.substr(0, entry.size() - EntrySuffix(EntryKind::kPlanScript).size()));
+    std::string bundle_id =
+        Str(d, "id", entry.substr(0, entry.size() - EntrySuffix(EntryKind::kPlanScript).size()));
     if (is_reused(Kind::kPlanScript, d)) {
       INGOT_ASSIGN_OR_RETURN(auto e, repo.FindByName(Kind::kPlanScript, Str(d, "name")));
       script_uri[bundle_id] = Str(*e, "uri");
@@ -685,7 +709,8 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
       if (!sum.ok()) return where("golden image '" + name + "'", sum.status());
       const std::string* want = b.sums.Find(name);
       if (want == nullptr || *want != r.Hex()) {
-        return InvalidArgument("the entry '" + name + "' does not match its SHA-256 in SHA256SUM.sha256sum");
+        return InvalidArgument("the entry '" + name +
+                               "' does not match its SHA-256 in SHA256SUM.sha256sum");
       }
     }
     // Image Streamer wraps the image in a zip of one entry; a bare image is taken as it is.
@@ -697,7 +722,8 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
     // The image's bytes: a new golden image, or (the name being taken) compared with the one there.
     auto take = [&](io::Reader& r) -> Result<json::object> {
       auto it = existing_golden_sum.find(name);
-      if (it == existing_golden_sum.end()) return staged.UploadGoldenImage(name, Str(d, "description"), r);
+      if (it == existing_golden_sum.end())
+        return staged.UploadGoldenImage(name, Str(d, "description"), r);
       INGOT_ASSIGN_OR_RETURN(auto hasher, io::Hasher::Create("sha256"));
       for (;;) {
         INGOT_ASSIGN_OR_RETURN(size_t n, r.Read(buf));
@@ -721,14 +747,18 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
         zip_stat_t st;
         zip_stat_init(&st);
         if (zip_stat_index(inner.get(), zip_uint64_t(i), 0, &st) != 0) {
-          return InvalidArgument("the golden image '" + name + "' payload: " + zip_strerror(inner.get()));
+          return InvalidArgument("the golden image '" + name +
+                                 "' payload: " + zip_strerror(inner.get()));
         }
         std::string_view en = st.name ? st.name : "";
         if (!en.empty() && en.back() == '/') continue;  // a directory
-        if (image) return InvalidArgument("the golden image '" + name + "' payload holds more than one file");
+        if (image)
+          return InvalidArgument("the golden image '" + name +
+                                 "' payload holds more than one file");
         if (st.size > options.max_payload_bytes) {
-          return InvalidArgument("the golden image '" + name + "' declares " + std::to_string(st.size) +
-                                 " bytes, more than the " + std::to_string(options.max_payload_bytes) + " allowed");
+          return InvalidArgument("the golden image '" + name + "' declares " +
+                                 std::to_string(st.size) + " bytes, more than the " +
+                                 std::to_string(options.max_payload_bytes) + " allowed");
         }
         if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE) {
           return InvalidArgument("the golden image '" + name + "' payload is encrypted");
@@ -851,7 +881,8 @@ Result<json::object> BundleService::ExtractNow(const std::string& id, const json
   INGOT_ASSIGN_OR_RETURN(json::object bundle, repo_.Get(Kind::kArtifactBundle, id));
   const std::string path = options_.dir + "/bundles/" + Str(bundle, "_file");
   PlacedFiles placed;
-  auto staged = StageBundle(path, bundle, false, repo_, volumes_, artifact_options_, options_, placed);
+  auto staged =
+      StageBundle(path, bundle, false, repo_, volumes_, artifact_options_, options_, placed);
   Status result = staged.status();
   if (result.ok()) {
     bundle["extracted"] = true;
@@ -868,8 +899,9 @@ Result<json::object> BundleService::ExtractNow(const std::string& id, const json
     if (result.code() == Code::kAlreadyExists) result = Conflict(result.message());
     if (result.ok()) {
       placed.committed = true;
-      log::Info("deploy.bundle_extract", {{"id", id}, {"name", Str(bundle, "name")},
-                                          {"artifacts", int64_t(records.size() - 2)}});
+      log::Info(
+          "deploy.bundle_extract",
+          {{"id", id}, {"name", Str(bundle, "name")}, {"artifacts", int64_t(records.size() - 2)}});
       return done;
     }
   }
@@ -905,7 +937,8 @@ struct ZipWriter {
   Status Open(const std::string& path) {
     int err = 0;
     zip = zip_open(path.c_str(), ZIP_CREATE | ZIP_EXCL, &err);
-    if (zip == nullptr) return Internal("zip_open " + path + " failed (" + std::to_string(err) + ")");
+    if (zip == nullptr)
+      return Internal("zip_open " + path + " failed (" + std::to_string(err) + ")");
     return Status::Ok();
   }
   Status AddText(const std::string& name, std::string text) {
@@ -967,8 +1000,9 @@ Result<BundleService::Written> BundleService::WriteBundle(
     const std::vector<json::object>& dp, const std::vector<json::object>& gi) {
   const std::string dir = options_.dir + (kind == Kind::kBackup ? "/backups" : "/bundles");
   INGOT_RETURN_IF_ERROR(io::MakeDirs(dir));
-  for (const json::object& g : gi) INGOT_RETURN_IF_ERROR(CheckEntryName(Str(g, "name")).WithContext(
-      "the golden image's name is its entry in the bundle"));
+  for (const json::object& g : gi)
+    INGOT_RETURN_IF_ERROR(CheckEntryName(Str(g, "name"))
+                              .WithContext("the golden image's name is its entry in the bundle"));
   const std::string id = NewUuid();
   const std::string tmp = dir + "/.tmp-" + id;
   PlacedFiles placed;
@@ -981,7 +1015,9 @@ Result<BundleService::Written> BundleService::WriteBundle(
     if (k == EntryKind::kDeploymentPlan) {
       // References by name, as Image Streamer writes them.
       e["oeBuildPlanURI"] = Str(d, "oeBuildPlanName");
-      e["goldenImageURI"] = Str(d, "goldenImageName").empty() ? json::value(nullptr) : json::value(Str(d, "goldenImageName"));
+      e["goldenImageURI"] = Str(d, "goldenImageName").empty()
+                                ? json::value(nullptr)
+                                : json::value(Str(d, "goldenImageName"));
     }
     if (k == EntryKind::kGoldenImage) {
       e["importedFromBundle"] = true;
@@ -1001,7 +1037,8 @@ Result<BundleService::Written> BundleService::WriteBundle(
     {
       ZipWriter iz;
       INGOT_RETURN_IF_ERROR(iz.Open(inner));
-      INGOT_RETURN_IF_ERROR(iz.AddFile(Str(d, "id"), artifact_options_.dir + "/golden/" + Str(d, "_file"), true));
+      INGOT_RETURN_IF_ERROR(
+          iz.AddFile(Str(d, "id"), artifact_options_.dir + "/golden/" + Str(d, "_file"), true));
       INGOT_RETURN_IF_ERROR(iz.Close());
     }
     INGOT_ASSIGN_OR_RETURN(std::string sum, FileSha256(inner));
@@ -1009,9 +1046,13 @@ Result<BundleService::Written> BundleService::WriteBundle(
     INGOT_RETURN_IF_ERROR(zw.AddFile(Str(d, "name"), inner, false));
   }
   for (const auto& d : bp) INGOT_RETURN_IF_ERROR(add_doc(d, EntryKind::kBuildPlan, "OeBuildPlan"));
-  for (const auto& d : dp) INGOT_RETURN_IF_ERROR(add_doc(d, EntryKind::kDeploymentPlan, "OEDeploymentPlan"));
-  BundleManifest m{.name = name, .description = description, .read_only = read_only,
-                   .timestamp = FormatIso8601(NowMicros()), .type = "USER"};
+  for (const auto& d : dp)
+    INGOT_RETURN_IF_ERROR(add_doc(d, EntryKind::kDeploymentPlan, "OEDeploymentPlan"));
+  BundleManifest m{.name = name,
+                   .description = description,
+                   .read_only = read_only,
+                   .timestamp = FormatIso8601(NowMicros()),
+                   .type = "USER"};
   std::string manifest = WriteManifest(m);
   sums.entries.emplace_back(std::string(kManifestEntry), Sha256Hex(manifest));
   INGOT_RETURN_IF_ERROR(zw.AddText(std::string(kManifestEntry), manifest));
@@ -1019,7 +1060,7 @@ Result<BundleService::Written> BundleService::WriteBundle(
   INGOT_RETURN_IF_ERROR(zw.Close());
   INGOT_RETURN_IF_ERROR(FsyncPath(tmp));
   INGOT_ASSIGN_OR_RETURN(std::string sum, FileSha256(tmp));
-  struct stat st{};
+  struct stat st {};
   if (::stat(tmp.c_str(), &st) != 0) return FromErrno(errno, "stat " + tmp);
   const std::string path = dir + "/" + id + ".zip";
   if (::rename(tmp.c_str(), path.c_str()) != 0) return FromErrno(errno, "rename " + tmp);
@@ -1047,7 +1088,8 @@ Result<BundleService::Written> BundleService::WriteBundle(
                    {"_file", id + ".zip"}};
   StampBundle(doc, kind, id);
   doc["downloadURI"] = std::string(kind == Kind::kBackup ? "/rest/artifact-bundles/backups/archive/"
-                                                         : "/rest/artifact-bundles/download/") + id;
+                                                         : "/rest/artifact-bundles/download/") +
+                       id;
   // The inner zips go; the bundle stays only if its record is written (by the caller).
   for (size_t i = 1; i + 1 < placed.paths.size(); ++i) (void)RemoveFile(placed.paths[i]);
   placed.committed = true;
@@ -1057,7 +1099,8 @@ Result<BundleService::Written> BundleService::WriteBundle(
 Result<json::object> BundleService::Create(const json::object& body, const std::string& owner,
                                            bool background) {
   std::string name = Str(body, "name");
-  if (name.empty() || name.size() > 255) return InvalidArgument("name is required (1-255 characters)");
+  if (name.empty() || name.size() > 255)
+    return InvalidArgument("name is required (1-255 characters)");
   {
     INGOT_ASSIGN_OR_RETURN(auto taken, repo_.FindByName(Kind::kArtifactBundle, name));
     if (taken) return AlreadyExists("an artifact bundle named '" + name + "' exists");
@@ -1074,13 +1117,16 @@ Result<json::object> BundleService::Create(const json::object& body, const std::
       return doc.status();
     }
     if (seen.insert(std::string(KindName(kind)) + "/" + Str(*doc, "id")).second) {
-      auto& list = kind == Kind::kPlanScript ? ps : kind == Kind::kBuildPlan ? bp
-                   : kind == Kind::kDeploymentPlan ? dp : gi;
+      auto& list = kind == Kind::kPlanScript       ? ps
+                   : kind == Kind::kBuildPlan      ? bp
+                   : kind == Kind::kDeploymentPlan ? dp
+                                                   : gi;
       list.push_back(*doc);
     }
     return doc;
   };
-  std::function<Status(Kind, const std::string&)> add_with_deps = [&](Kind kind, const std::string& uri) -> Status {
+  std::function<Status(Kind, const std::string&)> add_with_deps =
+      [&](Kind kind, const std::string& uri) -> Status {
     INGOT_ASSIGN_OR_RETURN(json::object doc, add(kind, uri));
     if (kind == Kind::kDeploymentPlan) {
       INGOT_RETURN_IF_ERROR(add_with_deps(Kind::kBuildPlan, Str(doc, "oeBuildPlanURI")));
@@ -1090,38 +1136,48 @@ Result<json::object> BundleService::Create(const json::object& body, const std::
     } else if (kind == Kind::kBuildPlan) {
       if (const json::value* steps = doc.if_contains("buildStep"); steps && steps->is_array()) {
         for (const json::value& s : steps->as_array()) {
-          INGOT_RETURN_IF_ERROR(add_with_deps(Kind::kPlanScript, Str(s.as_object(), "planScriptUri")));
+          INGOT_RETURN_IF_ERROR(
+              add_with_deps(Kind::kPlanScript, Str(s.as_object(), "planScriptUri")));
         }
       }
     }
     return Status::Ok();
   };
   int named = 0;
-  for (auto [field, kind] : {std::pair{"deploymentPlans", Kind::kDeploymentPlan},
-                             std::pair{"buildPlans", Kind::kBuildPlan},
-                             std::pair{"planScripts", Kind::kPlanScript},
-                             std::pair{"goldenImages", Kind::kGoldenImage}}) {
+  for (auto [field, kind] :
+       {std::pair{"deploymentPlans", Kind::kDeploymentPlan},
+        std::pair{"buildPlans", Kind::kBuildPlan}, std::pair{"planScripts", Kind::kPlanScript},
+        std::pair{"goldenImages", Kind::kGoldenImage}}) {
     const json::value* list = body.if_contains(field);
     if (list == nullptr || list->is_null()) continue;
-    if (!list->is_array()) return InvalidArgument(std::string(field) + " must be an array of {resourceUri}");
+    if (!list->is_array())
+      return InvalidArgument(std::string(field) + " must be an array of {resourceUri}");
     for (const json::value& e : list->as_array()) {
-      std::string uri = e.is_string() ? std::string(e.as_string()) : e.is_object() ? Str(e.as_object(), "resourceUri") : "";
-      if (uri.empty()) return InvalidArgument(std::string(field) + ": each member needs a resourceUri");
-      if (uri.find('/') != std::string::npos && !uri.starts_with(std::string(CollectionUri(kind)) + "/")) {
-        return InvalidArgument(std::string(field) + ": '" + uri + "' is not under " + std::string(CollectionUri(kind)));
+      std::string uri = e.is_string()   ? std::string(e.as_string())
+                        : e.is_object() ? Str(e.as_object(), "resourceUri")
+                                        : "";
+      if (uri.empty())
+        return InvalidArgument(std::string(field) + ": each member needs a resourceUri");
+      if (uri.find('/') != std::string::npos &&
+          !uri.starts_with(std::string(CollectionUri(kind)) + "/")) {
+        return InvalidArgument(std::string(field) + ": '" + uri + "' is not under " +
+                               std::string(CollectionUri(kind)));
       }
       INGOT_RETURN_IF_ERROR(add_with_deps(kind, uri));
       ++named;
     }
   }
-  if (named == 0) return InvalidArgument("name at least one artifact (planScripts, buildPlans, deploymentPlans, goldenImages)");
+  if (named == 0)
+    return InvalidArgument(
+        "name at least one artifact (planScripts, buildPlans, deploymentPlans, goldenImages)");
   return Launch(NewTask("Create artifact bundle", owner), background,
-                [this, name, description = Str(body, "description"), ro = Flag(body, "readOnly"), ps, bp,
-                 dp, gi](const json::object& task) -> Result<json::object> {
-    std::lock_guard<std::mutex> lock(mu_);
-    INGOT_ASSIGN_OR_RETURN(Written w, WriteBundle(Kind::kArtifactBundle, name, description, ro, ps, bp, dp, gi));
-    return Finish(Kind::kArtifactBundle, task, w);
-  });
+                [this, name, description = Str(body, "description"), ro = Flag(body, "readOnly"),
+                 ps, bp, dp, gi](const json::object& task) -> Result<json::object> {
+                  std::lock_guard<std::mutex> lock(mu_);
+                  INGOT_ASSIGN_OR_RETURN(Written w, WriteBundle(Kind::kArtifactBundle, name,
+                                                                description, ro, ps, bp, dp, gi));
+                  return Finish(Kind::kArtifactBundle, task, w);
+                });
 }
 
 // Records a written bundle or backup with its ended task; the file goes if the record cannot be
@@ -1140,7 +1196,8 @@ Result<json::object> BundleService::Rename(const std::string& id, const json::ob
   std::lock_guard<std::mutex> lock(mu_);
   INGOT_ASSIGN_OR_RETURN(json::object doc, repo_.Get(Kind::kArtifactBundle, id));
   std::string name = Str(body, "name", Str(doc, "name"));
-  if (name.empty() || name.size() > 255) return InvalidArgument("name is required (1-255 characters)");
+  if (name.empty() || name.size() > 255)
+    return InvalidArgument("name is required (1-255 characters)");
   doc["name"] = name;
   if (body.contains("description")) doc["description"] = Str(body, "description");
   StampBundle(doc, Kind::kArtifactBundle, id);
@@ -1152,7 +1209,8 @@ Status BundleService::Delete(const std::string& id, Kind kind) {
   std::lock_guard<std::mutex> lock(mu_);
   INGOT_ASSIGN_OR_RETURN(json::object doc, repo_.Get(kind, id));
   INGOT_RETURN_IF_ERROR(repo_.Remove(kind, id));
-  return RemoveFile(options_.dir + (kind == Kind::kBackup ? "/backups/" : "/bundles/") + Str(doc, "_file"));
+  return RemoveFile(options_.dir + (kind == Kind::kBackup ? "/backups/" : "/bundles/") +
+                    Str(doc, "_file"));
 }
 
 Result<std::string> BundleService::PathOf(Kind kind, const std::string& id) {
@@ -1165,16 +1223,17 @@ Result<std::string> BundleService::PathOf(Kind kind, const std::string& id) {
 Result<json::object> BundleService::CreateBackup(const std::string& owner, bool background) {
   return Launch(NewTask("Create artifact bundle backup", owner), background,
                 [this](const json::object& task) -> Result<json::object> {
-    std::lock_guard<std::mutex> lock(mu_);
-    INGOT_ASSIGN_OR_RETURN(auto ps, repo_.List(Kind::kPlanScript));
-    INGOT_ASSIGN_OR_RETURN(auto bp, repo_.List(Kind::kBuildPlan));
-    INGOT_ASSIGN_OR_RETURN(auto dp, repo_.List(Kind::kDeploymentPlan));
-    INGOT_ASSIGN_OR_RETURN(auto gi, repo_.List(Kind::kGoldenImage));
-    std::string name = "backup-" + FormatIso8601(NowMicros());
-    INGOT_ASSIGN_OR_RETURN(Written w, WriteBundle(Kind::kBackup, name, "Backup of every artifact",
-                                                  false, ps, bp, dp, gi));
-    return Finish(Kind::kBackup, task, w);
-  });
+                  std::lock_guard<std::mutex> lock(mu_);
+                  INGOT_ASSIGN_OR_RETURN(auto ps, repo_.List(Kind::kPlanScript));
+                  INGOT_ASSIGN_OR_RETURN(auto bp, repo_.List(Kind::kBuildPlan));
+                  INGOT_ASSIGN_OR_RETURN(auto dp, repo_.List(Kind::kDeploymentPlan));
+                  INGOT_ASSIGN_OR_RETURN(auto gi, repo_.List(Kind::kGoldenImage));
+                  std::string name = "backup-" + FormatIso8601(NowMicros());
+                  INGOT_ASSIGN_OR_RETURN(
+                      Written w, WriteBundle(Kind::kBackup, name, "Backup of every artifact", false,
+                                             ps, bp, dp, gi));
+                  return Finish(Kind::kBackup, task, w);
+                });
 }
 
 Result<json::object> BundleService::Restore(const std::string& id_in, const std::string& owner,
@@ -1196,27 +1255,30 @@ Result<json::object> BundleService::RestoreNow(const std::string& id, const json
   INGOT_ASSIGN_OR_RETURN(auto volumes, repo_.List(Kind::kOsVolume));
   for (const json::object& v : volumes) {
     if (Str(v, "state") == "Deploying") {
-      return Conflict("OS volume '" + Str(v, "name") + "' is being deployed; restore when its task has ended");
+      return Conflict("OS volume '" + Str(v, "name") +
+                      "' is being deployed; restore when its task has ended");
     }
   }
   INGOT_ASSIGN_OR_RETURN(auto old_golden, repo_.List(Kind::kGoldenImage));
   PlacedFiles placed;
   const std::string path = options_.dir + "/backups/" + Str(backup, "_file");
-  auto staged = StageBundle(path, backup, true, repo_, volumes_, artifact_options_, options_, placed);
+  auto staged =
+      StageBundle(path, backup, true, repo_, volumes_, artifact_options_, options_, placed);
   Status result = staged.status();
   if (result.ok()) {
     INGOT_ASSIGN_OR_RETURN(json::object done, EndTask(task, Status::Ok(), backup));
     std::vector<Record> records = std::move(staged->records);
     records.push_back({Kind::kTask, Str(done, "id"), done});
-    result = repo_.Replace({Kind::kPlanScript, Kind::kBuildPlan, Kind::kDeploymentPlan, Kind::kGoldenImage},
-                           records);
+    result = repo_.Replace(
+        {Kind::kPlanScript, Kind::kBuildPlan, Kind::kDeploymentPlan, Kind::kGoldenImage}, records);
     if (result.ok()) {
       placed.committed = true;
       // The replaced golden images' files (volumes cloned from them keep their own hard links).
       for (const json::object& g : old_golden) {
         (void)RemoveFile(artifact_options_.dir + "/golden/" + Str(g, "_file"));
       }
-      log::Info("deploy.bundle_restore", {{"backup", id}, {"artifacts", int64_t(records.size() - 1)}});
+      log::Info("deploy.bundle_restore",
+                {{"backup", id}, {"artifacts", int64_t(records.size() - 1)}});
       return done;
     }
   }

@@ -11,15 +11,15 @@
 //    (a plan script's type and content, a build plan's type and steps, a deployment plan's build
 //    plan and golden image, a golden image's bytes) is reused. A name taken by a different
 //    artifact is refused before anything is committed (kConflict naming each: rename or delete
-//    the existing one; Image Streamer's UI offers to rename them instead). Documents are checked by the ArtifactService's own
-//    rules through a staging repository that holds the new records in memory; golden image
-//    payloads are streamed out of the zip (and out of the inner zip Image Streamer wraps them in),
-//    checksummed and checked through formats/, and renamed into `<dir>/golden/` before the records
-//    are written in one transaction. Any failure removes the files it placed. A crash before the
-//    transaction leaves golden files without records, which ArtifactService::Repair removes; a
-//    crash after it leaves the import complete. Imported artifacts get new ids; golden images
-//    record `importedFromBundle`, `bundleName`, `bundleURI`; a read-only bundle's artifacts are
-//    read-only.
+//    the existing one; Image Streamer's UI offers to rename them instead). Documents are checked by
+//    the ArtifactService's own rules through a staging repository that holds the new records in
+//    memory; golden image payloads are streamed out of the zip (and out of the inner zip Image
+//    Streamer wraps them in), checksummed and checked through formats/, and renamed into
+//    `<dir>/golden/` before the records are written in one transaction. Any failure removes the
+//    files it placed. A crash before the transaction leaves golden files without records, which
+//    ArtifactService::Repair removes; a crash after it leaves the import complete. Imported
+//    artifacts get new ids; golden images record `importedFromBundle`, `bundleName`, `bundleURI`; a
+//    read-only bundle's artifacts are read-only.
 //  - Create (export): the named artifacts plus what they depend on (a deployment plan's build plan
 //    and golden image, a build plan's scripts) written as a bundle in Image Streamer's layout,
 //    readable back by Extract (and by Image Streamer).
@@ -27,10 +27,10 @@
 //    backup's in one transaction (refused while a deployment runs; OS volumes keep their clones,
 //    their records keep the old URIs).
 //
-// Extract, Create, CreateBackup and Restore are tasks (Kind::kTask, Image Streamer's shape) that end
-// Completed or Error. With `background` (and Start() called) they are checked, recorded Running and
-// returned at once while the worker does the work; otherwise they run on the caller's thread and
-// return the ended task or the error. A task a crash interrupted is ended by
+// Extract, Create, CreateBackup and Restore are tasks (Kind::kTask, Image Streamer's shape) that
+// end Completed or Error. With `background` (and Start() called) they are checked, recorded Running
+// and returned at once while the worker does the work; otherwise they run on the caller's thread
+// and return the ended task or the error. A task a crash interrupted is ended by
 // ArtifactService::Repair. One bundle operation at a time. Threads: every method may be called from
 // any thread.
 #pragma once
@@ -63,9 +63,9 @@ class BundleService {
   BundleService(DeployRepository& repo, VolumeStore& volumes, ArtifactOptions artifact_options,
                 BundleOptions options);
   ~BundleService();  // Stop()
-  void Start();  // the worker of background operations
-  void Stop();   // waits for the operation under way; queued ones end at the next start's repair
-  bool Idle();   // nothing queued or running (tests)
+  void Start();      // the worker of background operations
+  void Stop();  // waits for the operation under way; queued ones end at the next start's repair
+  bool Idle();  // nothing queued or running (tests)
 
   // Removes unfinished uploads and bundle files without a record. Call before serving.
   Result<int> Repair();

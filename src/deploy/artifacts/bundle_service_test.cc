@@ -93,36 +93,58 @@ class BundleServiceTest : public ::testing::Test {
   // image (wrapped in a zip, as Image Streamer does) and a deployment plan naming both by name.
   Entries Good(bool read_only = true) {
     std::string inner = Zip(dir_ + "/inner.zip", {{"0ad3c2f3-image", image_}});
-    json::object ps1{{"type", "PlanScript"}, {"id", "s-1"}, {"name", "hostname"}, {"planType", "deploy"},
+    json::object ps1{{"type", "PlanScript"},
+                     {"id", "s-1"},
+                     {"name", "hostname"},
+                     {"planType", "deploy"},
                      {"content", "mount /dev/sda1 /\nwrite /etc/hostname \"@HostName@\\n\"\n"},
-                     {"hpProvided", true}, {"customAttributes", nullptr}};
-    json::object ps2{{"type", "PlanScript"}, {"id", "s-2"}, {"name", "unmount"}, {"planType", "general"},
+                     {"hpProvided", true},
+                     {"customAttributes", nullptr}};
+    json::object ps2{{"type", "PlanScript"},
+                     {"id", "s-2"},
+                     {"name", "unmount"},
+                     {"planType", "general"},
                      {"content", "umount /\n"}};
-    json::object bp{{"type", "OeBuildPlan"}, {"buildPlanid", "b-1"}, {"name", "web"},
-                    {"oeBuildPlanType", "deploy"},
-                    {"buildStep", json::array{
-                        json::object{{"planScriptUri", "/rest/plan-scripts/s-1"}, {"serialNumber", "1"},
-                                     {"parameters", nullptr}, {"planScriptName", "hostname"}},
-                        json::object{{"planScriptUri", "/rest/plan-scripts/s-2"}, {"serialNumber", "2"},
-                                     {"parameters", nullptr}, {"planScriptName", "unmount"}}}},
-                    {"customAttributes", json::array{json::object{
-                        {"name", "HostName"}, {"type", "hostname"}, {"value", "h"}, {"constraints", "{}"}}}}};
-    json::object gi{{"type", "GoldenImage"}, {"id", "g-1"}, {"name", "Gold Image - 1"}, {"size", 0},
+    json::object bp{
+        {"type", "OeBuildPlan"},
+        {"buildPlanid", "b-1"},
+        {"name", "web"},
+        {"oeBuildPlanType", "deploy"},
+        {"buildStep", json::array{json::object{{"planScriptUri", "/rest/plan-scripts/s-1"},
+                                               {"serialNumber", "1"},
+                                               {"parameters", nullptr},
+                                               {"planScriptName", "hostname"}},
+                                  json::object{{"planScriptUri", "/rest/plan-scripts/s-2"},
+                                               {"serialNumber", "2"},
+                                               {"parameters", nullptr},
+                                               {"planScriptName", "unmount"}}}},
+        {"customAttributes",
+         json::array{json::object{
+             {"name", "HostName"}, {"type", "hostname"}, {"value", "h"}, {"constraints", "{}"}}}}};
+    json::object gi{{"type", "GoldenImage"},      {"id", "g-1"},
+                    {"name", "Gold Image - 1"},   {"size", 0},
                     {"importedFromBundle", true}, {"readOnly", true}};
-    json::object dp{{"type", "OEDeploymentPlan"}, {"id", "d-1"}, {"name", "web-plan"},
-                    {"oeBuildPlanURI", "web"}, {"goldenImageURI", "Gold Image - 1"},
-                    {"customAttributes", json::array{json::object{
-                        {"name", "HostName"}, {"value", "web"}, {"editable", true}, {"visible", true},
-                        {"type", "hostname"}, {"id", "x"}}}}};
-    return WithSums({{"s-1_planscript.json", json::serialize(ps1)},
-                     {"s-2_planscript.json", json::serialize(ps2)},
-                     {"g-1_goldenimage.json", json::serialize(gi)},
-                     {"Gold Image - 1", inner},
-                     {"b-1_buildplan.json", json::serialize(bp)},
-                     {"d-1_deploymentplan.json", json::serialize(dp)},
-                     {"MANIFEST.MF", std::string("Artifact Name:test-bundle\nDescription:d\nRead Only:") +
-                                         (read_only ? "true" : "false") +
-                                         "\nTime Stamp:2026-01-01T00:00:00.000Z\nArtifact Type:USER"}});
+    json::object dp{{"type", "OEDeploymentPlan"},
+                    {"id", "d-1"},
+                    {"name", "web-plan"},
+                    {"oeBuildPlanURI", "web"},
+                    {"goldenImageURI", "Gold Image - 1"},
+                    {"customAttributes", json::array{json::object{{"name", "HostName"},
+                                                                  {"value", "web"},
+                                                                  {"editable", true},
+                                                                  {"visible", true},
+                                                                  {"type", "hostname"},
+                                                                  {"id", "x"}}}}};
+    return WithSums(
+        {{"s-1_planscript.json", json::serialize(ps1)},
+         {"s-2_planscript.json", json::serialize(ps2)},
+         {"g-1_goldenimage.json", json::serialize(gi)},
+         {"Gold Image - 1", inner},
+         {"b-1_buildplan.json", json::serialize(bp)},
+         {"d-1_deploymentplan.json", json::serialize(dp)},
+         {"MANIFEST.MF", std::string("Artifact Name:test-bundle\nDescription:d\nRead Only:") +
+                             (read_only ? "true" : "false") +
+                             "\nTime Stamp:2026-01-01T00:00:00.000Z\nArtifact Type:USER"}});
   }
   Result<json::object> Upload(const std::string& bytes, const std::string& name = "") {
     std::string path = dir_ + "/upload.zip";
@@ -258,13 +280,15 @@ TEST_F(BundleServiceTest, HostileBundlesAreRefusedAndLeaveNothing) {
   Entries bare = Good();
   bare[3].second = image_;
   bare.pop_back();
-  expect_refused(Zip(dir_ + "/b.zip", WithSums({bare.begin(), bare.end()})), "more than the 65536 allowed");
+  expect_refused(Zip(dir_ + "/b.zip", WithSums({bare.begin(), bare.end()})),
+                 "more than the 65536 allowed");
   // The image inside the payload's zip is checked when it is extracted.
   auto up = Upload(Zip(dir_ + "/b.zip", Good()));
   ASSERT_TRUE(up.ok()) << up.status().ToString();
   auto r = bundles_->Extract(Str(*up, "id"), "admin");
   EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
-  EXPECT_NE(r.status().message().find("more than the 65536 allowed"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("more than the 65536 allowed"), std::string::npos)
+      << r.status().message();
   EXPECT_EQ(Count(Kind::kPlanScript), 0u);
   EXPECT_TRUE(Files(root_ + "/deploy/golden").empty());
 }
@@ -325,7 +349,8 @@ TEST_F(BundleServiceTest, ExportReimportsEqual) {
   ASSERT_TRUE(bundles_->Extract(Str(*up, "id"), "admin").ok());
   auto dp = service_->List(Kind::kDeploymentPlan)->at(0);
   auto task = bundles_->Create(
-      {{"name", "exported"}, {"deploymentPlans", json::array{json::object{{"resourceUri", dp.at("uri")}}}}},
+      {{"name", "exported"},
+       {"deploymentPlans", json::array{json::object{{"resourceUri", dp.at("uri")}}}}},
       "admin");
   ASSERT_TRUE(task.ok()) << task.status().ToString();
   std::string bid = LastSegment(Str(task->at("associatedResource").as_object(), "resourceUri"));
@@ -344,7 +369,8 @@ TEST_F(BundleServiceTest, ExportReimportsEqual) {
   EXPECT_EQ(Str(dp2, "oeBuildPlanName"), "web");
   EXPECT_EQ(Str(dp2, "goldenImageName"), "Gold Image - 1");
   auto scripts = *service_->List(Kind::kPlanScript);
-  EXPECT_EQ(Str(scripts[0], "content"), "mount /dev/sda1 /\nwrite /etc/hostname \"@HostName@\\n\"\n");
+  EXPECT_EQ(Str(scripts[0], "content"),
+            "mount /dev/sda1 /\nwrite /etc/hostname \"@HostName@\\n\"\n");
 }
 
 TEST_F(BundleServiceTest, BackupAndRestoreReplaceEverything) {
@@ -355,7 +381,9 @@ TEST_F(BundleServiceTest, BackupAndRestoreReplaceEverything) {
   auto backup = bundles_->CreateBackup("admin");
   ASSERT_TRUE(backup.ok()) << backup.status().ToString();
   // Changes after the backup: a new script, a deleted plan.
-  ASSERT_TRUE(service_->CreatePlanScript({{"name", "later"}, {"planType", "general"}, {"content", ""}}).ok());
+  ASSERT_TRUE(
+      service_->CreatePlanScript({{"name", "later"}, {"planType", "general"}, {"content", ""}})
+          .ok());
   auto dp = service_->List(Kind::kDeploymentPlan)->at(0);
   ASSERT_TRUE(service_->DeleteDeploymentPlan(Str(dp, "id"), true).ok());
   auto restored = bundles_->Restore("", "admin");
@@ -394,7 +422,8 @@ TEST_F(BundleServiceTest, BackgroundOperationsAnswerWithARunningTask) {
   for (int i = 0; i < 500 && !bundles_->Idle(); ++i) usleep(10000);
   auto ended = *service_->Get(Kind::kTask, Str(*failing, "id"));
   EXPECT_EQ(Str(ended, "taskState"), "Error");
-  EXPECT_NE(Str(ended.at("taskErrors").as_array()[0].as_object(), "message").find("plan script 'hostname'"),
+  EXPECT_NE(Str(ended.at("taskErrors").as_array()[0].as_object(), "message")
+                .find("plan script 'hostname'"),
             std::string::npos);
   auto backup = bundles_->CreateBackup("admin", true);
   ASSERT_TRUE(backup.ok());

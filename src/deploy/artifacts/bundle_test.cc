@@ -25,7 +25,8 @@ TEST(BundleFormat, ManifestAsImageStreamerWritesIt) {
 }
 
 TEST(BundleFormat, SumsBothLayouts) {
-  auto s = ParseSums("a_planscript.json\t" + std::string(64, 'A') + "\n" + kHex + "  MANIFEST.MF\n");
+  auto s =
+      ParseSums("a_planscript.json\t" + std::string(64, 'A') + "\n" + kHex + "  MANIFEST.MF\n");
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   ASSERT_EQ(s->entries.size(), 2u);
   EXPECT_EQ(*s->Find("a_planscript.json"), std::string(64, 'a'));
@@ -41,7 +42,8 @@ TEST(BundleFormat, SumsBothLayouts) {
 
 TEST(BundleFormat, EntryNamesAreOneComponent) {
   EXPECT_TRUE(CheckEntryName("HPE - Support 1.0 - UEFI Test Image - 2017-03-24").ok());
-  for (const char* bad : {"", ".", "..", "../x", "/etc/passwd", "a/b", "a\\b", " x", "x ", "a\nb"}) {
+  for (const char* bad :
+       {"", ".", "..", "../x", "/etc/passwd", "a/b", "a\\b", " x", "x ", "a\nb"}) {
     EXPECT_FALSE(CheckEntryName(bad).ok()) << bad;
   }
   EXPECT_EQ(ClassifyEntry("1_planscript.json"), EntryKind::kPlanScript);
@@ -52,7 +54,8 @@ TEST(BundleFormat, EntryNamesAreOneComponent) {
 
 BundleIndex Index() {
   BundleIndex i;
-  i.names = {"1_planscript.json", "2_goldenimage.json", "gold", "MANIFEST.MF", "SHA256SUM.sha256sum"};
+  i.names = {"1_planscript.json", "2_goldenimage.json", "gold", "MANIFEST.MF",
+             "SHA256SUM.sha256sum"};
   i.texts["1_planscript.json"] = R"({"name":"ps","planType":"general","content":""})";
   i.texts["2_goldenimage.json"] = R"({"name":"gold"})";
   i.texts["MANIFEST.MF"] = "Artifact Name:b\n";
@@ -76,7 +79,8 @@ TEST(BundleFormat, ParseBundleCrossChecks) {
 
   BundleIndex missing = Index();
   missing.names.erase(missing.names.begin());  // listed, absent
-  EXPECT_NE(ParseBundle(missing).status().message().find("which the bundle lacks"), std::string::npos);
+  EXPECT_NE(ParseBundle(missing).status().message().find("which the bundle lacks"),
+            std::string::npos);
 
   BundleIndex orphan = Index();
   orphan.names.push_back("stray");

@@ -1,11 +1,11 @@
 // `ingot bundle ...`: HPE Image Streamer's artifact bundles over the daemon's
-// /rest/artifact-bundles (same --url, --token, --json and --timeout as the other commands; the token
-// goes in Image Streamer's `Auth` header).
+// /rest/artifact-bundles (same --url, --token, --json and --timeout as the other commands; the
+// token goes in Image Streamer's `Auth` header).
 //
 //   ingot bundle list | show ID | delete ID
 //   ingot bundle import FILE.zip [--name NAME] [--no-extract]   upload (and extract) a bundle
-//   ingot bundle extract ID                                     import an uploaded bundle's artifacts
-//   ingot bundle export NAME [--plan ID ...] [--build-plan ID ...] [--script ID ...]
+//   ingot bundle extract ID                                     import an uploaded bundle's
+//   artifacts ingot bundle export NAME [--plan ID ...] [--build-plan ID ...] [--script ID ...]
 //                [--golden-image ID ...] [--description D] [--read-only]
 //   ingot bundle download ID --file OUT.zip
 //   ingot bundle backup create | list | download ID --file OUT.zip | restore [--file BACKUP.zip]
@@ -46,9 +46,9 @@ constexpr const char* kUsage = R"(usage:
 options: --url URL (or INGOT_URL), --token TOKEN (or OS_AUTH_TOKEN), --json, --timeout SECONDS
 )";
 
-const std::set<std::string> kValueOptions = {"--url",  "--token",      "--timeout",     "--file",
-                                             "--name", "--description", "--plan",       "--build-plan",
-                                             "--script", "--golden-image"};
+const std::set<std::string> kValueOptions = {
+    "--url",         "--token", "--timeout",    "--file",   "--name",
+    "--description", "--plan",  "--build-plan", "--script", "--golden-image"};
 const std::vector<std::string> kColumns = {"id", "name", "artifactsCount", "extracted", "readOnly"};
 
 class RestClient {
@@ -56,9 +56,9 @@ class RestClient {
   RestClient(http::Url url, std::string token, std::chrono::milliseconds timeout)
       : http_(std::move(url), timeout), token_(std::move(token)) {}
   Result<json::value> Call(const std::string& method, const std::string& target,
-                           std::optional<json::value> body = std::nullopt, io::Reader* stream = nullptr,
-                           std::optional<uint64_t> length = {}, io::Writer* sink = nullptr,
-                           const char* content_type = nullptr) {
+                           std::optional<json::value> body = std::nullopt,
+                           io::Reader* stream = nullptr, std::optional<uint64_t> length = {},
+                           io::Writer* sink = nullptr, const char* content_type = nullptr) {
     http::ClientRequest req;
     req.method = method;
     req.target = target;
@@ -116,15 +116,20 @@ Result<json::value> Finish(RestClient& c, json::value task) {
   if (!task.is_object()) return task;
   for (;;) {
     const json::value* st = task.as_object().if_contains("taskState");
-    if (st == nullptr || !st->is_string() || (st->as_string() != "Running" && st->as_string() != "New")) break;
+    if (st == nullptr || !st->is_string() ||
+        (st->as_string() != "Running" && st->as_string() != "New"))
+      break;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    INGOT_ASSIGN_OR_RETURN(task, c.Call("GET", std::string(task.as_object().at("uri").as_string())));
+    INGOT_ASSIGN_OR_RETURN(task,
+                           c.Call("GET", std::string(task.as_object().at("uri").as_string())));
     if (!task.is_object()) return InvalidArgument("the task is not a JSON object");
   }
   const json::object& t = task.as_object();
-  if (const json::value* st = t.if_contains("taskState"); st && st->is_string() && st->as_string() != "Completed") {
+  if (const json::value* st = t.if_contains("taskState");
+      st && st->is_string() && st->as_string() != "Completed") {
     std::string msg = "the task ended " + std::string(st->as_string());
-    if (const json::value* e = t.if_contains("taskErrors"); e && e->is_array() && !e->as_array().empty()) {
+    if (const json::value* e = t.if_contains("taskErrors");
+        e && e->is_array() && !e->as_array().empty()) {
       msg += ": " + json::serialize(e->as_array()[0].as_object().at("message"));
     }
     return Internal(msg);
@@ -137,7 +142,7 @@ Result<json::value> Finish(RestClient& c, json::value task) {
 
 Result<json::value> UploadFile(RestClient& c, const std::string& target, const std::string& path) {
   INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(path, O_RDONLY | O_CLOEXEC));
-  struct stat st{};
+  struct stat st {};
   if (fstat(fd.get(), &st) != 0) return FromErrno(errno, "stat " + path);
   io::FdReader reader(fd.get(), path);
   return c.Call("POST", target, std::nullopt, &reader, static_cast<uint64_t>(st.st_size));
@@ -145,7 +150,8 @@ Result<json::value> UploadFile(RestClient& c, const std::string& target, const s
 
 Status Download(RestClient& c, const std::string& target, const std::optional<std::string>& file) {
   if (!file) return InvalidArgument("download needs --file OUT.zip");
-  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(*file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC));
+  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd,
+                         io::OpenFile(*file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC));
   FileWriter out(fd.get());
   return c.Call("GET", target, std::nullopt, nullptr, {}, &out).status();
 }
@@ -206,10 +212,11 @@ Result<int> Run(RestClient& c, const Args& a, bool as_json) {
     json::object body{{"name", a.positional[0]},
                       {"description", a.Value("--description").value_or("")},
                       {"readOnly", a.flags.count("--read-only") > 0}};
-    for (auto [opt, field, prefix] : {std::tuple{"--plan", "deploymentPlans", "/rest/deployment-plans/"},
-                                      std::tuple{"--build-plan", "buildPlans", "/rest/build-plans/"},
-                                      std::tuple{"--script", "planScripts", "/rest/plan-scripts/"},
-                                      std::tuple{"--golden-image", "goldenImages", "/rest/golden-images/"}}) {
+    for (auto [opt, field, prefix] :
+         {std::tuple{"--plan", "deploymentPlans", "/rest/deployment-plans/"},
+          std::tuple{"--build-plan", "buildPlans", "/rest/build-plans/"},
+          std::tuple{"--script", "planScripts", "/rest/plan-scripts/"},
+          std::tuple{"--golden-image", "goldenImages", "/rest/golden-images/"}}) {
       json::array list;
       for (auto [it, end] = a.values.equal_range(opt); it != end; ++it) {
         list.push_back(json::object{{"resourceUri", std::string(prefix) + Id(it->second)}});
@@ -223,7 +230,8 @@ Result<int> Run(RestClient& c, const Args& a, bool as_json) {
   }
   if (a.verb == "download") {
     INGOT_RETURN_IF_ERROR(need(1, "ID"));
-    INGOT_RETURN_IF_ERROR(Download(c, coll + "/download/" + Id(a.positional[0]), a.Value("--file")));
+    INGOT_RETURN_IF_ERROR(
+        Download(c, coll + "/download/" + Id(a.positional[0]), a.Value("--file")));
     return 0;
   }
   if (a.verb == "backup") {
@@ -233,14 +241,16 @@ Result<int> Run(RestClient& c, const Args& a, bool as_json) {
       return 0;
     }
     if (a.sub == "create") {
-      INGOT_ASSIGN_OR_RETURN(auto task, c.Call("POST", coll + "/backups", json::value(json::object{})));
+      INGOT_ASSIGN_OR_RETURN(auto task,
+                             c.Call("POST", coll + "/backups", json::value(json::object{})));
       INGOT_ASSIGN_OR_RETURN(auto v, Finish(c, task));
       show(v);
       return 0;
     }
     if (a.sub == "download") {
       INGOT_RETURN_IF_ERROR(need(1, "ID"));
-      INGOT_RETURN_IF_ERROR(Download(c, coll + "/backups/archive/" + Id(a.positional[0]), a.Value("--file")));
+      INGOT_RETURN_IF_ERROR(
+          Download(c, coll + "/backups/archive/" + Id(a.positional[0]), a.Value("--file")));
       return 0;
     }
     if (a.sub == "restore") {
@@ -248,7 +258,8 @@ Result<int> Run(RestClient& c, const Args& a, bool as_json) {
       if (auto file = a.Value("--file")) {
         INGOT_ASSIGN_OR_RETURN(task, UploadFile(c, coll + "/backups/archive", *file));
       } else {
-        INGOT_ASSIGN_OR_RETURN(task, c.Call("PUT", coll + "/backups/archive", json::value(json::object{})));
+        INGOT_ASSIGN_OR_RETURN(
+            task, c.Call("PUT", coll + "/backups/archive", json::value(json::object{})));
       }
       INGOT_ASSIGN_OR_RETURN(auto v, Finish(c, task));
       show(v);
