@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zip.h>
 
@@ -68,6 +69,19 @@ const char* KindWord(Kind k) {
     default:
       return "artifact";
   }
+}
+
+// A zip bomb's declared sizes are within the limits but may not fit: what a bundle declares it
+// unpacks to is refused up front when the data directory's file system has not that much free.
+Status CheckRoom(const std::string& dir, uint64_t bytes, const std::string& what) {
+  struct statvfs fs{};
+  if (::statvfs(dir.c_str(), &fs) != 0) return FromErrno(errno, "statvfs " + dir);
+  const uint64_t free_bytes = uint64_t(fs.f_bavail) * fs.f_frsize;
+  if (bytes > free_bytes) {
+    return InvalidArgument(what + " unpacks to " + std::to_string(bytes) + " bytes; " + dir +
+                           " has " + std::to_string(free_bytes) + " free");
+  }
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------- reading zips
@@ -217,6 +231,9 @@ Result<OpenedBundle> ReadBundle(const std::string& path, bool hash_payloads,
     }
     hashes[name] = r.Hex();
   }
+  uint64_t declared = 0;
+  for (const auto& [name, info] : out.entries) declared += info.size;  // each <= 1 TiB: no overflow
+  INGOT_RETURN_IF_ERROR(CheckRoom(options.dir, declared, "the bundle"));
   INGOT_ASSIGN_OR_RETURN(out.contents, ParseBundle(index));
   INGOT_ASSIGN_OR_RETURN(out.sums, ParseSums(index.texts[std::string(kSumsEntry)]));
   for (const auto& [name, hex] : hashes) {
@@ -766,6 +783,7 @@ static Result<Staged> StageBundle(const std::string& zip_path, const json::objec
         image = std::make_pair(zip_uint64_t(i), uint64_t(st.size));
       }
       if (!image) return InvalidArgument("the golden image '" + name + "' payload holds no file");
+      INGOT_RETURN_IF_ERROR(CheckRoom(options.dir, image->second, "the golden image '" + name + "'"));
       EntryReader r(inner.get(), image->first, image->second, name);
       INGOT_RETURN_IF_ERROR(r.Open());
       created = take(r);
