@@ -128,7 +128,7 @@ PY
 mkdir -p "$T/fuzz_deploy_bundle"
 printf '\000Artifact Name:HPE-Test\nDescription:a: b\nRead Only:true\nTime Stamp:2017-11-29T19:25:35.874Z\nArtifact Type:USER' >"$T/fuzz_deploy_bundle/1"
 printf '\001a_planscript.json\t%s\nMANIFEST.MF\t%s\n' "$(printf 'a%.0s' $(seq 64))" "$(printf 'B%.0s' $(seq 64))" >"$T/fuzz_deploy_bundle/2"
-printf '\002HPE - Support 1.0 - UEFI Test Image - 2017-03-24' >"$T/fuzz_deploy_bundle/3"
+printf '\002Test Golden 1.0 - UEFI Image - 2026-01-01' >"$T/fuzz_deploy_bundle/3"
 printf '\003{"type":"PlanScript","id":"x","name":"n","planType":"general","content":"umount /","customAttributes":null}' >"$T/fuzz_deploy_bundle/4"
 H=$(printf '0%.0s' $(seq 64))
 printf '\x041_planscript.json\x00{"name":"p"}\x002_goldenimage.json\x00{"name":"g"}\x00g\x00\x00MANIFEST.MF\x00Artifact Name:b\x00SHA256SUM.sha256sum\x001_planscript.json\t%s\n2_goldenimage.json\t%s\ng\t%s\nMANIFEST.MF\t%s\n' "$H" "$H" "$H" "$H" >"$T/fuzz_deploy_bundle/5"

@@ -74,8 +74,8 @@ make_bundle() {
   rm -rf "$dir"; mkdir -p "$dir/pay"
   local u_mount=1d5c3e1c-0c1e-4c3b-9d34-0a1b2c3d4e01 u_host=1d5c3e1c-0c1e-4c3b-9d34-0a1b2c3d4e02
   local u_net=1d5c3e1c-0c1e-4c3b-9d34-0a1b2c3d4e03 u_umount=1d5c3e1c-0c1e-4c3b-9d34-0a1b2c3d4e04
-  local u_bp=6977bd46-d43c-484c-8e23-4105c991ac87 u_dp=8b1d1e3b-43c6-4378-8158-b0430ce7aea1
-  local u_gi=e75c8b4c-4202-4864-999d-cc1e506fd23c u_img=0ad3c2f3-bcc3-4dcd-81ef-c71ca6cfb148
+  local u_bp=5b0e3a10-7d1f-4c2e-9a61-3f2d8c4b7e10 u_dp=5b0e3a10-7d1f-4c2e-9a61-3f2d8c4b7e11
+  local u_gi=5b0e3a10-7d1f-4c2e-9a61-3f2d8c4b7e12 u_img=5b0e3a10-7d1f-4c2e-9a61-3f2d8c4b7e13
   mkps() {  # UUID NAME TYPE CONTENT
     jq -cn --arg id "$1" --arg n "$2" --arg t "$3" --arg c "$4" \
       '{type:"PlanScript",uri:null,category:null,eTag:null,created:null,modified:null,id:$id,name:$n,
@@ -110,7 +110,7 @@ EOF'
     '{type:"OEDeploymentPlan",hpProvided:true,importMetadata:false,eTag:null,created:null,modified:null,
       goldenImageURI:$gi,oeBuildPlanURI:$bp,description:"test",category:null,status:null,uri:null,name:$n,id:$id,state:null,
       customAttributes:[{visible:true,constraints:"{\"helpText\":\"\"}",editable:true,description:"host name",
-        name:"HostName",value:"",id:"f4deafe6-9c65-4f26-a5e9-83044ac3ceea",type:"hostname"}]}' \
+        name:"HostName",value:"",id:"5b0e3a10-7d1f-4c2e-9a61-3f2d8c4b7e14",type:"hostname"}]}' \
     > "$dir/${u_dp}_deploymentplan.json"
   jq -cn --arg n "$gname" --arg b "$bname" --arg id $u_gi \
     '{type:"GoldenImage",checkSum:null,importedFromBundle:true,bundleName:$b,readOnly:true,description:"GPT, EFI, ext4",

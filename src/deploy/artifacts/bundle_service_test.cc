@@ -92,7 +92,7 @@ class BundleServiceTest : public ::testing::Test {
   // A bundle in Image Streamer's layout: two scripts, a build plan naming them by id, a golden
   // image (wrapped in a zip, as Image Streamer does) and a deployment plan naming both by name.
   Entries Good(bool read_only = true) {
-    std::string inner = Zip(dir_ + "/inner.zip", {{"0ad3c2f3-image", image_}});
+    std::string inner = Zip(dir_ + "/inner.zip", {{"image-0001", image_}});
     json::object ps1{{"type", "PlanScript"},
                      {"id", "s-1"},
                      {"name", "hostname"},

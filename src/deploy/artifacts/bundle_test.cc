@@ -41,7 +41,7 @@ TEST(BundleFormat, SumsBothLayouts) {
 }
 
 TEST(BundleFormat, EntryNamesAreOneComponent) {
-  EXPECT_TRUE(CheckEntryName("HPE - Support 1.0 - UEFI Test Image - 2017-03-24").ok());
+  EXPECT_TRUE(CheckEntryName("Test Golden 1.0 - UEFI Image - 2026-01-01").ok());
   for (const char* bad :
        {"", ".", "..", "../x", "/etc/passwd", "a/b", "a\\b", " x", "x ", "a\nb"}) {
     EXPECT_FALSE(CheckEntryName(bad).ok()) << bad;
