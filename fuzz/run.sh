@@ -124,6 +124,15 @@ open(sys.argv[1] + "/2", "wb").write(msg([(53, b"\x03"), (60, b"PXEClient"), (77
                                           (54, bytes([192, 0, 2, 1])), (52, b"\x01")]))
 PY
 
+# fuzz_deploy_bundle: the first byte picks the parser (bundle.h); 4 is a whole index.
+mkdir -p "$T/fuzz_deploy_bundle"
+printf '\000Artifact Name:HPE-Test\nDescription:a: b\nRead Only:true\nTime Stamp:2017-11-29T19:25:35.874Z\nArtifact Type:USER' >"$T/fuzz_deploy_bundle/1"
+printf '\001a_planscript.json\t%s\nMANIFEST.MF\t%s\n' "$(printf 'a%.0s' $(seq 64))" "$(printf 'B%.0s' $(seq 64))" >"$T/fuzz_deploy_bundle/2"
+printf '\002Test Golden 1.0 - UEFI Image - 2026-01-01' >"$T/fuzz_deploy_bundle/3"
+printf '\003{"type":"PlanScript","id":"x","name":"n","planType":"general","content":"umount /","customAttributes":null}' >"$T/fuzz_deploy_bundle/4"
+H=$(printf '0%.0s' $(seq 64))
+printf '\x041_planscript.json\x00{"name":"p"}\x002_goldenimage.json\x00{"name":"g"}\x00g\x00\x00MANIFEST.MF\x00Artifact Name:b\x00SHA256SUM.sha256sum\x001_planscript.json\t%s\n2_goldenimage.json\t%s\ng\t%s\nMANIFEST.MF\t%s\n' "$H" "$H" "$H" "$H" >"$T/fuzz_deploy_bundle/5"
+
 seeds_for() {  # target -> seed files
   case $1 in
     fuzz_list_query|fuzz_range|fuzz_json_patch|fuzz_config|fuzz_request_head|fuzz_url) ls "$T/$1"/* ;;
@@ -136,7 +145,7 @@ seeds_for() {  # target -> seed files
     fuzz_vdi) ls "$S"/vdi ;;
     fuzz_iso) ls "$S"/iso ;;
     fuzz_iso9660|fuzz_boot_content) ls "$S"/iso* ;;
-    fuzz_tftp_packet|fuzz_nbd_wire|fuzz_dhcp|fuzz_metadefs) ls "$T/$1"/* ;;
+    fuzz_tftp_packet|fuzz_nbd_wire|fuzz_dhcp|fuzz_metadefs|fuzz_deploy_bundle) ls "$T/$1"/* ;;
     *) ls "$S"/* ;;
   esac 2>/dev/null
 }

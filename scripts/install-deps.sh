@@ -34,6 +34,7 @@ pkgs=(
   glance-api                                     # the real OpenStack Glance: glance-download peer (tests/integration/glance_peer.sh)
   libguestfs-tools                               # src/deploy/guestfish: the real guestfish engine for plan scripts (libext2fs-dev: its native engine); tests/integration/guestfish_engines.sh, bench/deploy.sh
   linux-image-amd64                              # ... libguestfs's appliance boots the host's kernel (supermin: "failed to find a suitable kernel" without one)
+  libzip-dev zip unzip                           # src/deploy/artifacts: Image Streamer artifact bundles (zips); tests/integration/streamer_bundles.sh
   libyaml-dev                                    # src/auth: the operator's policy.yaml; src/build: recipe.yaml (libyaml)
   keystone python3-keystonemiddleware python3-psycopg2   # a real Keystone for keystone.sh, policy.sh, tests/tempest, bench/keystone.sh (PostgreSQL database)
   tempest                                        # tests/tempest/run.sh: tempest's Image API v2 tests

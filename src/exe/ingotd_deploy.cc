@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "api/streamer/bundles.h"
 #include "api/streamer/streamer.h"
 #include "catalog/sqlite/database.h"
 #include "common/log.h"
@@ -146,6 +147,16 @@ Status DeployWiring::StartArtifacts(const config::Config& config, service::Image
       OpenerOf(images));
   artifacts_->SetCatalogPublisher(PublisherOf(images));
   INGOT_ASSIGN_OR_RETURN(auto report, artifacts_->Repair());
+  bundles_ = std::make_unique<deploy::artifacts::BundleService>(
+      *repo_, *store_, deploy::artifacts::ArtifactOptions{.dir = config.data_dir + "/deploy"},
+      deploy::artifacts::BundleOptions{
+          .dir = config.data_dir + "/deploy",
+          .golden_images_added =
+              [a = artifacts_.get()](const std::vector<std::string>& ids) {
+                for (const std::string& id : ids) a->PublishToCatalog(id);
+              }});
+  INGOT_RETURN_IF_ERROR(bundles_->Repair().status());
+  bundles_->Start();
   log::Info("deploy.ready", {{"deployments_undone", report.deployments_undone},
                              {"files_removed", report.files_removed}});
   artifacts_->Start();
@@ -154,8 +165,10 @@ Status DeployWiring::StartArtifacts(const config::Config& config, service::Image
 
 std::function<void(api::ApiRouter&)> DeployWiring::ApiRoutes(size_t max_json_body) {
   deploy::artifacts::ArtifactService* s = artifacts_.get();
-  return [s, max_json_body](api::ApiRouter& r) {
+  deploy::artifacts::BundleService* b = bundles_.get();
+  return [s, b, max_json_body](api::ApiRouter& r) {
     if (s != nullptr) api::streamer::RegisterStreamerRoutes(r, *s, max_json_body);
+    if (s != nullptr && b != nullptr) api::streamer::RegisterBundleRoutes(r, *b, *s, max_json_body);
   };
 }
 

@@ -13,6 +13,7 @@
 #include "api/route.h"
 #include "config/config.h"
 #include "deploy/artifacts/artifact_service.h"
+#include "deploy/artifacts/bundle_service.h"
 #include "deploy/volume_exports.h"
 #include "deploy/volume_store.h"
 #include "nbd/server.h"
@@ -46,6 +47,7 @@ class DeployWiring {
   std::unique_ptr<deploy::VolumeStore> store_;
   std::unique_ptr<deploy::artifacts::DeployRepository> repo_;
   std::unique_ptr<deploy::artifacts::ArtifactService> artifacts_;
+  std::unique_ptr<deploy::artifacts::BundleService> bundles_;  // /rest/artifact-bundles
   std::unique_ptr<deploy::VolumeExports> exports_;
   std::unique_ptr<nbd::Server> server_;
   std::thread watcher_;

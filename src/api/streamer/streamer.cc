@@ -409,4 +409,8 @@ void RegisterStreamerRoutes(ApiRouter& r, ArtifactService& s, size_t max_json) {
         }));
 }
 
+Route StreamerRoute(const char* rule, std::function<Result<Response>(Call&)> handler, BodyMode body) {
+  return Make(rule, std::move(handler), body);
+}
+
 }  // namespace ingot::api::streamer

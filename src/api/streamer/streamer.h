@@ -39,6 +39,11 @@ inline constexpr int kCurrentApiVersion = 2400;
 void RegisterStreamerRoutes(ApiRouter& router, deploy::artifacts::ArtifactService& service,
                             size_t max_json_body);
 
+// The wrapper of every /rest route (the X-API-Version check, client errors in Image Streamer's
+// shape), for routes defined in other files (bundles.h).
+Route StreamerRoute(const char* rule, std::function<Result<http::Response>(Call&)> handler,
+                    BodyMode body = BodyMode::kNone);
+
 // Image Streamer's clients send their session token in an `Auth` header: this authenticator gives
 // it to `inner` as X-Auth-Token (when no X-Auth-Token is sent), so the same tokens, Keystone or
 // static, authenticate both APIs. `inner` must outlive it.

@@ -28,6 +28,8 @@ std::string_view CollectionUri(Kind kind) {
     case Kind::kDeploymentPlan: return "/rest/deployment-plans";
     case Kind::kOsVolume: return "/rest/os-volumes";
     case Kind::kTask: return "/rest/tasks";
+    case Kind::kArtifactBundle: return "/rest/artifact-bundles";
+    case Kind::kBackup: return "/rest/artifact-bundles/backups";
   }
   return "/rest";
 }
@@ -709,6 +711,11 @@ Result<json::object> ArtifactService::UploadGoldenImage(const std::string& name,
   }
   log::Info("deploy.golden_image", {{"id", id}, {"name", name}, {"format", Str(doc, "format")}});
   return PublishToCatalog(std::move(doc));
+}
+
+void ArtifactService::PublishToCatalog(const std::string& id) {
+  auto doc = repo_.Get(Kind::kGoldenImage, id);
+  if (doc.ok()) (void)PublishToCatalog(std::move(*doc));
 }
 
 json::object ArtifactService::PublishToCatalog(json::object doc) {

@@ -100,6 +100,9 @@ class ArtifactService {
   // Golden images not made from a catalog image become catalog images too (see the top). Call
   // before Start(); without it golden images stay in the deploy records only.
   void SetCatalogPublisher(CatalogPublisher publisher) { publisher_ = std::move(publisher); }
+  // Registers the recorded golden image `id` as a catalog image if it is not one yet (for golden
+  // images recorded by others: bundle extraction). Failures are logged.
+  void PublishToCatalog(const std::string& id);
   void Start();  // the deployment worker
   void Stop();   // waits for the deployment under way
 

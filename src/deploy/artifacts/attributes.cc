@@ -269,9 +269,10 @@ Status CheckValue(const AttributeSpec& spec, std::string_view key, std::string_v
       return Bad(key, "this NIC takes no field '" + std::string(f) + "'");
     }
     if (value.empty()) return Status::Ok();
-    if (f == "ipaddress" || f == "netmask" || f == "gateway" || f == "dns1" || f == "dns2") {
+    if (f == "ipaddress" || f == "netmask" || f == "gateway" || f == "dns1" || f == "dns2" ||
+        f == "ipaddress1" || f == "ipaddress2") {
       if (!IsIpv4(value)) return Bad(key, "'" + std::string(value) + "' is not an IPv4 address");
-    } else if (f == "mac") {
+    } else if (f == "mac" || f == "mac1" || f == "mac2") {
       if (!IsMac(value)) return Bad(key, "'" + std::string(value) + "' is not a MAC address");
     } else if (f == "dhcp" || f == "ipv4disable") {
       if (!IsBool(value)) return Bad(key, "must be true or false");

@@ -28,9 +28,11 @@
 namespace ingot::deploy::artifacts {
 
 // The fields of a NIC attribute, as Image Streamer's plan scripts name them.
+// A teamed NIC (two ports) has ipaddress1/ipaddress2 and mac1/mac2, as HPE's published bundles use.
 inline constexpr const char* kNicFields[] = {"connectionid", "dhcp",  "ipv4disable", "ipaddress",
                                              "netmask",      "gateway", "dns1",      "dns2",
-                                             "mac",          "vlanid",  "domain",    "networkuri"};
+                                             "mac",          "vlanid",  "domain",    "networkuri",
+                                             "ipaddress1",   "ipaddress2", "mac1",   "mac2"};
 bool IsNicField(std::string_view field);
 bool ValidAttributeName(std::string_view name);
 

@@ -72,6 +72,12 @@ TEST(AttributeSpec, TypesAndConstraints) {
   EXPECT_EQ(bad.code(), Code::kInvalidArgument);
   EXPECT_NE(bad.message().find("attribute Role"), std::string::npos);
 
+  // A teamed NIC, as HPE's published bundles declare it.
+  AttributeSpec team = Spec(R"({"name":"Team","type":"nic","value":null,"constraints":
+      "{\"ipv4static\":true,\"parameters\":[\"ipaddress1\",\"ipaddress2\",\"mac1\",\"mac2\"],\"ipv4noteaming\":false}"})");
+  EXPECT_TRUE(CheckValue(team, "Team.ipaddress2", "10.0.0.2").ok());
+  EXPECT_FALSE(CheckValue(team, "Team.mac1", "nope").ok());
+
   AttributeSpec h = Spec(R"({"name":"HostName","type":"hostname","constraints":"{\"maxlen\":\"8\"}"})");
   EXPECT_TRUE(CheckValue(h, "HostName", "web-01").ok());
   EXPECT_FALSE(CheckValue(h, "HostName", "-web").ok());

@@ -15,6 +15,8 @@ std::string_view KindName(Kind kind) {
     case Kind::kDeploymentPlan: return "deployment_plan";
     case Kind::kOsVolume: return "os_volume";
     case Kind::kTask: return "task";
+    case Kind::kArtifactBundle: return "artifact_bundle";
+    case Kind::kBackup: return "backup";
   }
   return "?";
 }
@@ -45,7 +47,22 @@ class SqliteDeployRepository : public DeployRepository {
   explicit SqliteDeployRepository(std::shared_ptr<Database> db) : db_(std::move(db)) {}
 
   Status Put(const std::vector<Record>& records) override {
+    return db_->Write([&](Connection& c) { return PutIn(c, records); });
+  }
+
+  Status Replace(const std::vector<Kind>& cleared, const std::vector<Record>& records) override {
     return db_->Write([&](Connection& c) -> Status {
+      for (Kind k : cleared) {
+        INGOT_ASSIGN_OR_RETURN(auto st, c.Prepare("DELETE FROM deploy_records WHERE kind = ?"));
+        INGOT_RETURN_IF_ERROR(st.BindAll({std::string(KindName(k))}));
+        INGOT_RETURN_IF_ERROR(st.Run());
+      }
+      return PutIn(c, records);
+    });
+  }
+
+  static Status PutIn(Connection& c, const std::vector<Record>& records) {
+    {
       for (const Record& r : records) {
         std::optional<std::string> name;
         if (r.kind != Kind::kTask) {
@@ -75,7 +92,7 @@ class SqliteDeployRepository : public DeployRepository {
         INGOT_RETURN_IF_ERROR(st.Run());
       }
       return Status::Ok();
-    });
+    }
   }
 
   Result<boost::json::object> Get(Kind kind, const std::string& id) override {

@@ -19,7 +19,10 @@ class Database;
 
 namespace ingot::deploy::artifacts {
 
-enum class Kind { kPlanScript, kBuildPlan, kGoldenImage, kDeploymentPlan, kOsVolume, kTask };
+// kArtifactBundle, kBackup: bundle_service.h's records (artifact bundles and backups).
+enum class Kind {
+  kPlanScript, kBuildPlan, kGoldenImage, kDeploymentPlan, kOsVolume, kTask, kArtifactBundle, kBackup
+};
 std::string_view KindName(Kind kind);  // "plan_script", ... (the column value)
 
 struct Record {
@@ -36,6 +39,9 @@ class DeployRepository {
   // record of the kind has it (tasks' names are not unique).
   virtual Status Put(const std::vector<Record>& records) = 0;
   Status Put(Record r) { return Put(std::vector<Record>{std::move(r)}); }
+  // Removes every record of the `cleared` kinds, then puts `records`, in one transaction (a
+  // backup's restore).
+  virtual Status Replace(const std::vector<Kind>& cleared, const std::vector<Record>& records) = 0;
   // kNotFound "<kind> <id> not found".
   virtual Result<boost::json::object> Get(Kind kind, const std::string& id) = 0;
   virtual Result<std::optional<boost::json::object>> FindByName(Kind kind,

@@ -23,6 +23,7 @@
 
 #include "exe/ingot_cli/boot_commands.h"
 #include "exe/ingot_cli/build_commands.h"
+#include "exe/ingot_cli/bundle_commands.h"
 #include "exe/ingot_cli/deploy_commands.h"
 #include "exe/ingot_cli/machine_commands.h"
 #include "exe/ingot_cli/images_client.h"
@@ -881,6 +882,7 @@ int Main(int argc, char** argv) {
   if (auto rc = RunBootCommand(argc, argv)) return *rc;  // iso, os, files, microkernel, publish
   if (auto rc = RunMachineCommand(argc, argv)) return *rc;  // profile, machine
   if (auto rc = RunDeployCommand(argc, argv)) return *rc;  // deploy, volume (Image Streamer's /rest)
+  if (auto rc = RunBundleCommand(argc, argv)) return *rc;  // bundle (/rest/artifact-bundles)
   const std::vector<Command> commands = Commands();
   CommandLine cl;
   auto parsed = Parse(argc - 1, argv + 1, commands, cl);
