@@ -577,8 +577,12 @@ Result<std::vector<std::map<std::string, std::string>>> ResolveValues(
     }
     INGOT_RETURN_IF_ERROR(CheckValue(spec_for(base(key)), key, value));
   }
+  // A deployment plan's value the deployment replaces is never used: only the others are checked
+  // (HPE's plans carry "" for "the deployment gives it").
   for (const AttributeOverride& o : plan) {
-    if (o.has_value) INGOT_RETURN_IF_ERROR(CheckValue(spec_for(base(o.name)), o.name, o.value));
+    if (o.has_value && !given.count(o.name)) {
+      INGOT_RETURN_IF_ERROR(CheckValue(spec_for(base(o.name)), o.name, o.value));
+    }
   }
   // Layered: script default < build plan < deployment plan < deployment.
   std::map<std::string, std::string> merged;

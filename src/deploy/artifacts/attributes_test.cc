@@ -190,6 +190,13 @@ TEST_F(Resolve, Refusals) {
   // A script default that breaks the constraints is refused too.
   auto bad_default = ResolveValues(Steps({"@Role:cache@"}), specs, {}, {});
   EXPECT_FALSE(bad_default.ok());
+  // A deployment plan's "" (HPE's "the deployment gives it") is no obstacle to the value given,
+  // and is refused only when it is what would be used.
+  std::vector<AttributeOverride> blank = {{"HostName", "", true, true, true}};
+  auto given = ResolveValues(steps, specs, blank, {{"HostName", "web7"}});
+  ASSERT_TRUE(given.ok()) << given.status().ToString();
+  EXPECT_EQ((*given)[0].at("HostName"), "web7");
+  EXPECT_FALSE(ResolveValues(steps, specs, blank, {}).ok());
 }
 
 TEST_F(Resolve, StepParametersAreFixedPerStep) {
