@@ -210,16 +210,19 @@ rest GET /rest/plan-scripts
 expect_eq "nothing added by the refused extraction" "$(jb .total)" 4
 
 # --- two deployments with different values -------------------------------------------------------
-deploy() {  # NAME HOST IP
-  rest POST /rest/os-volumes "$(jq -n --arg n "$1" --arg h "$2" --arg ip "$3" --arg dp "$DP_URI" \
-    '{name:$n, deploymentPlanUri:$dp, allow:["127.0.0.1"], customAttributes:[{name:"HostName",value:$h},
+deploy() {  # NAME HOST IP ENGINE: the plan scripts personalise it with that engine
+  rest POST /rest/os-volumes "$(jq -n --arg n "$1" --arg h "$2" --arg ip "$3" --arg dp "$DP_URI" --arg e "$4" \
+    '{name:$n, deploymentPlanUri:$dp, allow:["127.0.0.1"], engine:$e, customAttributes:[{name:"HostName",value:$h},
       {name:"Nic1.ipaddress",value:$ip},{name:"Nic1.netmask",value:"255.255.255.0"},{name:"Nic1.gateway",value:"10.1.0.1"}]}')"
   expect_code "deploy $1" 202
   wait_task "$(header Location)"
   expect_eq "$1: task Completed" "$TASK_STATE" Completed
+  rest GET "/rest/os-volumes/$(jb .associatedResource.resourceUri | sed 's|.*/||')/log"
+  grep -q " plan scripts ($4):" "$BODY" && pass "$1: personalised by the $4 engine" \
+    || fail "$1: engine" "$(grep 'plan scripts' "$BODY" | head -3)"
 }
-deploy vol-a web-a 10.1.0.11
-deploy vol-b web-b 10.1.0.12
+deploy vol-a web-a 10.1.0.11 native
+deploy vol-b web-b 10.1.0.12 guestfish
 ingot_stop
 
 # Each volume read back with both engines (read-only commands).

@@ -1008,6 +1008,13 @@ Result<json::object> ArtifactService::CreateOsVolume(const json::object& body,
     return InvalidArgument("name: an OS volume's name is its NBD export name: 1-128 of "
                            "A-Z a-z 0-9 . _ - not starting with '.'");
   }
+  // Ingot's addition: which plan script engine personalises this volume (guestfish/engine.h).
+  guestfish::Engine engine = options_.engine;
+  if (std::string e = Str(body, "engine"); !e.empty()) {
+    auto parsed = guestfish::ParseEngine(e);
+    if (!parsed) return InvalidArgument("engine must be auto, native or guestfish");
+    engine = *parsed;
+  }
   std::string dp_uri = Str(body, "deploymentPlanUri", Str(body, "deploymentPlanURI"));
   INGOT_ASSIGN_OR_RETURN(json::object dp, Resolve(Kind::kDeploymentPlan, dp_uri));
   INGOT_ASSIGN_OR_RETURN(json::object bp, Resolve(Kind::kBuildPlan, Str(dp, "oeBuildPlanURI")));
@@ -1097,6 +1104,7 @@ Result<json::object> ArtifactService::CreateOsVolume(const json::object& body,
   job.size = size;
   job.attach = attach;
   job.allow = allow;
+  job.engine = engine;
   for (size_t i = 0; i < steps.size(); ++i) {
     std::vector<std::string> secrets = PasswordValues(specs, values[i]);
     job.secrets.insert(job.secrets.end(), secrets.begin(), secrets.end());
@@ -1247,7 +1255,7 @@ void ArtifactService::RunJob(Job& job) {
       }
       progress("Running plan scripts " + names, 1);
       note("plan scripts " + names + ": start");
-      auto report = guestfish::Run(**volume, job.scripts, options_.engine);
+      auto report = guestfish::Run(**volume, job.scripts, job.engine);
       if (!report.ok()) {
         failure = report.status();
         for (const guestfish::Script& script : job.scripts) {

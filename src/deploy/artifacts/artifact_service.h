@@ -176,6 +176,7 @@ class ArtifactService {
     uint64_t size = 0;         // bytes; 0 = the golden image's
     bool attach = true;
     std::vector<std::string> allow;
+    guestfish::Engine engine = guestfish::Engine::kAuto;
     std::vector<guestfish::Script> scripts;  // substituted: may hold passwords
     std::vector<std::string> secrets;        // the passwords among the values, for scrubbing
     std::function<void()> run;               // other work (a capture): run instead of the above
