@@ -88,7 +88,8 @@ Result<std::unique_ptr<DeployWiring>> DeployWiring::Start(const config::Config& 
   if (!config.nbd_listen.empty()) {
     INGOT_ASSIGN_OR_RETURN(auto at, config::ParseListen(config.nbd_listen));
     w->server_ = std::make_unique<nbd::Server>(
-        nbd::ServerOptions{.host = at.first, .port = at.second}, *w->exports_);
+        nbd::ServerOptions{.host = at.first, .port = at.second, .writers = &w->writers_},
+        *w->exports_);
     INGOT_RETURN_IF_ERROR(w->server_->Start().WithContext("[deploy] nbd_listen"));
     log::Info("nbd.serving", {{"address", address(at.first, w->server_->port())},
                               {"volumes", w->store_->root()}});
@@ -96,7 +97,10 @@ Result<std::unique_ptr<DeployWiring>> DeployWiring::Start(const config::Config& 
   if (!config.iscsi_listen.empty()) {
     INGOT_ASSIGN_OR_RETURN(auto at, config::ParseListen(config.iscsi_listen));
     w->iscsi_ = std::make_unique<iscsi::Server>(
-        iscsi::ServerOptions{.host = at.first, .port = at.second, .iqn_prefix = config.iscsi_iqn},
+        iscsi::ServerOptions{.host = at.first,
+                             .port = at.second,
+                             .iqn_prefix = config.iscsi_iqn,
+                             .writers = &w->writers_},
         *w->exports_);
     INGOT_RETURN_IF_ERROR(w->iscsi_->Start().WithContext("[deploy] iscsi_listen"));
     log::Info("iscsi.serving", {{"address", address(at.first, w->iscsi_->port())},

@@ -47,6 +47,8 @@ class DeployWiring {
   std::unique_ptr<deploy::artifacts::DeployRepository> repo_;
   std::unique_ptr<deploy::artifacts::ArtifactService> artifacts_;
   std::unique_ptr<deploy::VolumeExports> exports_;
+  // One writer per volume across NBD and iSCSI: both servers claim here.
+  nbd::WriterClaims writers_;
   std::unique_ptr<nbd::Server> server_;
   std::unique_ptr<iscsi::Server> iscsi_;
   std::thread watcher_;

@@ -23,7 +23,7 @@ struct Server::Connection {
   std::string peer_text;  // address:port, for logs
   std::string volume;     // once logged in to a normal session
   bool in_session = false;
-  bool holds_write = false;  // counted in writers_[volume]
+  bool holds_write = false;  // a claim on volume in writers_
   std::atomic<bool> done{false};
   std::thread thread;
 };
@@ -409,7 +409,8 @@ class Session {
 }  // namespace
 
 Server::Server(ServerOptions options, TargetResolver& resolver)
-    : options_(std::move(options)), resolver_(resolver) {
+    : options_(std::move(options)), resolver_(resolver),
+      writers_(options_.writers != nullptr ? *options_.writers : own_writers_) {
   options_.iqn_prefix = LowerName(options_.iqn_prefix);
 }
 
@@ -538,8 +539,7 @@ void Server::AcceptLoop() {
     raw->thread = std::thread([this, raw] {
       Serve(*raw);
       std::lock_guard<std::mutex> l(mu_);
-      auto w = writers_.find(raw->volume);
-      if (raw->holds_write && w != writers_.end() && --w->second.sessions == 0) writers_.erase(w);
+      if (raw->holds_write) writers_.Release(raw->volume);
       ::close(raw->fd);
       raw->fd = -1;
       raw->in_session = false;
@@ -602,16 +602,12 @@ void Server::Serve(Connection& c) {
     INGOT_ASSIGN_OR_RETURN(std::shared_ptr<nbd::Export> e,
                            resolver_.ResolveTarget(volume, initiator, c.peer));
     bool ro = e->read_only();
-    const std::string who = c.peer + " " + std::string(initiator);
+    const std::string who = "iscsi " + c.peer + " " + std::string(initiator);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto w = writers_.find(volume);
-      if (!ro && w != writers_.end() && w->second.who != who) ro = true;
       if (!ro) {
-        Writer& mine = writers_[volume];
-        mine.who = who;
-        mine.sessions++;
-        c.holds_write = true;
+        ro = !writers_.Claim(volume, who);
+        c.holds_write = !ro;
       }
       c.volume = volume;
     }

@@ -17,7 +17,8 @@
 //    MaxBurstLength; solicited data is asked for with one R2T at a time (MaxOutstandingR2T=1).
 //  - One writer per volume: the first initiator (its address and iSCSI name) whose login reaches a
 //    writable volume gets it writable; while any of its sessions lives, others get it read-only
-//    (MODE SENSE WP bit set; writes refused with DATA PROTECT / WRITE PROTECTED).
+//    (MODE SENSE WP bit set; writes refused with DATA PROTECT / WRITE PROTECTED). With
+//    ServerOptions::writers shared with the NBD server, this holds across both protocols.
 //  - SYNCHRONIZE CACHE and FUA reach Export::Flush / Write(fua); the status is sent after the bytes
 //    are durable.
 //  - Limits: max_connections in all and max_connections_per_client per address; login must finish
@@ -39,6 +40,7 @@
 
 #include "common/result.h"
 #include "iscsi/target.h"
+#include "nbd/writer_claims.h"
 
 namespace ingot::iscsi {
 
@@ -53,6 +55,9 @@ struct ServerOptions {
   uint32_t max_burst = 1u << 20;
   uint32_t first_burst = 262144;
   uint32_t max_transfer_bytes = 1u << 20;  // per READ/WRITE command (VPD 0xB0)
+  // The one-writer rule, shared with the NBD server of the same volumes; not owned, must outlive
+  // the server. nullptr: the server keeps its own.
+  nbd::WriterClaims* writers = nullptr;
 };
 
 struct ServerStats {
@@ -109,12 +114,9 @@ class Server {
   std::thread acceptor_;
   mutable std::mutex mu_;
   std::list<std::unique_ptr<Connection>> connections_;
-  // volume → the initiator ("address initiator-name") that may write it, and its sessions.
-  struct Writer {
-    std::string who;
-    size_t sessions = 0;
-  };
-  std::map<std::string, Writer, std::less<>> writers_;
+  // volume → the initiator ("iscsi <address> <initiator-name>") that may write it.
+  nbd::WriterClaims own_writers_;
+  nbd::WriterClaims& writers_;
   uint16_t next_tsih_ = 1;
   internal::Counters counters_;
 };

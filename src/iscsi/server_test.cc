@@ -378,6 +378,31 @@ TEST_F(IscsiServerTest, WriterSlotFreedWhenItsSessionEnds) {
   EXPECT_EQ(r.status, kStatusGood);
 }
 
+TEST(IscsiWriterClaimsTest, SharedWithNbd) {
+  // The NBD server holds "vol" for a machine: an iSCSI initiator gets it read-only until released.
+  MapResolver resolver;
+  auto disk = std::make_shared<MemoryExport>(1 << 20);
+  resolver.exports["vol"] = disk;
+  nbd::WriterClaims claims;
+  ASSERT_TRUE(claims.Claim("vol", "nbd 10.0.0.5"));
+  Server server(ServerOptions{.port = 0, .writers = &claims}, resolver);
+  ASSERT_TRUE(server.Start().ok());
+  {
+    Initiator i(server.port());
+    ASSERT_EQ(i.Login(kOwner, kVol), 0);
+    auto r = i.Command(Rw10(kScsiWrite10, 0, 1), 512, std::vector<uint8_t>(512, 9), 512);
+    EXPECT_EQ(r.sense.size() > 2 ? r.sense[2] : 0, kSenseDataProtect);
+  }
+  claims.Release("vol");
+  for (int k = 0; k < 100 && !server.ActiveVolumes().empty(); ++k) usleep(10000);
+  Initiator i(server.port());
+  ASSERT_EQ(i.Login(kOwner, kVol), 0);
+  auto r = i.Command(Rw10(kScsiWrite10, 0, 1), 512, std::vector<uint8_t>(512, 9), 512);
+  EXPECT_EQ(r.status, kStatusGood);
+  EXPECT_FALSE(claims.Claim("vol", "nbd 10.0.0.5"));  // the initiator holds it now
+  EXPECT_FALSE(claims.CanWrite("vol", "nbd 10.0.0.5"));
+}
+
 TEST_F(IscsiServerTest, LoginRefusals) {
   {
     Initiator i(server_->port());

@@ -99,10 +99,24 @@ qemu-img info --image-opts "$(disk nope "$OWNER")" > /dev/null 2>&1 \
 grep -q 'iscsi.login.*initiator=iqn.2026-01.test.ingot:stranger.*result=refused' "$INGOT_LOG" \
   && pass "refusals are logged (iscsi.login result=refused)" || fail "refusals logged"
 
-# One writer: while the owner holds vol1, the second initiator gets it read-only.
-qemu-io --image-opts -c 'sleep 4000' "$(disk vol1 "$OWNER")" > /dev/null 2>&1 &
+count() { grep -c "$1" "$INGOT_LOG"; }
+# One writer across protocols: while an NBD client writes vol1, iSCSI initiators get it read-only.
+ATTACHES="$(count 'nbd.attach.*vol1.*mode=rw')"
+qemu-io -f raw -c 'sleep 3000' "$NBD/vol1" > /dev/null 2>&1 &
 HELD=$!
-for i in $(seq 1 50); do grep -q "iscsi.login.*$OWNER.*vol1.*mode=rw" "$INGOT_LOG" && break; sleep 0.1; done
+for i in $(seq 1 50); do [ "$(count 'nbd.attach.*vol1.*mode=rw')" -gt "$ATTACHES" ] && break; sleep 0.1; done
+ROS="$(count "iscsi.login.*$OWNER.*vol1.*mode=ro")"
+OUT="$(qemu-io --image-opts -c 'write -P 0x98 0 4096' "$(disk vol1 "$OWNER")" 2>&1)"
+[ "$(count "iscsi.login.*$OWNER.*vol1.*mode=ro")" -gt "$ROS" ] && ! echo "$OUT" | grep -q '^wrote' \
+  && pass "while an NBD client writes vol1, an iSCSI initiator gets it read-only" \
+  || fail "one writer across NBD and iSCSI" "$OUT"
+wait "$HELD" 2>/dev/null
+
+# One writer: while the owner holds vol1, the second initiator gets it read-only.
+LOGINS="$(count "iscsi.login.*$OWNER.*vol1.*mode=rw")"
+qemu-io --image-opts -c 'sleep 6000' "$(disk vol1 "$OWNER")" > /dev/null 2>&1 &
+HELD=$!
+for i in $(seq 1 50); do [ "$(count "iscsi.login.*$OWNER.*vol1.*mode=rw")" -gt "$LOGINS" ] && break; sleep 0.1; done
 OUT="$(qemu-io --image-opts -c 'write -P 0x99 0 4096' "$(disk vol1 "$SECOND")" 2>&1)"
 grep -q "iscsi.login.*$SECOND.*vol1.*mode=ro" "$INGOT_LOG" && ! echo "$OUT" | grep -q '^wrote' \
   && pass "a second initiator gets vol1 read-only and cannot write" || fail "second initiator read-only" "$OUT"
@@ -112,10 +126,11 @@ qemu-io --image-opts -r -c 'read -P 0xc3 5000 70000' "$(disk vol1 "$SECOND")" 2>
   && pass "the second initiator reads" || fail "the second initiator reads"
 
 # Detach while the owner is logged in: the daemon ends the session; the volume is then refused.
+LOGOUTS="$(count "iscsi.logout.*$OWNER.*vol1")"
 vol detach vol1
-for i in $(seq 1 50); do grep -q 'iscsi.detached.*vol1' "$INGOT_LOG" && break; sleep 0.2; done
-sleep 0.5
-grep -q 'iscsi.detached.*vol1' "$INGOT_LOG" && grep -q "iscsi.logout.*$OWNER.*vol1" "$INGOT_LOG" \
+for i in $(seq 1 50); do [ "$(count "iscsi.logout.*$OWNER.*vol1")" -gt "$LOGOUTS" ] && break; sleep 0.1; done
+grep -q 'iscsi.detached.*vol1.*sessions=1' "$INGOT_LOG" \
+  && [ "$(count "iscsi.logout.*$OWNER.*vol1")" -gt "$LOGOUTS" ] \
   && pass "detach ends the volume's iSCSI session" || fail "detach ends the session" "$(tail -3 "$INGOT_LOG")"
 kill "$HELD" 2>/dev/null; wait "$HELD" 2>/dev/null
 qemu-img info --image-opts "$(disk vol1 "$OWNER")" > /dev/null 2>&1 \
