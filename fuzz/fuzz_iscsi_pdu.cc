@@ -3,7 +3,8 @@
 // what is accepted satisfies the server's assumptions: every login response is one well-framed PDU,
 // a login that reaches full feature phase was admitted with an initiator name (and a target for a
 // normal session), the negotiated limits are within what we offered, and a READ or WRITE judged
-// servable lies inside the disk and under the transfer limit, never writing a read-only disk.
+// servable lies inside the disk and under the transfer limit, never writing a read-only disk; UNMAP
+// lists and WRITE SAME ranges likewise.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -89,6 +90,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (SenseSegment(a.sense).size() != 20) __builtin_trap();
         break;
       case ScsiAction::Kind::kFlush:
+        break;
+      case ScsiAction::Kind::kUnmap: {
+        if (disk.read_only || a.data_out() != a.length) __builtin_trap();
+        // The rest of the input as the parameter list.
+        UnmapList l = ParseUnmapList(in.subspan(pos), disk);
+        uint64_t total = 0;
+        for (const ByteRange& r : l.ranges) {
+          if (r.offset > disk.size || r.length > disk.size - r.offset) __builtin_trap();
+          total += r.length;
+        }
+        if (total > disk.max_unmap_bytes || (l.refusal && !l.ranges.empty())) __builtin_trap();
+        break;
+      }
+      case ScsiAction::Kind::kWriteSame:
+        if (disk.read_only || a.offset > disk.size || a.length > disk.size - a.offset ||
+            a.length == 0 || a.data_out() > kBlockSize) {
+          __builtin_trap();
+        }
         break;
     }
   }

@@ -93,6 +93,7 @@ inline constexpr uint16_t kAscNone = 0x0000;
 inline constexpr uint16_t kAscInvalidOpcode = 0x2000;
 inline constexpr uint16_t kAscLbaOutOfRange = 0x2100;
 inline constexpr uint16_t kAscInvalidFieldInCdb = 0x2400;
+inline constexpr uint16_t kAscInvalidFieldInParameterList = 0x2600;
 inline constexpr uint16_t kAscLunNotSupported = 0x2500;
 inline constexpr uint16_t kAscWriteProtected = 0x2700;
 inline constexpr uint16_t kAscUnrecoveredReadError = 0x1100;
@@ -121,6 +122,8 @@ inline constexpr uint8_t kScsiSynchronizeCache16 = 0x91;
 inline constexpr uint8_t kScsiServiceActionIn16 = 0x9e;
 inline constexpr uint8_t kScsiReadCapacity16Action = 0x10;
 inline constexpr uint8_t kScsiReportLuns = 0xa0;
+inline constexpr uint8_t kScsiUnmap = 0x42;
+inline constexpr uint8_t kScsiWriteSame16 = 0x93;
 
 // What iSCSI names and text may be: RFC 7143 limits names to 223 bytes and a key=value pair's value
 // to 8192 for the ones we read.

@@ -113,11 +113,11 @@ bool ReadPdu(int fd, uint32_t max_data, Pdu& p) {
   return true;
 }
 
-// A WRITE waiting for its data (immediate, unsolicited and solicited by R2T).
+// A command waiting for its data-out (WRITE, UNMAP, WRITE SAME): immediate, unsolicited and
+// solicited by R2T.
 struct PendingWrite {
   uint64_t lun = 0;
-  uint64_t offset = 0;
-  bool fua = false;
+  ScsiAction action;
   std::vector<uint8_t> buf;  // the whole transfer
   uint32_t received = 0;
   bool unsolicited_open = false;  // unsolicited Data-Out may still come
@@ -309,23 +309,24 @@ class Session {
         if (n == 0) return SendStatus(h.itt, kStatusGood, {}, edtl, 0);
         return SendData(h.itt, h.lun, read_buf_, edtl, a.length);
       }
-      case ScsiAction::Kind::kWrite: {
-        if (edtl != a.length || ((h.flags & kCmdWrite) == 0 && a.length > 0)) {
+      case ScsiAction::Kind::kWrite:
+      case ScsiAction::Kind::kUnmap:
+      case ScsiAction::Kind::kWriteSame: {
+        const uint32_t need = a.data_out();
+        if (edtl != need || ((h.flags & kCmdWrite) == 0 && need > 0)) {
           return SendCheck(h.itt, {kSenseIllegalRequest, kAscInvalidFieldInCdb}, edtl);
         }
-        if (a.length == 0) return SendStatus(h.itt, kStatusGood, {}, edtl, 0);
-        if (pdu.data.size() > a.length || pdu.data.size() > p_.first_burst ||
+        if (pdu.data.size() > need || pdu.data.size() > p_.first_burst ||
             (!pdu.data.empty() && !p_.immediate_data)) {
           broken_ = "immediate data over the negotiated limits";
           return false;
         }
         PendingWrite w;
         w.lun = h.lun;
-        w.offset = a.offset;
-        w.fua = a.fua;
-        w.buf.resize(a.length);
+        w.buf.resize(need);
         std::copy(pdu.data.begin(), pdu.data.end(), w.buf.begin());
         w.received = uint32_t(pdu.data.size());
+        w.action = std::move(a);
         // F clear: unsolicited Data-Out follows (only when InitialR2T=No).
         w.unsolicited_open = (h.flags & kFinalBit) == 0;
         if (w.unsolicited_open && p_.initial_r2t) {
@@ -339,15 +340,56 @@ class Session {
     return false;
   }
 
-  // Runs a write whose data is all here, or asks for the next burst.
+  // Runs a command whose data-out is complete.
+  Status Execute(const ScsiAction& a, std::span<const uint8_t> data, Sense& refusal) {
+    switch (a.kind) {
+      case ScsiAction::Kind::kWrite:
+        INGOT_RETURN_IF_ERROR(exp_->Write(a.offset, data, a.fua));
+        counters_.written += data.size();
+        return Status::Ok();
+      case ScsiAction::Kind::kUnmap: {
+        UnmapList list = ParseUnmapList(data, disk_);
+        if (list.refusal) {
+          refusal = *list.refusal;
+          return InvalidArgument("bad UNMAP parameter list");
+        }
+        for (const ByteRange& r : list.ranges) {
+          INGOT_RETURN_IF_ERROR(exp_->Trim(r.offset, r.length, false));
+        }
+        return Status::Ok();
+      }
+      case ScsiAction::Kind::kWriteSame: {
+        const bool zero = a.no_data || std::all_of(data.begin(), data.end(), [](uint8_t b) {
+                            return b == 0;
+                          });
+        if (zero) return exp_->WriteZeroes(a.offset, a.length, a.unmap, false);
+        // A pattern: the block repeated, written a bounded buffer at a time.
+        std::vector<uint8_t> pattern(std::min<uint64_t>(a.length, 1u << 20));
+        for (size_t i = 0; i < pattern.size(); i += kBlockSize) {
+          std::copy(data.begin(), data.end(), pattern.begin() + i);
+        }
+        for (uint64_t pos = 0; pos < a.length; pos += pattern.size()) {
+          const size_t n = size_t(std::min<uint64_t>(pattern.size(), a.length - pos));
+          INGOT_RETURN_IF_ERROR(exp_->Write(a.offset + pos, {pattern.data(), n}, false));
+        }
+        counters_.written += a.length;
+        return Status::Ok();
+      }
+      default:
+        return Internal("not a data-out command");
+    }
+  }
+
+  // Runs a command whose data is all here, or asks for the next burst.
   bool Advance(uint32_t itt, PendingWrite& w) {
     const uint32_t total = uint32_t(w.buf.size());
     if (w.received == total) {
-      Status s = exp_->Write(w.offset, w.buf, w.fua);
+      Sense refusal;
+      Status s = Execute(w.action, w.buf, refusal);
       const uint32_t edtl = total;
       writes_.erase(itt);
+      if (refusal.key != kSenseNoSense) return SendCheck(itt, refusal, edtl);
       if (!s.ok()) return Fail(itt, s, true, edtl);
-      counters_.written += total;
       return SendStatus(itt, kStatusGood, {}, edtl, edtl);
     }
     if (w.unsolicited_open || w.r2t_open) return true;

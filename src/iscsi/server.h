@@ -2,9 +2,10 @@
 // the security and operational stages, digests None, error recovery level 0, one connection per
 // session; discovery sessions (SendTargets=All, filtered per initiator and address); normal sessions
 // with one LUN (0) per target, named "<iqn_prefix>:<volume>". SCSI commands: INQUIRY (standard and
-// VPD 0x00/0x80/0x83/0xB0), READ CAPACITY(10/16), MODE SENSE(6/10) with the write-protect bit,
-// REPORT LUNS, TEST UNIT READY, READ/WRITE(6/10/16) with FUA, SYNCHRONIZE CACHE(10/16), START STOP
-// UNIT; task management answered; NOP-Out/NOP-In; Logout.
+// VPD 0x00/0x80/0x83/0xB0/0xB2), READ CAPACITY(10/16), MODE SENSE(6/10) with the write-protect bit,
+// REPORT LUNS, TEST UNIT READY, READ/WRITE(6/10/16) with FUA, SYNCHRONIZE CACHE(10/16), UNMAP and
+// WRITE SAME(16) (Export::Trim / WriteZeroes), START STOP UNIT; task management answered;
+// NOP-Out/NOP-In; Logout.
 //
 // It is our own target, not tgt or LIO: no root daemon, no kernel configuration, and it serves the
 // volume's copy-on-write format directly through nbd::Export, the interface the NBD server uses, so

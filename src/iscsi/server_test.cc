@@ -45,14 +45,25 @@ class MemoryExport final : public nbd::Export {
     flushes++;
     return Status::Ok();
   }
-  Status Trim(uint64_t, uint64_t, bool) override { return Unsupported("no"); }
-  Status WriteZeroes(uint64_t, uint64_t, bool, bool) override { return Unsupported("no"); }
+  Status Trim(uint64_t off, uint64_t len, bool) override {
+    std::lock_guard<std::mutex> l(mu_);
+    std::memset(data_.data() + off, 0, len);
+    trims++;
+    return Status::Ok();
+  }
+  Status WriteZeroes(uint64_t off, uint64_t len, bool may_punch, bool) override {
+    std::lock_guard<std::mutex> l(mu_);
+    std::memset(data_.data() + off, 0, len);
+    zeroes++;
+    punches += may_punch;
+    return Status::Ok();
+  }
   Result<nbd::ExportExtent> BlockStatus(uint64_t off, uint64_t max) override {
     return nbd::ExportExtent{std::min(max, data_.size() - off), false, false};
   }
   std::vector<uint8_t> data_;
   std::mutex mu_;
-  std::atomic<int> flushes{0}, fua_writes{0};
+  std::atomic<int> flushes{0}, fua_writes{0}, trims{0}, zeroes{0}, punches{0};
 };
 
 // Volumes "vol" (for anyone) and "private" (only iqn.2000-01.test:owner), "gone" (detached).
@@ -340,6 +351,51 @@ TEST_F(IscsiServerTest, WritesImmediateUnsolicitedAndSolicited) {
   EXPECT_EQ(r.data[0], 3);
 }
 
+TEST_F(IscsiServerTest, UnmapAndWriteSame) {
+  Initiator i(server_->port());
+  ASSERT_EQ(i.Login(kOwner, kVol), 0);
+  std::vector<uint8_t> list(40, 0);
+  PutU16(&list[0], 38);
+  PutU16(&list[2], 32);
+  PutU64(&list[8], 10);
+  PutU32(&list[16], 2);
+  PutU64(&list[24], 100);
+  PutU32(&list[32], 1);
+  auto c = Cdb({kScsiUnmap});
+  PutU16(&c[7], 40);
+  auto r = i.Command(c, 40, list, 0, 0);  // the parameter list solicited by R2T
+  EXPECT_EQ(r.status, kStatusGood);
+  EXPECT_EQ(disk_->trims.load(), 2);
+  EXPECT_EQ(disk_->data_[10 * 512], 0);
+  EXPECT_EQ(disk_->data_[100 * 512 + 511], 0);
+  EXPECT_NE(disk_->data_[101 * 512], 0);
+  PutU64(&list[24], (8u << 20) / 512);  // past the end: nothing is unmapped
+  r = i.Command(c, 40, list, 40);
+  EXPECT_EQ(r.status, kStatusCheckCondition);
+  EXPECT_EQ(r.sense[12], 0x21);
+  EXPECT_EQ(disk_->trims.load(), 2);
+  // WRITE SAME(16): zeros with UNMAP punch; a pattern is written block by block.
+  auto ws = Cdb({kScsiWriteSame16, 0x08});
+  PutU64(&ws[2], 200);
+  PutU32(&ws[10], 8);
+  r = i.Command(ws, 512, std::vector<uint8_t>(512, 0), 512);
+  EXPECT_EQ(r.status, kStatusGood);
+  EXPECT_EQ(disk_->punches.load(), 1);
+  EXPECT_EQ(disk_->data_[200 * 512 + 8 * 512 - 1], 0);
+  ws[1] = 0;
+  std::vector<uint8_t> block(512);
+  for (size_t k = 0; k < 512; ++k) block[k] = uint8_t(k | 1);
+  r = i.Command(ws, 512, block, 512);
+  EXPECT_EQ(r.status, kStatusGood);
+  for (int b = 0; b < 8; ++b) {
+    EXPECT_EQ(0, std::memcmp(disk_->data_.data() + (200 + b) * 512, block.data(), 512)) << b;
+  }
+  ws[1] = 0x01;  // NDOB: no data-out, zeros
+  r = i.Command(ws, 0);
+  EXPECT_EQ(r.status, kStatusGood);
+  EXPECT_EQ(disk_->data_[203 * 512 + 1], 0);
+}
+
 TEST_F(IscsiServerTest, SecondInitiatorIsReadOnly) {
   Initiator a(server_->port());
   ASSERT_EQ(a.Login(kOwner, kVol), 0);
@@ -535,8 +591,12 @@ TEST_F(IscsiServerTest, QemuReadsAndWrites) {
   std::ifstream f(raw, std::ios::binary);
   std::vector<uint8_t> got((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   EXPECT_TRUE(got == disk_->data_) << out;
-  out = Shell("qemu-io -f raw -c 'write -P 0xab 1M 300k' -c 'flush' '" + url + "' 2>&1");
+  out = Shell("qemu-io -f raw -c 'write -P 0xab 1M 300k' -c 'flush' -c 'discard 2M 1M' "
+              "-c 'write -z 4M 1M' -c 'read -P 0 2M 1M' -c 'read -P 0 4M 1M' '" + url + "' 2>&1");
   EXPECT_NE(out.find("wrote 307200/307200"), std::string::npos) << out;
+  EXPECT_NE(out.find("discard 1048576/1048576"), std::string::npos) << out;
+  EXPECT_EQ(out.find("failed"), std::string::npos) << out;
+  EXPECT_GE(disk_->trims.load(), 1) << out;  // discard is UNMAP; qemu may write zeros as data
   EXPECT_EQ(disk_->data_[1 << 20], 0xab);
   EXPECT_EQ(disk_->data_[(1 << 20) + 307199], 0xab);
   EXPECT_GE(disk_->flushes.load(), 1);

@@ -465,7 +465,7 @@ ScsiAction Inquiry(std::span<const uint8_t> c, bool lun_ok, const Disk& d) {
   r[1] = page;
   switch (page) {
     case 0x00:
-      for (uint8_t p : {0x00, 0x80, 0x83, 0xb0}) r.push_back(p);
+      for (uint8_t p : {0x00, 0x80, 0x83, 0xb0, 0xb2}) r.push_back(p);
       break;
     case 0x80: {
       std::string_view s = d.serial.substr(0, 250);
@@ -484,11 +484,24 @@ ScsiAction Inquiry(std::span<const uint8_t> c, bool lun_ok, const Disk& d) {
     }
     case 0xb0: {
       r.resize(4 + 0x3c, 0);
-      PutU16(&r[6], 8);                                  // optimal transfer granularity: 4 KiB
-      PutU32(&r[8], d.max_transfer_bytes / kBlockSize);  // maximum transfer length
+      r[4] = 0x01;                                        // WSNZ: WRITE SAME of 0 blocks refused
+      PutU16(&r[6], 8);                                   // optimal transfer granularity: 4 KiB
+      PutU32(&r[8], d.max_transfer_bytes / kBlockSize);   // maximum transfer length
       PutU32(&r[12], d.max_transfer_bytes / kBlockSize);  // optimal transfer length
+      const uint64_t max_unmap = d.max_unmap_bytes / kBlockSize;
+      PutU32(&r[20], uint32_t(std::min<uint64_t>(max_unmap, 0xffffffff)));  // max unmap LBA count
+      PutU32(&r[24], kMaxUnmapDescriptors);
+      PutU32(&r[28], d.unmap_granularity / kBlockSize);  // optimal unmap granularity
+      PutU64(&r[36], max_unmap);                         // maximum WRITE SAME length
       break;
     }
+    case 0xb2:
+      // Logical block provisioning: UNMAP and WRITE SAME(16) with UNMAP free blocks; what an
+      // unmapped block reads as is not promised (LBPRZ 0: partial clusters keep their bytes).
+      r.resize(8, 0);
+      r[5] = 0x80 | 0x40;  // LBPU, LBPWS
+      r[6] = 0x02;         // provisioning type: thin
+      break;
     default:
       return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);
   }
@@ -586,7 +599,8 @@ ScsiAction DecodeScsi(std::span<const uint8_t> c, uint64_t lun, const Disk& d) {
       std::vector<uint8_t> r(32, 0);
       PutU64(&r[0], blocks == 0 ? 0 : blocks - 1);
       PutU32(&r[8], kBlockSize);
-      r[13] = 3;  // 8 logical blocks per physical block: 4 KiB, the volume's write unit
+      r[13] = 3;     // 8 logical blocks per physical block: 4 KiB, the volume's write unit
+      r[14] = 0x80;  // LBPME: thin provisioned, UNMAP honoured
       return Respond(std::move(r), GetU32(&c[10]));
     }
     case kScsiModeSense6:
@@ -597,6 +611,30 @@ ScsiAction DecodeScsi(std::span<const uint8_t> c, uint64_t lun, const Disk& d) {
     case kScsiSynchronizeCache16: {
       ScsiAction a;
       a.kind = ScsiAction::Kind::kFlush;
+      return a;
+    }
+    case kScsiUnmap: {
+      if (d.read_only) return Check(kSenseDataProtect, kAscWriteProtected);
+      ScsiAction a;
+      a.kind = ScsiAction::Kind::kUnmap;
+      a.length = GetU16(&c[7]);  // parameter list length
+      if (a.length == 0) return Respond({}, 0);
+      if (a.length < 8) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);
+      return a;
+    }
+    case kScsiWriteSame16: {
+      if (d.read_only) return Check(kSenseDataProtect, kAscWriteProtected);
+      if ((c[1] & 0xe6) != 0) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);  // protection, LBDATA...
+      const uint64_t first = GetU64(&c[2]), n = GetU32(&c[10]);
+      if (n == 0) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);  // WSNZ
+      if (first > blocks || n > blocks - first) return Check(kSenseIllegalRequest, kAscLbaOutOfRange);
+      if (n * kBlockSize > d.max_unmap_bytes) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);
+      ScsiAction a;
+      a.kind = ScsiAction::Kind::kWriteSame;
+      a.offset = first * kBlockSize;
+      a.length = uint32_t(n * kBlockSize);
+      a.unmap = (c[1] & 0x08) != 0;
+      a.no_data = (c[1] & 0x01) != 0;
       return a;
     }
     case kScsiRead6:
@@ -635,6 +673,39 @@ ScsiAction DecodeScsi(std::span<const uint8_t> c, uint64_t lun, const Disk& d) {
   return a;
 }
 
+UnmapList ParseUnmapList(std::span<const uint8_t> list, const Disk& d) {
+  UnmapList out;
+  const Sense bad{kSenseIllegalRequest, kAscInvalidFieldInParameterList};
+  if (list.size() < 8) {
+    out.refusal = bad;
+    return out;
+  }
+  const size_t descriptors = GetU16(&list[2]);
+  if (descriptors % 16 != 0 || descriptors > list.size() - 8 ||
+      descriptors / 16 > kMaxUnmapDescriptors) {
+    out.refusal = bad;
+    return out;
+  }
+  const uint64_t blocks = d.size / kBlockSize;
+  uint64_t total = 0;
+  for (size_t i = 8; i < 8 + descriptors; i += 16) {
+    const uint64_t lba = GetU64(&list[i]), n = GetU32(&list[i + 8]);
+    if (lba > blocks || n > blocks - lba) {
+      out.ranges.clear();
+      out.refusal = Sense{kSenseIllegalRequest, kAscLbaOutOfRange};
+      return out;
+    }
+    total += n;
+    if (total * kBlockSize > d.max_unmap_bytes) {
+      out.ranges.clear();
+      out.refusal = bad;
+      return out;
+    }
+    if (n > 0) out.ranges.push_back({lba * kBlockSize, n * kBlockSize});
+  }
+  return out;
+}
+
 std::vector<uint8_t> SenseSegment(const Sense& s) {
   std::vector<uint8_t> r(2 + 18, 0);
   PutU16(&r[0], 18);
@@ -660,6 +731,8 @@ Sense SenseFor(const Status& s, bool write) {
     case Code::kUnavailable:
     case Code::kCancelled:
       return {kSenseNotReady, kAscNone};
+    case Code::kUnsupported:
+      return {kSenseIllegalRequest, kAscInvalidOpcode};
     default:
       return write ? Sense{kSenseMediumError, kAscWriteError}
                    : Sense{kSenseMediumError, kAscUnrecoveredReadError};

@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -173,7 +174,13 @@ struct Disk {
   std::string_view name;    // the target name (VPD 0x83)
   std::string_view serial;  // VPD 0x80
   uint32_t max_transfer_bytes = 1u << 20;
+  // UNMAP and WRITE SAME(16) (the export's Trim and WriteZeroes): granularity in bytes, and the
+  // most one command may cover.
+  uint32_t unmap_granularity = 65536;
+  uint64_t max_unmap_bytes = 1ull << 30;
 };
+// At most this many UNMAP block descriptors per command (VPD 0xB0).
+inline constexpr uint32_t kMaxUnmapDescriptors = 256;
 inline constexpr uint32_t kBlockSize = 512;
 
 struct Sense {
@@ -189,6 +196,9 @@ struct ScsiAction {
     kRead,     // read [offset, offset+length) of the disk
     kWrite,    // write `length` bytes at `offset` from the command's data-out
     kFlush,    // make written data durable
+    kUnmap,      // data-out is an UNMAP parameter list of `length` bytes (ParseUnmapList)
+    kWriteSame,  // [offset, offset+length) gets the one block of data-out (`unmap`: may free it);
+                 // `no_data`: there is none, the block is zeros
   };
   Kind kind = Kind::kRespond;
   std::vector<uint8_t> data;
@@ -196,7 +206,27 @@ struct ScsiAction {
   uint64_t offset = 0;
   uint32_t length = 0;
   bool fua = false;
+  bool unmap = false;
+  bool no_data = false;
+  // Bytes of data-out the command must carry (the Expected Data Transfer Length it needs).
+  uint32_t data_out() const {
+    if (kind == Kind::kWrite || kind == Kind::kUnmap) return length;
+    if (kind == Kind::kWriteSame && !no_data) return kBlockSize;
+    return 0;
+  }
 };
+
+// The byte ranges of an UNMAP parameter list, checked against the disk: kCheck-worthy refusals come
+// back as the Sense to answer (LBA OUT OF RANGE, INVALID FIELD IN PARAMETER LIST).
+struct ByteRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+struct UnmapList {
+  std::vector<ByteRange> ranges;
+  std::optional<Sense> refusal;
+};
+UnmapList ParseUnmapList(std::span<const uint8_t> list, const Disk& disk);
 
 // Decodes a CDB sent to `lun` (only LUN 0 exists). Reads and writes are range-checked against the
 // disk and `max_transfer_bytes`; writes to a read-only disk get DATA PROTECT / WRITE PROTECTED.

@@ -239,7 +239,7 @@ TEST(IscsiScsiTest, InquiryAndVpd) {
   EXPECT_EQ(a.data[0], 0x7f);  // no LU there
   a = DecodeScsi(Cdb({kScsiInquiry, 1, 0x00, 0, 96}), 0, kDisk);
   ASSERT_EQ(a.kind, ScsiAction::Kind::kRespond);
-  EXPECT_EQ(a.data[3], 4);
+  EXPECT_EQ(a.data[3], 5);  // 0x00 0x80 0x83 0xb0 0xb2
   a = DecodeScsi(Cdb({kScsiInquiry, 1, 0x80, 0, 96}), 0, kDisk);
   EXPECT_EQ(std::string(a.data.begin() + 4, a.data.end()), "abc");
   a = DecodeScsi(Cdb({kScsiInquiry, 1, 0x83, 0, 96}), 0, kDisk);
@@ -306,6 +306,51 @@ TEST(IscsiScsiTest, ReadWriteRanges) {
   EXPECT_EQ(a.sense.asc, kAscWriteProtected);
   EXPECT_EQ(DecodeScsi(Cdb({kScsiSynchronizeCache10}), 0, kDisk).kind, ScsiAction::Kind::kFlush);
   EXPECT_EQ(DecodeScsi(Cdb({kScsiSynchronizeCache16}), 0, ro).kind, ScsiAction::Kind::kFlush);
+}
+
+TEST(IscsiScsiTest, UnmapAndWriteSame) {
+  auto a = DecodeScsi(Cdb({kScsiUnmap, 0, 0, 0, 0, 0, 0, 0, 24}), 0, kDisk);
+  ASSERT_EQ(a.kind, ScsiAction::Kind::kUnmap);
+  EXPECT_EQ(a.data_out(), 24u);
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiUnmap}), 0, kDisk).kind, ScsiAction::Kind::kRespond);  // nothing
+  Disk ro = kDisk;
+  ro.read_only = true;
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiUnmap, 0, 0, 0, 0, 0, 0, 0, 24}), 0, ro).sense.key, kSenseDataProtect);
+  std::vector<uint8_t> list(24, 0);
+  PutU16(&list[0], 22);
+  PutU16(&list[2], 16);
+  PutU64(&list[8], 128);
+  PutU32(&list[16], 256);
+  auto u = ParseUnmapList(list, kDisk);
+  ASSERT_FALSE(u.refusal);
+  ASSERT_EQ(u.ranges.size(), 1u);
+  EXPECT_EQ(u.ranges[0].offset, 128u * 512);
+  EXPECT_EQ(u.ranges[0].length, 256u * 512);
+  PutU64(&list[8], 2047);  // 2047 + 256 > 2048 blocks
+  EXPECT_EQ(ParseUnmapList(list, kDisk).refusal->asc, kAscLbaOutOfRange);
+  PutU16(&list[2], 17);
+  EXPECT_EQ(ParseUnmapList(list, kDisk).refusal->asc, kAscInvalidFieldInParameterList);
+  PutU16(&list[2], 32);  // more descriptors than bytes
+  EXPECT_TRUE(ParseUnmapList(list, kDisk).refusal);
+
+  a = DecodeScsi(Cdb({kScsiWriteSame16, 0x08, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 16}), 0, kDisk);
+  ASSERT_EQ(a.kind, ScsiAction::Kind::kWriteSame);
+  EXPECT_TRUE(a.unmap);
+  EXPECT_EQ(a.offset, 8u * 512);
+  EXPECT_EQ(a.length, 16u * 512);
+  EXPECT_EQ(a.data_out(), 512u);
+  a = DecodeScsi(Cdb({kScsiWriteSame16, 0x01, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 16}), 0, kDisk);
+  EXPECT_EQ(a.data_out(), 0u);  // NDOB
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiWriteSame16, 0, 0, 0, 0, 0, 0, 0, 0, 8}), 0, kDisk).sense.asc,
+            kAscInvalidFieldInCdb);  // zero blocks
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiWriteSame16, 0, 0, 0, 0, 0, 0, 0, 0x07, 0xff, 0, 0, 0, 2}), 0, kDisk)
+                .sense.asc,
+            kAscLbaOutOfRange);
+  a = DecodeScsi(Cdb({kScsiInquiry, 1, 0xb2, 0, 255}), 0, kDisk);
+  ASSERT_EQ(a.data.size(), 8u);
+  EXPECT_EQ(a.data[5] & 0xc0, 0xc0);
+  a = DecodeScsi(Cdb({kScsiServiceActionIn16, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32}), 0, kDisk);
+  EXPECT_EQ(a.data[14] & 0x80, 0x80);  // LBPME
 }
 
 TEST(IscsiScsiTest, SenseSegment) {

@@ -85,6 +85,10 @@ check_vol1() {  # $1 = what
     || fail "the iSCSI writes read back over NBD ($1)"
 }
 check_vol1 "same daemon"
+qemu-io --image-opts -c 'discard 40M 1M' "$(disk vol1 "$OWNER")" 2>&1 | grep -q '^discard 1048576/1048576' \
+  && qemu-io -f raw -r -c 'read -P 0 40M 1M' "$NBD/vol1" 2>&1 | grep -q '^read 1048576/1048576' \
+  && pass "a discard over iSCSI (UNMAP) reads back as zeros over NBD" \
+  || fail "discard over iSCSI"
 OUT="$(qemu-io --image-opts -r -c 'read -P 0xc3 5000 70000' -c 'read -P 0 80M 1k' "$(disk vol1 "$OWNER")" 2>&1)"
 echo "$OUT" | grep -q '^read 70000/70000' && echo "$OUT" | grep -q '^read failed' \
   && pass "iSCSI reads back the write; a read past the end fails" || fail "iSCSI read-back" "$OUT"
