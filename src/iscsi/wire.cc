@@ -262,11 +262,19 @@ bool LoginNegotiation::Negotiate(const std::string& key, const std::string& valu
     AppendText(answer, key, value);
     return true;
   };
+  // Who logs in to what is settled when the first request is admitted; a later PDU must not
+  // change it (the admission was for that initiator, target and session type).
+  if (admitted_ && (key == "InitiatorName" || key == "TargetName" || key == "SessionType")) {
+    const std::string& was = key == "InitiatorName" ? params_.initiator_name
+                             : key == "TargetName"  ? params_.target_name
+                                                    : (params_.discovery ? "discovery" : "normal");
+    return LowerName(value) == was;
+  }
   if (key == "InitiatorName") {
     if (!ValidIscsiName(value)) return false;
     params_.initiator_name = LowerName(value);
   } else if (key == "TargetName") {
-    if (value.size() > kMaxNameSize) return false;
+    if (value.empty() || value.size() > kMaxNameSize) return false;
     params_.target_name = LowerName(value);
   } else if (key == "InitiatorAlias") {
     params_.initiator_alias = value.substr(0, 255);

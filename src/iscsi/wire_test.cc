@@ -201,6 +201,38 @@ TEST(IscsiLoginTest, Refusals) {
   EXPECT_EQ(status_of(Status::Ok(), normal, tsih), kLoginSessionDoesNotExist);
 }
 
+TEST(IscsiLoginTest, WhoAndWhatCannotChangeAfterAdmission) {
+  // Found by fuzz_iscsi_pdu: a later PDU re-declaring the target or session type would leave a
+  // session admitted for one target speaking for another.
+  for (auto [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"TargetName", "iqn.2026-12.io.ingot:other"},
+           {"SessionType", "Discovery"},
+           {"InitiatorName", "iqn.2000-01.test:someone-else"}}) {
+    int admissions = 0;
+    LoginNegotiation login({}, 1, [&](auto, auto) {
+      ++admissions;
+      return Status::Ok();
+    });
+    std::vector<uint8_t> out;
+    auto sec = Text({{"InitiatorName", "iqn.2000-01.test:c"}, {"TargetName", "iqn.2026-12.io.ingot:vol"}});
+    ASSERT_EQ(login.OnRequest(LoginRequest(0, 1, true), sec, out), LoginNegotiation::Next::kContinue);
+    out.clear();
+    EXPECT_EQ(login.OnRequest(LoginRequest(1, 3, true), Text({{key, value}}), out),
+              LoginNegotiation::Next::kClose)
+        << key;
+    EXPECT_EQ(GetU16(&out[36]), kLoginInitiatorError);
+    EXPECT_EQ(admissions, 1);
+  }
+  // Repeating the same values (some initiators do) is fine.
+  LoginNegotiation login({}, 1, [](auto, auto) { return Status::Ok(); });
+  std::vector<uint8_t> out;
+  auto sec = Text({{"InitiatorName", "iqn.2000-01.test:c"}, {"TargetName", "iqn.2026-12.io.ingot:vol"}});
+  ASSERT_EQ(login.OnRequest(LoginRequest(0, 1, true), sec, out), LoginNegotiation::Next::kContinue);
+  EXPECT_EQ(login.OnRequest(LoginRequest(1, 3, true),
+                            Text({{"InitiatorName", "IQN.2000-01.test:C"}, {"SessionType", "Normal"}}), out),
+            LoginNegotiation::Next::kFullFeature);
+}
+
 TEST(IscsiLoginTest, ContinuedText) {
   LoginNegotiation login({}, 1, [](auto, auto) { return Status::Ok(); });
   auto text = Text({{"InitiatorName", "iqn.2000-01.test:c"}, {"SessionType", "Discovery"}});
