@@ -677,9 +677,10 @@ void Server::Serve(Connection& c) {
     }
     out.clear();
     LoginNegotiation::Next next = login.OnRequest(pdu.bhs, pdu.data, out);
+    // Counted before the answer goes out, so whoever reads the refusal sees it in stats().
+    if (next == LoginNegotiation::Next::kClose) counters_.refused++;
     if (!SendAll(fd, out)) return;
     if (next == LoginNegotiation::Next::kClose) {
-      counters_.refused++;
       log::Info("iscsi.login", {{"peer", c.peer_text},
                                 {"initiator", login.params().initiator_name},
                                 {"target", login.params().target_name},

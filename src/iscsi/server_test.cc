@@ -426,8 +426,10 @@ TEST_F(IscsiServerTest, WriterSlotFreedWhenItsSessionEnds) {
   {
     Initiator a(server_->port());
     ASSERT_EQ(a.Login(kOwner, kVol), 0);
+    // A command answered: the session is in full feature phase, so it shows in ActiveVolumes.
+    EXPECT_EQ(a.Command(Cdb({kScsiTestUnitReady}), 0).status, kStatusGood);
   }
-  for (int k = 0; k < 100 && !server_->ActiveVolumes().empty(); ++k) usleep(10000);
+  for (int k = 0; k < 200 && !server_->ActiveVolumes().empty(); ++k) usleep(10000);
   Initiator b(server_->port());
   ASSERT_EQ(b.Login(kOther, kVol), 0);
   auto r = b.Command(Rw10(kScsiWrite10, 0, 1), 512, std::vector<uint8_t>(512, 5), 512);
@@ -450,7 +452,7 @@ TEST(IscsiWriterClaimsTest, SharedWithNbd) {
     EXPECT_EQ(r.sense.size() > 2 ? r.sense[2] : 0, kSenseDataProtect);
   }
   claims.Release("vol");
-  for (int k = 0; k < 100 && !server.ActiveVolumes().empty(); ++k) usleep(10000);
+  for (int k = 0; k < 200 && !server.ActiveVolumes().empty(); ++k) usleep(10000);
   Initiator i(server.port());
   ASSERT_EQ(i.Login(kOwner, kVol), 0);
   auto r = i.Command(Rw10(kScsiWrite10, 0, 1), 512, std::vector<uint8_t>(512, 9), 512);
