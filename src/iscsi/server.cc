@@ -170,6 +170,17 @@ class Session {
           if (!DataOut(pdu)) return broken_ ? broken_ : "initiator went away";
           break;
         case kOpTextRequest: {
+          if (h.word20 != kReservedTag) {
+            // The initiator asks for the rest of a long answer (RFC 7143 §11.10: its TTT is ours).
+            if (h.word20 != text_ttt_ || h.itt != text_itt_ || text_left_.empty() || !pdu.data.empty()) {
+              if (!SendAll(fd_, BuildReject(kRejectProtocolError, pdu.bhs, Current()))) {
+                return "initiator went away";
+              }
+              break;
+            }
+            if (!SendText()) return "initiator went away";
+            break;
+          }
           std::vector<uint8_t> text;
           auto pairs = ParseText(pdu.data);
           if (pairs.ok()) {
@@ -188,15 +199,9 @@ class Session {
             }
             break;
           }
-          if (text.size() > p_.initiator_max_recv) {
-            // Cut at a pair boundary that fits; long target lists would need continuation PDUs.
-            size_t cut = p_.initiator_max_recv;
-            while (cut > 0 && text[cut - 1] != 0) --cut;
-            text.resize(cut);
-          }
-          if (!SendAll(fd_, BuildPdu(TextResponseHeader(h.itt, true, kReservedTag, Next()), text))) {
-            return "initiator went away";
-          }
+          text_left_ = std::move(text);
+          text_itt_ = h.itt;
+          if (!SendText()) return "initiator went away";
           break;
         }
         case kOpTaskMgmtRequest: {
@@ -229,6 +234,21 @@ class Session {
   uint64_t commands() const { return commands_; }
 
  private:
+  // Sends the next piece of a text answer: at most the initiator's MaxRecvDataSegmentLength, with
+  // the C bit and a TTT of ours while more follows (the initiator asks for it with that TTT).
+  bool SendText() {
+    const size_t n = std::min<size_t>(text_left_.size(), p_.initiator_max_recv);
+    const bool last = n == text_left_.size();
+    if (!last) {
+      text_ttt_ = next_ttt_++;
+      if (next_ttt_ == kReservedTag) next_ttt_ = 1;
+    }
+    auto out = BuildPdu(TextResponseHeader(text_itt_, last, last ? kReservedTag : text_ttt_, Next()),
+                        std::span<const uint8_t>(text_left_).subspan(0, n));
+    text_left_.erase(text_left_.begin(), text_left_.begin() + n);
+    return SendAll(fd_, out);
+  }
+
   // The sequence numbers of a status-bearing PDU (takes a StatSN), or of one that carries none.
   Sequence Next() {
     Sequence s = seq_;
@@ -444,6 +464,8 @@ class Session {
   std::map<uint32_t, PendingWrite> writes_;
   std::vector<uint8_t> read_buf_;
   uint32_t next_ttt_ = 1;
+  std::vector<uint8_t> text_left_;  // the rest of a text answer too long for one PDU
+  uint32_t text_itt_ = 0, text_ttt_ = kReservedTag;
   uint64_t commands_ = 0;
   const char* broken_ = nullptr;
 };

@@ -504,6 +504,50 @@ TEST_F(IscsiServerTest, DiscoveryListsWhatTheInitiatorMaySee) {
   EXPECT_NE(some.find("io.ingot:vol"), std::string::npos);
 }
 
+TEST_F(IscsiServerTest, LongSendTargetsAnswerIsContinued) {
+  for (int k = 0; k < 40; ++k) resolver_.exports["volume-with-a-long-name-" + std::to_string(k)] = disk_;
+  Initiator i(server_->port());
+  // Login with MaxRecvDataSegmentLength=512: 41 targets do not fit in one Text Response.
+  std::vector<uint8_t> text;
+  AppendText(text, "InitiatorName", kOwner);
+  AppendText(text, "SessionType", "Discovery");
+  AppendText(text, "MaxRecvDataSegmentLength", "512");
+  ASSERT_EQ(i.LoginStep(1, 3, text), 0);
+  std::vector<uint8_t> q;
+  AppendText(q, "SendTargets", "All");
+  Bhs b{};
+  b[0] = kOpTextRequest;
+  b[1] = kFinalBit;
+  PutU32(&b[16], 99);
+  PutU32(&b[20], kReservedTag);
+  i.Send(BuildPdu(b, q));
+  std::string all;
+  int pieces = 0;
+  std::vector<uint8_t> bhs, data;
+  while (i.Recv(bhs, data)) {
+    ASSERT_EQ(bhs[0], kOpTextResponse);
+    ASSERT_LE(data.size(), 512u);
+    all.append(data.begin(), data.end());
+    ++pieces;
+    if (bhs[1] & kFinalBit) {
+      EXPECT_EQ(GetU32(&bhs[20]), kReservedTag);
+      break;
+    }
+    EXPECT_EQ(bhs[1], kTextContinue);
+    Bhs more{};
+    more[0] = kOpTextRequest;
+    more[1] = kFinalBit;
+    PutU32(&more[16], 99);
+    std::memcpy(&more[20], &bhs[20], 4);  // the TTT it gave
+    i.Send(BuildPdu(more));
+  }
+  EXPECT_GT(pieces, 2);
+  EXPECT_EQ(all.back(), '\0');  // the pieces join into whole pairs
+  size_t names = 0;
+  for (size_t pos = 0; (pos = all.find("TargetName=", pos)) != std::string::npos; ++pos) ++names;
+  EXPECT_EQ(names, 42u);
+}
+
 TEST_F(IscsiServerTest, NopLogoutTaskManagementAndClose) {
   Initiator i(server_->port());
   ASSERT_EQ(i.Login(kOwner, kVol), 0);
