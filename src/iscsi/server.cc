@@ -32,6 +32,8 @@ namespace {
 
 // How far ahead of ExpCmdSN an initiator may queue commands.
 constexpr uint32_t kCmdWindow = 32;
+// Commands of one connection that may wait for their data-out at once (each with its buffer).
+constexpr size_t kMaxPendingWrites = 16;
 
 bool RecvAll(int fd, void* buf, size_t n) {
   auto* p = static_cast<uint8_t*>(buf);
@@ -339,6 +341,12 @@ class Session {
         if (pdu.data.size() > need || pdu.data.size() > p_.first_burst ||
             (!pdu.data.empty() && !p_.immediate_data)) {
           broken_ = "immediate data over the negotiated limits";
+          return false;
+        }
+        if (writes_.size() >= kMaxPendingWrites) {
+          // Each holds a buffer of up to max_transfer_bytes: an initiator that ignores the
+          // command window must not make us hold more.
+          broken_ = "too many commands waiting for their data";
           return false;
         }
         PendingWrite w;

@@ -24,7 +24,8 @@
 //    are durable.
 //  - Limits: max_connections in all and max_connections_per_client per address; login must finish
 //    within login_timeout; a PDU whose data segment exceeds what we declared closes the connection.
-//    Memory per connection is one write burst (at most max_transfer_bytes) and one read.
+//    Memory per connection: the data-out of at most 16 commands waiting for it (each at most
+//    max_transfer_bytes; one more closes the connection) and one read.
 //  - Start/Stop from one thread; the rest from any.
 #pragma once
 

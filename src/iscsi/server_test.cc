@@ -586,6 +586,27 @@ TEST_F(IscsiServerTest, NopLogoutTaskManagementAndClose) {
   EXPECT_FALSE(j.Recv(bhs, data));
 }
 
+TEST_F(IscsiServerTest, TooManyWritesWaitingForDataCloseTheConnection) {
+  Initiator i(server_->port());
+  ASSERT_EQ(i.Login(kOwner, kVol), 0);
+  // WRITEs of 1 MiB whose data never comes: R2Ts answer the first 16; the 17th ends the session.
+  size_t r2ts = 0;
+  for (uint32_t k = 0; k < 17; ++k) {
+    Bhs b{};
+    b[0] = kOpScsiCommand;
+    b[1] = kFinalBit | kCmdWrite;
+    PutU32(&b[16], 1000 + k);
+    PutU32(&b[20], 1 << 20);
+    PutU32(&b[24], k + 1);
+    auto c = Rw10(kScsiWrite10, k * 8, 2048);
+    std::memcpy(&b[32], c.data(), 16);
+    i.Send(BuildPdu(b));
+  }
+  std::vector<uint8_t> bhs, data;
+  while (i.Recv(bhs, data)) r2ts += (bhs[0] & 0x3f) == kOpR2t;
+  EXPECT_EQ(r2ts, 16u);
+}
+
 TEST_F(IscsiServerTest, OversizedPduClosesTheConnection) {
   Initiator i(server_->port());
   ASSERT_EQ(i.Login(kOwner, kVol), 0);
