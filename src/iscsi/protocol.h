@@ -87,6 +87,7 @@ inline constexpr uint8_t kSenseHardwareError = 0x4;
 inline constexpr uint8_t kSenseIllegalRequest = 0x5;
 inline constexpr uint8_t kSenseDataProtect = 0x7;
 inline constexpr uint8_t kSenseAbortedCommand = 0xb;
+inline constexpr uint8_t kSenseMiscompare = 0xe;
 
 // Additional sense codes (ASC << 8 | ASCQ).
 inline constexpr uint16_t kAscNone = 0x0000;
@@ -100,6 +101,7 @@ inline constexpr uint16_t kAscUnrecoveredReadError = 0x1100;
 inline constexpr uint16_t kAscWriteError = 0x0c00;
 inline constexpr uint16_t kAscSpaceAllocationFailed = 0x2707;
 inline constexpr uint16_t kAscInternalFailure = 0x4400;
+inline constexpr uint16_t kAscMiscompareDuringVerify = 0x1d00;
 
 // SCSI operation codes we answer.
 inline constexpr uint8_t kScsiTestUnitReady = 0x00;
@@ -114,6 +116,7 @@ inline constexpr uint8_t kScsiReadCapacity10 = 0x25;
 inline constexpr uint8_t kScsiRead10 = 0x28;
 inline constexpr uint8_t kScsiWrite10 = 0x2a;
 inline constexpr uint8_t kScsiVerify10 = 0x2f;
+inline constexpr uint8_t kScsiVerify16 = 0x8f;
 inline constexpr uint8_t kScsiSynchronizeCache10 = 0x35;
 inline constexpr uint8_t kScsiModeSense10 = 0x5a;
 inline constexpr uint8_t kScsiRead16 = 0x88;

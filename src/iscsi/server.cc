@@ -126,6 +126,7 @@ struct PendingWrite {
   bool r2t_open = false;          // an R2T is outstanding
   uint32_t ttt = 0;
   uint32_t r2t_sn = 0;
+  uint32_t data_sn = 0;  // the next Data-Out's DataSN: from 0 in each sequence (unsolicited, R2T)
 };
 
 // Full feature phase of one normal or discovery session.
@@ -144,10 +145,13 @@ class Session {
     while (true) {
       if (!ReadPdu(fd_, p_.target_max_recv, pdu)) return "initiator went away";
       const BhsHeader& h = pdu.h;
-      // CmdSN of non-immediate commands advances the window (Data-Out carries none).
+      // CmdSN of non-immediate commands advances the window (Data-Out carries none); one outside
+      // [ExpCmdSN, MaxCmdSN] is ignored, as RFC 7143 §4.2.2.1 requires (its data is dropped too).
       if (h.opcode != kOpDataOut && h.opcode != kOpSnackRequest && !h.immediate &&
           !(h.opcode == kOpNopOut && h.itt == kReservedTag)) {
-        if (h.word24 == seq_.exp_cmd_sn) seq_.exp_cmd_sn++;
+        const uint32_t sn = h.word24;
+        if (int32_t(sn - seq_.exp_cmd_sn) < 0 || int32_t(seq_.max_cmd_sn - sn) < 0) continue;
+        seq_.exp_cmd_sn = sn + 1;
       }
       seq_.max_cmd_sn = seq_.exp_cmd_sn + kCmdWindow - 1;
       switch (h.opcode) {
@@ -259,11 +263,14 @@ class Session {
   }
   Sequence Current() const { return seq_; }
 
+  // `transferred`: the bytes the command moves (or would, for a read cut short by its EDTL); the
+  // difference from the EDTL is the residual (U: less than expected, O: more).
   bool SendStatus(uint32_t itt, uint8_t status, std::span<const uint8_t> sense, uint32_t edtl,
-                  uint32_t sent) {
+                  uint32_t transferred) {
     uint8_t flags = 0;
     uint32_t residual = 0;
-    if (sent < edtl) flags = kResidualUnderflow, residual = edtl - sent;
+    if (transferred < edtl) flags = kResidualUnderflow, residual = edtl - transferred;
+    if (transferred > edtl) flags = kResidualOverflow, residual = transferred - edtl;
     return SendAll(fd_, BuildPdu(ScsiResponseHeader(itt, status, flags, residual, Next()), sense));
   }
 
@@ -328,12 +335,13 @@ class Session {
         Status s = exp_->Read(a.offset, read_buf_);
         if (!s.ok()) return Fail(h.itt, s, false, edtl);
         counters_.read += n;
-        if (n == 0) return SendStatus(h.itt, kStatusGood, {}, edtl, 0);
+        if (n == 0) return SendStatus(h.itt, kStatusGood, {}, edtl, a.length);  // EDTL 0: overflow
         return SendData(h.itt, h.lun, read_buf_, edtl, a.length);
       }
       case ScsiAction::Kind::kWrite:
       case ScsiAction::Kind::kUnmap:
-      case ScsiAction::Kind::kWriteSame: {
+      case ScsiAction::Kind::kWriteSame:
+      case ScsiAction::Kind::kVerify: {
         const uint32_t need = a.data_out();
         if (edtl != need || ((h.flags & kCmdWrite) == 0 && need > 0)) {
           return SendCheck(h.itt, {kSenseIllegalRequest, kAscInvalidFieldInCdb}, edtl);
@@ -403,6 +411,15 @@ class Session {
         counters_.written += a.length;
         return Status::Ok();
       }
+      case ScsiAction::Kind::kVerify: {
+        read_buf_.resize(a.length);
+        INGOT_RETURN_IF_ERROR(exp_->Read(a.offset, read_buf_));
+        if (!std::equal(read_buf_.begin(), read_buf_.end(), data.begin(), data.end())) {
+          refusal = {kSenseMiscompare, kAscMiscompareDuringVerify};
+          return InvalidArgument("miscompare");
+        }
+        return Status::Ok();
+      }
       default:
         return Internal("not a data-out command");
     }
@@ -425,6 +442,7 @@ class Session {
     w.ttt = next_ttt_++;
     if (next_ttt_ == kReservedTag) next_ttt_ = 1;
     w.r2t_open = true;
+    w.data_sn = 0;
     return SendAll(fd_, BuildPdu(R2tHeader(itt, w.lun, w.ttt, w.r2t_sn++, w.received, len,
                                            Current())));
   }
@@ -439,6 +457,11 @@ class Session {
     if ((solicited && (!w.r2t_open || h.word20 != w.ttt)) || (!solicited && !w.unsolicited_open) ||
         offset > w.buf.size() || len > w.buf.size() - offset) {
       broken_ = "Data-Out outside what was asked for";
+      return false;
+    }
+    if (h.word36 != w.data_sn++) {
+      // Error recovery level 0 cannot ask for the lost PDU again: the connection ends.
+      broken_ = "Data-Out with a DataSN out of order";
       return false;
     }
     std::copy(pdu.data.begin(), pdu.data.end(), w.buf.begin() + offset);

@@ -208,6 +208,7 @@ class Initiator {
         ++r.r2ts;
         SendData(itt, GetU32(&bhs[20]), out, GetU32(&bhs[40]), GetU32(&bhs[44]));
       } else if (op == kOpScsiResponse) {
+        EXPECT_EQ(GetU32(&bhs[16]), itt);
         r.status = bhs[3];
         r.flags = bhs[1];
         r.residual = GetU32(&bhs[44]);
@@ -299,9 +300,29 @@ TEST_F(IscsiServerTest, InquiryCapacityAndRead) {
   ASSERT_EQ(i.Login(kOwner, kVol), 0);
   auto r = i.Command(Cdb({kScsiInquiry, 0, 0, 0, 255}), 255);
   EXPECT_EQ(r.status, kStatusGood);
-  ASSERT_EQ(r.data.size(), 36u);
+  ASSERT_EQ(r.data.size(), 66u);
   EXPECT_EQ(r.flags & kResidualUnderflow, kResidualUnderflow);
-  EXPECT_EQ(r.residual, 255u - 36);
+  EXPECT_EQ(r.residual, 255u - 66);
+  // A READ with a smaller EDTL than it moves: overflow, also when the EDTL is 0.
+  r = i.Command(Rw10(kScsiRead10, 0, 2), 512);
+  EXPECT_EQ(r.data.size(), 512u);
+  EXPECT_EQ(r.flags & kResidualOverflow, kResidualOverflow);
+  EXPECT_EQ(r.residual, 512u);
+  r = i.Command(Rw10(kScsiRead10, 0, 1), 0);
+  EXPECT_EQ(r.status, kStatusGood);
+  EXPECT_EQ(r.flags & kResidualOverflow, kResidualOverflow);
+  EXPECT_EQ(r.residual, 512u);
+  // A command outside the CmdSN window is ignored: the next one is answered first.
+  i.cmd_sn_ += 1000;
+  Bhs stray{};
+  stray[0] = kOpScsiCommand;
+  stray[1] = kFinalBit;
+  PutU32(&stray[16], 4242);
+  PutU32(&stray[24], i.cmd_sn_);
+  i.Send(BuildPdu(stray));
+  i.cmd_sn_ -= 1000;
+  r = i.Command(Cdb({kScsiTestUnitReady}), 0);
+  EXPECT_EQ(r.status, kStatusGood);
   r = i.Command(Cdb({kScsiReadCapacity10}), 8);
   ASSERT_EQ(r.data.size(), 8u);
   EXPECT_EQ(GetU32(&r.data[0]), (8u << 20) / 512 - 1);
@@ -394,6 +415,41 @@ TEST_F(IscsiServerTest, UnmapAndWriteSame) {
   r = i.Command(ws, 0);
   EXPECT_EQ(r.status, kStatusGood);
   EXPECT_EQ(disk_->data_[203 * 512 + 1], 0);
+}
+
+TEST_F(IscsiServerTest, VerifyComparesAndDataSnIsChecked) {
+  Initiator i(server_->port());
+  ASSERT_EQ(i.Login(kOwner, kVol), 0);
+  std::vector<uint8_t> same(disk_->data_.begin() + 1024, disk_->data_.begin() + 1024 + 2048);
+  auto c = Cdb({kScsiVerify10, 0x02});
+  PutU32(&c[2], 2);
+  PutU16(&c[7], 4);
+  auto r = i.Command(c, 2048, same, 512, 1024);
+  EXPECT_EQ(r.status, kStatusGood);
+  same[2000] ^= 1;
+  r = i.Command(c, 2048, same, 0, 0);
+  EXPECT_EQ(r.status, kStatusCheckCondition);
+  EXPECT_EQ(r.sense[2], kSenseMiscompare);
+  // A Data-Out whose DataSN skips one ends the connection (error recovery level 0).
+  Bhs b{};
+  b[0] = kOpScsiCommand;
+  b[1] = kCmdWrite;  // no F: unsolicited data follows
+  PutU32(&b[16], 777);
+  PutU32(&b[20], 1024);
+  PutU32(&b[24], i.cmd_sn_++);
+  auto w = Rw10(kScsiWrite10, 0, 2);
+  std::memcpy(&b[32], w.data(), 16);
+  i.Send(BuildPdu(b));
+  Bhs d{};
+  d[0] = kOpDataOut;
+  d[1] = kFinalBit;
+  PutU32(&d[16], 777);
+  PutU32(&d[20], kReservedTag);
+  PutU32(&d[36], 1);  // should be 0
+  i.Send(BuildPdu(d, std::vector<uint8_t>(1024, 0x5a)));
+  std::vector<uint8_t> bhs, data;
+  EXPECT_FALSE(i.Recv(bhs, data));
+  EXPECT_NE(disk_->data_[0], 0x5a);
 }
 
 TEST_F(IscsiServerTest, SecondInitiatorIsReadOnly) {
@@ -520,6 +576,7 @@ TEST_F(IscsiServerTest, LongSendTargetsAnswerIsContinued) {
   b[1] = kFinalBit;
   PutU32(&b[16], 99);
   PutU32(&b[20], kReservedTag);
+  PutU32(&b[24], i.cmd_sn_++);
   i.Send(BuildPdu(b, q));
   std::string all;
   int pieces = 0;
@@ -539,6 +596,7 @@ TEST_F(IscsiServerTest, LongSendTargetsAnswerIsContinued) {
     more[1] = kFinalBit;
     PutU32(&more[16], 99);
     std::memcpy(&more[20], &bhs[20], 4);  // the TTT it gave
+    PutU32(&more[24], i.cmd_sn_++);
     i.Send(BuildPdu(more));
   }
   EXPECT_GT(pieces, 2);

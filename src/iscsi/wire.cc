@@ -457,7 +457,7 @@ ScsiAction Inquiry(std::span<const uint8_t> c, bool lun_ok, const Disk& d) {
   const uint8_t qualifier = lun_ok ? 0x00 : 0x7f;  // 0x7f: no logical unit here
   if (!evpd) {
     if (page != 0) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);
-    std::vector<uint8_t> r(36, 0);
+    std::vector<uint8_t> r(66, 0);
     r[0] = qualifier;
     r[2] = 0x06;         // SPC-4
     r[3] = 0x02 | 0x10;  // response data format 2, HiSup
@@ -466,6 +466,11 @@ ScsiAction Inquiry(std::span<const uint8_t> c, bool lun_ok, const Disk& d) {
     PutPadded(r, 8, "INGOT", 8);
     PutPadded(r, 16, "OS volume", 16);
     PutPadded(r, 32, "1.0", 4);
+    // Version descriptors: SAM-5, iSCSI, SPC-4, SBC-3.
+    PutU16(&r[58], 0x00a0);
+    PutU16(&r[60], 0x0960);
+    PutU16(&r[62], 0x0460);
+    PutU16(&r[64], 0x04c0);
     return Respond(std::move(r), alloc);
   }
   if (!lun_ok) return Check(kSenseIllegalRequest, kAscLunNotSupported);
@@ -473,7 +478,7 @@ ScsiAction Inquiry(std::span<const uint8_t> c, bool lun_ok, const Disk& d) {
   r[1] = page;
   switch (page) {
     case 0x00:
-      for (uint8_t p : {0x00, 0x80, 0x83, 0xb0, 0xb2}) r.push_back(p);
+      for (uint8_t p : {0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2}) r.push_back(p);
       break;
     case 0x80: {
       std::string_view s = d.serial.substr(0, 250);
@@ -503,6 +508,11 @@ ScsiAction Inquiry(std::span<const uint8_t> c, bool lun_ok, const Disk& d) {
       PutU64(&r[36], max_unmap);                         // maximum WRITE SAME length
       break;
     }
+    case 0xb1:
+      // Block device characteristics: not rotating (an initiator should not schedule for seeks).
+      r.resize(4 + 0x3c, 0);
+      PutU16(&r[4], 1);
+      break;
     case 0xb2:
       // Logical block provisioning: UNMAP and WRITE SAME(16) with UNMAP free blocks; what an
       // unmapped block reads as is not promised (LBPRZ 0: partial clusters keep their bytes).
@@ -589,11 +599,27 @@ ScsiAction DecodeScsi(std::span<const uint8_t> c, uint64_t lun, const Disk& d) {
     case kScsiTestUnitReady:
     case kScsiStartStopUnit:
     case kScsiPreventAllow:
-    case kScsiVerify10:  // without BYTCHK: the medium is fine if it reads; we do not check
-      if (op == kScsiVerify10 && (c[1] & 0x06) != 0) {
+      return Respond({}, 0);
+    case kScsiVerify10:
+    case kScsiVerify16: {
+      // BYTCHK 0: the medium is fine if it reads (a file: nothing to check); 1: compare with the
+      // data-out. BYTCHK 3 (one block against each) and protection information are not offered.
+      const uint8_t bytchk = (c[1] >> 1) & 3;
+      if ((c[1] & 0xe0) != 0 || bytchk > 1) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);
+      const bool ten = op == kScsiVerify10;
+      const uint64_t first = ten ? GetU32(&c[2]) : GetU64(&c[2]);
+      const uint64_t n = ten ? GetU16(&c[7]) : GetU32(&c[10]);
+      if (first > blocks || n > blocks - first) return Check(kSenseIllegalRequest, kAscLbaOutOfRange);
+      if (n * kBlockSize > d.max_transfer_bytes) {
         return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);
       }
-      return Respond({}, 0);
+      if (bytchk == 0 || n == 0) return Respond({}, 0);
+      ScsiAction a;
+      a.kind = ScsiAction::Kind::kVerify;
+      a.offset = first * kBlockSize;
+      a.length = uint32_t(n * kBlockSize);
+      return a;
+    }
     case kScsiReadCapacity10: {
       std::vector<uint8_t> r(8, 0);
       PutU32(&r[0], blocks == 0 ? 0 : uint32_t(std::min<uint64_t>(blocks - 1, 0xffffffff)));
@@ -632,7 +658,8 @@ ScsiAction DecodeScsi(std::span<const uint8_t> c, uint64_t lun, const Disk& d) {
     }
     case kScsiWriteSame16: {
       if (d.read_only) return Check(kSenseDataProtect, kAscWriteProtected);
-      if ((c[1] & 0xe6) != 0) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);  // protection, LBDATA...
+      // Protection information, ANCHOR (no anchored blocks), PBDATA/LBDATA: not offered.
+      if ((c[1] & 0xf6) != 0) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);
       const uint64_t first = GetU64(&c[2]), n = GetU32(&c[10]);
       if (n == 0) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);  // WSNZ
       if (first > blocks || n > blocks - first) return Check(kSenseIllegalRequest, kAscLbaOutOfRange);
@@ -653,6 +680,7 @@ ScsiAction DecodeScsi(std::span<const uint8_t> c, uint64_t lun, const Disk& d) {
       break;
     case kScsiRead10:
     case kScsiWrite10:
+      if ((c[1] & 0xe0) != 0) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);  // no PI
       lba = GetU32(&c[2]);
       count = GetU16(&c[7]);
       fua = (c[1] & 0x08) != 0;
@@ -660,6 +688,7 @@ ScsiAction DecodeScsi(std::span<const uint8_t> c, uint64_t lun, const Disk& d) {
       break;
     case kScsiRead16:
     case kScsiWrite16:
+      if ((c[1] & 0xe0) != 0) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);  // no PI
       lba = GetU64(&c[2]);
       count = GetU32(&c[10]);
       fua = (c[1] & 0x08) != 0;

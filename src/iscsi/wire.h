@@ -177,7 +177,7 @@ struct Disk {
   // UNMAP and WRITE SAME(16) (the export's Trim and WriteZeroes): granularity in bytes, and the
   // most one command may cover.
   uint32_t unmap_granularity = 65536;
-  uint64_t max_unmap_bytes = 1ull << 30;
+  uint64_t max_unmap_bytes = 256ull << 20;
 };
 // At most this many UNMAP block descriptors per command (VPD 0xB0).
 inline constexpr uint32_t kMaxUnmapDescriptors = 256;
@@ -199,6 +199,8 @@ struct ScsiAction {
     kUnmap,      // data-out is an UNMAP parameter list of `length` bytes (ParseUnmapList)
     kWriteSame,  // [offset, offset+length) gets the one block of data-out (`unmap`: may free it);
                  // `no_data`: there is none, the block is zeros
+    kVerify,     // compare [offset, offset+length) with the data-out (VERIFY with BYTCHK=1):
+                 // MISCOMPARE when they differ
   };
   Kind kind = Kind::kRespond;
   std::vector<uint8_t> data;
@@ -210,7 +212,7 @@ struct ScsiAction {
   bool no_data = false;
   // Bytes of data-out the command must carry (the Expected Data Transfer Length it needs).
   uint32_t data_out() const {
-    if (kind == Kind::kWrite || kind == Kind::kUnmap) return length;
+    if (kind == Kind::kWrite || kind == Kind::kUnmap || kind == Kind::kVerify) return length;
     if (kind == Kind::kWriteSame && !no_data) return kBlockSize;
     return 0;
   }

@@ -262,8 +262,10 @@ const Disk kDisk{.size = 1 << 20, .read_only = false, .name = "iqn.x:v", .serial
 TEST(IscsiScsiTest, InquiryAndVpd) {
   auto a = DecodeScsi(Cdb({kScsiInquiry, 0, 0, 0, 96}), 0, kDisk);
   ASSERT_EQ(a.kind, ScsiAction::Kind::kRespond);
-  ASSERT_EQ(a.data.size(), 36u);
+  ASSERT_EQ(a.data.size(), 66u);
   EXPECT_EQ(a.data[0], 0);
+  EXPECT_EQ(a.data[4], 61);
+  EXPECT_EQ(GetU16(&a.data[64]), 0x04c0);  // SBC-3 claimed
   EXPECT_EQ(std::string(a.data.begin() + 8, a.data.begin() + 16), "INGOT   ");
   a = DecodeScsi(Cdb({kScsiInquiry, 0, 0, 0, 5}), 0, kDisk);
   EXPECT_EQ(a.data.size(), 5u);  // cut to the allocation length
@@ -271,7 +273,7 @@ TEST(IscsiScsiTest, InquiryAndVpd) {
   EXPECT_EQ(a.data[0], 0x7f);  // no LU there
   a = DecodeScsi(Cdb({kScsiInquiry, 1, 0x00, 0, 96}), 0, kDisk);
   ASSERT_EQ(a.kind, ScsiAction::Kind::kRespond);
-  EXPECT_EQ(a.data[3], 5);  // 0x00 0x80 0x83 0xb0 0xb2
+  EXPECT_EQ(a.data[3], 6);  // 0x00 0x80 0x83 0xb0 0xb1 0xb2
   a = DecodeScsi(Cdb({kScsiInquiry, 1, 0x80, 0, 96}), 0, kDisk);
   EXPECT_EQ(std::string(a.data.begin() + 4, a.data.end()), "abc");
   a = DecodeScsi(Cdb({kScsiInquiry, 1, 0x83, 0, 96}), 0, kDisk);
@@ -330,6 +332,11 @@ TEST(IscsiScsiTest, ReadWriteRanges) {
   a = DecodeScsi(Cdb({kScsiRead6, 0, 0, 1, 2}), 0, kDisk);
   EXPECT_EQ(a.offset, 512u);
   EXPECT_EQ(a.length, 1024u);
+  // RDPROTECT/WRPROTECT: no protection information here.
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiRead10, 0x20, 0, 0, 0, 0, 0, 0, 1}), 0, kDisk).sense.asc,
+            kAscInvalidFieldInCdb);
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiWrite16, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), 0, kDisk).kind,
+            ScsiAction::Kind::kCheck);
   Disk ro = kDisk;
   ro.read_only = true;
   a = DecodeScsi(Cdb({kScsiWrite10, 0, 0, 0, 0, 0, 0, 0, 1}), 0, ro);
@@ -383,6 +390,21 @@ TEST(IscsiScsiTest, UnmapAndWriteSame) {
   EXPECT_EQ(a.data[5] & 0xc0, 0xc0);
   a = DecodeScsi(Cdb({kScsiServiceActionIn16, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32}), 0, kDisk);
   EXPECT_EQ(a.data[14] & 0x80, 0x80);  // LBPME
+}
+
+TEST(IscsiScsiTest, Verify) {
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiVerify10, 0, 0, 0, 0, 1, 0, 0, 8}), 0, kDisk).kind,
+            ScsiAction::Kind::kRespond);  // BYTCHK 0
+  auto a = DecodeScsi(Cdb({kScsiVerify10, 0x02, 0, 0, 0, 1, 0, 0, 8}), 0, kDisk);
+  ASSERT_EQ(a.kind, ScsiAction::Kind::kVerify);
+  EXPECT_EQ(a.offset, 512u);
+  EXPECT_EQ(a.data_out(), 8u * 512);
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiVerify10, 0, 0, 0, 0x08, 0, 0, 0, 1}), 0, kDisk).sense.asc,
+            kAscLbaOutOfRange);  // past the end, even without BYTCHK
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiVerify16, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), 0, kDisk).sense.asc,
+            kAscInvalidFieldInCdb);  // BYTCHK 3
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiWriteSame16, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), 0, kDisk).sense.asc,
+            kAscInvalidFieldInCdb);  // ANCHOR
 }
 
 TEST(IscsiScsiTest, SenseSegment) {
