@@ -34,6 +34,7 @@ GOLDEN_SUM="$(sha256sum < "$GOLDEN")"
 
 vol create vol1 --from "$GOLDEN" > /dev/null && pass "create vol1" || fail "create vol1"
 vol create vol2 --from "$GOLDEN" > /dev/null && pass "create vol2" || fail "create vol2"
+vol create cu --from "$GOLDEN" > /dev/null && vol attach cu --allow 127.0.0.1 || fail "create cu"
 vol attach vol1 --allow 127.0.0.1 --initiator "$OWNER,$SECOND" && pass "attach vol1 with initiators" \
   || fail "attach vol1 with initiators"
 vol attach vol2 --allow 10.9.9.9 || fail "attach vol2"
@@ -92,6 +93,21 @@ qemu-io --image-opts -c 'discard 40M 1M' "$(disk vol1 "$OWNER")" 2>&1 | grep -q 
 OUT="$(qemu-io --image-opts -r -c 'read -P 0xc3 5000 70000' -c 'read -P 0 80M 1k' "$(disk vol1 "$OWNER")" 2>&1)"
 echo "$OUT" | grep -q '^read 70000/70000' && echo "$OUT" | grep -q '^read failed' \
   && pass "iSCSI reads back the write; a read past the end fails" || fail "iSCSI read-back" "$OUT"
+
+# --- libiscsi's compliance suites (iscsi-test-cu writes: a scratch volume) --------------------
+if command -v iscsi-test-cu > /dev/null; then
+  CU_FAILED=""
+  for t in Inquiry Mandatory TestUnitReady ReadCapacity10 ReadCapacity16 ModeSense6 Read6 Read10 \
+           Read16 Write6 Write10 Write16 Verify10 Verify16 SyncCache10 Unmap StartStopUnit PreventAllow \
+           iSCSITMF iSCSIcmdsn; do
+    timeout 120 iscsi-test-cu -i "$OWNER" --dataloss --test="ALL.$t" "iscsi://$PORTAL/$IQN:cu/0" \
+      > "$IT_TMP/cu-$t.log" 2>&1 || CU_FAILED="$CU_FAILED $t"
+  done
+  [ -z "$CU_FAILED" ] && pass "libiscsi iscsi-test-cu: SCSI and iSCSI suites pass" \
+    || fail "iscsi-test-cu suites:$CU_FAILED" "$(grep -h -m3 -E 'FAILED|\.c:[0-9]' "$IT_TMP"/cu-*.log | head -6)"
+else
+  skip "iscsi-test-cu" "not installed"
+fi
 
 # --- access ------------------------------------------------------------------------------------
 qemu-img info --image-opts "$(disk vol1 "$STRANGER")" > /dev/null 2>&1 \
