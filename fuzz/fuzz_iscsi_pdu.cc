@@ -91,6 +91,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       case ScsiAction::Kind::kFlush:
         break;
+      case ScsiAction::Kind::kLbaStatus:
+        if (a.offset >= disk.size || a.offset % kBlockSize != 0) __builtin_trap();
+        break;
       case ScsiAction::Kind::kVerify:
         if (a.offset > disk.size || a.length > disk.size - a.offset || a.length == 0 ||
             a.length > disk.max_transfer_bytes || a.data_out() != a.length) {

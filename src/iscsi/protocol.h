@@ -124,6 +124,7 @@ inline constexpr uint8_t kScsiWrite16 = 0x8a;
 inline constexpr uint8_t kScsiSynchronizeCache16 = 0x91;
 inline constexpr uint8_t kScsiServiceActionIn16 = 0x9e;
 inline constexpr uint8_t kScsiReadCapacity16Action = 0x10;
+inline constexpr uint8_t kScsiGetLbaStatusAction = 0x12;
 inline constexpr uint8_t kScsiReportLuns = 0xa0;
 inline constexpr uint8_t kScsiUnmap = 0x42;
 inline constexpr uint8_t kScsiWriteSame16 = 0x93;

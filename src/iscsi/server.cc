@@ -323,6 +323,41 @@ class Session {
         a.data.resize(std::min<size_t>(a.data.size(), edtl));
         return SendData(h.itt, h.lun, a.data, edtl, available);
       }
+      case ScsiAction::Kind::kLbaStatus: {
+        // Extents from the export's block status: what reads as zeros is "deallocated" (LBPRZ),
+        // the rest mapped. A bounded answer; the initiator asks again from where it stops.
+        std::vector<LbaExtent> extents;
+        const uint64_t end = disk_.size / kBlockSize * kBlockSize;
+        const size_t room = a.length > 8 ? std::min<size_t>((a.length - 8) / 16, 64) : 0;
+        uint64_t pos = a.offset;
+        while (pos < end && extents.size() < std::max<size_t>(room, 1)) {
+          Result<nbd::ExportExtent> e = exp_->BlockStatus(pos, end - pos);
+          if (!e.ok()) return Fail(h.itt, e.status(), false, edtl);
+          // Whole blocks only (pos stays block-aligned): the extent's whole blocks now, its tail
+          // with the next round; a block that is partly one and partly another is mapped.
+          uint64_t len = std::min<uint64_t>(std::max<uint64_t>(e->length, 1), end - pos);
+          bool zero = e->zero;
+          if (len < kBlockSize) {
+            len = kBlockSize;
+            zero = false;
+          } else {
+            len = len / kBlockSize * kBlockSize;
+          }
+          const uint64_t blocks = std::min<uint64_t>(len / kBlockSize, 0xffffffff);
+          if (!extents.empty() && extents.back().deallocated == zero &&
+              uint64_t(extents.back().blocks) + blocks <= 0xffffffff) {
+            extents.back().blocks += uint32_t(blocks);
+          } else {
+            extents.push_back({pos / kBlockSize, uint32_t(blocks), zero});
+          }
+          pos += blocks * kBlockSize;
+        }
+        std::vector<uint8_t> data = LbaStatusData(extents, a.length);
+        const uint32_t available = uint32_t(8 + extents.size() * 16);
+        data.resize(std::min<size_t>(data.size(), edtl));
+        if (data.empty()) return SendStatus(h.itt, kStatusGood, {}, edtl, available);
+        return SendData(h.itt, h.lun, data, edtl, available);
+      }
       case ScsiAction::Kind::kFlush: {
         Status s = exp_->Flush();
         if (!s.ok()) return Fail(h.itt, s, true, edtl);
@@ -389,8 +424,10 @@ class Session {
           refusal = *list.refusal;
           return InvalidArgument("bad UNMAP parameter list");
         }
+        // WriteZeroes with punching, not Trim: Trim leaves partial clusters as they were, and we
+        // promise that unmapped blocks read as zeros (LBPRZ), which qemu relies on.
         for (const ByteRange& r : list.ranges) {
-          INGOT_RETURN_IF_ERROR(exp_->Trim(r.offset, r.length, false));
+          INGOT_RETURN_IF_ERROR(exp_->WriteZeroes(r.offset, r.length, true, false));
         }
         return Status::Ok();
       }

@@ -59,8 +59,10 @@ class MemoryExport final : public nbd::Export {
     return Status::Ok();
   }
   Result<nbd::ExportExtent> BlockStatus(uint64_t off, uint64_t max) override {
-    return nbd::ExportExtent{std::min(max, data_.size() - off), false, false};
+    if (off >= zero_from) return nbd::ExportExtent{std::min(max, data_.size() - off), true, true};
+    return nbd::ExportExtent{std::min(max, zero_from - off), false, false};
   }
+  uint64_t zero_from = UINT64_MAX;
   std::vector<uint8_t> data_;
   std::mutex mu_;
   std::atomic<int> flushes{0}, fua_writes{0}, trims{0}, zeroes{0}, punches{0};
@@ -386,7 +388,7 @@ TEST_F(IscsiServerTest, UnmapAndWriteSame) {
   PutU16(&c[7], 40);
   auto r = i.Command(c, 40, list, 0, 0);  // the parameter list solicited by R2T
   EXPECT_EQ(r.status, kStatusGood);
-  EXPECT_EQ(disk_->trims.load(), 2);
+  EXPECT_EQ(disk_->punches.load(), 2);  // zeroes that may free: unmapped blocks read as zeros
   EXPECT_EQ(disk_->data_[10 * 512], 0);
   EXPECT_EQ(disk_->data_[100 * 512 + 511], 0);
   EXPECT_NE(disk_->data_[101 * 512], 0);
@@ -394,14 +396,14 @@ TEST_F(IscsiServerTest, UnmapAndWriteSame) {
   r = i.Command(c, 40, list, 40);
   EXPECT_EQ(r.status, kStatusCheckCondition);
   EXPECT_EQ(r.sense[12], 0x21);
-  EXPECT_EQ(disk_->trims.load(), 2);
+  EXPECT_EQ(disk_->punches.load(), 2);
   // WRITE SAME(16): zeros with UNMAP punch; a pattern is written block by block.
   auto ws = Cdb({kScsiWriteSame16, 0x08});
   PutU64(&ws[2], 200);
   PutU32(&ws[10], 8);
   r = i.Command(ws, 512, std::vector<uint8_t>(512, 0), 512);
   EXPECT_EQ(r.status, kStatusGood);
-  EXPECT_EQ(disk_->punches.load(), 1);
+  EXPECT_EQ(disk_->punches.load(), 3);
   EXPECT_EQ(disk_->data_[200 * 512 + 8 * 512 - 1], 0);
   ws[1] = 0;
   std::vector<uint8_t> block(512);
@@ -450,6 +452,24 @@ TEST_F(IscsiServerTest, VerifyComparesAndDataSnIsChecked) {
   std::vector<uint8_t> bhs, data;
   EXPECT_FALSE(i.Recv(bhs, data));
   EXPECT_NE(disk_->data_[0], 0x5a);
+}
+
+TEST_F(IscsiServerTest, GetLbaStatusFollowsBlockStatus) {
+  disk_->zero_from = 4 << 20;  // the second half reads as zeros
+  Initiator i(server_->port());
+  ASSERT_EQ(i.Login(kOwner, kVol), 0);
+  auto c = Cdb({kScsiServiceActionIn16, 0x12});
+  PutU64(&c[2], 1000);
+  PutU32(&c[10], 4096);
+  auto r = i.Command(c, 4096);
+  EXPECT_EQ(r.status, kStatusGood);
+  ASSERT_EQ(r.data.size(), 8u + 32);
+  EXPECT_EQ(GetU64(&r.data[8]), 1000u);
+  EXPECT_EQ(GetU32(&r.data[16]), (4u << 20) / 512 - 1000);
+  EXPECT_EQ(r.data[20], 0);  // mapped
+  EXPECT_EQ(GetU64(&r.data[24]), (4u << 20) / 512);
+  EXPECT_EQ(GetU32(&r.data[32]), (4u << 20) / 512);
+  EXPECT_EQ(r.data[36], 1);  // deallocated: reads as zeros
 }
 
 TEST_F(IscsiServerTest, SecondInitiatorIsReadOnly) {
@@ -709,6 +729,7 @@ TEST_F(IscsiServerTest, QemuReadsAndWrites) {
   ASSERT_NE(::mkdtemp(dir), nullptr);
   const std::string raw = std::string(dir) + "/out.raw";
   std::string out = Shell("qemu-img convert -O raw '" + url + "' " + raw + " 2>&1");
+  EXPECT_EQ(out.find("GET_LBA_STATUS"), std::string::npos) << out;
   if (out.find("Unknown protocol") != std::string::npos ||
       out.find("Unknown driver") != std::string::npos) {
     GTEST_SKIP() << "qemu has no iSCSI driver (qemu-block-extra): " << out;
@@ -721,7 +742,8 @@ TEST_F(IscsiServerTest, QemuReadsAndWrites) {
   EXPECT_NE(out.find("wrote 307200/307200"), std::string::npos) << out;
   EXPECT_NE(out.find("discard 1048576/1048576"), std::string::npos) << out;
   EXPECT_EQ(out.find("failed"), std::string::npos) << out;
-  EXPECT_GE(disk_->trims.load(), 1) << out;  // discard is UNMAP; qemu may write zeros as data
+  EXPECT_GE(disk_->punches.load(), 1) << out;  // discard is UNMAP; qemu may write zeros as data
+  EXPECT_EQ(out.find("GET_LBA_STATUS"), std::string::npos) << out;
   EXPECT_EQ(disk_->data_[1 << 20], 0xab);
   EXPECT_EQ(disk_->data_[(1 << 20) + 307199], 0xab);
   EXPECT_GE(disk_->flushes.load(), 1);

@@ -514,10 +514,10 @@ ScsiAction Inquiry(std::span<const uint8_t> c, bool lun_ok, const Disk& d) {
       PutU16(&r[4], 1);
       break;
     case 0xb2:
-      // Logical block provisioning: UNMAP and WRITE SAME(16) with UNMAP free blocks; what an
-      // unmapped block reads as is not promised (LBPRZ 0: partial clusters keep their bytes).
+      // Logical block provisioning: UNMAP and WRITE SAME(16) with UNMAP free blocks, and an
+      // unmapped block reads as zeros (LBPRZ: the server unmaps with Export::WriteZeroes).
       r.resize(8, 0);
-      r[5] = 0x80 | 0x40;  // LBPU, LBPWS
+      r[5] = 0x80 | 0x40 | 0x04;  // LBPU, LBPWS, LBPRZ
       r[6] = 0x02;         // provisioning type: thin
       break;
     default:
@@ -627,6 +627,15 @@ ScsiAction DecodeScsi(std::span<const uint8_t> c, uint64_t lun, const Disk& d) {
       return Respond(std::move(r), 8);
     }
     case kScsiServiceActionIn16: {
+      if ((c[1] & 0x1f) == kScsiGetLbaStatusAction) {
+        const uint64_t first = GetU64(&c[2]);
+        if (first >= blocks) return Check(kSenseIllegalRequest, kAscLbaOutOfRange);
+        ScsiAction a;
+        a.kind = ScsiAction::Kind::kLbaStatus;
+        a.offset = first * kBlockSize;
+        a.length = GetU32(&c[10]);
+        return a;
+      }
       if ((c[1] & 0x1f) != kScsiReadCapacity16Action) {
         return Check(kSenseIllegalRequest, kAscInvalidOpcode);
       }
@@ -634,7 +643,7 @@ ScsiAction DecodeScsi(std::span<const uint8_t> c, uint64_t lun, const Disk& d) {
       PutU64(&r[0], blocks == 0 ? 0 : blocks - 1);
       PutU32(&r[8], kBlockSize);
       r[13] = 3;     // 8 logical blocks per physical block: 4 KiB, the volume's write unit
-      r[14] = 0x80;  // LBPME: thin provisioned, UNMAP honoured
+      r[14] = 0x80 | 0x40;  // LBPME: thin provisioned, UNMAP honoured; LBPRZ: unmapped reads 0
       return Respond(std::move(r), GetU32(&c[10]));
     }
     case kScsiModeSense6:
@@ -741,6 +750,20 @@ UnmapList ParseUnmapList(std::span<const uint8_t> list, const Disk& d) {
     if (n > 0) out.ranges.push_back({lba * kBlockSize, n * kBlockSize});
   }
   return out;
+}
+
+std::vector<uint8_t> LbaStatusData(std::span<const LbaExtent> extents, uint32_t allocation) {
+  std::vector<uint8_t> r(8, 0);
+  for (const LbaExtent& e : extents) {
+    const size_t at = r.size();
+    r.resize(at + 16, 0);
+    PutU64(&r[at], e.lba);
+    PutU32(&r[at + 8], e.blocks);
+    r[at + 12] = e.deallocated ? 1 : 0;
+  }
+  PutU32(&r[0], uint32_t(r.size() - 4));
+  if (r.size() > allocation) r.resize(allocation);
+  return r;
 }
 
 std::vector<uint8_t> SenseSegment(const Sense& s) {

@@ -201,6 +201,7 @@ struct ScsiAction {
                  // `no_data`: there is none, the block is zeros
     kVerify,     // compare [offset, offset+length) with the data-out (VERIFY with BYTCHK=1):
                  // MISCOMPARE when they differ
+    kLbaStatus,  // GET LBA STATUS from `offset`; `length` is the allocation length (LbaStatusData)
   };
   Kind kind = Kind::kRespond;
   std::vector<uint8_t> data;
@@ -229,6 +230,15 @@ struct UnmapList {
   std::optional<Sense> refusal;
 };
 UnmapList ParseUnmapList(std::span<const uint8_t> list, const Disk& disk);
+
+// GET LBA STATUS parameter data: descriptors from the requested LBA on, cut to `allocation`.
+// `deallocated` is said only of blocks that read as zeros (we report LBPRZ).
+struct LbaExtent {
+  uint64_t lba = 0;
+  uint32_t blocks = 0;
+  bool deallocated = false;
+};
+std::vector<uint8_t> LbaStatusData(std::span<const LbaExtent> extents, uint32_t allocation);
 
 // Decodes a CDB sent to `lun` (only LUN 0 exists). Reads and writes are range-checked against the
 // disk and `max_transfer_bytes`; writes to a read-only disk get DATA PROTECT / WRITE PROTECTED.

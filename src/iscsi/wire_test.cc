@@ -407,6 +407,26 @@ TEST(IscsiScsiTest, Verify) {
             kAscInvalidFieldInCdb);  // ANCHOR
 }
 
+TEST(IscsiScsiTest, GetLbaStatus) {
+  auto a = DecodeScsi(Cdb({kScsiServiceActionIn16, 0x12, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 40}), 0, kDisk);
+  ASSERT_EQ(a.kind, ScsiAction::Kind::kLbaStatus);
+  EXPECT_EQ(a.offset, 16u * 512);
+  EXPECT_EQ(a.length, 40u);
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiServiceActionIn16, 0x12, 0, 0, 0, 0, 0, 0, 0x08, 0, 0, 0, 0, 40}), 0, kDisk)
+                .sense.asc,
+            kAscLbaOutOfRange);
+  std::vector<LbaExtent> e = {{16, 100, false}, {116, 2000, true}};
+  auto d = LbaStatusData(e, 1000);
+  ASSERT_EQ(d.size(), 40u);
+  EXPECT_EQ(GetU32(&d[0]), 36u);
+  EXPECT_EQ(GetU64(&d[24]), 116u);
+  EXPECT_EQ(GetU32(&d[32]), 2000u);
+  EXPECT_EQ(d[36], 1);
+  EXPECT_EQ(LbaStatusData(e, 24).size(), 24u);
+  a = DecodeScsi(Cdb({kScsiInquiry, 1, 0xb2, 0, 255}), 0, kDisk);
+  EXPECT_EQ(a.data[5] & 0x04, 0x04);  // LBPRZ
+}
+
 TEST(IscsiScsiTest, SenseSegment) {
   auto s = SenseSegment({kSenseDataProtect, kAscWriteProtected});
   ASSERT_EQ(s.size(), 20u);

@@ -71,9 +71,10 @@ iscsi-ls -s -i "$STRANGER" "iscsi://$PORTAL" 2>&1 | grep -q vol1 \
   && fail "a stranger's discovery does not list vol1" || pass "a stranger's discovery does not list vol1"
 
 # --- reads -------------------------------------------------------------------------------------
-qemu-img convert -O raw --image-opts "$(disk vol1 "$OWNER")" "$IT_TMP/iscsi1.raw" \
-  && cmp -s "$GOLDEN" "$IT_TMP/iscsi1.raw" && pass "qemu-img convert over iSCSI reads the golden image" \
-  || fail "qemu-img convert over iSCSI"
+qemu-img convert -O raw --image-opts "$(disk vol1 "$OWNER")" "$IT_TMP/iscsi1.raw" 2> "$IT_TMP/convert.err" \
+  && cmp -s "$GOLDEN" "$IT_TMP/iscsi1.raw" && [ ! -s "$IT_TMP/convert.err" ] \
+  && pass "qemu-img convert over iSCSI reads the golden image (holes through GET LBA STATUS)" \
+  || fail "qemu-img convert over iSCSI" "$(head -3 "$IT_TMP/convert.err")"
 qemu-img convert -f raw -O raw "$NBD/vol1" "$IT_TMP/nbd1.raw" && cmp -s "$IT_TMP/iscsi1.raw" "$IT_TMP/nbd1.raw" \
   && pass "iSCSI and NBD read back byte-identical" || fail "iSCSI vs NBD read-back"
 
@@ -86,8 +87,9 @@ check_vol1() {  # $1 = what
     || fail "the iSCSI writes read back over NBD ($1)"
 }
 check_vol1 "same daemon"
-qemu-io --image-opts -c 'discard 40M 1M' "$(disk vol1 "$OWNER")" 2>&1 | grep -q '^discard 1048576/1048576' \
-  && qemu-io -f raw -r -c 'read -P 0 40M 1M' "$NBD/vol1" 2>&1 | grep -q '^read 1048576/1048576' \
+OUT="$(qemu-io --image-opts -c 'discard 40M 1M' "$(disk vol1 "$OWNER")" 2>&1)"
+echo "$OUT" | grep -q '^discard 1048576/1048576' \
+  && qemu-io -f raw -r -c 'read -P 0 40M 1M' "$NBD/vol1" 2>&1 | grep '^read 1048576/1048576' > /dev/null \
   && pass "a discard over iSCSI (UNMAP) reads back as zeros over NBD" \
   || fail "discard over iSCSI"
 OUT="$(qemu-io --image-opts -r -c 'read -P 0xc3 5000 70000' -c 'read -P 0 80M 1k' "$(disk vol1 "$OWNER")" 2>&1)"
@@ -95,6 +97,8 @@ echo "$OUT" | grep -q '^read 70000/70000' && echo "$OUT" | grep -q '^read failed
   && pass "iSCSI reads back the write; a read past the end fails" || fail "iSCSI read-back" "$OUT"
 
 # --- libiscsi's compliance suites (iscsi-test-cu writes: a scratch volume) --------------------
+# Not run: GetLBAStatus (its UnmapSingle asks about LBA i+1 and wants a descriptor at i+8), Write
+# residual cases (we refuse a WRITE whose EDTL differs from its length instead of writing part).
 if command -v iscsi-test-cu > /dev/null; then
   CU_FAILED=""
   for t in Inquiry Mandatory TestUnitReady ReadCapacity10 ReadCapacity16 ModeSense6 Read6 Read10 \
@@ -142,7 +146,7 @@ grep -q "iscsi.login.*$SECOND.*vol1.*mode=ro" "$INGOT_LOG" && ! echo "$OUT" | gr
   && pass "a second initiator gets vol1 read-only and cannot write" || fail "second initiator read-only" "$OUT"
 qemu-io -f raw -r -c 'read -P 0x99 0 4096' "$NBD/vol1" 2>&1 | grep -q '^read' \
   && fail "the refused write did not land" || pass "the refused write did not land"
-qemu-io --image-opts -r -c 'read -P 0xc3 5000 70000' "$(disk vol1 "$SECOND")" 2>&1 | grep -q '^read' \
+qemu-io --image-opts -r -c 'read -P 0xc3 5000 70000' "$(disk vol1 "$SECOND")" 2>&1 | grep '^read' > /dev/null \
   && pass "the second initiator reads" || fail "the second initiator reads"
 
 # Detach while the owner is logged in: the daemon ends the session; the volume is then refused.
