@@ -26,7 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return s;
   };
   bool admitted = false;
-  const LoginLimits limits{.max_recv_data_segment = 65536, .max_burst = 262144, .first_burst = 65536};
+  const LoginLimits limits{
+      .max_recv_data_segment = 65536, .max_burst = 262144, .first_burst = 65536};
   LoginNegotiation login(limits, 1, [&](std::string_view initiator, std::string_view target) {
     if (!ValidIscsiName(initiator)) __builtin_trap();
     admitted = true;
@@ -46,24 +47,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto next = login.OnRequest(bhs, d, out);
     if (out.size() < kBhsSize) __builtin_trap();
     auto r = ParseBhs(out, 1 << 24);
-    if (!r.ok() || r->opcode != kOpLoginResponse || out.size() != kBhsSize + Padded(r->data_length)) {
+    if (!r.ok() || r->opcode != kOpLoginResponse ||
+        out.size() != kBhsSize + Padded(r->data_length)) {
       __builtin_trap();
     }
     if (next == LoginNegotiation::Next::kClose) return 0;
-    if (r->data_length > 0 && !ParseText(std::span<const uint8_t>(out).subspan(kBhsSize, r->data_length)).ok()) {
+    if (r->data_length > 0 &&
+        !ParseText(std::span<const uint8_t>(out).subspan(kBhsSize, r->data_length)).ok()) {
       __builtin_trap();
     }
     full = next == LoginNegotiation::Next::kFullFeature;
   }
   if (!full) return 0;
   const SessionParams& p = login.params();
-  if (!admitted || p.initiator_name.empty() || (!p.discovery && p.target_name.empty())) __builtin_trap();
+  if (!admitted || p.initiator_name.empty() || (!p.discovery && p.target_name.empty()))
+    __builtin_trap();
   if (p.max_burst > limits.max_burst || p.first_burst > limits.first_burst ||
       p.first_burst > p.max_burst || p.initiator_max_recv < 512) {
     __builtin_trap();
   }
-  const Disk disk{.size = (1 << 20) + 100, .read_only = (pos & 1) != 0, .name = p.target_name,
-                  .serial = "s", .max_transfer_bytes = 65536};
+  const Disk disk{.size = (1 << 20) + 100,
+                  .read_only = (pos & 1) != 0,
+                  .name = p.target_name,
+                  .serial = "s",
+                  .max_transfer_bytes = 65536};
   while (true) {
     auto bhs = take(kBhsSize);
     if (bhs.empty()) break;

@@ -134,7 +134,12 @@ class Session {
  public:
   Session(int fd, const SessionParams& params, Sequence seq, nbd::Export* exp, Disk disk,
           internal::Counters& counters, std::string name)
-      : fd_(fd), p_(params), seq_(seq), exp_(exp), disk_(disk), counters_(counters),
+      : fd_(fd),
+        p_(params),
+        seq_(seq),
+        exp_(exp),
+        disk_(disk),
+        counters_(counters),
         name_(std::move(name)) {}
 
   using Lister = std::function<std::string()>;  // SendTargets text for this session
@@ -178,7 +183,8 @@ class Session {
         case kOpTextRequest: {
           if (h.word20 != kReservedTag) {
             // The initiator asks for the rest of a long answer (RFC 7143 §11.10: its TTT is ours).
-            if (h.word20 != text_ttt_ || h.itt != text_itt_ || text_left_.empty() || !pdu.data.empty()) {
+            if (h.word20 != text_ttt_ || h.itt != text_itt_ || text_left_.empty() ||
+                !pdu.data.empty()) {
               if (!SendAll(fd_, BuildReject(kRejectProtocolError, pdu.bhs, Current()))) {
                 return "initiator went away";
               }
@@ -249,8 +255,9 @@ class Session {
       text_ttt_ = next_ttt_++;
       if (next_ttt_ == kReservedTag) next_ttt_ = 1;
     }
-    auto out = BuildPdu(TextResponseHeader(text_itt_, last, last ? kReservedTag : text_ttt_, Next()),
-                        std::span<const uint8_t>(text_left_).subspan(0, n));
+    auto out =
+        BuildPdu(TextResponseHeader(text_itt_, last, last ? kReservedTag : text_ttt_, Next()),
+                 std::span<const uint8_t>(text_left_).subspan(0, n));
     text_left_.erase(text_left_.begin(), text_left_.begin() + n);
     return SendAll(fd_, out);
   }
@@ -296,7 +303,8 @@ class Session {
       const bool seq_end = last || burst_left == 0;
       if (burst_left == 0) burst_left = p_.max_burst;
       Sequence s = last ? Next() : Current();
-      Bhs b = DataInHeader(itt, lun, data_sn++, pos, seq_end, last, kStatusGood, rflags, residual, s);
+      Bhs b =
+          DataInHeader(itt, lun, data_sn++, pos, seq_end, last, kStatusGood, rflags, residual, s);
       auto out = BuildPdu(b, data.subspan(pos, len));
       if (!SendAll(fd_, out)) return false;
       pos += len;
@@ -432,9 +440,8 @@ class Session {
         return Status::Ok();
       }
       case ScsiAction::Kind::kWriteSame: {
-        const bool zero = a.no_data || std::all_of(data.begin(), data.end(), [](uint8_t b) {
-                            return b == 0;
-                          });
+        const bool zero =
+            a.no_data || std::all_of(data.begin(), data.end(), [](uint8_t b) { return b == 0; });
         if (zero) return exp_->WriteZeroes(a.offset, a.length, a.unmap, false);
         // A pattern: the block repeated, written a bounded buffer at a time.
         std::vector<uint8_t> pattern(std::min<uint64_t>(a.length, 1u << 20));
@@ -480,8 +487,8 @@ class Session {
     if (next_ttt_ == kReservedTag) next_ttt_ = 1;
     w.r2t_open = true;
     w.data_sn = 0;
-    return SendAll(fd_, BuildPdu(R2tHeader(itt, w.lun, w.ttt, w.r2t_sn++, w.received, len,
-                                           Current())));
+    return SendAll(fd_,
+                   BuildPdu(R2tHeader(itt, w.lun, w.ttt, w.r2t_sn++, w.received, len, Current())));
   }
 
   bool DataOut(const Pdu& pdu) {
@@ -516,8 +523,8 @@ class Session {
 
   bool Fail(uint32_t itt, const Status& s, bool write, uint32_t edtl) {
     if (IsServerFault(s.code())) {
-      log::Error("iscsi.io", {{"target", name_}, {"write", write ? "yes" : "no"},
-                              {"error", s.ToString()}});
+      log::Error("iscsi.io",
+                 {{"target", name_}, {"write", write ? "yes" : "no"}, {"error", s.ToString()}});
     }
     return SendCheck(itt, SenseFor(s, write), edtl);
   }
@@ -541,7 +548,8 @@ class Session {
 }  // namespace
 
 Server::Server(ServerOptions options, TargetResolver& resolver)
-    : options_(std::move(options)), resolver_(resolver),
+    : options_(std::move(options)),
+      resolver_(resolver),
       writers_(options_.writers != nullptr ? *options_.writers : own_writers_) {
   options_.iqn_prefix = LowerName(options_.iqn_prefix);
 }
@@ -583,7 +591,8 @@ Status Server::Start() {
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 128) != 0) {
-    Status s = FromErrno(errno, "iscsi bind " + options_.host + ":" + std::to_string(options_.port));
+    Status s =
+        FromErrno(errno, "iscsi bind " + options_.host + ":" + std::to_string(options_.port));
     ::close(fd);
     return s;
   }
@@ -831,7 +840,9 @@ void Server::Serve(Connection& c) {
                             {"initiator", params.initiator_name},
                             {"target", params.discovery ? "" : params.target_name},
                             {"session", params.discovery ? "discovery" : "normal"},
-                            {"mode", params.discovery ? "-" : writable ? "rw" : "ro"},
+                            {"mode", params.discovery ? "-"
+                                     : writable       ? "rw"
+                                                      : "ro"},
                             {"result", "ok"}});
   Session s(fd, params, login.sequence(), chosen.get(), disk, counters_, params.target_name);
   const char* why = s.Run(send_targets);

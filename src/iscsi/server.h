@@ -1,11 +1,11 @@
 // The iSCSI target of the deploy engine's OS volumes (RFC 7143): login with AuthMethod=None through
 // the security and operational stages, digests None, error recovery level 0, one connection per
-// session; discovery sessions (SendTargets=All, filtered per initiator and address); normal sessions
-// with one LUN (0) per target, named "<iqn_prefix>:<volume>". SCSI commands: INQUIRY (standard and
-// VPD 0x00/0x80/0x83/0xB0/0xB2), READ CAPACITY(10/16), MODE SENSE(6/10) with the write-protect bit,
-// REPORT LUNS, TEST UNIT READY, READ/WRITE(6/10/16) with FUA, SYNCHRONIZE CACHE(10/16), UNMAP and
-// WRITE SAME(16) (Export::Trim / WriteZeroes), START STOP UNIT; task management answered;
-// NOP-Out/NOP-In; Logout.
+// session; discovery sessions (SendTargets=All, filtered per initiator and address); normal
+// sessions with one LUN (0) per target, named "<iqn_prefix>:<volume>". SCSI commands: INQUIRY
+// (standard and VPD 0x00/0x80/0x83/0xB0/0xB1/0xB2), READ CAPACITY(10/16), MODE SENSE(6/10) with the
+// write-protect bit, REPORT LUNS, TEST UNIT READY, READ/WRITE(6/10/16) with FUA, VERIFY(10/16),
+// SYNCHRONIZE CACHE(10/16), UNMAP and WRITE SAME(16) (Export::WriteZeroes), GET LBA STATUS
+// (Export::BlockStatus), START STOP UNIT; task management answered; NOP-Out/NOP-In; Logout.
 //
 // It is our own target, not tgt or LIO: no root daemon, no kernel configuration, and it serves the
 // volume's copy-on-write format directly through nbd::Export, the interface the NBD server uses, so
@@ -47,8 +47,8 @@
 namespace ingot::iscsi {
 
 struct ServerOptions {
-  std::string host = "127.0.0.1";  // numeric IPv4 or IPv6 address
-  uint16_t port = 3260;            // 0: any free port; port() tells which
+  std::string host = "127.0.0.1";                   // numeric IPv4 or IPv6 address
+  uint16_t port = 3260;                             // 0: any free port; port() tells which
   std::string iqn_prefix = "iqn.2026-12.io.ingot";  // target name: <iqn_prefix>:<volume>
   size_t max_connections = 256;
   size_t max_connections_per_client = 16;

@@ -141,9 +141,13 @@ class Initiator {
     if (st != 0) return st;
     text.clear();
     if (op.empty()) {
-      op = {{"HeaderDigest", "None"}, {"DataDigest", "None"}, {"InitialR2T", "No"},
-            {"ImmediateData", "Yes"}, {"MaxRecvDataSegmentLength", "4096"},
-            {"MaxBurstLength", "8192"}, {"FirstBurstLength", "2048"}};
+      op = {{"HeaderDigest", "None"},
+            {"DataDigest", "None"},
+            {"InitialR2T", "No"},
+            {"ImmediateData", "Yes"},
+            {"MaxRecvDataSegmentLength", "4096"},
+            {"MaxBurstLength", "8192"},
+            {"FirstBurstLength", "2048"}};
     }
     for (auto& [k, v] : op) AppendText(text, k, v);
     return LoginStep(1, 3, text);
@@ -191,7 +195,8 @@ class Initiator {
     PutU32(&b[28], exp_stat_sn_);
     std::memcpy(&b[32], cdb.data(), 16);
     Send(BuildPdu(b, std::span<const uint8_t>(out).subspan(0, immediate)));
-    if (unsolicited > immediate) SendData(itt, kReservedTag, out, immediate, unsolicited - immediate);
+    if (unsolicited > immediate)
+      SendData(itt, kReservedTag, out, immediate, unsolicited - immediate);
     Result r;
     std::vector<uint8_t> bhs, data;
     while (Recv(bhs, data)) {
@@ -351,7 +356,8 @@ TEST_F(IscsiServerTest, WritesImmediateUnsolicitedAndSolicited) {
   for (size_t k = 0; k < data.size(); ++k) data[k] = uint8_t(k * 7 + 3);
   const uint16_t blocks = uint16_t(data.size() / 512);
   // 1024 immediate, up to FirstBurstLength (2048) unsolicited, the rest in 8 KiB bursts.
-  auto r = i.Command(Rw10(kScsiWrite10, 100, blocks, true), uint32_t(data.size()), data, 1024, 2048);
+  auto r =
+      i.Command(Rw10(kScsiWrite10, 100, blocks, true), uint32_t(data.size()), data, 1024, 2048);
   EXPECT_EQ(r.status, kStatusGood);
   EXPECT_EQ(r.r2ts, (data.size() - 2048 + 8191) / 8192);
   EXPECT_EQ(0, std::memcmp(disk_->data_.data() + 100 * 512, data.data(), data.size()));
@@ -581,7 +587,8 @@ TEST_F(IscsiServerTest, DiscoveryListsWhatTheInitiatorMaySee) {
 }
 
 TEST_F(IscsiServerTest, LongSendTargetsAnswerIsContinued) {
-  for (int k = 0; k < 40; ++k) resolver_.exports["volume-with-a-long-name-" + std::to_string(k)] = disk_;
+  for (int k = 0; k < 40; ++k)
+    resolver_.exports["volume-with-a-long-name-" + std::to_string(k)] = disk_;
   Initiator i(server_->port());
   // Login with MaxRecvDataSegmentLength=512: 41 targets do not fit in one Text Response.
   std::vector<uint8_t> text;
@@ -724,7 +731,8 @@ TEST_F(IscsiServerTest, LibiscsiLists) {
 
 TEST_F(IscsiServerTest, QemuReadsAndWrites) {
   if (!Have("qemu-img") || !Have("qemu-io")) GTEST_SKIP() << "qemu-utils not installed";
-  const std::string url = "iscsi://127.0.0.1:" + std::to_string(server_->port()) + "/" + kVol + "/0";
+  const std::string url =
+      "iscsi://127.0.0.1:" + std::to_string(server_->port()) + "/" + kVol + "/0";
   char dir[] = "/tmp/iscsi_testXXXXXX";
   ASSERT_NE(::mkdtemp(dir), nullptr);
   const std::string raw = std::string(dir) + "/out.raw";
@@ -737,8 +745,10 @@ TEST_F(IscsiServerTest, QemuReadsAndWrites) {
   std::ifstream f(raw, std::ios::binary);
   std::vector<uint8_t> got((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   EXPECT_TRUE(got == disk_->data_) << out;
-  out = Shell("qemu-io -f raw -c 'write -P 0xab 1M 300k' -c 'flush' -c 'discard 2M 1M' "
-              "-c 'write -z 4M 1M' -c 'read -P 0 2M 1M' -c 'read -P 0 4M 1M' '" + url + "' 2>&1");
+  out = Shell(
+      "qemu-io -f raw -c 'write -P 0xab 1M 300k' -c 'flush' -c 'discard 2M 1M' "
+      "-c 'write -z 4M 1M' -c 'read -P 0 2M 1M' -c 'read -P 0 4M 1M' '" +
+      url + "' 2>&1");
   EXPECT_NE(out.find("wrote 307200/307200"), std::string::npos) << out;
   EXPECT_NE(out.find("discard 1048576/1048576"), std::string::npos) << out;
   EXPECT_EQ(out.find("failed"), std::string::npos) << out;

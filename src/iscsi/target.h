@@ -26,7 +26,8 @@ class TargetResolver {
                                                              std::string_view initiator,
                                                              std::string_view peer) = 0;
   // The volumes `initiator` at `peer` may see in a discovery session (SendTargets=All).
-  virtual std::vector<std::string> ListTargets(std::string_view initiator, std::string_view peer) = 0;
+  virtual std::vector<std::string> ListTargets(std::string_view initiator,
+                                               std::string_view peer) = 0;
 };
 
 }  // namespace ingot::iscsi

@@ -40,7 +40,8 @@ Result<BhsHeader> ParseBhs(std::span<const uint8_t> b, uint32_t max_data) {
   // We negotiate no AHS-bearing features (bidirectional, extended CDBs); a few bytes are skipped,
   // anything larger is not an initiator we can talk to.
   if (h.ahs_bytes > 256) return InvalidArgument("AHS too long");
-  if (h.data_length > max_data) return InvalidArgument("data segment over MaxRecvDataSegmentLength");
+  if (h.data_length > max_data)
+    return InvalidArgument("data segment over MaxRecvDataSegmentLength");
   return h;
 }
 
@@ -518,7 +519,7 @@ ScsiAction Inquiry(std::span<const uint8_t> c, bool lun_ok, const Disk& d) {
       // unmapped block reads as zeros (LBPRZ: the server unmaps with Export::WriteZeroes).
       r.resize(8, 0);
       r[5] = 0x80 | 0x40 | 0x04;  // LBPU, LBPWS, LBPRZ
-      r[6] = 0x02;         // provisioning type: thin
+      r[6] = 0x02;                // provisioning type: thin
       break;
     default:
       return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);
@@ -605,11 +606,13 @@ ScsiAction DecodeScsi(std::span<const uint8_t> c, uint64_t lun, const Disk& d) {
       // BYTCHK 0: the medium is fine if it reads (a file: nothing to check); 1: compare with the
       // data-out. BYTCHK 3 (one block against each) and protection information are not offered.
       const uint8_t bytchk = (c[1] >> 1) & 3;
-      if ((c[1] & 0xe0) != 0 || bytchk > 1) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);
+      if ((c[1] & 0xe0) != 0 || bytchk > 1)
+        return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);
       const bool ten = op == kScsiVerify10;
       const uint64_t first = ten ? GetU32(&c[2]) : GetU64(&c[2]);
       const uint64_t n = ten ? GetU16(&c[7]) : GetU32(&c[10]);
-      if (first > blocks || n > blocks - first) return Check(kSenseIllegalRequest, kAscLbaOutOfRange);
+      if (first > blocks || n > blocks - first)
+        return Check(kSenseIllegalRequest, kAscLbaOutOfRange);
       if (n * kBlockSize > d.max_transfer_bytes) {
         return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);
       }
@@ -642,7 +645,7 @@ ScsiAction DecodeScsi(std::span<const uint8_t> c, uint64_t lun, const Disk& d) {
       std::vector<uint8_t> r(32, 0);
       PutU64(&r[0], blocks == 0 ? 0 : blocks - 1);
       PutU32(&r[8], kBlockSize);
-      r[13] = 3;     // 8 logical blocks per physical block: 4 KiB, the volume's write unit
+      r[13] = 3;            // 8 logical blocks per physical block: 4 KiB, the volume's write unit
       r[14] = 0x80 | 0x40;  // LBPME: thin provisioned, UNMAP honoured; LBPRZ: unmapped reads 0
       return Respond(std::move(r), GetU32(&c[10]));
     }
@@ -671,8 +674,10 @@ ScsiAction DecodeScsi(std::span<const uint8_t> c, uint64_t lun, const Disk& d) {
       if ((c[1] & 0xf6) != 0) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);
       const uint64_t first = GetU64(&c[2]), n = GetU32(&c[10]);
       if (n == 0) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);  // WSNZ
-      if (first > blocks || n > blocks - first) return Check(kSenseIllegalRequest, kAscLbaOutOfRange);
-      if (n * kBlockSize > d.max_unmap_bytes) return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);
+      if (first > blocks || n > blocks - first)
+        return Check(kSenseIllegalRequest, kAscLbaOutOfRange);
+      if (n * kBlockSize > d.max_unmap_bytes)
+        return Check(kSenseIllegalRequest, kAscInvalidFieldInCdb);
       ScsiAction a;
       a.kind = ScsiAction::Kind::kWriteSame;
       a.offset = first * kBlockSize;

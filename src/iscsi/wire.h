@@ -36,11 +36,11 @@ using Bhs = std::array<uint8_t, kBhsSize>;
 struct BhsHeader {
   uint8_t opcode = 0;  // low 6 bits of byte 0
   bool immediate = false;
-  uint8_t flags = 0;  // byte 1
-  uint32_t ahs_bytes = 0;   // TotalAHSLength in bytes (a multiple of 4)
-  uint32_t data_length = 0;  // DataSegmentLength, without padding
-  uint64_t lun = 0;          // bytes 8-15 (opcode-specific for some)
-  uint32_t itt = 0;          // Initiator Task Tag
+  uint8_t flags = 0;                            // byte 1
+  uint32_t ahs_bytes = 0;                       // TotalAHSLength in bytes (a multiple of 4)
+  uint32_t data_length = 0;                     // DataSegmentLength, without padding
+  uint64_t lun = 0;                             // bytes 8-15 (opcode-specific for some)
+  uint32_t itt = 0;                             // Initiator Task Tag
   uint32_t word20 = 0, word24 = 0, word28 = 0;  // opcode-specific: e.g. EDTL/TTT, CmdSN, ExpStatSN
   uint32_t word36 = 0, word40 = 0;              // DataSN, Buffer Offset of Data-Out
 };
@@ -191,11 +191,11 @@ struct Sense {
 // What a SCSI command asks of the target.
 struct ScsiAction {
   enum class Kind {
-    kRespond,  // answer `data` (already built, cut to the allocation length) with status GOOD
-    kCheck,    // CHECK CONDITION with `sense`
-    kRead,     // read [offset, offset+length) of the disk
-    kWrite,    // write `length` bytes at `offset` from the command's data-out
-    kFlush,    // make written data durable
+    kRespond,    // answer `data` (already built, cut to the allocation length) with status GOOD
+    kCheck,      // CHECK CONDITION with `sense`
+    kRead,       // read [offset, offset+length) of the disk
+    kWrite,      // write `length` bytes at `offset` from the command's data-out
+    kFlush,      // make written data durable
     kUnmap,      // data-out is an UNMAP parameter list of `length` bytes (ParseUnmapList)
     kWriteSame,  // [offset, offset+length) gets the one block of data-out (`unmap`: may free it);
                  // `no_data`: there is none, the block is zeros

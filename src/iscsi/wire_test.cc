@@ -111,8 +111,7 @@ TEST(IscsiLoginTest, SecurityThenOperationalThenFullFeature) {
                    {"SessionType", "Normal"},
                    {"TargetName", "iqn.2026-12.io.ingot:vol"},
                    {"AuthMethod", "CHAP,None"}});
-  ASSERT_EQ(login.OnRequest(LoginRequest(0, 1, true), sec, out),
-            LoginNegotiation::Next::kContinue);
+  ASSERT_EQ(login.OnRequest(LoginRequest(0, 1, true), sec, out), LoginNegotiation::Next::kContinue);
   LoginReply r = Reply(out);
   EXPECT_EQ(r.h.opcode, kOpLoginResponse);
   EXPECT_EQ(r.status, 0);
@@ -157,7 +156,8 @@ TEST(IscsiLoginTest, SecurityThenOperationalThenFullFeature) {
 TEST(IscsiLoginTest, StraightToFullFeatureKeepsDefaults) {
   LoginNegotiation login({}, 1, [](auto, auto) { return Status::Ok(); });
   std::vector<uint8_t> out;
-  auto sec = Text({{"InitiatorName", "iqn.2000-01.test:c"}, {"SessionType", "Discovery"},
+  auto sec = Text({{"InitiatorName", "iqn.2000-01.test:c"},
+                   {"SessionType", "Discovery"},
                    {"AuthMethod", "None"}});
   ASSERT_EQ(login.OnRequest(LoginRequest(0, 3, true), sec, out),
             LoginNegotiation::Next::kFullFeature);
@@ -174,8 +174,8 @@ TEST(IscsiLoginTest, Refusals) {
     EXPECT_EQ(login.OnRequest(req, text, out), LoginNegotiation::Next::kClose);
     return GetU16(&out[36]);
   };
-  auto normal = Text({{"InitiatorName", "iqn.2000-01.test:c"}, {"TargetName", "iqn.x:v"},
-                      {"AuthMethod", "None"}});
+  auto normal = Text(
+      {{"InitiatorName", "iqn.2000-01.test:c"}, {"TargetName", "iqn.x:v"}, {"AuthMethod", "None"}});
   EXPECT_EQ(status_of(NotFound("x"), normal, LoginRequest(0, 1, true)), kLoginNotFound);
   EXPECT_EQ(status_of(PermissionDenied("x"), normal, LoginRequest(0, 1, true)), kLoginForbidden);
   EXPECT_EQ(status_of(Unavailable("x"), normal, LoginRequest(0, 1, true)),
@@ -186,12 +186,14 @@ TEST(IscsiLoginTest, Refusals) {
                       LoginRequest(0, 1, true)),
             kLoginMissingParameter);
   EXPECT_EQ(status_of(Status::Ok(),
-                      Text({{"InitiatorName", "iqn.2000-01.test:c"}, {"TargetName", "iqn.x:v"},
+                      Text({{"InitiatorName", "iqn.2000-01.test:c"},
+                            {"TargetName", "iqn.x:v"},
                             {"AuthMethod", "CHAP"}}),
                       LoginRequest(0, 1, true)),
             kLoginAuthFailure);
   EXPECT_EQ(status_of(Status::Ok(),
-                      Text({{"InitiatorName", "iqn.2000-01.test:c"}, {"TargetName", "iqn.x:v"},
+                      Text({{"InitiatorName", "iqn.2000-01.test:c"},
+                            {"TargetName", "iqn.x:v"},
                             {"HeaderDigest", "CRC32C"}}),
                       LoginRequest(1, 3, true)),
             kLoginInitiatorError);
@@ -214,8 +216,10 @@ TEST(IscsiLoginTest, WhoAndWhatCannotChangeAfterAdmission) {
       return Status::Ok();
     });
     std::vector<uint8_t> out;
-    auto sec = Text({{"InitiatorName", "iqn.2000-01.test:c"}, {"TargetName", "iqn.2026-12.io.ingot:vol"}});
-    ASSERT_EQ(login.OnRequest(LoginRequest(0, 1, true), sec, out), LoginNegotiation::Next::kContinue);
+    auto sec =
+        Text({{"InitiatorName", "iqn.2000-01.test:c"}, {"TargetName", "iqn.2026-12.io.ingot:vol"}});
+    ASSERT_EQ(login.OnRequest(LoginRequest(0, 1, true), sec, out),
+              LoginNegotiation::Next::kContinue);
     out.clear();
     EXPECT_EQ(login.OnRequest(LoginRequest(1, 3, true), Text({{key, value}}), out),
               LoginNegotiation::Next::kClose)
@@ -226,10 +230,12 @@ TEST(IscsiLoginTest, WhoAndWhatCannotChangeAfterAdmission) {
   // Repeating the same values (some initiators do) is fine.
   LoginNegotiation login({}, 1, [](auto, auto) { return Status::Ok(); });
   std::vector<uint8_t> out;
-  auto sec = Text({{"InitiatorName", "iqn.2000-01.test:c"}, {"TargetName", "iqn.2026-12.io.ingot:vol"}});
+  auto sec =
+      Text({{"InitiatorName", "iqn.2000-01.test:c"}, {"TargetName", "iqn.2026-12.io.ingot:vol"}});
   ASSERT_EQ(login.OnRequest(LoginRequest(0, 1, true), sec, out), LoginNegotiation::Next::kContinue);
-  EXPECT_EQ(login.OnRequest(LoginRequest(1, 3, true),
-                            Text({{"InitiatorName", "IQN.2000-01.test:C"}, {"SessionType", "Normal"}}), out),
+  EXPECT_EQ(login.OnRequest(
+                LoginRequest(1, 3, true),
+                Text({{"InitiatorName", "IQN.2000-01.test:C"}, {"SessionType", "Normal"}}), out),
             LoginNegotiation::Next::kFullFeature);
 }
 
@@ -243,9 +249,9 @@ TEST(IscsiLoginTest, ContinuedText) {
             LoginNegotiation::Next::kContinue);
   EXPECT_EQ(Reply(out).h.data_length, 0u);
   out.clear();
-  ASSERT_EQ(login.OnRequest(LoginRequest(0, 3, true), std::span<const uint8_t>(text).subspan(10),
-                            out),
-            LoginNegotiation::Next::kFullFeature);
+  ASSERT_EQ(
+      login.OnRequest(LoginRequest(0, 3, true), std::span<const uint8_t>(text).subspan(10), out),
+      LoginNegotiation::Next::kFullFeature);
   EXPECT_EQ(login.params().initiator_name, "iqn.2000-01.test:c");
 }
 
@@ -256,7 +262,10 @@ std::array<uint8_t, 16> Cdb(std::initializer_list<uint8_t> bytes) {
   return c;
 }
 
-const Disk kDisk{.size = 1 << 20, .read_only = false, .name = "iqn.x:v", .serial = "abc",
+const Disk kDisk{.size = 1 << 20,
+                 .read_only = false,
+                 .name = "iqn.x:v",
+                 .serial = "abc",
                  .max_transfer_bytes = 65536};
 
 TEST(IscsiScsiTest, InquiryAndVpd) {
@@ -290,7 +299,8 @@ TEST(IscsiScsiTest, CapacityModeSenseLuns) {
   auto a = DecodeScsi(Cdb({kScsiReadCapacity10}), 0, kDisk);
   EXPECT_EQ(GetU32(&a.data[0]), 2047u);
   EXPECT_EQ(GetU32(&a.data[4]), 512u);
-  a = DecodeScsi(Cdb({kScsiServiceActionIn16, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32}), 0, kDisk);
+  a = DecodeScsi(Cdb({kScsiServiceActionIn16, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32}), 0,
+                 kDisk);
   ASSERT_EQ(a.data.size(), 32u);
   EXPECT_EQ(GetU64(&a.data[0]), 2047u);
   a = DecodeScsi(Cdb({kScsiModeSense6, 0, 0x3f, 0, 255}), 0, kDisk);
@@ -335,8 +345,9 @@ TEST(IscsiScsiTest, ReadWriteRanges) {
   // RDPROTECT/WRPROTECT: no protection information here.
   EXPECT_EQ(DecodeScsi(Cdb({kScsiRead10, 0x20, 0, 0, 0, 0, 0, 0, 1}), 0, kDisk).sense.asc,
             kAscInvalidFieldInCdb);
-  EXPECT_EQ(DecodeScsi(Cdb({kScsiWrite16, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), 0, kDisk).kind,
-            ScsiAction::Kind::kCheck);
+  EXPECT_EQ(
+      DecodeScsi(Cdb({kScsiWrite16, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), 0, kDisk).kind,
+      ScsiAction::Kind::kCheck);
   Disk ro = kDisk;
   ro.read_only = true;
   a = DecodeScsi(Cdb({kScsiWrite10, 0, 0, 0, 0, 0, 0, 0, 1}), 0, ro);
@@ -354,7 +365,8 @@ TEST(IscsiScsiTest, UnmapAndWriteSame) {
   EXPECT_EQ(DecodeScsi(Cdb({kScsiUnmap}), 0, kDisk).kind, ScsiAction::Kind::kRespond);  // nothing
   Disk ro = kDisk;
   ro.read_only = true;
-  EXPECT_EQ(DecodeScsi(Cdb({kScsiUnmap, 0, 0, 0, 0, 0, 0, 0, 24}), 0, ro).sense.key, kSenseDataProtect);
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiUnmap, 0, 0, 0, 0, 0, 0, 0, 24}), 0, ro).sense.key,
+            kSenseDataProtect);
   std::vector<uint8_t> list(24, 0);
   PutU16(&list[0], 22);
   PutU16(&list[2], 16);
@@ -382,13 +394,15 @@ TEST(IscsiScsiTest, UnmapAndWriteSame) {
   EXPECT_EQ(a.data_out(), 0u);  // NDOB
   EXPECT_EQ(DecodeScsi(Cdb({kScsiWriteSame16, 0, 0, 0, 0, 0, 0, 0, 0, 8}), 0, kDisk).sense.asc,
             kAscInvalidFieldInCdb);  // zero blocks
-  EXPECT_EQ(DecodeScsi(Cdb({kScsiWriteSame16, 0, 0, 0, 0, 0, 0, 0, 0x07, 0xff, 0, 0, 0, 2}), 0, kDisk)
-                .sense.asc,
-            kAscLbaOutOfRange);
+  EXPECT_EQ(
+      DecodeScsi(Cdb({kScsiWriteSame16, 0, 0, 0, 0, 0, 0, 0, 0x07, 0xff, 0, 0, 0, 2}), 0, kDisk)
+          .sense.asc,
+      kAscLbaOutOfRange);
   a = DecodeScsi(Cdb({kScsiInquiry, 1, 0xb2, 0, 255}), 0, kDisk);
   ASSERT_EQ(a.data.size(), 8u);
   EXPECT_EQ(a.data[5] & 0xc0, 0xc0);
-  a = DecodeScsi(Cdb({kScsiServiceActionIn16, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32}), 0, kDisk);
+  a = DecodeScsi(Cdb({kScsiServiceActionIn16, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32}), 0,
+                 kDisk);
   EXPECT_EQ(a.data[14] & 0x80, 0x80);  // LBPME
 }
 
@@ -401,18 +415,22 @@ TEST(IscsiScsiTest, Verify) {
   EXPECT_EQ(a.data_out(), 8u * 512);
   EXPECT_EQ(DecodeScsi(Cdb({kScsiVerify10, 0, 0, 0, 0x08, 0, 0, 0, 1}), 0, kDisk).sense.asc,
             kAscLbaOutOfRange);  // past the end, even without BYTCHK
-  EXPECT_EQ(DecodeScsi(Cdb({kScsiVerify16, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), 0, kDisk).sense.asc,
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiVerify16, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), 0, kDisk)
+                .sense.asc,
             kAscInvalidFieldInCdb);  // BYTCHK 3
-  EXPECT_EQ(DecodeScsi(Cdb({kScsiWriteSame16, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), 0, kDisk).sense.asc,
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiWriteSame16, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), 0, kDisk)
+                .sense.asc,
             kAscInvalidFieldInCdb);  // ANCHOR
 }
 
 TEST(IscsiScsiTest, GetLbaStatus) {
-  auto a = DecodeScsi(Cdb({kScsiServiceActionIn16, 0x12, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 40}), 0, kDisk);
+  auto a = DecodeScsi(Cdb({kScsiServiceActionIn16, 0x12, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 40}), 0,
+                      kDisk);
   ASSERT_EQ(a.kind, ScsiAction::Kind::kLbaStatus);
   EXPECT_EQ(a.offset, 16u * 512);
   EXPECT_EQ(a.length, 40u);
-  EXPECT_EQ(DecodeScsi(Cdb({kScsiServiceActionIn16, 0x12, 0, 0, 0, 0, 0, 0, 0x08, 0, 0, 0, 0, 40}), 0, kDisk)
+  EXPECT_EQ(DecodeScsi(Cdb({kScsiServiceActionIn16, 0x12, 0, 0, 0, 0, 0, 0, 0x08, 0, 0, 0, 0, 40}),
+                       0, kDisk)
                 .sense.asc,
             kAscLbaOutOfRange);
   std::vector<LbaExtent> e = {{16, 100, false}, {116, 2000, true}};
