@@ -386,6 +386,8 @@ class Session {
       case ScsiAction::Kind::kWriteSame:
       case ScsiAction::Kind::kVerify: {
         const uint32_t need = a.data_out();
+        // An EDTL that differs from what the CDB moves is refused rather than half-written (as
+        // LIO does): a partial write is never what an initiator meant.
         if (edtl != need || ((h.flags & kCmdWrite) == 0 && need > 0)) {
           return SendCheck(h.itt, {kSenseIllegalRequest, kAscInvalidFieldInCdb}, edtl);
         }
