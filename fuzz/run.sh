@@ -132,6 +132,27 @@ printf '\002Test Golden 1.0 - UEFI Image - 2026-01-01' >"$T/fuzz_deploy_bundle/3
 printf '\003{"type":"PlanScript","id":"x","name":"n","planType":"general","content":"umount /","customAttributes":null}' >"$T/fuzz_deploy_bundle/4"
 H=$(printf '0%.0s' $(seq 64))
 printf '\x041_planscript.json\x00{"name":"p"}\x002_goldenimage.json\x00{"name":"g"}\x00g\x00\x00MANIFEST.MF\x00Artifact Name:b\x00SHA256SUM.sha256sum\x001_planscript.json\t%s\n2_goldenimage.json\t%s\ng\t%s\nMANIFEST.MF\t%s\n' "$H" "$H" "$H" "$H" >"$T/fuzz_deploy_bundle/5"
+# fuzz_iscsi_pdu: a libiscsi-like login (security, then operational stage) and a few SCSI commands.
+mkdir -p "$T/fuzz_iscsi_pdu"
+python3 - "$T/fuzz_iscsi_pdu" <<'PY'
+import struct, sys
+def pdu(op, flags, data=b"", lun=0, itt=1, w20=0, cdb=bytes(16)):
+    h = struct.pack(">BB2xB3sQIIII", op, flags, 0, len(data).to_bytes(3, "big"), lun, itt, w20, 1, 0)
+    h += cdb[:16].ljust(16, b"\0")
+    return h + data + bytes(-len(data) % 4)
+def text(**kv): return b"".join(k.encode() + b"=" + v.encode() + b"\0" for k, v in kv.items())
+sec = text(InitiatorName="iqn.2026-01.test:a", SessionType="Normal", TargetName="iqn.x:v", AuthMethod="None")
+op = text(HeaderDigest="None", DataDigest="None", InitialR2T="No", ImmediateData="Yes",
+          MaxRecvDataSegmentLength="262144", MaxBurstLength="16776192", FirstBurstLength="262144")
+s = pdu(0x43, 0x81, sec) + pdu(0x43, 0x87, op)
+s += pdu(0x01, 0xc0, w20=96, cdb=bytes([0x12, 0, 0, 0, 96]))
+s += pdu(0x01, 0xc0, w20=4096, cdb=bytes([0x28, 0, 0, 0, 0, 8, 0, 0, 8]))
+s += pdu(0x01, 0xa0, b"x" * 512, w20=512, cdb=bytes([0x2a, 8, 0, 0, 0, 1, 0, 0, 1]))
+s += pdu(0x01, 0x80, cdb=bytes([0x35])) + pdu(0x01, 0xc0, w20=255, cdb=bytes([0x1a, 0, 0x3f, 0, 255]))
+open(sys.argv[1] + "/1", "wb").write(s)
+disc = text(InitiatorName="iqn.2026-01.test:a", SessionType="Discovery", AuthMethod="None")
+open(sys.argv[1] + "/2", "wb").write(pdu(0x43, 0x83, disc) + pdu(0x04, 0x80, text(SendTargets="All")))
+PY
 
 seeds_for() {  # target -> seed files
   case $1 in
@@ -145,7 +166,7 @@ seeds_for() {  # target -> seed files
     fuzz_vdi) ls "$S"/vdi ;;
     fuzz_iso) ls "$S"/iso ;;
     fuzz_iso9660|fuzz_boot_content) ls "$S"/iso* ;;
-    fuzz_tftp_packet|fuzz_nbd_wire|fuzz_dhcp|fuzz_metadefs|fuzz_deploy_bundle) ls "$T/$1"/* ;;
+    fuzz_tftp_packet|fuzz_nbd_wire|fuzz_dhcp|fuzz_metadefs|fuzz_deploy_bundle|fuzz_iscsi_pdu) ls "$T/$1"/* ;;
     *) ls "$S"/* ;;
   esac 2>/dev/null
 }

@@ -21,6 +21,7 @@ pkgs=(
   curl wrk nginx-light procps jq                 # integration tests and bench/
   tftp-hpa                                       # a real TFTP client for src/tftp's interoperability test
   libnbd-bin                                     # nbdinfo/nbdcopy: real NBD clients for src/nbd (tests/integration/nbd.sh, bench/nbd.sh)
+  libiscsi-bin qemu-block-extra                  # iscsi-ls and qemu's iSCSI driver: real initiators for src/iscsi (iscsi_server_test, tests/integration/iscsi.sh)
   qemu-system-x86 ipxe-qemu ipxe                 # tests/integration/boot_qemu.sh: a VM network-boots from Ingot
   debian-installer-12-netboot-amd64              # ... the Debian installer's netboot kernel and initrd
   mmdebstrap squashfs-tools                      # src/build: Debian roots from recipes, IMS's SquashFS rootfs

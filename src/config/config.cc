@@ -8,6 +8,7 @@
 #include <set>
 
 #include "fetch/fetch.h"
+#include "iscsi/wire.h"
 
 namespace ingot::config {
 namespace {
@@ -404,13 +405,28 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
     }
   }
   if (auto* s = doc["deploy"].as_table()) {
-    INGOT_RETURN_IF_ERROR(CheckKeys(*s, "deploy", {"nbd_listen", "volumes_dir"}));
+    INGOT_RETURN_IF_ERROR(
+        CheckKeys(*s, "deploy", {"nbd_listen", "volumes_dir", "iscsi_listen", "iscsi_iqn"}));
     INGOT_RETURN_IF_ERROR(Read(*s, "deploy", "nbd_listen", c.nbd_listen));
     INGOT_RETURN_IF_ERROR(Read(*s, "deploy", "volumes_dir", c.volumes_dir));
+    INGOT_RETURN_IF_ERROR(Read(*s, "deploy", "iscsi_listen", c.iscsi_listen));
+    INGOT_RETURN_IF_ERROR(Read(*s, "deploy", "iscsi_iqn", c.iscsi_iqn));
     if (!c.nbd_listen.empty()) {
       if (auto l = ParseListen(c.nbd_listen); !l.ok()) {
         return InvalidArgument("config deploy.nbd_listen: " + l.status().message());
       }
+    }
+    if (!c.iscsi_listen.empty()) {
+      if (auto l = ParseListen(c.iscsi_listen); !l.ok()) {
+        return InvalidArgument("config deploy.iscsi_listen: " + l.status().message());
+      }
+    }
+    // Room for ":" and a 128-byte volume name within iSCSI's 223-byte names.
+    if (!iscsi::ValidIscsiName(c.iscsi_iqn) || c.iscsi_iqn.size() > 94 ||
+        c.iscsi_iqn.back() == ':') {
+      return InvalidArgument("config deploy.iscsi_iqn: '" + c.iscsi_iqn +
+                             "' is not an iSCSI name prefix of at most 94 bytes "
+                             "(iqn.YYYY-MM.reversed.domain[:more])");
     }
   }
   if (auto* s = doc["log"].as_table()) {

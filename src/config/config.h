@@ -179,6 +179,10 @@ struct Config {
   // unless nbd_listen is set (e.g. "0.0.0.0:10809" on the provisioning network).
   std::string nbd_listen;
   std::string volumes_dir;  // default <data_dir>/volumes
+  // The iSCSI target (iscsi/server.h), off unless iscsi_listen is set (e.g. "0.0.0.0:3260"); a
+  // volume's target name is "<iscsi_iqn>:<volume>".
+  std::string iscsi_listen;
+  std::string iscsi_iqn = "iqn.2026-12.io.ingot";
 
   // [machines], [proxydhcp]
   MachinesConfig machines;

@@ -138,6 +138,24 @@ show_image_direct_url = true
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
 }
 
+TEST(ConfigTest, DeployIscsiKeys) {
+  Config c;
+  EXPECT_TRUE(c.iscsi_listen.empty());  // off unless asked for
+  EXPECT_EQ(c.iscsi_iqn, "iqn.2026-12.io.ingot");
+  Status s = LoadConfigText("[deploy]\niscsi_listen = \"127.0.0.1:3260\"\n"
+                            "iscsi_iqn = \"iqn.2001-04.com.example:deploy\"\n",
+                            "t.toml", c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(c.iscsi_listen, "127.0.0.1:3260");
+  EXPECT_EQ(c.iscsi_iqn, "iqn.2001-04.com.example:deploy");
+  for (const char* bad : {"iscsi_listen = \"nowhere\"", "iscsi_iqn = \"example.com\"",
+                          "iscsi_iqn = \"iqn.2001-04.com.example:\"",
+                          "iscsi_iqn = \"iqn.2001-04.com example\""}) {
+    Config d;
+    EXPECT_FALSE(LoadConfigText(std::string("[deploy]\n") + bad + "\n", "t.toml", d).ok()) << bad;
+  }
+}
+
 TEST(ConfigTest, RefusesWhatItDoesNotKnowNamingIt) {
   Config c;
   Status s = LoadConfigText("[images]\nsize_kap = 3\n", "a.toml", c);

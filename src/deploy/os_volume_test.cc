@@ -352,5 +352,27 @@ TEST(ExportRuleTest, AddressLists) {
   EXPECT_TRUE(CheckAllowList({"::1", "127.0.0.1/8"}).ok());
 }
 
+TEST(ExportRuleTest, InitiatorLists) {
+  // A rule without initiators is written as before, so older versions read it unchanged.
+  ExportRule old{.attached = true, .allow = {"10.0.0.5"}};
+  EXPECT_EQ(FormatExportRule(old), "attached=true\nallow=10.0.0.5\n");
+  EXPECT_TRUE(InitiatorAllowed(old, "iqn.2000-01.any:one"));
+  ExportRule r{.attached = true, .allow = {"10.0.0.5"},
+               .initiators = {"iqn.2000-01.test:a", "iqn.2000-01.test:b"}};
+  EXPECT_TRUE(InitiatorAllowed(r, "iqn.2000-01.test:a"));
+  EXPECT_TRUE(InitiatorAllowed(r, "IQN.2000-01.TEST:B"));
+  EXPECT_FALSE(InitiatorAllowed(r, "iqn.2000-01.test:c"));
+  auto back = ParseExportRule(FormatExportRule(r));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->initiators, r.initiators);
+  EXPECT_EQ(back->allow, r.allow);
+  auto legacy = ParseExportRule("attached=false\nallow=10.0.0.0/8\n");
+  ASSERT_TRUE(legacy.ok());
+  EXPECT_TRUE(legacy->initiators.empty());
+  EXPECT_TRUE(CheckInitiatorList({"iqn.1993-08.org.debian:01:abc", "eui.02004567A425678D"}).ok());
+  EXPECT_FALSE(CheckInitiatorList({"host1"}).ok());
+  EXPECT_FALSE(CheckInitiatorList({"iqn.x y"}).ok());
+}
+
 }  // namespace
 }  // namespace ingot::deploy

@@ -40,6 +40,19 @@ class VolumeExports::VolumeExport final : public nbd::Export {
 
 Result<std::shared_ptr<nbd::Export>> VolumeExports::Resolve(std::string_view name,
                                                             std::string_view peer) {
+  return Open(name, peer, nullptr);
+}
+
+Result<std::shared_ptr<nbd::Export>> VolumeExports::ResolveTarget(std::string_view volume,
+                                                                  std::string_view initiator,
+                                                                  std::string_view peer) {
+  const std::string i(initiator);
+  return Open(volume, peer, &i);
+}
+
+Result<std::shared_ptr<nbd::Export>> VolumeExports::Open(std::string_view name,
+                                                         std::string_view peer,
+                                                         const std::string* initiator) {
   const std::string n(name);
   // The same answer for "no such volume" and "not for you", so names do not leak to strangers.
   const Status unknown = NotFound("no export '" + n + "' for this client");
@@ -52,6 +65,7 @@ Result<std::shared_ptr<nbd::Export>> VolumeExports::Resolve(std::string_view nam
     return unknown;
   }
   if (!AddressAllowed(*rule, peer)) return unknown;
+  if (initiator != nullptr && !InitiatorAllowed(*rule, *initiator)) return unknown;
   if (!rule->attached) return Unavailable("volume '" + n + "' is not attached");
 
   std::lock_guard<std::mutex> lock(mu_);
@@ -79,6 +93,19 @@ std::vector<std::string> VolumeExports::List(std::string_view peer) {
   if (!all.ok()) return names;
   for (const VolumeInfo& v : *all) {
     if (v.rule.attached && AddressAllowed(v.rule, peer)) names.push_back(v.name);
+  }
+  return names;
+}
+
+std::vector<std::string> VolumeExports::ListTargets(std::string_view initiator,
+                                                   std::string_view peer) {
+  std::vector<std::string> names;
+  auto all = store_.List();
+  if (!all.ok()) return names;
+  for (const VolumeInfo& v : *all) {
+    if (v.rule.attached && AddressAllowed(v.rule, peer) && InitiatorAllowed(v.rule, initiator)) {
+      names.push_back(v.name);
+    }
   }
   return names;
 }

@@ -63,6 +63,27 @@ TEST_F(VolumeExportsTest, AccessRules) {
   EXPECT_TRUE(store_->Delete("vol").ok());  // closed with its last user
 }
 
+TEST_F(VolumeExportsTest, IscsiTargetsCheckInitiatorNames) {
+  ASSERT_TRUE(store_->SetExportRule("vol", {.attached = true, .allow = {"127.0.0.1"},
+                                            .initiators = {"iqn.2000-01.test:owner"}})
+                  .ok());
+  EXPECT_EQ(exports_->ResolveTarget("vol", "iqn.2000-01.test:other", "127.0.0.1").status().code(),
+            Code::kNotFound);
+  EXPECT_EQ(exports_->ResolveTarget("vol", "iqn.2000-01.test:owner", "10.0.0.1").status().code(),
+            Code::kNotFound);
+  auto t = exports_->ResolveTarget("vol", "iqn.2000-01.test:owner", "127.0.0.1");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto n = exports_->Resolve("vol", "127.0.0.1");  // NBD: no initiator names, the address decides
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(t->get(), n->get());  // one open volume for both protocols
+  EXPECT_EQ(exports_->ListTargets("iqn.2000-01.test:owner", "127.0.0.1"),
+            std::vector<std::string>{"vol"});
+  EXPECT_TRUE(exports_->ListTargets("iqn.2000-01.test:other", "127.0.0.1").empty());
+  ASSERT_TRUE(store_->SetExportRule("vol", {.attached = false, .allow = {"127.0.0.1"}}).ok());
+  EXPECT_EQ(exports_->ResolveTarget("vol", "iqn.2000-01.test:other", "127.0.0.1").status().code(),
+            Code::kUnavailable);
+}
+
 TEST_F(VolumeExportsTest, ServedToQemu) {
   if (std::system("command -v qemu-io >/dev/null 2>&1") != 0) GTEST_SKIP() << "no qemu-io";
   ASSERT_TRUE(store_->SetExportRule("vol", {.attached = true, .allow = {"127.0.0.1"}}).ok());

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/uuid.h"
 #include "io/file.h"
+#include "iscsi/wire.h"
 
 namespace ingot::deploy {
 namespace {
@@ -134,12 +135,13 @@ Result<ExportRule> ParseExportRule(std::string_view text) {
     if (k == "attached") {
       if (v != "true" && v != "false") return Corruption("export.meta: attached must be true/false");
       r.attached = v == "true";
-    } else if (k == "allow") {
+    } else if (k == "allow" || k == "initiators") {
+      std::vector<std::string>& list = k == "allow" ? r.allow : r.initiators;
       size_t p = 0;
       while (p < v.size()) {
         size_t comma = v.find(',', p);
         std::string_view e = v.substr(p, comma == std::string_view::npos ? comma : comma - p);
-        if (!e.empty()) r.allow.emplace_back(e);
+        if (!e.empty()) list.emplace_back(e);
         p = comma == std::string_view::npos ? v.size() : comma + 1;
       }
     }
@@ -150,7 +152,31 @@ Result<ExportRule> ParseExportRule(std::string_view text) {
 std::string FormatExportRule(const ExportRule& rule) {
   std::string s = std::string("attached=") + (rule.attached ? "true" : "false") + "\nallow=";
   for (size_t i = 0; i < rule.allow.size(); ++i) s += (i ? "," : "") + rule.allow[i];
-  return s + "\n";
+  s += "\n";
+  if (!rule.initiators.empty()) {
+    s += "initiators=";
+    for (size_t i = 0; i < rule.initiators.size(); ++i) s += (i ? "," : "") + rule.initiators[i];
+    s += "\n";
+  }
+  return s;
+}
+
+Status CheckInitiatorList(const std::vector<std::string>& initiators) {
+  for (const std::string& e : initiators) {
+    if (!iscsi::ValidIscsiName(e)) {
+      return InvalidArgument("'" + e + "' is not an iSCSI initiator name (iqn.2001-04.com.example:host)");
+    }
+  }
+  return Status::Ok();
+}
+
+bool InitiatorAllowed(const ExportRule& rule, std::string_view initiator) {
+  if (rule.initiators.empty()) return true;
+  const std::string want = iscsi::LowerName(initiator);
+  for (const std::string& e : rule.initiators) {
+    if (iscsi::LowerName(e) == want) return true;
+  }
+  return false;
 }
 
 Status CheckAllowList(const std::vector<std::string>& allow) {
@@ -323,6 +349,7 @@ Result<std::vector<VolumeInfo>> VolumeStore::List() const {
 
 Status VolumeStore::SetExportRule(const std::string& name, const ExportRule& rule) {
   INGOT_RETURN_IF_ERROR(CheckAllowList(rule.allow));
+  INGOT_RETURN_IF_ERROR(CheckInitiatorList(rule.initiators));
   INGOT_RETURN_IF_ERROR(Get(name).status());
   return ReplaceFile(Dir(name) + "/export.meta", FormatExportRule(rule));
 }

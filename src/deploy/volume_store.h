@@ -38,7 +38,13 @@ struct CloneRequest {
 struct ExportRule {
   bool attached = false;
   // Client addresses allowed: "10.0.0.5", "fd00::7", or prefixes "10.0.0.0/24", "0.0.0.0/0".
+  // Applies to NBD and iSCSI alike.
   std::vector<std::string> allow;
+  // iSCSI initiator names allowed (lowercased, "iqn.1993-08.org.debian:01:abc"); empty: any
+  // initiator from an allowed address. NBD has no initiator names, so this does not restrict it.
+  // On disk as an "initiators=" line written only when non-empty, so rules without one are
+  // byte-identical to those older versions wrote, and older versions ignore the line.
+  std::vector<std::string> initiators;
 };
 Result<ExportRule> ParseExportRule(std::string_view text);
 std::string FormatExportRule(const ExportRule& rule);
@@ -47,6 +53,10 @@ std::string FormatExportRule(const ExportRule& rule);
 bool AddressAllowed(const ExportRule& rule, std::string_view address);
 // kInvalidArgument naming the entry that is not an address or prefix.
 Status CheckAllowList(const std::vector<std::string>& allow);
+// True when the rule names no initiators, or names `initiator` (compared without case).
+bool InitiatorAllowed(const ExportRule& rule, std::string_view initiator);
+// kInvalidArgument naming the entry that is not an iSCSI name (iqn., eui., naa.).
+Status CheckInitiatorList(const std::vector<std::string>& initiators);
 
 struct VolumeInfo {
   std::string name;

@@ -19,6 +19,7 @@
 #include "deploy/guestfish/engine.h"
 #include "io/adapters.h"
 #include "io/file.h"
+#include "iscsi/wire.h"
 
 namespace ingot {
 namespace {
@@ -30,16 +31,17 @@ std::string VolumesDir(const config::Config& c) {
 constexpr const char* kVolumeUsage = R"(Usage: ingotd volume [--data-dir DIR | --config FILE] COMMAND ...
 
 Manages the OS volumes of this node (copy-on-write clones of golden images, served over NBD on
-[deploy] nbd_listen while attached). The daemon may be running.
+[deploy] nbd_listen and iSCSI on [deploy] iscsi_listen while attached). The daemon may be running.
 
 Commands:
   create NAME --from IMAGE_FILE [--format FMT] [--size BYTES] [--cluster-size BYTES]
                           clone a golden image (raw, qcow2, vmdk, vhd, vhdx, vdi); constant time
   list                    every volume: name, size, base format, attached, allowed addresses
   info NAME               one volume's facts
-  attach NAME --allow ADDR[,ADDR...]
-                          serve it over NBD (export name = NAME) to these addresses or prefixes
-                          (10.0.0.5, 10.0.0.0/24, fd00::/8)
+  attach NAME --allow ADDR[,ADDR...] [--initiator IQN[,IQN...]]
+                          serve it over NBD (export name = NAME) and iSCSI (target
+                          <iscsi_iqn>:NAME, LUN 0) to these addresses or prefixes (10.0.0.5,
+                          10.0.0.0/24, fd00::/8); --initiator: only these iSCSI initiator names
   detach NAME             stop serving it (open connections are closed; its writes are kept)
   delete NAME             remove it (refused while a client is connected)
   personalise NAME --script FILE [--engine auto|native|guestfish] [--name SCRIPT_NAME]
@@ -56,10 +58,16 @@ int VolumeFail(const Status& s) {
 void PrintVolume(const deploy::VolumeInfo& v, const std::string& extra = "") {
   std::string allow;
   for (size_t i = 0; i < v.rule.allow.size(); ++i) allow += (i ? "," : "") + v.rule.allow[i];
-  std::printf("%s\tsize=%llu\tbase_format=%s\tcluster_size=%u\tattached=%s\tallow=%s%s\n",
+  // Initiators only when restricted, so the line reads as before for rules without them.
+  std::string initiators;
+  for (size_t i = 0; i < v.rule.initiators.size(); ++i) {
+    initiators += (i ? "," : "") + v.rule.initiators[i];
+  }
+  if (!initiators.empty()) initiators = "\tinitiators=" + initiators;
+  std::printf("%s\tsize=%llu\tbase_format=%s\tcluster_size=%u\tattached=%s\tallow=%s%s%s\n",
               v.name.c_str(), static_cast<unsigned long long>(v.meta.size),
               v.meta.base_format.c_str(), v.meta.cluster_size, v.rule.attached ? "true" : "false",
-              allow.empty() ? "-" : allow.c_str(), extra.c_str());
+              allow.empty() ? "-" : allow.c_str(), initiators.c_str(), extra.c_str());
 }
 
 bool ParseSize(const std::string& s, uint64_t& out) {
@@ -76,16 +84,35 @@ bool ParseSize(const std::string& s, uint64_t& out) {
 Result<std::unique_ptr<DeployWiring>> DeployWiring::Start(const config::Config& config) {
   std::unique_ptr<DeployWiring> w(new DeployWiring());
   INGOT_ASSIGN_OR_RETURN(w->store_, deploy::VolumeStore::Open(VolumesDir(config)));
-  if (config.nbd_listen.empty()) return w;
-  INGOT_ASSIGN_OR_RETURN(auto at, config::ParseListen(config.nbd_listen));
+  if (config.nbd_listen.empty() && config.iscsi_listen.empty()) return w;
+  // One resolver for both protocols, so NBD and iSCSI clients of a volume share its open copy.
   w->exports_ = std::make_unique<deploy::VolumeExports>(*w->store_);
-  w->server_ = std::make_unique<nbd::Server>(nbd::ServerOptions{.host = at.first, .port = at.second},
-                                             *w->exports_);
-  INGOT_RETURN_IF_ERROR(w->server_->Start().WithContext("[deploy] nbd_listen"));
-  std::string address = at.first.find(':') != std::string::npos
-                            ? "[" + at.first + "]:" + std::to_string(w->server_->port())
-                            : at.first + ":" + std::to_string(w->server_->port());
-  log::Info("nbd.serving", {{"address", address}, {"volumes", w->store_->root()}});
+  auto address = [](const std::string& host, uint16_t port) {
+    return host.find(':') != std::string::npos ? "[" + host + "]:" + std::to_string(port)
+                                               : host + ":" + std::to_string(port);
+  };
+  if (!config.nbd_listen.empty()) {
+    INGOT_ASSIGN_OR_RETURN(auto at, config::ParseListen(config.nbd_listen));
+    w->server_ = std::make_unique<nbd::Server>(
+        nbd::ServerOptions{.host = at.first, .port = at.second, .writers = &w->writers_},
+        *w->exports_);
+    INGOT_RETURN_IF_ERROR(w->server_->Start().WithContext("[deploy] nbd_listen"));
+    log::Info("nbd.serving", {{"address", address(at.first, w->server_->port())},
+                              {"volumes", w->store_->root()}});
+  }
+  if (!config.iscsi_listen.empty()) {
+    INGOT_ASSIGN_OR_RETURN(auto at, config::ParseListen(config.iscsi_listen));
+    w->iscsi_ = std::make_unique<iscsi::Server>(
+        iscsi::ServerOptions{.host = at.first,
+                             .port = at.second,
+                             .iqn_prefix = config.iscsi_iqn,
+                             .writers = &w->writers_},
+        *w->exports_);
+    INGOT_RETURN_IF_ERROR(w->iscsi_->Start().WithContext("[deploy] iscsi_listen"));
+    log::Info("iscsi.serving", {{"address", address(at.first, w->iscsi_->port())},
+                                {"iqn", config.iscsi_iqn},
+                                {"volumes", w->store_->root()}});
+  }
   w->watcher_ = std::thread([p = w.get()] { p->Watch(); });
   return w;
 }
@@ -181,6 +208,7 @@ DeployWiring::~DeployWiring() {
   cv_.notify_all();
   if (watcher_.joinable()) watcher_.join();
   if (server_) server_->Stop();
+  if (iscsi_) iscsi_->Stop();
 }
 
 // Detaching is a change to the volume's export rule, possibly by another process (`ingotd volume
@@ -190,10 +218,20 @@ void DeployWiring::Watch() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; })) {
     lock.unlock();
-    for (const std::string& name : server_->ActiveExports()) {
-      if (!exports_->StillAttached(name)) {
-        size_t n = server_->CloseExport(name);
-        log::Info("nbd.detached", {{"export", name}, {"connections", static_cast<uint64_t>(n)}});
+    if (server_) {
+      for (const std::string& name : server_->ActiveExports()) {
+        if (!exports_->StillAttached(name)) {
+          size_t n = server_->CloseExport(name);
+          log::Info("nbd.detached", {{"export", name}, {"connections", static_cast<uint64_t>(n)}});
+        }
+      }
+    }
+    if (iscsi_) {
+      for (const std::string& name : iscsi_->ActiveVolumes()) {
+        if (!exports_->StillAttached(name)) {
+          size_t n = iscsi_->CloseVolume(name);
+          log::Info("iscsi.detached", {{"volume", name}, {"sessions", static_cast<uint64_t>(n)}});
+        }
       }
     }
     lock.lock();
@@ -301,11 +339,13 @@ int RunVolumeCommand(int argc, char** argv) {
   }
   if (cmd == "attach") {
     if (Status s = need_name(); !s.ok()) return VolumeFail(s);
-    if (Status s = only({"--allow"}); !s.ok()) return VolumeFail(s);
+    if (Status s = only({"--allow", "--initiator"}); !s.ok()) return VolumeFail(s);
     if (!opts.count("--allow")) {
       return VolumeFail(InvalidArgument("attach needs --allow ADDR[,ADDR...] (0.0.0.0/0 for anyone)"));
     }
-    auto rule = deploy::ParseExportRule("allow=" + opts["--allow"]);
+    std::string rule_text = "allow=" + opts["--allow"];
+    if (opts.count("--initiator")) rule_text += "\ninitiators=" + iscsi::LowerName(opts["--initiator"]);
+    auto rule = deploy::ParseExportRule(rule_text);
     if (!rule.ok()) return VolumeFail(rule.status());
     rule->attached = true;
     if (Status s = (*store)->SetExportRule(name, *rule); !s.ok()) return VolumeFail(s);

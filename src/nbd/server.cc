@@ -31,7 +31,7 @@ struct Server::Connection {
   std::string peer_text;  // address:port, for logs
   std::string export_name;  // once in transmission
   bool in_transmission = false;
-  bool holds_write = false;  // counted in writers_[export_name]
+  bool holds_write = false;  // a claim on export_name in writers_
   std::atomic<bool> done{false};
   std::thread thread;
 };
@@ -511,7 +511,8 @@ class Transmission {
 }  // namespace
 
 Server::Server(ServerOptions options, ExportResolver& resolver)
-    : options_(std::move(options)), resolver_(resolver) {}
+    : options_(std::move(options)), resolver_(resolver),
+      writers_(options_.writers != nullptr ? *options_.writers : own_writers_) {}
 
 Server::~Server() { Stop(); }
 
@@ -627,8 +628,7 @@ void Server::AcceptLoop() {
     raw->thread = std::thread([this, raw] {
       Serve(*raw);
       std::lock_guard<std::mutex> l(mu_);
-      auto w = writers_.find(raw->export_name);
-      if (raw->holds_write && w != writers_.end() && --w->second.connections == 0) writers_.erase(w);
+      if (raw->holds_write) writers_.Release(raw->export_name);
       ::close(raw->fd);
       raw->fd = -1;
       raw->in_transmission = false;
@@ -686,15 +686,13 @@ void Server::Serve(Connection& c) {
     bool ro = e->read_only();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto w = writers_.find(name);
-      if (!ro && w != writers_.end() && w->second.peer != c.peer) ro = true;
+      const std::string who = "nbd " + c.peer;
+      if (!ro && !final) ro = !writers_.CanWrite(name, who);
       if (final) {
         // GO is final once it succeeds, so a connection claims at most once.
         if (!ro) {
-          Writer& mine = writers_[std::string(name)];
-          mine.peer = c.peer;
-          mine.connections++;
-          c.holds_write = true;
+          ro = !writers_.Claim(name, who);
+          c.holds_write = !ro;
         }
         c.export_name = std::string(name);
       }

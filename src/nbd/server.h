@@ -38,6 +38,7 @@
 
 #include "common/result.h"
 #include "nbd/export.h"
+#include "nbd/writer_claims.h"
 
 namespace ingot::nbd {
 
@@ -55,6 +56,9 @@ struct ServerOptions {
   // Payload bytes (writes received, reads being answered) one connection may hold at once; the
   // next request is not read until some are answered.
   uint64_t max_bytes_in_flight = 64u << 20;
+  // The one-writer rule, shared with other servers of the same exports (the iSCSI target); not
+  // owned, must outlive the server. nullptr: the server keeps its own.
+  WriterClaims* writers = nullptr;
 };
 
 struct ServerStats {
@@ -107,12 +111,9 @@ class Server {
   std::thread acceptor_;
   mutable std::mutex mu_;
   std::list<std::unique_ptr<Connection>> connections_;
-  // export name → the client address that may write it, and how many of its connections do.
-  struct Writer {
-    std::string peer;
-    size_t connections = 0;
-  };
-  std::map<std::string, Writer, std::less<>> writers_;
+  // export name → the client address ("nbd <address>") that may write it.
+  WriterClaims own_writers_;
+  WriterClaims& writers_;
   internal::Counters counters_;
 };
 

@@ -4,6 +4,8 @@
 # reads by QEMU) and prints it on the serial port. The clone is then personalised (qemu-io writes
 # a new message into the volume over NBD), and the next boot prints the new message, while a second
 # clone of the same golden image still boots the golden message and the golden file is unchanged.
+# When qemu has its iSCSI driver (qemu-block-extra), node-b is then personalised and booted over
+# iSCSI ([deploy] iscsi_listen, the same volume through Ingot's own target).
 # A boot takes a few seconds under TCG; the whole test well under a minute.
 # Skips (77) without qemu-system-x86, qemu-utils or binutils (as, ld).
 . "$(dirname "$0")/lib.sh"
@@ -79,6 +81,7 @@ vol create node-a --from "$GOLDEN" > /dev/null && vol attach node-a --allow 127.
 cat > "$IT_TMP/ingot.toml" <<EOF
 [deploy]
 nbd_listen = "127.0.0.1:0"
+iscsi_listen = "127.0.0.1:0"
 EOF
 ingot_start --config "$IT_TMP/ingot.toml" || it_finish
 NBD_PORT="$(grep -m1 'nbd.serving' "$INGOT_LOG" | grep -oE '127\.0\.0\.1:[0-9]+' | cut -d: -f2)"
@@ -90,7 +93,7 @@ boot() {
   local serial="$IT_TMP/serial-$1-$RANDOM.log" q i t0
   t0=$(date +%s)
   qemu-system-x86_64 -accel tcg -m 64 -display none -no-reboot -boot c \
-    -serial "file:$serial" -drive "file=$NBD/$1,format=raw,if=ide" > "$serial.qemu" 2>&1 &
+    -serial "file:$serial" -drive "${DRIVE:-file=$NBD/$1},format=raw,if=ide" > "$serial.qemu" 2>&1 &
   q=$!
   IT_PIDS+=("$q")
   for i in $(seq 1 120); do
@@ -113,6 +116,16 @@ qemu-io -f raw -c "write -s $IT_TMP/msg 512 $(stat -c %s "$IT_TMP/msg")" "$NBD/n
   && pass "personalise node-a's volume over NBD (qemu-io)" || fail "personalise node-a"
 boot node-a "INGOT-NBD-BOOT node-a personalised" "node-a boots its personalised volume"
 boot node-b "INGOT-NBD-BOOT golden" "node-b, a clone of the same image, still boots the golden disk"
+if qemu-img --help 2>/dev/null | grep -qw iscsi; then
+  ISCSI_PORT="$(grep -m1 'iscsi.serving' "$INGOT_LOG" | grep -oE '127\.0\.0\.1:[0-9]+' | cut -d: -f2)"
+  ISCSI_B="iscsi://127.0.0.1:$ISCSI_PORT/iqn.2026-12.io.ingot:node-b/0"
+  printf 'INGOT-NBD-BOOT node-b over iSCSI\r\n\0' > "$IT_TMP/msg-b"
+  qemu-io -f raw -c "write -s $IT_TMP/msg-b 512 $(stat -c %s "$IT_TMP/msg-b")" "$ISCSI_B" > /dev/null \
+    && pass "personalise node-b's volume over iSCSI (qemu-io)" || fail "personalise node-b over iSCSI"
+  DRIVE="file=$ISCSI_B" boot node-b "INGOT-NBD-BOOT node-b over iSCSI" "node-b boots its volume over iSCSI"
+else
+  skip "boot over iSCSI" "qemu has no iSCSI driver (qemu-block-extra)"
+fi
 [ "$(sha256sum < "$GOLDEN")" = "$GOLDEN_SUM" ] && pass "the golden disk is unchanged" \
   || fail "the golden disk is unchanged"
 it_finish

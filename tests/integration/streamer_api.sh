@@ -193,6 +193,15 @@ VOL_WEB="$(jb '.members[0].id')"
 expect_eq "vol-web: state" "$(jb '.members[0].state')" Normal
 expect_eq "vol-web: attached" "$(jb '.members[0].attached')" true
 expect_eq "vol-web: no password shown" "$(jb '.members[0].customAttributes[] | select(.name=="RootPassword") | .value')" ""
+# iSCSI initiator names on attach (the address list applies to NBD and iSCSI alike).
+rest POST "/rest/os-volumes/$VOL_WEB/attach" '{"initiators":["IQN.2026-01.test:Web1"]}'
+expect_code "vol-web: attach with an iSCSI initiator name" 200
+rest GET "/rest/os-volumes/$VOL_WEB/storage"
+expect_eq "vol-web: storage shows the initiator (lowercased)" "$(jb '.initiators[0]')" iqn.2026-01.test:web1
+rest POST "/rest/os-volumes/$VOL_WEB/attach" '{"initiators":["not a name"]}'
+expect_code "vol-web: a bad initiator name is refused" 400
+rest POST "/rest/os-volumes/$VOL_WEB/attach"
+expect_eq "vol-web: attach without initiators serves any initiator" "$(jb '.initiators | length')" 0
 rest GET "/rest/os-volumes/$VOL_WEB/log"
 expect_code "vol-web: deploy log" 200
 grep -q "plan scripts personalise, tidy" "$BODY" && pass "the log names the scripts (one session, in order)" || fail "log content" "$(head -c 300 "$BODY")"

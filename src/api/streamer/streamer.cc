@@ -9,7 +9,9 @@
 #include "api/streamer/query.h"
 #include "api/v2/documents.h"
 #include "deploy/artifacts/multipart.h"
+#include "deploy/volume_store.h"
 #include "io/file.h"
+#include "iscsi/wire.h"
 
 namespace ingot::api::streamer {
 namespace json = boost::json;
@@ -375,12 +377,14 @@ void RegisterStreamerRoutes(ApiRouter& r, ArtifactService& s, size_t max_json) {
                            {"nbdExport", doc["nbdExport"]},
                            {"attached", doc["attached"]},
                            {"allow", doc.contains("allow") ? doc["allow"] : json::array()},
+                           {"initiators",
+                            doc.contains("initiators") ? doc["initiators"] : json::array()},
                            {"size", doc.contains("size") ? doc["size"] : json::value(0)},
                            {"state", doc["state"]}};
           return Json(200, out);
         }));
   r.Add("POST", vols + "/{id}/attach", Make(kWrite, [&s, max_json](Call& call) -> Result<Response> {
-          std::vector<std::string> allow;
+          std::vector<std::string> allow, initiators;
           if (call.request.has_body()) {
             INGOT_ASSIGN_OR_RETURN(auto body, BodyObject(call, max_json));
             if (auto* a = body.if_contains("allow"); a != nullptr && !a->is_null()) {
@@ -390,8 +394,18 @@ void RegisterStreamerRoutes(ApiRouter& r, ArtifactService& s, size_t max_json) {
                 allow.emplace_back(e.as_string());
               }
             }
+            // iSCSI initiator names the volume is served to (empty or absent: any).
+            if (auto* a = body.if_contains("initiators"); a != nullptr && !a->is_null()) {
+              const char* what = "initiators must be an array of iSCSI names";
+              if (!a->is_array()) return InvalidArgument(what);
+              for (const json::value& e : a->as_array()) {
+                if (!e.is_string()) return InvalidArgument(what);
+                initiators.emplace_back(iscsi::LowerName(e.as_string()));
+              }
+              INGOT_RETURN_IF_ERROR(deploy::CheckInitiatorList(initiators));
+            }
           }
-          INGOT_ASSIGN_OR_RETURN(auto doc, s.SetAttached(call.params[0], true, allow));
+          INGOT_ASSIGN_OR_RETURN(auto doc, s.SetAttached(call.params[0], true, allow, initiators));
           return Json(200, Public(std::move(doc)));
         }, BodyMode::kJson));
   r.Add("POST", vols + "/{id}/detach", Make(kWrite, [&s](Call& call) -> Result<Response> {

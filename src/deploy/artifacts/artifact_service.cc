@@ -1364,7 +1364,8 @@ Status ArtifactService::DeleteOsVolume(const std::string& id) {
 }
 
 Result<json::object> ArtifactService::SetAttached(const std::string& id, bool attached,
-                                                  const std::vector<std::string>& allow) {
+                                                  const std::vector<std::string>& allow,
+                                                  const std::vector<std::string>& initiators) {
   std::lock_guard<std::mutex> lock(write_mu_);
   INGOT_ASSIGN_OR_RETURN(json::object v, repo_.Get(Kind::kOsVolume, id));
   if (Str(v, "state") != "Normal") {
@@ -1374,11 +1375,15 @@ Result<json::object> ArtifactService::SetAttached(const std::string& id, bool at
   INGOT_ASSIGN_OR_RETURN(ExportRule rule, volumes_.GetExportRule(Str(v, "name")));
   rule.attached = attached;
   if (attached) rule.allow = allow.empty() ? options_.default_allow : allow;
+  if (attached) rule.initiators = initiators;  // iSCSI initiator names; empty: any
   INGOT_RETURN_IF_ERROR(volumes_.SetExportRule(Str(v, "name"), rule));
   v["attached"] = attached;
   json::array a;
   for (const std::string& e : rule.allow) a.emplace_back(e);
   v["allow"] = std::move(a);
+  json::array ini;
+  for (const std::string& e : rule.initiators) ini.emplace_back(e);
+  v["initiators"] = std::move(ini);
   v["modified"] = Now();
   INGOT_RETURN_IF_ERROR(repo_.Put({Kind::kOsVolume, id, v}));
   return v;

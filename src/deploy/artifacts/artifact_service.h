@@ -159,9 +159,11 @@ class ArtifactService {
   Result<boost::json::object> CreateOsVolume(const boost::json::object& body,
                                              const std::string& owner);
   Status DeleteOsVolume(const std::string& id);
-  // Attach (serve over NBD to `allow`, or the default list when empty) or detach.
+  // Attach (serve over NBD and iSCSI to `allow`, or the default list when empty; over iSCSI only to
+  // the initiator names in `initiators` when it is not empty) or detach.
   Result<boost::json::object> SetAttached(const std::string& id, bool attached,
-                                          const std::vector<std::string>& allow);
+                                          const std::vector<std::string>& allow,
+                                          const std::vector<std::string>& initiators = {});
   // The deploy log of a volume (id or name).
   Result<std::string> DeployLogPath(const std::string& id_or_name);
   // True when no deployment is queued or running (tests).

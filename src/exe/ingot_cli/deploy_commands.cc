@@ -15,7 +15,7 @@
 //   ingot deploy golden download ID --file OUT
 //   ingot deploy golden capture NAME --volume VOL --build-plan BP [--description D] [--engine E]
 //                [--detach]       (waits for the capture's task unless --detach)
-//   ingot volume list | show ID | log ID | delete ID | attach ID [--allow ADDR,...] | detach ID
+//   ingot volume list | show ID | log ID | delete ID | attach ID [--allow ADDR,...] [--initiator IQN,...] | detach ID
 //   ingot volume deploy NAME --plan ID [--attr NAME=VALUE ...] [--allow ADDR,...] [--no-attach]
 //                [--detach]       (waits for the deployment's task unless --detach)
 #include "exe/ingot_cli/deploy_commands.h"
@@ -56,7 +56,8 @@ constexpr const char* kUsage = R"(usage:
   ingot deploy golden create NAME --image-id CATALOG_IMAGE_ID
   ingot deploy golden download ID --file OUT
   ingot deploy golden capture NAME --volume VOL --build-plan BP [--description D] [--engine E] [--detach]
-  ingot volume list | show ID | log ID | delete ID | attach ID [--allow ADDR,...] | detach ID
+  ingot volume list | show ID | log ID | delete ID | attach ID [--allow ADDR,...] [--initiator IQN,...]
+  ingot volume detach ID
   ingot volume deploy NAME --plan ID [--attr NAME=VALUE ...] [--allow ADDR,...] [--no-attach] [--detach]
 options: --url URL (or INGOT_URL), --token TOKEN (or OS_AUTH_TOKEN), --json, --timeout SECONDS
 )";
@@ -64,7 +65,7 @@ options: --url URL (or INGOT_URL), --token TOKEN (or OS_AUTH_TOKEN), --json, --t
 const std::set<std::string> kValueOptions = {"--url",        "--token", "--timeout",     "--type",
                                              "--file",       "--description", "--build-plan",
                                              "--golden-image", "--attr", "--image-id", "--plan",
-                                             "--allow", "--volume", "--engine"};
+                                             "--allow", "--volume", "--engine", "--initiator"};
 
 struct Args {
   std::string group, noun, verb;
@@ -161,9 +162,10 @@ json::array Attributes(const Args& a) {
   return out;
 }
 
-json::array AllowList(const Args& a) {
+// A comma-separated option as a JSON array (--allow addresses, --initiator iSCSI names).
+json::array AllowList(const Args& a, const char* option = "--allow") {
   json::array out;
-  std::string v = a.Value("--allow").value_or("");
+  std::string v = a.Value(option).value_or("");
   size_t p = 0;
   while (p < v.size()) {
     size_t c = v.find(',', p);
@@ -372,8 +374,9 @@ Result<int> RunVolume(StreamerClient& c, const Args& a, bool as_json) {
     } else if (a.verb == "delete") {
       INGOT_RETURN_IF_ERROR(c.Call("DELETE", uri).status());
     } else if (a.verb == "attach") {
-      INGOT_ASSIGN_OR_RETURN(auto v, c.Call("POST", uri + "/attach",
-                                            json::value(json::object{{"allow", AllowList(a)}})));
+      json::object body{{"allow", AllowList(a)}};
+      if (a.Value("--initiator")) body["initiators"] = AllowList(a, "--initiator");
+      INGOT_ASSIGN_OR_RETURN(auto v, c.Call("POST", uri + "/attach", json::value(std::move(body))));
       Show(as_json, v, columns);
     } else {
       INGOT_ASSIGN_OR_RETURN(auto v, c.Call("POST", uri + "/detach"));
