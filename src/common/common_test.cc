@@ -122,6 +122,12 @@ TEST(TimeTest, RoundTripsIso8601) {
   EXPECT_EQ(*ParseIso8601("2026-11-23T11:30:16.5Z"), *t + 500000);
   EXPECT_FALSE(ParseIso8601("yesterday").has_value());
   EXPECT_FALSE(ParseIso8601("2026-13-01T00:00:00Z").has_value());
+  // Micros: the per-second cache never serves another second's text.
+  EXPECT_EQ(FormatIso8601Micros(*t + 5), "2026-11-23T11:30:16.000005Z");
+  EXPECT_EQ(FormatIso8601Micros(*t + 999999), "2026-11-23T11:30:16.999999Z");
+  EXPECT_EQ(FormatIso8601Micros(*t + 1000000), "2026-11-23T11:30:17.000000Z");
+  EXPECT_EQ(FormatIso8601Micros(-1), "1969-12-31T23:59:59.999999Z");
+  EXPECT_EQ(*ParseIso8601(FormatIso8601Micros(*t + 123456)), *t + 123456);
 }
 
 TEST(UuidTest, GeneratesValidDistinctIds) {

@@ -626,10 +626,12 @@ void Southbound::Observe(const http::Exchange& e) {
   line += std::to_string(e.status);
   line += " bytes_out=";
   line += std::to_string(e.bytes_out);
-  char ms[32];
-  std::snprintf(ms, sizeof ms, "%.3f", static_cast<double>(e.duration.count()) / 1000.0);
+  // Milliseconds with three decimals, from the integer microseconds (no printf per request).
+  const auto us = static_cast<uint64_t>(std::max<int64_t>(0, e.duration.count()));
   line += " duration_ms=";
-  line += ms;
+  line += std::to_string(us / 1000);
+  char frac[4] = {'.', char('0' + us / 100 % 10), char('0' + us / 10 % 10), char('0' + us % 10)};
+  line.append(frac, 4);
   line += " remote=";
   line += log::FormatValue(e.remote_address);
   line += e.completed ? " completed=true\n" : " completed=false\n";
