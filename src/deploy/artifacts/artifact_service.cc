@@ -13,6 +13,7 @@
 #include "common/time.h"
 #include "common/uuid.h"
 #include "deploy/artifacts/attributes.h"
+#include "deploy/artifacts/documents.h"
 #include "formats/format.h"
 #include "io/file.h"
 #include "io/hash.h"
@@ -38,40 +39,9 @@ namespace {
 
 constexpr const char* kReadOnlyMessage = " is read-only";
 
-std::string Now() { return FormatIso8601(NowMicros()); }
-
-std::string Str(const json::object& o, std::string_view key, std::string fallback = "") {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr || !v->is_string()) return fallback;
-  return std::string(v->as_string());
-}
-
-bool Flag(const json::object& o, std::string_view key, bool fallback = false) {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr) return fallback;
-  if (v->is_bool()) return v->as_bool();
-  if (v->is_string()) return v->as_string() == "true";
-  return fallback;
-}
-
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-// Fields every record carries, as Image Streamer's resources do.
-void Stamp(json::object& doc, Kind kind, const std::string& id, const char* type,
-           const char* category) {
-  std::string now = Now();
-  if (!doc.contains("created")) doc["created"] = now;
-  doc["modified"] = now;
-  doc["id"] = id;
-  doc["uri"] = std::string(CollectionUri(kind)) + "/" + id;
-  doc["type"] = type;
-  doc["category"] = category;
-  doc["eTag"] = std::to_string(NowMicros());
-  if (!doc.contains("state")) doc["state"] = "Normal";
-  if (!doc.contains("status")) doc["status"] = "OK";
 }
 
 Status CheckName(const json::object& body, std::string& name) {
@@ -142,20 +112,6 @@ Result<std::string> LineDiff(std::string_view a, std::string_view b, int& added,
     }
   }
   return out;
-}
-
-void Progress(json::object& task, const std::string& text) {
-  json::array& updates = task["progressUpdates"].as_array();
-  updates.push_back(json::object{{"id", static_cast<int64_t>(updates.size() + 1)},
-                                 {"statusUpdate", text},
-                                 {"timestamp", Now()}});
-  task["taskStatus"] = text;
-  task["modified"] = Now();
-}
-
-Status RemoveFile(const std::string& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return FromErrno(errno, "unlink " + path);
-  return Status::Ok();
 }
 
 }  // namespace

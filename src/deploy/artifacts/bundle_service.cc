@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "common/uuid.h"
+#include "deploy/artifacts/documents.h"
 #include "io/adapters.h"
 #include "io/file.h"
 #include "io/hash.h"
@@ -28,27 +29,6 @@ namespace ingot::deploy::artifacts {
 namespace json = boost::json;
 
 namespace {
-
-std::string Now() { return FormatIso8601(NowMicros()); }
-
-std::string Str(const json::object& o, std::string_view key, std::string fallback = "") {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr || !v->is_string()) return fallback;
-  return std::string(v->as_string());
-}
-
-bool Flag(const json::object& o, std::string_view key, bool fallback = false) {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr) return fallback;
-  if (v->is_bool()) return v->as_bool();
-  if (v->is_string()) return v->as_string() == "true";
-  return fallback;
-}
-
-Status RemoveFile(const std::string& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return FromErrno(errno, "unlink " + path);
-  return Status::Ok();
-}
 
 Status FsyncPath(const std::string& path) {
   INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(path, O_RDONLY | O_CLOEXEC));

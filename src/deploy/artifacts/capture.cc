@@ -27,6 +27,7 @@
 #include "common/time.h"
 #include "common/uuid.h"
 #include "deploy/artifacts/artifact_service.h"
+#include "deploy/artifacts/documents.h"
 #include "formats/convert.h"
 #include "io/file.h"
 
@@ -87,38 +88,6 @@ Result<uint64_t> WriteGoldenQcow2(OsVolume& volume, const std::string& path) {
 // ---------------------------------------------------------------- the use case
 
 namespace {
-
-// The same conventions as artifact_service.cc's (records look alike whoever writes them).
-std::string Now() { return FormatIso8601(NowMicros()); }
-
-std::string Str(const json::object& o, std::string_view key, std::string fallback = "") {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr || !v->is_string()) return fallback;
-  return std::string(v->as_string());
-}
-
-void Stamp(json::object& doc, Kind kind, const std::string& id, const char* type,
-           const char* category) {
-  std::string now = Now();
-  if (!doc.contains("created")) doc["created"] = now;
-  doc["modified"] = now;
-  doc["id"] = id;
-  doc["uri"] = std::string(CollectionUri(kind)) + "/" + id;
-  doc["type"] = type;
-  doc["category"] = category;
-  doc["eTag"] = std::to_string(NowMicros());
-  if (!doc.contains("state")) doc["state"] = "Normal";
-  if (!doc.contains("status")) doc["status"] = "OK";
-}
-
-void Progress(json::object& task, const std::string& text) {
-  json::array& updates = task["progressUpdates"].as_array();
-  updates.push_back(json::object{{"id", static_cast<int64_t>(updates.size() + 1)},
-                                 {"statusUpdate", text},
-                                 {"timestamp", Now()}});
-  task["taskStatus"] = text;
-  task["modified"] = Now();
-}
 
 constexpr const char* kWorkPrefix = ".work-";
 constexpr int kCaptureSteps = 4;  // copy, scripts, write, register
