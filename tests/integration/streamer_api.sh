@@ -240,6 +240,32 @@ if [ -n "$NBD_PORT" ]; then
 else
   fail "NBD listener address logged"
 fi
+# --- redeploy: vol-db made again with a new host name; its password must be given again -----------
+rest GET "/rest/os-volumes?filter=%22name%3D%27vol-db%27%22"
+VOL_DB="$(jb '.members[0].id')"
+rest POST "/rest/os-volumes/$VOL_DB/redeploy" '{"customAttributes":[{"name":"HostName","value":"db2"}]}'
+expect_streamer_error "a redeploy without the password (never recorded) is refused" 400 "RootPassword"
+rest POST "/rest/os-volumes/$VOL_DB/redeploy" \
+  '{"customAttributes":[{"name":"HostName","value":"db2"},{"name":"RootPassword","value":"Pw-again-s3cret"}]}'
+expect_code "redeploy vol-db" 202
+wait_task "$(header Location)"
+expect_eq "the redeploy's task Completed" "$TASK_STATE" Completed
+rest GET "/rest/os-volumes/$VOL_DB"
+expect_eq "vol-db after the redeploy: Normal, attached, its new value recorded" \
+  "$(jb '[.state, (.attached|tostring), (.customAttributes[] | select(.name=="HostName") | .value)] | join(" ")')" \
+  "Normal true db2"
+INGOT_CLI="$(dirname "$INGOTD")/ingot"
+if [ -x "$INGOT_CLI" ]; then
+  INGOT_URL="$INGOT_URL" OS_AUTH_TOKEN=t-admin "$INGOT_CLI" volume redeploy "$VOL_DB" \
+    --attr HostName=db2 --attr RootPassword=Pw-again-s3cret --engine native > "$IT_TMP/redeploy.out" 2>&1 \
+    && grep -q "OS volume $VOL_DB redeployed" "$IT_TMP/redeploy.out" \
+    && pass "ingot volume redeploy waits for the task" || fail "CLI redeploy" "$(cat "$IT_TMP/redeploy.out")"
+fi
+if [ -n "$NBD_PORT" ]; then
+  rm -f "$IT_TMP/vol-db.disk" "$IT_TMP/vol-db.disk.part"
+  expect_eq "vol-db: the new host name over NBD" "$(read_file vol-db /etc/hostname)" db2
+  expect_eq "vol-db: the new password reached the volume" "$(read_file vol-db /etc/root-password)" "Pw-again-s3cret"
+fi
 OUT="$IT_TMP/golden.back" req GET "/rest/golden-images/download/$GI_ID" -H "Auth: t-admin"
 expect_eq "the golden image is unchanged" "$(sha256sum < "$IT_TMP/golden.back" | cut -d' ' -f1)" "$GOLDEN_SUM"
 

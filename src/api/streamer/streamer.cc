@@ -408,6 +408,16 @@ void RegisterStreamerRoutes(ApiRouter& r, ArtifactService& s, size_t max_json) {
           INGOT_ASSIGN_OR_RETURN(auto doc, s.SetAttached(call.params[0], true, allow, initiators));
           return Json(200, Public(std::move(doc)));
         }, BodyMode::kJson));
+  // Ingot's route for what a OneView server profile's re-apply does: the volume made again.
+  r.Add("POST", vols + "/{id}/redeploy", Make(kWrite, [&s, max_json](Call& call) -> Result<Response> {
+          json::object body;
+          if (call.request.has_body()) {
+            INGOT_ASSIGN_OR_RETURN(body, BodyObject(call, max_json));
+          }
+          std::string owner = call.context.user.value_or(call.context.project.value_or(""));
+          INGOT_ASSIGN_OR_RETURN(auto task, s.RedeployOsVolume(call.params[0], body, owner));
+          return TaskAccepted(task);
+        }, BodyMode::kJson));
   r.Add("POST", vols + "/{id}/detach", Make(kWrite, [&s](Call& call) -> Result<Response> {
           INGOT_ASSIGN_OR_RETURN(auto doc, s.SetAttached(call.params[0], false, {}));
           return Json(200, Public(std::move(doc)));

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <set>
+#include <utility>
 
 #include "common/log.h"
 #include "common/time.h"
@@ -956,14 +957,8 @@ Result<std::string> ArtifactService::EmptyBase() {
   return path;
 }
 
-Result<json::object> ArtifactService::CreateOsVolume(const json::object& body,
-                                                     const std::string& owner) {
-  std::string name;
-  INGOT_RETURN_IF_ERROR(CheckName(body, name));
-  if (!ValidVolumeName(name)) {
-    return InvalidArgument("name: an OS volume's name is its NBD export name: 1-128 of "
-                           "A-Z a-z 0-9 . _ - not starting with '.'");
-  }
+Result<ArtifactService::Prepared> ArtifactService::PrepareDeployment(const json::object& body,
+                                                                   const std::string& name) {
   // Ingot's addition: which plan script engine personalises this volume (guestfish/engine.h).
   guestfish::Engine engine = options_.engine;
   if (std::string e = Str(body, "engine"); !e.empty()) {
@@ -971,6 +966,7 @@ Result<json::object> ArtifactService::CreateOsVolume(const json::object& body,
     if (!parsed) return InvalidArgument("engine must be auto, native or guestfish");
     engine = *parsed;
   }
+  Prepared out;
   std::string dp_uri = Str(body, "deploymentPlanUri", Str(body, "deploymentPlanURI"));
   INGOT_ASSIGN_OR_RETURN(json::object dp, Resolve(Kind::kDeploymentPlan, dp_uri));
   INGOT_ASSIGN_OR_RETURN(json::object bp, Resolve(Kind::kBuildPlan, Str(dp, "oeBuildPlanURI")));
@@ -1079,6 +1075,28 @@ Result<json::object> ArtifactService::CreateOsVolume(const json::object& body,
     shown.push_back(json::object{{"name", k}, {"value", passwords.count(k) ? "" : v}});
   }
 
+  out.job = std::move(job);
+  out.dp = std::move(dp);
+  out.bp = std::move(bp);
+  out.gi = std::move(gi);
+  out.shown = std::move(shown);
+  out.steps = steps.size();
+  return out;
+}
+
+Result<json::object> ArtifactService::CreateOsVolume(const json::object& body,
+                                                     const std::string& owner) {
+  std::string name;
+  INGOT_RETURN_IF_ERROR(CheckName(body, name));
+  if (!ValidVolumeName(name)) {
+    return InvalidArgument("name: an OS volume's name is its NBD export name: 1-128 of "
+                           "A-Z a-z 0-9 . _ - not starting with '.'");
+  }
+  INGOT_ASSIGN_OR_RETURN(Prepared p, PrepareDeployment(body, name));
+  Job& job = p.job;
+  json::object& dp = p.dp;
+  json::object& bp = p.bp;
+  json::object& gi = p.gi;
   std::lock_guard<std::mutex> lock(write_mu_);
   {
     INGOT_ASSIGN_OR_RETURN(auto taken, repo_.FindByName(Kind::kOsVolume, name));
@@ -1094,7 +1112,7 @@ Result<json::object> ArtifactService::CreateOsVolume(const json::object& body,
                       {"deploymentPlanName", dp["name"]},
                       {"buildPlanUri", bp["uri"]},
                       {"goldenVolumeUri", gi.empty() ? json::value("") : gi["uri"]},
-                      {"customAttributes", std::move(shown)},
+                      {"customAttributes", std::move(p.shown)},
                       {"state", "Deploying"},
                       {"status", "OK"},
                       {"oeVolumeId", name},
@@ -1110,7 +1128,7 @@ Result<json::object> ArtifactService::CreateOsVolume(const json::object& body,
                     {"userInitiated", true},
                     {"percentComplete", 0},
                     {"computedPercentComplete", 0},
-                    {"totalSteps", static_cast<int64_t>(steps.size() + 2)},
+                    {"totalSteps", static_cast<int64_t>(p.steps + 2)},
                     {"completedSteps", 0},
                     {"progressUpdates", json::array()},
                     {"taskErrors", json::array()},
@@ -1128,6 +1146,103 @@ Result<json::object> ArtifactService::CreateOsVolume(const json::object& body,
   {
     std::lock_guard<std::mutex> q(mu_);
     queue_.push_back(std::move(job));
+  }
+  cv_.notify_all();
+  return task;
+}
+
+Result<json::object> ArtifactService::RedeployOsVolume(const std::string& id,
+                                                       const json::object& body,
+                                                       const std::string& owner) {
+  json::object volume;
+  {
+    auto by_id = repo_.Get(Kind::kOsVolume, IdOf(id));
+    if (by_id.ok()) {
+      volume = *by_id;
+    } else {
+      INGOT_ASSIGN_OR_RETURN(auto by_name, repo_.FindByName(Kind::kOsVolume, id));
+      if (!by_name) return NotFound("no OS volume " + id);
+      volume = *by_name;
+    }
+  }
+  const std::string name = Str(volume, "name");
+  // The request as a new deployment of the same name: the recorded values (passwords are not
+  // recorded) under the ones given now.
+  json::object request = body;
+  if (Str(request, "deploymentPlanUri", Str(request, "deploymentPlanURI")).empty()) {
+    request["deploymentPlanUri"] = volume["deploymentPlanUri"];
+  }
+  std::map<std::string, json::value> values;
+  const json::value* recorded = std::as_const(volume).if_contains("customAttributes");
+  const json::value* given = body.if_contains("customAttributes");
+  for (const json::value* list : {recorded, given}) {
+    if (list == nullptr || !list->is_array()) continue;
+    for (const json::value& e : list->as_array()) {
+      if (!e.is_object() || Str(e.as_object(), "name").empty()) continue;
+      // A recorded "" is a password the record never kept.
+      if (list == recorded && Str(e.as_object(), "value").empty()) continue;
+      values[Str(e.as_object(), "name")] = e;
+    }
+  }
+  json::array attrs;
+  for (auto& [k, v] : values) attrs.push_back(v);
+  request["customAttributes"] = std::move(attrs);
+  std::vector<std::string> initiators;
+  if (auto info = volumes_.Get(name); info.ok()) {
+    initiators = info->rule.initiators;
+    if (!request.contains("allow") && !info->rule.allow.empty()) {
+      json::array allow;
+      for (const std::string& a : info->rule.allow) allow.emplace_back(a);
+      request["allow"] = std::move(allow);
+    }
+  }
+  INGOT_ASSIGN_OR_RETURN(Prepared p, PrepareDeployment(request, name));
+  p.job.replace = true;
+  p.job.initiators = std::move(initiators);
+
+  std::lock_guard<std::mutex> lock(write_mu_);
+  INGOT_ASSIGN_OR_RETURN(volume, repo_.Get(Kind::kOsVolume, Str(volume, "id")));
+  if (Str(volume, "state") == "Deploying") {
+    return Conflict("OS volume '" + name + "' is being deployed; wait for its task");
+  }
+  const std::string vid = Str(volume, "id"), tid = NewUuid();
+  volume["deploymentPlanUri"] = p.dp["uri"];
+  volume["deploymentPlanName"] = p.dp["name"];
+  volume["buildPlanUri"] = p.bp["uri"];
+  volume["goldenVolumeUri"] = p.gi.empty() ? json::value("") : p.gi["uri"];
+  volume["customAttributes"] = std::move(p.shown);
+  volume["state"] = "Deploying";
+  volume["status"] = "OK";
+  volume["attached"] = false;
+  volume["taskUri"] = "/rest/tasks/" + tid;
+  volume.erase("error");
+  Stamp(volume, Kind::kOsVolume, vid, "OSVolume", "os-volumes");
+  json::object task{{"name", "Redeploy OS volume"},
+                    {"owner", owner},
+                    {"taskState", "Running"},
+                    {"taskStatus", "Queued"},
+                    {"taskType", "User"},
+                    {"userInitiated", true},
+                    {"percentComplete", 0},
+                    {"computedPercentComplete", 0},
+                    {"totalSteps", static_cast<int64_t>(p.steps + 2)},
+                    {"completedSteps", 0},
+                    {"progressUpdates", json::array()},
+                    {"taskErrors", json::array()},
+                    {"taskOutput", json::array()},
+                    {"associatedResource",
+                     json::object{{"associationType", "MANAGED_BY"},
+                                  {"resourceCategory", "os-volumes"},
+                                  {"resourceName", name},
+                                  {"resourceUri", volume["uri"]}}}};
+  Stamp(task, Kind::kTask, tid, "TaskResourceV2", "tasks");
+  Progress(task, "Queued");
+  INGOT_RETURN_IF_ERROR(repo_.Put({{Kind::kOsVolume, vid, volume}, {Kind::kTask, tid, task}}));
+  p.job.task_id = tid;
+  p.job.volume_id = vid;
+  {
+    std::lock_guard<std::mutex> q(mu_);
+    queue_.push_back(std::move(p.job));
   }
   cv_.notify_all();
   return task;
@@ -1177,10 +1292,30 @@ void ArtifactService::RunJob(Job& job) {
   };
   Status failure;
   std::string failed_script;
-  note("deploying OS volume " + job.volume_name);
+  note((job.replace ? "redeploying OS volume " : "deploying OS volume ") + job.volume_name);
+  if (job.replace) {
+    // The old clone goes: detached first (the export watcher ends its connections within a
+    // second), then deleted once no client holds it.
+    progress("Removing the old clone", 0);
+    if (auto info = volumes_.Get(job.volume_name); info.ok() && info->rule.attached) {
+      ExportRule rule = info->rule;
+      rule.attached = false;
+      failure = volumes_.SetExportRule(job.volume_name, rule);
+    }
+    for (int i = 0; failure.ok(); ++i) {
+      Status gone = volumes_.Delete(job.volume_name);
+      if (gone.ok() || gone.code() == Code::kNotFound) break;
+      if (i == 50) {
+        failure = Conflict("the old clone is still in use by a client after 5 s: " + gone.message());
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (failure.ok()) note("the old clone was removed");
+  }
   progress("Cloning the golden image", 0);
   CloneRequest req{.name = job.volume_name, .base_path = job.base_path, .size = job.size};
-  if (job.base_path.empty()) {
+  if (failure.ok() && job.base_path.empty()) {
     auto base = EmptyBase();
     if (!base.ok()) {
       failure = base.status();
@@ -1228,7 +1363,7 @@ void ArtifactService::RunJob(Job& job) {
     }
   }
   if (failure.ok() && job.attach) {
-    if (Status s = volumes_.SetExportRule(job.volume_name, {.attached = true, .allow = job.allow});
+    if (Status s = volumes_.SetExportRule(job.volume_name, {.attached = true, .allow = job.allow, .initiators = job.initiators});
         !s.ok()) {
       failure = s;
     } else {

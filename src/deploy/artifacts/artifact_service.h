@@ -158,6 +158,13 @@ class ArtifactService {
   // Validates, records, queues; returns the task. `owner`: who asked (the task's owner).
   Result<boost::json::object> CreateOsVolume(const boost::json::object& body,
                                              const std::string& owner);
+  // Redeploys an OS volume (id or name): its clone is made again from the deployment plan (the
+  // volume's own, or body's "deploymentPlanUri") and personalised again with its recorded values
+  // overlaid by body's "customAttributes" (passwords, never recorded, must be given again); "allow"
+  // and "engine" as for a new one. The volume's old contents are gone; a failure leaves it Failed
+  // and unserved. 409 while it is deploying. Returns the task.
+  Result<boost::json::object> RedeployOsVolume(const std::string& id, const boost::json::object& body,
+                                               const std::string& owner);
   Status DeleteOsVolume(const std::string& id);
   // Attach (serve over NBD and iSCSI to `allow`, or the default list when empty; over iSCSI only to
   // the initiator names in `initiators` when it is not empty) or detach.
@@ -182,7 +189,17 @@ class ArtifactService {
     std::vector<guestfish::Script> scripts;  // substituted: may hold passwords
     std::vector<std::string> secrets;        // the passwords among the values, for scrubbing
     std::function<void()> run;               // other work (a capture): run instead of the above
+    bool replace = false;                    // a redeploy: detach and delete the old clone first
+    std::vector<std::string> initiators;     // iSCSI names it is attached to (a redeploy keeps them)
   };
+  // A deployment checked and its scripts substituted, before anything is recorded.
+  struct Prepared {
+    Job job;
+    boost::json::object dp, bp, gi;  // deployment plan, build plan, golden image (may be empty)
+    boost::json::array shown;        // the values as records show them (no passwords)
+    size_t steps = 0;
+  };
+  Result<Prepared> PrepareDeployment(const boost::json::object& body, const std::string& name);
   void Work();
   void RunJob(Job& job);
   Status FinishJob(const Job& job, const Status& failure, const std::string& failed_script);

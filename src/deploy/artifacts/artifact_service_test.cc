@@ -186,6 +186,46 @@ TEST_F(ArtifactServiceTest, EmptyVolumeDeployAndDeleteRules) {
   EXPECT_TRUE(service_->DeleteDeploymentPlan(Id(dp), false).ok());
 }
 
+// A redeploy makes the volume again: what was written to it is gone, its values and access list
+// are kept unless given anew.
+TEST_F(ArtifactServiceTest, RedeployMakesTheVolumeAgain) {
+  json::object bp = Must(service_->CreateBuildPlan(
+      {{"name", "empty"}, {"oeBuildPlanType", "deploy"}, {"buildStep", json::array()},
+       {"customAttributes",
+        json::array{json::object{{"name", "VolumeSize"}, {"type", "number"}, {"value", "4"}}}}}));
+  json::object dp = Must(service_->CreateDeploymentPlan({{"name", "dp"}, {"oeBuildPlanURI", Uri(bp)}}));
+  json::object done = WaitTask(Must(service_->CreateOsVolume(
+      {{"name", "r1"}, {"deploymentPlanUri", Uri(dp)}, {"allow", json::array{"10.0.0.9"}}}, "t")));
+  ASSERT_EQ(done.at("taskState").as_string(), "Completed");
+  {
+    auto v = store_->OpenVolume("r1");
+    ASSERT_TRUE(v.ok());
+    std::string bytes(4096, 'w');
+    ASSERT_TRUE((*v)->Write(0, {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}).ok());
+    ASSERT_TRUE((*v)->Flush().ok());
+  }
+  auto redo = service_->RedeployOsVolume(
+      "r1", {{"customAttributes", json::array{json::object{{"name", "VolumeSize"}, {"value", "6"}}}}}, "t");
+  ASSERT_TRUE(redo.ok()) << redo.status().ToString();
+  EXPECT_EQ(redo->at("name").as_string(), "Redeploy OS volume");
+  EXPECT_EQ(WaitTask(*redo).at("taskState").as_string(), "Completed");
+  auto info = store_->Get("r1");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->meta.size, 6u << 20);
+  EXPECT_TRUE(info->rule.attached);
+  EXPECT_EQ(info->rule.allow, std::vector<std::string>{"10.0.0.9"});
+  auto v = store_->OpenVolume("r1");
+  ASSERT_TRUE(v.ok());
+  std::string back(4096, 'x');
+  ASSERT_TRUE((*v)->Read(0, {reinterpret_cast<uint8_t*>(back.data()), back.size()}).ok());
+  EXPECT_EQ(back, std::string(4096, '\0'));
+  auto vols = service_->List(Kind::kOsVolume);
+  ASSERT_TRUE(vols.ok());
+  ASSERT_EQ(vols->size(), 1u);
+  EXPECT_EQ((*vols)[0].at("state").as_string(), "Normal");
+  EXPECT_EQ(service_->RedeployOsVolume("nope", {}, "t").status().code(), Code::kNotFound);
+}
+
 TEST_F(ArtifactServiceTest, FailedScriptLeavesNoVolumeAndNoPassword) {
   json::object ps = Must(service_->CreatePlanScript(
       {{"name", "broken"}, {"planType", "deploy"},

@@ -16,6 +16,7 @@
 //   ingot deploy golden capture NAME --volume VOL --build-plan BP [--description D] [--engine E]
 //                [--detach]       (waits for the capture's task unless --detach)
 //   ingot volume list | show ID | log ID | delete ID | attach ID [--allow ADDR,...] [--initiator IQN,...] | detach ID
+//   ingot volume redeploy ID [--plan ID] [--attr NAME=VALUE ...] [--engine E] [--detach]
 //   ingot volume deploy NAME --plan ID [--attr NAME=VALUE ...] [--allow ADDR,...] [--no-attach]
 //                [--detach]       (waits for the deployment's task unless --detach)
 #include "exe/ingot_cli/deploy_commands.h"
@@ -58,7 +59,9 @@ constexpr const char* kUsage = R"(usage:
   ingot deploy golden capture NAME --volume VOL --build-plan BP [--description D] [--engine E] [--detach]
   ingot volume list | show ID | log ID | delete ID | attach ID [--allow ADDR,...] [--initiator IQN,...]
   ingot volume detach ID
-  ingot volume deploy NAME --plan ID [--attr NAME=VALUE ...] [--allow ADDR,...] [--no-attach] [--detach]
+  ingot volume deploy NAME --plan ID [--attr NAME=VALUE ...] [--allow ADDR,...] [--engine E] [--no-attach] [--detach]
+  ingot volume redeploy ID [--plan ID] [--attr NAME=VALUE ...] [--engine E] [--detach]
+      (made again from the plan; recorded values kept unless given; passwords must be given again)
 options: --url URL (or INGOT_URL), --token TOKEN (or OS_AUTH_TOKEN), --json, --timeout SECONDS
 )";
 
@@ -384,16 +387,20 @@ Result<int> RunVolume(StreamerClient& c, const Args& a, bool as_json) {
     }
     return 0;
   }
-  if (a.verb == "deploy") {
-    INGOT_RETURN_IF_ERROR(Need(a, 1, "NAME"));
+  if (a.verb == "deploy" || a.verb == "redeploy") {
+    const bool redeploy = a.verb == "redeploy";
+    INGOT_RETURN_IF_ERROR(Need(a, 1, redeploy ? "ID" : "NAME"));
     auto plan = a.Value("--plan");
-    if (!plan) return InvalidArgument("deploy needs --plan DEPLOYMENT_PLAN_ID");
-    json::object body{{"name", a.positional[0]},
-                      {"deploymentPlanUri", UriOf("/rest/deployment-plans", *plan)},
-                      {"customAttributes", Attributes(a)},
+    if (!plan && !redeploy) return InvalidArgument("deploy needs --plan DEPLOYMENT_PLAN_ID");
+    json::object body{{"customAttributes", Attributes(a)},
                       {"attach", a.flags.count("--no-attach") == 0}};
+    if (!redeploy) body["name"] = a.positional[0];
+    if (plan) body["deploymentPlanUri"] = UriOf("/rest/deployment-plans", *plan);
     if (a.Value("--allow")) body["allow"] = AllowList(a);
-    INGOT_ASSIGN_OR_RETURN(auto task, c.Call("POST", coll, json::value(body)));
+    if (auto e = a.Value("--engine")) body["engine"] = *e;
+    INGOT_ASSIGN_OR_RETURN(
+        auto task, c.Call("POST", redeploy ? UriOf(coll, a.positional[0]) + "/redeploy" : coll,
+                          json::value(body)));
     std::string task_uri(task.as_object().at("uri").as_string());
     if (a.flags.count("--detach")) {
       Show(as_json, task, {});
@@ -410,7 +417,7 @@ Result<int> RunVolume(StreamerClient& c, const Args& a, bool as_json) {
         if (as_json) {
           printf("%s\n", json::serialize(task).c_str());
         } else if (state == "Completed") {
-          printf("OS volume %s deployed\n", a.positional[0].c_str());
+          printf("OS volume %s %s\n", a.positional[0].c_str(), redeploy ? "redeployed" : "deployed");
         } else {
           const auto& errs = t.at("taskErrors").as_array();
           fprintf(stderr, "ingot: deployment %s: %s\n", state.c_str(),
