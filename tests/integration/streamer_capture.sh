@@ -185,6 +185,10 @@ round_trip() {  # ENGINE
   for _ in $(seq 100); do
     rest GET "$gi_uri"; img="$(jb '.imageId // empty')"; [ -n "$img" ] && break; sleep 0.2
   done
+  rest GET "/rest/golden-images/archive/$gi_id"
+  grep -q "^task Capture golden image .*: Completed" "$BODY" && grep -q "engine=$e" "$BODY" \
+    && pass "$e: /rest/golden-images/archive has the capture's task and script log" \
+    || fail "$e: golden image archive" "$(head -c 400 "$BODY")"
   AUTH_TOKEN=t-admin req GET "/v2/images/$img"
   expect_eq "$e: the captured golden image is an Image API image too" \
     "$(jb '[.status, .disk_format, .size] | map(tostring) | join(" ")')" "active qcow2 $size"

@@ -233,6 +233,15 @@ void RegisterStreamerRoutes(ApiRouter& r, ArtifactService& s, size_t max_json) {
           return FileResponse(path, SafeFileName(doc.at("name").as_string()) + "." +
                                         std::string(doc.at("format").as_string()));
         }));
+  r.Add("GET", "/rest/golden-images/archive/{id}",
+        Make(kRead, [&s](Call& call) -> Result<Response> {
+          INGOT_ASSIGN_OR_RETURN(std::string text, s.GoldenImageArchive(call.params[0]));
+          Response r;
+          r.status = 200;
+          r.headers.Set("Content-Type", "text/plain; charset=utf-8");
+          r.body = std::move(text);
+          return r;
+        }));
   r.Add("GET", "/rest/os-volumes/archive/{id}",
         Make(kRead, [&s](Call& call) -> Result<Response> {
           INGOT_ASSIGN_OR_RETURN(std::string path, s.DeployLogPath(call.params[0]));

@@ -809,6 +809,42 @@ Status ArtifactService::DeleteGoldenImage(const std::string& id, bool force) {
   return RemoveFile(options_.dir + "/golden/" + Str(doc, "_file"));
 }
 
+Result<std::string> ArtifactService::GoldenImageArchive(const std::string& id) {
+  INGOT_ASSIGN_OR_RETURN(json::object doc, repo_.Get(Kind::kGoldenImage, id));
+  std::string out = "golden image: " + Str(doc, "name") + "\n";
+  for (const char* key : {"id", "description", "source", "created", "format", "checkSum",
+                          "checkSumAlgorithm", "bundleName", "osVolumeURI", "buildPlanUri",
+                          "imageId"}) {
+    if (std::string v = Str(doc, key); !v.empty()) out += std::string(key) + ": " + v + "\n";
+  }
+  for (const char* key : {"size", "virtualSize"}) {
+    if (const json::value* v = doc.if_contains(key); v != nullptr && v->is_number()) {
+      out += std::string(key) + ": " + json::serialize(*v) + "\n";
+    }
+  }
+  // The tasks that made it (a capture's): their progress and output.
+  INGOT_ASSIGN_OR_RETURN(auto tasks, repo_.List(Kind::kTask));
+  for (const json::object& t : tasks) {
+    const json::value* a = t.if_contains("associatedResource");
+    if (a == nullptr || !a->is_object() || Str(a->as_object(), "resourceUri") != Str(doc, "uri")) {
+      continue;
+    }
+    out += "\ntask " + Str(t, "name") + " (" + Str(t, "id") + "): " + Str(t, "taskState") + "\n";
+    if (const json::value* u = t.if_contains("progressUpdates"); u != nullptr && u->is_array()) {
+      for (const json::value& e : u->as_array()) {
+        if (!e.is_object()) continue;
+        out += "  " + Str(e.as_object(), "timestamp") + " " + Str(e.as_object(), "statusUpdate") + "\n";
+      }
+    }
+    if (const json::value* o = t.if_contains("taskOutput"); o != nullptr && o->is_array()) {
+      for (const json::value& e : o->as_array()) {
+        if (e.is_string()) out += std::string(e.as_string()) + "\n";
+      }
+    }
+  }
+  return out;
+}
+
 Result<std::string> ArtifactService::GoldenImagePath(const std::string& id) {
   INGOT_ASSIGN_OR_RETURN(json::object doc, repo_.Get(Kind::kGoldenImage, id));
   return options_.dir + "/golden/" + Str(doc, "_file");

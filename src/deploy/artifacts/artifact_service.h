@@ -140,6 +140,9 @@ class ArtifactService {
   Status DeleteGoldenImage(const std::string& id, bool force);
   // The file of a golden image (for download).
   Result<std::string> GoldenImagePath(const std::string& id);
+  // Image Streamer's /rest/golden-images/archive/{id}: how the golden image came to be, as text —
+  // its record's facts and, for a captured one, its capture task's progress and plan script log.
+  Result<std::string> GoldenImageArchive(const std::string& id);
   // Capture (capture.cc): {"name", "description", "osVolumeURI", "buildPlanUri"} (a capture build
   // plan; Ingot's "engine" optional). Validates (409 while the volume is in use over NBD), records
   // a task and queues the capture; the golden image's record exists only once it is complete.
