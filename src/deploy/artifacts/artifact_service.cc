@@ -1120,6 +1120,21 @@ Result<ArtifactService::Prepared> ArtifactService::PrepareDeployment(const json:
   return out;
 }
 
+// Writes the volume's record and its task in one transaction, then hands the job to the worker.
+// The caller holds write_mu_.
+Result<json::object> ArtifactService::RecordAndQueue(json::object volume, json::object task, Job job) {
+  job.volume_id = Str(volume, "id");
+  job.task_id = Str(task, "id");
+  INGOT_RETURN_IF_ERROR(
+      repo_.Put({{Kind::kOsVolume, job.volume_id, volume}, {Kind::kTask, job.task_id, task}}));
+  {
+    std::lock_guard<std::mutex> q(mu_);
+    queue_.push_back(std::move(job));
+  }
+  cv_.notify_all();
+  return task;
+}
+
 Result<json::object> ArtifactService::CreateOsVolume(const json::object& body,
                                                      const std::string& owner) {
   std::string name;
@@ -1156,35 +1171,9 @@ Result<json::object> ArtifactService::CreateOsVolume(const json::object& body,
                       {"attached", false},
                       {"taskUri", "/rest/tasks/" + tid}};
   Stamp(volume, Kind::kOsVolume, vid, "OSVolume", "os-volumes");
-  json::object task{{"name", "Create OS volume"},
-                    {"owner", owner},
-                    {"taskState", "Running"},
-                    {"taskStatus", "Queued"},
-                    {"taskType", "User"},
-                    {"userInitiated", true},
-                    {"percentComplete", 0},
-                    {"computedPercentComplete", 0},
-                    {"totalSteps", static_cast<int64_t>(p.steps + 2)},
-                    {"completedSteps", 0},
-                    {"progressUpdates", json::array()},
-                    {"taskErrors", json::array()},
-                    {"taskOutput", json::array()},
-                    {"associatedResource",
-                     json::object{{"associationType", "MANAGED_BY"},
-                                  {"resourceCategory", "os-volumes"},
-                                  {"resourceName", name},
-                                  {"resourceUri", volume["uri"]}}}};
-  Stamp(task, Kind::kTask, tid, "TaskResourceV2", "tasks");
-  Progress(task, "Queued");
-  INGOT_RETURN_IF_ERROR(repo_.Put({{Kind::kOsVolume, vid, volume}, {Kind::kTask, tid, task}}));
-  job.task_id = tid;
-  job.volume_id = vid;
-  {
-    std::lock_guard<std::mutex> q(mu_);
-    queue_.push_back(std::move(job));
-  }
-  cv_.notify_all();
-  return task;
+  json::object task = NewTask(tid, "Create OS volume", owner, static_cast<int64_t>(p.steps + 2),
+                              "os-volumes", name, volume["uri"]);
+  return RecordAndQueue(std::move(volume), std::move(task), std::move(job));
 }
 
 Result<json::object> ArtifactService::RedeployOsVolume(const std::string& id,
@@ -1253,35 +1242,9 @@ Result<json::object> ArtifactService::RedeployOsVolume(const std::string& id,
   volume["taskUri"] = "/rest/tasks/" + tid;
   volume.erase("error");
   Stamp(volume, Kind::kOsVolume, vid, "OSVolume", "os-volumes");
-  json::object task{{"name", "Redeploy OS volume"},
-                    {"owner", owner},
-                    {"taskState", "Running"},
-                    {"taskStatus", "Queued"},
-                    {"taskType", "User"},
-                    {"userInitiated", true},
-                    {"percentComplete", 0},
-                    {"computedPercentComplete", 0},
-                    {"totalSteps", static_cast<int64_t>(p.steps + 2)},
-                    {"completedSteps", 0},
-                    {"progressUpdates", json::array()},
-                    {"taskErrors", json::array()},
-                    {"taskOutput", json::array()},
-                    {"associatedResource",
-                     json::object{{"associationType", "MANAGED_BY"},
-                                  {"resourceCategory", "os-volumes"},
-                                  {"resourceName", name},
-                                  {"resourceUri", volume["uri"]}}}};
-  Stamp(task, Kind::kTask, tid, "TaskResourceV2", "tasks");
-  Progress(task, "Queued");
-  INGOT_RETURN_IF_ERROR(repo_.Put({{Kind::kOsVolume, vid, volume}, {Kind::kTask, tid, task}}));
-  p.job.task_id = tid;
-  p.job.volume_id = vid;
-  {
-    std::lock_guard<std::mutex> q(mu_);
-    queue_.push_back(std::move(p.job));
-  }
-  cv_.notify_all();
-  return task;
+  json::object task = NewTask(tid, "Redeploy OS volume", owner, static_cast<int64_t>(p.steps + 2),
+                              "os-volumes", name, volume["uri"]);
+  return RecordAndQueue(std::move(volume), std::move(task), std::move(p.job));
 }
 
 void ArtifactService::Work() {

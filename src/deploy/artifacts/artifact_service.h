@@ -203,6 +203,8 @@ class ArtifactService {
     size_t steps = 0;
   };
   Result<Prepared> PrepareDeployment(const boost::json::object& body, const std::string& name);
+  Result<boost::json::object> RecordAndQueue(boost::json::object volume, boost::json::object task,
+                                             Job job);
   void Work();
   void RunJob(Job& job);
   Status FinishJob(const Job& job, const Status& failure, const std::string& failed_script);

@@ -178,27 +178,10 @@ Result<json::object> ArtifactService::CaptureGoldenImage(const json::object& bod
   job.golden_id = NewUuid();
   const std::string golden_uri =
       std::string(CollectionUri(Kind::kGoldenImage)) + "/" + job.golden_id;
-  json::object task{{"name", "Capture golden image"},
-                    {"owner", owner},
-                    {"taskState", "Running"},
-                    {"taskStatus", "Queued"},
-                    {"taskType", "User"},
-                    {"userInitiated", true},
-                    {"percentComplete", 0},
-                    {"computedPercentComplete", 0},
-                    {"totalSteps", kCaptureSteps},
-                    {"completedSteps", 0},
-                    {"progressUpdates", json::array()},
-                    {"taskErrors", json::array()},
-                    {"taskOutput", json::array()},
-                    {"associatedResource", json::object{{"associationType", "MANAGED_BY"},
-                                                        {"resourceCategory", "golden-images"},
-                                                        {"resourceName", name},
-                                                        {"resourceUri", golden_uri}}},
-                    {"osVolumeURI", job.volume_uri},
-                    {"buildPlanUri", job.build_plan_uri}};
-  Stamp(task, Kind::kTask, job.task_id, "TaskResourceV2", "tasks");
-  Progress(task, "Queued");
+  json::object task = NewTask(job.task_id, "Capture golden image", owner, kCaptureSteps,
+                              "golden-images", name, json::value(golden_uri));
+  task["osVolumeURI"] = job.volume_uri;
+  task["buildPlanUri"] = job.build_plan_uri;
   INGOT_RETURN_IF_ERROR(repo_.Put({Kind::kTask, job.task_id, task}));
   {
     std::lock_guard<std::mutex> q(mu_);

@@ -62,6 +62,35 @@ inline void Progress(boost::json::object& task, const std::string& text) {
   task["modified"] = Now();
 }
 
+// A task as Image Streamer shows one (TaskResourceV2), Running and queued, about the resource
+// `resource_uri` (a `category` record named `resource_name`), of `total_steps` steps.
+inline boost::json::object NewTask(const std::string& id, const std::string& name,
+                                   const std::string& owner, int64_t total_steps,
+                                   const char* category, const std::string& resource_name,
+                                   boost::json::value resource_uri) {
+  boost::json::object task{{"name", name},
+                           {"owner", owner},
+                           {"taskState", "Running"},
+                           {"taskStatus", "Queued"},
+                           {"taskType", "User"},
+                           {"userInitiated", true},
+                           {"percentComplete", 0},
+                           {"computedPercentComplete", 0},
+                           {"totalSteps", total_steps},
+                           {"completedSteps", 0},
+                           {"progressUpdates", boost::json::array()},
+                           {"taskErrors", boost::json::array()},
+                           {"taskOutput", boost::json::array()},
+                           {"associatedResource",
+                            boost::json::object{{"associationType", "MANAGED_BY"},
+                                                {"resourceCategory", category},
+                                                {"resourceName", resource_name},
+                                                {"resourceUri", std::move(resource_uri)}}}};
+  Stamp(task, Kind::kTask, id, "TaskResourceV2", "tasks");
+  Progress(task, "Queued");
+  return task;
+}
+
 // unlink(2), absent already counting as done.
 inline Status RemoveFile(const std::string& path) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return FromErrno(errno, "unlink " + path);
