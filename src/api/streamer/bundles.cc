@@ -21,32 +21,6 @@ namespace {
 constexpr const char* kRead = "streamer:read";
 constexpr const char* kWrite = "streamer:write";
 
-Response Json(int status, const json::value& v) {
-  Response r;
-  r.status = status;
-  r.body = json::serialize(v);
-  r.headers.Set("Content-Type", "application/json; charset=UTF-8");
-  return r;
-}
-
-// Internal fields ("_file") stay inside, as streamer.cc's Public.
-json::object Public(json::object doc) {
-  for (auto it = doc.begin(); it != doc.end();) {
-    if (!it->key().empty() && it->key().front() == '_') {
-      it = doc.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  return doc;
-}
-
-Response TaskAccepted(const json::object& task) {
-  Response r = Json(202, Public(task));
-  r.headers.Set("Location", std::string(task.at("uri").as_string()));
-  return r;
-}
-
 std::string Owner(const Call& call) {
   return call.context.user.value_or(call.context.project.value_or(""));
 }

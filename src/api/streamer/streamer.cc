@@ -34,6 +34,31 @@ std::optional<Result<auth::RequestContext>> AuthHeaderAuthenticator::Authenticat
   return inner_.AuthenticateNow(mapped);
 }
 
+Response Json(int status, const json::value& v) {
+  Response r;
+  r.status = status;
+  r.body = json::serialize(v);
+  r.headers.Set("Content-Type", "application/json; charset=UTF-8");
+  return r;
+}
+
+json::object Public(json::object doc) {
+  for (auto it = doc.begin(); it != doc.end();) {
+    if (!it->key().empty() && it->key().front() == '_') {
+      it = doc.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return doc;
+}
+
+Response TaskAccepted(const json::object& task) {
+  Response r = Json(202, Public(task));
+  r.headers.Set("Location", std::string(task.at("uri").as_string()));
+  return r;
+}
+
 namespace {
 
 constexpr const char* kRead = "streamer:read";
@@ -81,26 +106,6 @@ Response StreamerError(int http_status, Code code, const std::string& message) {
   r.body = json::serialize(body);
   r.headers.Set("Content-Type", "application/json; charset=UTF-8");
   return r;
-}
-
-Response Json(int status, const json::value& v) {
-  Response r;
-  r.status = status;
-  r.body = json::serialize(v);
-  r.headers.Set("Content-Type", "application/json; charset=UTF-8");
-  return r;
-}
-
-// What clients see of a record: internal fields ("_file") stay inside.
-json::object Public(json::object doc) {
-  for (auto it = doc.begin(); it != doc.end();) {
-    if (!it->key().empty() && it->key().front() == '_') {
-      it = doc.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  return doc;
 }
 
 using Handler = std::function<Result<Response>(Call&)>;
@@ -152,12 +157,6 @@ Result<Response> ListOf(ArtifactService& s, Kind kind, const char* type, Call& c
 Result<Response> Created(const json::object& doc) {
   Response r = Json(201, Public(doc));
   r.headers.Set("Location", std::string(doc.at("uri").as_string()));
-  return r;
-}
-
-Result<Response> TaskAccepted(const json::object& task) {
-  Response r = Json(202, Public(task));
-  r.headers.Set("Location", std::string(task.at("uri").as_string()));
   return r;
 }
 

@@ -24,6 +24,7 @@
 // errorSource, data}. An X-API-Version header, when sent, must be a version this API speaks.
 #pragma once
 
+#include <boost/json.hpp>
 #include <memory>
 
 #include "api/route.h"
@@ -43,6 +44,12 @@ void RegisterStreamerRoutes(ApiRouter& router, deploy::artifacts::ArtifactServic
 // shape), for routes defined in other files (bundles.h).
 Route StreamerRoute(const char* rule, std::function<Result<http::Response>(Call&)> handler,
                     BodyMode body = BodyMode::kNone);
+
+// Responses every /rest route shares: a JSON body; a record as clients see it (internal fields,
+// "_file", stay inside); 202 with a task and its Location.
+http::Response Json(int status, const boost::json::value& v);
+boost::json::object Public(boost::json::object doc);
+http::Response TaskAccepted(const boost::json::object& task);
 
 // Image Streamer's clients send their session token in an `Auth` header: this authenticator gives
 // it to `inner` as X-Auth-Token (when no X-Auth-Token is sent), so the same tokens, Keystone or
