@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "exe/ingot_cli/images_client.h"
+#include "exe/ingot_cli/streamer_client.h"
 #include "exe/ingot_cli/terminal.h"
 #include "http/client.h"
 #include "http/url.h"
@@ -51,53 +52,6 @@ const std::set<std::string> kValueOptions = {
     "--description", "--plan",  "--build-plan", "--script", "--golden-image"};
 const std::vector<std::string> kColumns = {"id", "name", "artifactsCount", "extracted", "readOnly"};
 
-class RestClient {
- public:
-  RestClient(http::Url url, std::string token, std::chrono::milliseconds timeout)
-      : http_(std::move(url), timeout), token_(std::move(token)) {}
-  Result<json::value> Call(const std::string& method, const std::string& target,
-                           std::optional<json::value> body = std::nullopt,
-                           io::Reader* stream = nullptr, std::optional<uint64_t> length = {},
-                           io::Writer* sink = nullptr, const char* content_type = nullptr) {
-    http::ClientRequest req;
-    req.method = method;
-    req.target = target;
-    req.headers.Set("Accept", "application/json");
-    req.headers.Set("X-API-Version", "2000");
-    if (!token_.empty()) req.headers.Set("Auth", token_);
-    if (body) {
-      req.headers.Set("Content-Type", "application/json");
-      req.body = json::serialize(*body);
-    }
-    if (stream) {
-      req.headers.Set("Content-Type", "application/zip");
-      req.body_stream = stream;
-      req.body_length = length;
-    }
-    if (content_type != nullptr) req.headers.Set("Content-Type", content_type);
-    INGOT_ASSIGN_OR_RETURN(http::ClientResponse resp, http_.Send(req, sink));
-    if (resp.status < 200 || resp.status >= 300) return StatusFromResponse(resp);
-    if (resp.body.empty() || sink != nullptr) return json::value(nullptr);
-    boost::system::error_code ec;
-    json::value v = json::parse(resp.body, ec);
-    if (ec) return json::value(resp.body);
-    return v;
-  }
-
- private:
-  http::Client http_;
-  std::string token_;
-};
-
-class FileWriter final : public io::Writer {
- public:
-  explicit FileWriter(int fd) : fd_(fd) {}
-  Status Write(std::span<const uint8_t> data) override { return io::WriteAll(fd_, data, "output"); }
-
- private:
-  int fd_;
-};
-
 struct Args {
   std::string verb, sub;
   std::vector<std::string> positional;
@@ -112,7 +66,7 @@ struct Args {
 std::string Id(const std::string& id_or_uri) { return id_or_uri.substr(id_or_uri.rfind('/') + 1); }
 
 // A task answer (202): waits for it to end; its error, or the resource it names.
-Result<json::value> Finish(RestClient& c, json::value task) {
+Result<json::value> Finish(StreamerClient& c, json::value task) {
   if (!task.is_object()) return task;
   for (;;) {
     const json::value* st = task.as_object().if_contains("taskState");
@@ -140,15 +94,16 @@ Result<json::value> Finish(RestClient& c, json::value task) {
   return task;
 }
 
-Result<json::value> UploadFile(RestClient& c, const std::string& target, const std::string& path) {
+Result<json::value> UploadFile(StreamerClient& c, const std::string& target, const std::string& path) {
   INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, io::OpenFile(path, O_RDONLY | O_CLOEXEC));
   struct stat st {};
   if (fstat(fd.get(), &st) != 0) return FromErrno(errno, "stat " + path);
   io::FdReader reader(fd.get(), path);
-  return c.Call("POST", target, std::nullopt, &reader, static_cast<uint64_t>(st.st_size));
+  return c.Call("POST", target, std::nullopt, &reader, static_cast<uint64_t>(st.st_size), nullptr,
+                "application/zip");
 }
 
-Status Download(RestClient& c, const std::string& target, const std::optional<std::string>& file) {
+Status Download(StreamerClient& c, const std::string& target, const std::optional<std::string>& file) {
   if (!file) return InvalidArgument("download needs --file OUT.zip");
   INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd,
                          io::OpenFile(*file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC));
@@ -156,7 +111,7 @@ Status Download(RestClient& c, const std::string& target, const std::optional<st
   return c.Call("GET", target, std::nullopt, nullptr, {}, &out).status();
 }
 
-Result<int> Run(RestClient& c, const Args& a, bool as_json) {
+Result<int> Run(StreamerClient& c, const Args& a, bool as_json) {
   const std::string coll = "/rest/artifact-bundles";
   auto need = [&](size_t n, const char* what) -> Status {
     if (a.positional.size() < n) return InvalidArgument(std::string("missing ") + what);
@@ -319,7 +274,7 @@ std::optional<int> RunBundleCommand(int argc, char** argv) {
   auto endpoint = ResolveEndpoint(a.Value("--url"), a.Value("--token"), a.Value("--timeout"),
                                   std::chrono::seconds(3600));
   if (!endpoint) return 2;
-  RestClient client(std::move(endpoint->url), endpoint->token, endpoint->timeout);
+  StreamerClient client(std::move(endpoint->url), endpoint->token, endpoint->timeout);
   auto rc = Run(client, a, a.flags.count("--json") > 0);
   if (!rc.ok()) {
     fprintf(stderr, "ingot: %s\n", rc.status().message().c_str());

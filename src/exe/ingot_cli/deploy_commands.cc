@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "exe/ingot_cli/images_client.h"
+#include "exe/ingot_cli/streamer_client.h"
 #include "exe/ingot_cli/terminal.h"
 #include "http/client.h"
 #include "http/url.h"
@@ -81,58 +82,12 @@ struct Args {
   }
 };
 
-class StreamerClient {
- public:
-  StreamerClient(http::Url url, std::string token, std::chrono::milliseconds timeout)
-      : http_(std::move(url), timeout), token_(std::move(token)) {}
-  Result<json::value> Call(const std::string& method, const std::string& target,
-                           std::optional<json::value> body = std::nullopt,
-                           io::Reader* stream = nullptr, std::optional<uint64_t> length = {},
-                           io::Writer* sink = nullptr) {
-    http::ClientRequest req;
-    req.method = method;
-    req.target = target;
-    req.headers.Set("Accept", "application/json");
-    req.headers.Set("X-API-Version", "2000");
-    if (!token_.empty()) req.headers.Set("Auth", token_);
-    if (body) {
-      req.headers.Set("Content-Type", "application/json");
-      req.body = json::serialize(*body);
-    }
-    if (stream) {
-      req.headers.Set("Content-Type", "application/octet-stream");
-      req.body_stream = stream;
-      req.body_length = length;
-    }
-    INGOT_ASSIGN_OR_RETURN(http::ClientResponse resp, http_.Send(req, sink));
-    if (resp.status < 200 || resp.status >= 300) return StatusFromResponse(resp);
-    if (resp.body.empty() || sink != nullptr) return json::value(nullptr);
-    boost::system::error_code ec;
-    json::value v = json::parse(resp.body, ec);
-    if (ec) return json::value(resp.body);  // text (a deploy log)
-    return v;
-  }
-
- private:
-  http::Client http_;
-  std::string token_;
-};
-
 class StdoutWriter final : public io::Writer {
  public:
   Status Write(std::span<const uint8_t> data) override {
     fwrite(data.data(), 1, data.size(), stdout);
     return Status::Ok();
   }
-};
-
-class FileWriter final : public io::Writer {
- public:
-  explicit FileWriter(int fd) : fd_(fd) {}
-  Status Write(std::span<const uint8_t> data) override { return io::WriteAll(fd_, data, "output"); }
-
- private:
-  int fd_;
 };
 
 Status Need(const Args& a, size_t n, const char* what) {
