@@ -35,17 +35,21 @@ bool NeedsEscape(std::string_view v, size_t i, size_t* len) {
 
 }  // namespace
 
-std::string FormatValue(std::string_view v) {
+void AppendValue(std::string& out, std::string_view v) {
   bool quote = v.empty();
   for (size_t i = 0; i < v.size() && !quote; ++i) {
+    auto u = static_cast<unsigned char>(v[i]);
+    if (u > 0x20 && u < 0x7f && u != '=' && u != '"' && u != '\\') continue;  // the usual byte
     size_t len = 1;
     char c = v[i];
     quote = c == ' ' || c == '=' || c == '"' || c == '\\' || NeedsEscape(v, i, &len);
     i += len - 1;
   }
-  if (!quote) return std::string(v);
-  std::string out;
-  out.reserve(v.size() + 8);
+  if (!quote) {
+    out.append(v);
+    return;
+  }
+  out.reserve(out.size() + v.size() + 8);
   out += '"';
   for (size_t i = 0; i < v.size(); ++i) {
     char c = v[i];
@@ -74,12 +78,14 @@ std::string FormatValue(std::string_view v) {
     }
   }
   out += '"';
+}
+
+std::string FormatValue(std::string_view v) {
+  std::string out;
+  AppendValue(out, v);
   return out;
 }
 
-namespace {
-void AppendValue(std::string& out, std::string_view v) { out += FormatValue(v); }
-}  // namespace
 
 Field::Field(std::string_view k, double v) : key(k) {
   char buf[32];

@@ -34,6 +34,8 @@ bool Enabled(Level level);
 // byte of ill-formed UTF-8 as \xNN, so a value can never forge a line or drive a terminal. Values with
 // spaces, `=` or `"` are quoted.
 std::string FormatValue(std::string_view v);
+// FormatValue(v) appended to `out`, with no string of its own.
+void AppendValue(std::string& out, std::string_view v);
 void Write(Level level, std::string_view event, std::initializer_list<Field> fields = {});
 
 inline void Info(std::string_view e, std::initializer_list<Field> f = {}) { Write(Level::kInfo, e, f); }

@@ -64,8 +64,11 @@ Result<std::unique_ptr<BootContent>> StartBootContent(const config::Config& conf
         options.dir, [content](const std::vector<std::string>& c) { return content->Map(c); }));
     out->routes = std::make_unique<api::boot::ContentSouthbound>(*out->service, images);
     api::boot::ContentSouthbound* routes = out->routes.get();
-    southbound->AddRoute([routes](const http::Request& req) { return routes->Handle(req); },
-                         &api::boot::ContentSouthbound::Blocks);
+    southbound->AddRoute(
+        [routes](const http::Request& req, const api::boot::BootPath& path) {
+          return routes->Handle(req, path);
+        },
+        &api::boot::ContentSouthbound::Blocks);
   }
 
   if (!config.boot_rackhd_listen.empty()) {

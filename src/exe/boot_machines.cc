@@ -50,8 +50,13 @@ Result<std::unique_ptr<BootMachines>> StartBootMachines(const config::Config& co
   m->routes = std::make_unique<api::boot::MachineRoutes>(*m->service, std::move(o));
   if (southbound != nullptr) {
     api::boot::MachineRoutes* routes = m->routes.get();
-    southbound->AddRoute([routes](const http::Request& req) { return routes->Southbound(req); },
-                         [routes](const http::Request& req) { return routes->SouthboundBlocks(req); });
+    southbound->AddRoute(
+        [routes](const http::Request& req, const api::boot::BootPath& path) {
+          return routes->Southbound(req, path);
+        },
+        [routes](const http::Request& req, const api::boot::BootPath& path) {
+          return routes->SouthboundBlocks(req, path);
+        });
   }
   log::Info("boot.machines", {{"signing", m->signer ? "on" : "off"}});
   return m;

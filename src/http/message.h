@@ -79,6 +79,11 @@ struct FileRange {
   uint64_t offset = 0;
   uint64_t length = 0;
   std::vector<FileSegment> more;
+  // Set instead of `fd` for a descriptor others hold too (a cache of open files): it stays open
+  // until this body has been sent.
+  std::shared_ptr<const io::UniqueFd> shared_fd;
+
+  int descriptor() const { return shared_fd ? shared_fd->get() : fd.get(); }
 
   uint64_t total() const {
     uint64_t t = length;

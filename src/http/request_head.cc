@@ -36,11 +36,10 @@ Framing Refuse(int status, std::string reason) {
 
 bool IEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
+  // ASCII folding only (header names and tokens are ASCII): no locale lookup per byte.
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; };
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
+    if (lower(a[i]) != lower(b[i])) return false;
   }
   return true;
 }

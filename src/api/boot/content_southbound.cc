@@ -91,15 +91,13 @@ std::string Md5Base64(std::string_view hex) {
   return out;
 }
 
-bool ContentSouthbound::Blocks(const http::Request& req) {
-  auto path = ParseBootPath(req.target, req.path);
-  return path.ok() && path->components.size() == 2 && path->components[0] == "images";
+bool ContentSouthbound::Blocks(const http::Request&, const BootPath& path) {
+  return path.components.size() == 2 && path.components[0] == "images";
 }
 
-std::optional<http::Response> ContentSouthbound::Handle(const http::Request& req) {
-  auto path = ParseBootPath(req.target, req.path);
-  if (!path.ok()) return std::nullopt;  // the file tree answers 400 the same way
-  const std::vector<std::string>& c = path->components;
+std::optional<http::Response> ContentSouthbound::Handle(const http::Request& req,
+                                                        const BootPath& path) {
+  const std::vector<std::string>& c = path.components;
   const bool get = req.method == "GET" || req.method == "HEAD";
   auto not_allowed = [] {
     http::Response r = Text(405, "405 Method Not Allowed\n");
@@ -117,13 +115,13 @@ std::optional<http::Response> ContentSouthbound::Handle(const http::Request& req
   if (c.size() < 2 || c.size() > 3 || ingot::boot::IsReservedPrefix(c[0])) return std::nullopt;
   auto tree = content_.ServedTree(c[0], c[1]);
   if (!tree) return std::nullopt;
-  if (c.size() == 2 && !path->trailing_slash) {
+  if (c.size() == 2 && !path.trailing_slash) {
     if (!get) return not_allowed();
     http::Response r = Text(301, "301 Moved Permanently\n");
     r.headers.Set("Location", EncodePath(c, /*directory=*/true));
     return r;
   }
-  if (c.size() != 3 || c[2] != "boot.ipxe" || path->trailing_slash || tree->boot.kernel.empty()) {
+  if (c.size() != 3 || c[2] != "boot.ipxe" || path.trailing_slash || tree->boot.kernel.empty()) {
     return std::nullopt;
   }
   if (!get) return not_allowed();

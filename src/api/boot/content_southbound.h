@@ -12,6 +12,7 @@
 
 #include <optional>
 
+#include "api/boot/paths.h"
 #include "boot/content_service.h"
 #include "http/message.h"
 #include "service/image_service.h"
@@ -22,10 +23,10 @@ class ContentSouthbound {
  public:
   ContentSouthbound(ingot::boot::ContentService& content, service::ImageService& images)
       : content_(content), images_(images) {}
-  std::optional<http::Response> Handle(const http::Request& req);
+  std::optional<http::Response> Handle(const http::Request& req, const BootPath& path);
   // Its SouthboundRouteBlocks: true for /images/{key} (a published image is read through the
   // catalog and its store); every other answer of Handle comes from memory at once.
-  static bool Blocks(const http::Request& req);
+  static bool Blocks(const http::Request& req, const BootPath& path);
 
  private:
   http::Response ServeImage(const http::Request& req, const ingot::boot::Publication& p);

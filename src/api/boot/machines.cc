@@ -100,8 +100,8 @@ RenderContext MachineRoutes::ContextFor(const Machine& m, const std::optional<Pr
   return ctx;
 }
 
-bool MachineRoutes::SouthboundBlocks(const http::Request& req) const {
-  auto parts = http::SplitPath(req.path);
+bool MachineRoutes::SouthboundBlocks(const http::Request& req, const BootPath& path) const {
+  const std::vector<std::string>& parts = path.components;
   if (parts.empty()) return false;
   if (options_.signer != nullptr && req.path.size() > 4 && req.path.ends_with(".sig")) return true;
   if (parts.size() == 1 && (parts[0] == "boot.ipxe" || parts[0] == "boot.grub")) return true;
@@ -109,8 +109,8 @@ bool MachineRoutes::SouthboundBlocks(const http::Request& req) const {
          parts[0] == "openstack" || parts[0] == "2009-04-04";
 }
 
-std::optional<Response> MachineRoutes::Southbound(const http::Request& req) {
-  auto parts = http::SplitPath(req.path);
+std::optional<Response> MachineRoutes::Southbound(const http::Request& req, const BootPath& path) {
+  const std::vector<std::string_view> parts(path.components.begin(), path.components.end());
   if (parts.empty()) return std::nullopt;
   const bool read = req.method == "GET" || req.method == "HEAD";
   if (options_.signer != nullptr && req.path.size() > 4 && req.path.ends_with(".sig")) {

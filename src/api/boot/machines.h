@@ -28,6 +28,7 @@
 #include <string>
 
 #include "api/route.h"
+#include "api/boot/paths.h"
 #include "boot/machines_service.h"
 #include "boot/profiles.h"
 #include "http/message.h"
@@ -62,10 +63,10 @@ class MachineRoutes {
       : service_(service), options_(std::move(options)) {}
 
   // The southbound route (SouthboundRoute): nullopt for paths it does not own.
-  std::optional<http::Response> Southbound(const http::Request& req);
+  std::optional<http::Response> Southbound(const http::Request& req, const BootPath& path);
   // Its SouthboundRouteBlocks: true for the paths Southbound() may answer (they read the machine
   // records); for every other path Southbound() is a cheap nullopt. Keep the two in step.
-  bool SouthboundBlocks(const http::Request& req) const;
+  bool SouthboundBlocks(const http::Request& req, const BootPath& path) const;
   // Adds the /boot/v1 routes.
   void Register(ApiRouter& router);
   // The southbound URL once its listener is bound (port 0 picks one). Call before the API serves.

@@ -62,7 +62,9 @@ class MachineRoutesTest : public ::testing::Test {
     }
     req.headers.Set("Host", "10.0.2.2:9090");
     req.remote_address = remote;
-    return routes_->Southbound(req);
+    auto parsed = ParseBootPath(req.target, req.path);
+    if (!parsed.ok()) return std::nullopt;
+    return routes_->Southbound(req, *parsed);
   }
 
   // A northbound call, past authentication and policy (the Application's part).
@@ -196,7 +198,8 @@ TEST_F(MachineRoutesTest, SouthboundConsultsRoutesBeforeTheFileTree) {
                   .c_str());
   auto sb = Southbound::Open({.root = dir_ + "/root"});
   ASSERT_TRUE(sb.ok());
-  (*sb)->AddRoute([this](const http::Request& r) { return routes_->Southbound(r); });
+  (*sb)->AddRoute(
+      [this](const http::Request& r, const BootPath& p) { return routes_->Southbound(r, p); });
   auto get = [&](std::string target) {
     http::Request req;
     req.method = "GET";

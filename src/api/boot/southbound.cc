@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <charconv>
 #include <deque>
+#include <initializer_list>
 
 #include "api/boot/paths.h"
 #include "api/boot/validators.h"
@@ -93,7 +95,7 @@ Result<io::UniqueFd> OpenBeneath(int root, const std::string& rel, int flags) {
   }
 }
 
-// What a path names beneath the root: its O_PATH descriptor and stat.
+// What a path names beneath the root: a descriptor and its stat.
 struct Found {
   io::UniqueFd fd;
   struct stat st;
@@ -107,14 +109,21 @@ Result<Found> Locate(int root, const std::string& rel) {
 }
 
 // What a path names beneath the root, opened for reading and described by an fstat of that very
-// descriptor: one open and one fstat per request, and what is read is what was checked (no window
-// between a check and a second open). O_NONBLOCK: opening a FIFO never waits; the caller reads only
-// a regular file, and lists only a directory.
+// descriptor: what is read is what was checked (no window between a check and a second open).
+// O_NONBLOCK: opening a FIFO never waits; the caller reads only a regular file, and lists only a
+// directory.
 Result<Found> OpenFound(int root, const std::string& rel) {
   INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, OpenBeneath(root, rel, O_RDONLY | O_NONBLOCK));
   Found f{std::move(fd), {}};
   if (::fstat(f.fd.get(), &f.st) != 0) return FromErrno(errno, "fstat " + rel);
   return f;
+}
+
+// An owned copy of a shared descriptor, for readers that keep one of their own (TFTP).
+Result<io::UniqueFd> Duplicate(const io::UniqueFd& fd) {
+  io::UniqueFd copy(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
+  if (!copy) return FromErrno(errno, "dup");
+  return copy;
 }
 
 // Last-Modified of the file asked for last on this thread: boot clients ask for the same few files.
@@ -132,10 +141,25 @@ int64_t NanosOf(const struct timespec& t) {
   return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
 }
 
-std::string Hex(uint64_t v) {
-  char buf[24];
-  int n = std::snprintf(buf, sizeof(buf), "%llx", static_cast<unsigned long long>(v));
-  return std::string(buf, static_cast<size_t>(n));
+void AppendDecimal(std::string& out, uint64_t v) {
+  char buf[20];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  out.append(buf, static_cast<size_t>(end - buf));
+}
+
+// A strong ETag made of the values in hex, '-' between them: "\"1a2b-17f0c3d2e-1000\"".
+std::string EtagOf(std::initializer_list<uint64_t> values) {
+  std::string tag;
+  tag.reserve(2 + values.size() * 17);
+  tag += '"';
+  char buf[16];
+  for (uint64_t v : values) {
+    if (tag.size() > 1) tag += '-';
+    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v, 16);
+    tag.append(buf, static_cast<size_t>(end - buf));
+  }
+  tag += '"';
+  return tag;
 }
 
 std::string_view Reason(int status) {
@@ -189,7 +213,7 @@ http::Response Redirect(const std::vector<std::string>& components, const http::
 
 // One thing to send: the bytes of a file, as ranges of an open file.
 struct Representation {
-  io::UniqueFd fd;
+  std::shared_ptr<const io::UniqueFd> fd;
   uint64_t size = 0;
   std::vector<iso::Extent> extents;  // in order; their lengths sum to `size`
   Validators validators;
@@ -199,10 +223,11 @@ struct Representation {
 http::Response Send(const http::Request& req, Representation rep) {
   http::Response r;
   const Validators& v = rep.validators;
+  // Every field is new to `out` (Add: no search for an earlier one).
   auto describe = [&](http::Response& out) {
-    out.headers.Set("ETag", v.etag);
-    out.headers.Set("Last-Modified", LastModifiedText(v.last_modified));
-    out.headers.Set("Accept-Ranges", "bytes");
+    out.headers.Add("ETag", v.etag);
+    out.headers.Add("Last-Modified", LastModifiedText(v.last_modified));
+    out.headers.Add("Accept-Ranges", "bytes");
   };
   switch (EvaluatePreconditions(req.headers, v)) {
     case Precondition::kNotModified:
@@ -229,15 +254,16 @@ http::Response Send(const http::Request& req, Representation rep) {
     first = range->first;
     length = range->last - range->first + 1;
     r.status = 206;
-    r.headers.Set("Content-Range", "bytes " + std::to_string(range->first) + "-" +
+    r.headers.Add("Content-Range", "bytes " + std::to_string(range->first) + "-" +
                                        std::to_string(range->last) + "/" +
                                        std::to_string(rep.size));
   }
   describe(r);
-  r.headers.Set("Content-Type", std::string(rep.content_type));
+  r.headers.Add("Content-Type", std::string(rep.content_type));
   // A plain file is one extent, a file inside an ISO one or several.
   std::vector<http::FileSegment> segs = SegmentsOf(rep.extents, first, length);
-  http::FileRange body{std::move(rep.fd), 0, 0};
+  http::FileRange body;
+  body.shared_fd = std::move(rep.fd);
   if (!segs.empty()) {
     body.offset = segs.front().offset;
     body.length = segs.front().length;
@@ -292,9 +318,9 @@ http::Response Listing(const std::vector<std::string>& components,
 
 // The entries of a directory of the tree. Symlinks are listed as what they lead to when that is
 // a directory or regular file beneath the root; those leading out (or nowhere) are left out.
-Result<http::Response> ListDirectory(int root, const std::string& rel, const Found& dir,
+Result<http::Response> ListDirectory(int root, const std::string& rel, int dir,
                                      const std::vector<std::string>& components, size_t cap) {
-  int fd = ::openat(dir.fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return FromErrno(errno, "open directory " + rel);
   DIR* d = ::fdopendir(fd);
   if (d == nullptr) {
@@ -414,8 +440,9 @@ http::Response Southbound::SendFile(const http::Request& req, io::UniqueFd fd, u
                                    std::string_view content_type) {
   std::vector<iso::Extent> whole;
   if (size > 0) whole.push_back({0, size});
-  return Send(req, Representation{std::move(fd), size, std::move(whole),
-                                  Validators{std::move(etag), mtime}, content_type});
+  return Send(req, Representation{std::make_shared<const io::UniqueFd>(std::move(fd)), size,
+                                  std::move(whole), Validators{std::move(etag), mtime},
+                                  content_type});
 }
 
 Status Southbound::SetContent(const std::string& content_root, ContentMap map) {
@@ -434,16 +461,22 @@ Result<std::unique_ptr<Southbound>> Southbound::Open(SouthboundOptions options) 
 }
 
 http::HeadResult Southbound::Handle(http::Request& req) {
+  auto path = ParseBootPath(req.target, req.path);
   http::Response r = [&] {
-    for (const Route& route : routes_) {
-      if (std::optional<http::Response> answer = route.answer(req)) return std::move(*answer);
+    if (path.ok()) {
+      for (const Route& route : routes_) {
+        if (std::optional<http::Response> answer = route.answer(req, *path)) {
+          return std::move(*answer);
+        }
+      }
     }
     if (req.method != "GET" && req.method != "HEAD") {
       http::Response m = Plain(405, "");
       m.headers.Set("Allow", "GET, HEAD");
       return m;
     }
-    return std::move(*Serve(req, /*may_block=*/true));
+    if (!path.ok()) return Plain(400, path.status().message());
+    return std::move(*Serve(req, *path, /*may_block=*/true));
   }();
   if (r.route.empty()) r.route = "boot";  // a route may name itself for the metrics
   return r;
@@ -452,24 +485,25 @@ http::HeadResult Southbound::Handle(http::Request& req) {
 std::optional<http::Response> Southbound::HandleInline(http::Request& req) {
   // Other methods are rare here (405 or a route's); they take the usual way.
   if (req.method != "GET" && req.method != "HEAD") return std::nullopt;
+  auto path = ParseBootPath(req.target, req.path);
+  if (!path.ok()) return Plain(400, path.status().message());
   for (const Route& route : routes_) {
-    if (!route.blocks || route.blocks(req)) return std::nullopt;
+    if (!route.blocks || route.blocks(req, *path)) return std::nullopt;
   }
   std::optional<http::Response> r;
   for (const Route& route : routes_) {
-    if ((r = route.answer(req))) break;
+    if ((r = route.answer(req, *path))) break;
   }
-  if (!r) r = Serve(req, /*may_block=*/false);
+  if (!r) r = Serve(req, *path, /*may_block=*/false);
   if (r && r->route.empty()) r->route = "boot";
   return r;
 }
 
-std::optional<http::Response> Southbound::Serve(const http::Request& req, bool may_block) {
-  auto path = ParseBootPath(req.target, req.path);
-  if (!path.ok()) return Plain(400, path.status().message());
+std::optional<http::Response> Southbound::Serve(const http::Request& req, const BootPath& path,
+                                                bool may_block) {
   // `shown` is the path as asked (redirects, listings); `c` what is looked up beneath `root`: the
   // boot content's paths (OS trees, stored ISOs, files) map beneath its own directory.
-  const std::vector<std::string>& shown = path->components;
+  const std::vector<std::string>& shown = path.components;
   std::optional<std::vector<std::string>> mapped;
   int root = root_.get();
   if (content_map_ && content_root_) {
@@ -478,7 +512,7 @@ std::optional<http::Response> Southbound::Serve(const http::Request& req, bool m
   const std::vector<std::string>& c = mapped ? *mapped : shown;
 
   bool blocked = false;
-  auto in_iso = FindInIso(root, c, path->trailing_slash, may_block, &blocked);
+  auto in_iso = FindInIso(root, c, path.trailing_slash, may_block, &blocked);
   if (blocked) return std::nullopt;
   if (!in_iso.ok()) return Failure(in_iso.status(), req);
   if (*in_iso) {
@@ -486,7 +520,7 @@ std::optional<http::Response> Southbound::Serve(const http::Request& req, bool m
     const iso::Entry& e = *in.entry;
     const int64_t iso_mtime = static_cast<int64_t>(in.st.st_mtim.tv_sec);
     if (e.type == iso::EntryType::kDirectory) {
-      if (!path->trailing_slash) return Redirect(shown, req);
+      if (!path.trailing_slash) return Redirect(shown, req);
       if (!may_block) return std::nullopt;  // a listing may be long to build
       auto kids = in.tree->ListDir(Join(in.resolved, 0, in.resolved.size()));
       if (!kids.ok()) return Failure(kids.status(), req);
@@ -503,36 +537,47 @@ std::optional<http::Response> Southbound::Serve(const http::Request& req, bool m
       }
       return Listing(shown, std::move(entries), truncated);
     }
-    if (e.type != iso::EntryType::kFile || path->trailing_slash) return Plain(404, "");
+    if (e.type != iso::EntryType::kFile || path.trailing_slash) return Plain(404, "");
     // The ISO's identity in the ETag: an entry of a rewritten ISO never matches an old tag.
-    std::string etag = "\"" + Hex(in.st.st_ino) + "-" + Hex(NanosOf(in.st.st_mtim)) + "-" +
-                       Hex(e.extents.empty() ? 0 : e.extents.front().offset) + "-" + Hex(e.size) +
-                       "\"";
+    std::string etag = EtagOf({static_cast<uint64_t>(in.st.st_ino),
+                               static_cast<uint64_t>(NanosOf(in.st.st_mtim)),
+                               e.extents.empty() ? 0 : e.extents.front().offset, e.size});
     return Send(req,
                 Representation{std::move(in.fd), e.size, e.extents,
                                Validators{std::move(etag), iso_mtime}, ContentTypeFor(e.name)});
   }
 
   std::string rel = c.empty() ? "." : Join(c, 0, c.size());
-  auto found = OpenFound(root, rel);
+  auto found = OpenKept(root, rel);
   if (!found.ok()) return Failure(found.status(), req);
   if (S_ISDIR(found->st.st_mode)) {
-    if (!c.empty() && !path->trailing_slash) return Redirect(shown, req);
+    if (!c.empty() && !path.trailing_slash) return Redirect(shown, req);
     if (!may_block) return std::nullopt;  // a listing may be long to build
-    auto listing = ListDirectory(root, rel, *found, shown, options_.max_listing_entries);
+    auto listing = ListDirectory(root, rel, found->fd->get(), shown, options_.max_listing_entries);
     if (!listing.ok()) return Failure(listing.status(), req);
     return std::move(*listing);
   }
   // Never read: a device, a FIFO, a socket (opened without effect: O_NONBLOCK | O_NOCTTY).
-  if (!S_ISREG(found->st.st_mode) || path->trailing_slash) return Plain(404, "");
+  if (!S_ISREG(found->st.st_mode) || path.trailing_slash) return Plain(404, "");
   const struct stat& st = found->st;
   const uint64_t size = static_cast<uint64_t>(st.st_size);
-  std::string etag = "\"" + Hex(st.st_ino) + "-" + Hex(NanosOf(st.st_mtim)) + "-" + Hex(size) + "\"";
+  std::string etag = EtagOf({static_cast<uint64_t>(st.st_ino),
+                             static_cast<uint64_t>(NanosOf(st.st_mtim)), size});
   std::vector<iso::Extent> whole;
   if (size > 0) whole.push_back({0, size});
   const int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec);
   return Send(req, Representation{std::move(found->fd), size, std::move(whole),
                                   Validators{std::move(etag), mtime}, ContentTypeFor(c.back())});
+}
+
+Result<Southbound::Opened> Southbound::OpenKept(int root, const std::string& rel) {
+  Opened o;
+  if ((o.fd = open_files_.Find(root, rel, &o.st))) return o;
+  INGOT_ASSIGN_OR_RETURN(Found f, OpenFound(root, rel));
+  o.fd = std::make_shared<const io::UniqueFd>(std::move(f.fd));
+  o.st = f.st;
+  open_files_.Keep(root, rel, o.fd, o.st);
+  return o;
 }
 
 Result<std::optional<Southbound::InIso>> Southbound::FindInIso(int root,
@@ -543,11 +588,11 @@ Result<std::optional<Southbound::InIso>> Southbound::FindInIso(int root,
   for (size_t i = 0; i < c.size(); ++i) {
     if (!IsIsoName(c[i]) || (i + 1 == c.size() && !trailing_slash)) continue;
     std::string rel = Join(c, 0, i + 1);
-    INGOT_ASSIGN_OR_RETURN(Found found, OpenFound(root, rel));
+    INGOT_ASSIGN_OR_RETURN(Opened found, OpenKept(root, rel));
     if (S_ISDIR(found.st.st_mode)) continue;  // a directory that happens to be named *.iso
     if (!S_ISREG(found.st.st_mode)) return NotFound("");
     const std::string key = root == root_.get() ? rel : "content:" + rel;
-    auto tree = may_block ? isos_.Get(key, found.fd.get(), found.st) : isos_.Find(key, found.st);
+    auto tree = may_block ? isos_.Get(key, found.fd->get(), found.st) : isos_.Find(key, found.st);
     if (tree.ok() && !*tree) {  // not indexed yet: a worker indexes it
       *blocked = true;
       return std::optional<InIso>();
@@ -589,15 +634,17 @@ Result<std::unique_ptr<io::ByteSource>> Southbound::OpenFileBeneath(
   if (in) {
     if (in->entry->type != iso::EntryType::kFile) return NotFound("not a file inside the ISO");
     const uint64_t iso_size = static_cast<uint64_t>(in->st.st_size);
+    INGOT_ASSIGN_OR_RETURN(io::UniqueFd iso_fd, Duplicate(*in->fd));
     return std::unique_ptr<io::ByteSource>(std::make_unique<IsoFileSource>(
-        io::FileSource(std::move(in->fd), iso_size, Join(c, 0, c.size())), std::move(in->tree),
+        io::FileSource(std::move(iso_fd), iso_size, Join(c, 0, c.size())), std::move(in->tree),
         *in->entry));
   }
   const std::string rel = Join(c, 0, c.size());
-  INGOT_ASSIGN_OR_RETURN(Found found, OpenFound(root, rel));
+  INGOT_ASSIGN_OR_RETURN(Opened found, OpenKept(root, rel));
   if (!S_ISREG(found.st.st_mode)) return NotFound(rel + " is not a regular file");
+  INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, Duplicate(*found.fd));
   return std::unique_ptr<io::ByteSource>(std::make_unique<io::FileSource>(
-      std::move(found.fd), static_cast<uint64_t>(found.st.st_size), rel));
+      std::move(fd), static_cast<uint64_t>(found.st.st_size), rel));
 }
 
 Result<std::unique_ptr<io::ByteSource>> TftpFiles::Open(std::string_view path) {
@@ -619,21 +666,21 @@ void Southbound::Observe(const http::Exchange& e) {
   line += "ts=";
   line += FormatIso8601Micros(NowMicros());
   line += " level=info event=boot.request method=";
-  line += log::FormatValue(e.method);
+  log::AppendValue(line, e.method);
   line += " path=";
-  line += log::FormatValue(e.target);
+  log::AppendValue(line, e.target);
   line += " status=";
-  line += std::to_string(e.status);
+  AppendDecimal(line, static_cast<uint64_t>(e.status));
   line += " bytes_out=";
-  line += std::to_string(e.bytes_out);
+  AppendDecimal(line, e.bytes_out);
   // Milliseconds with three decimals, from the integer microseconds (no printf per request).
   const auto us = static_cast<uint64_t>(std::max<int64_t>(0, e.duration.count()));
   line += " duration_ms=";
-  line += std::to_string(us / 1000);
+  AppendDecimal(line, us / 1000);
   char frac[4] = {'.', char('0' + us / 100 % 10), char('0' + us / 10 % 10), char('0' + us % 10)};
   line.append(frac, 4);
   line += " remote=";
-  line += log::FormatValue(e.remote_address);
+  log::AppendValue(line, e.remote_address);
   line += e.completed ? " completed=true\n" : " completed=false\n";
   access_log_.Add(line);
 }

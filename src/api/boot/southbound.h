@@ -41,6 +41,8 @@
 
 #include "api/boot/access_log.h"
 #include "api/boot/iso_index.h"
+#include "api/boot/open_files.h"
+#include "api/boot/paths.h"
 #include "common/result.h"
 #include "http/message.h"
 #include "io/file.h"
@@ -51,6 +53,7 @@ namespace ingot::api::boot {
 struct SouthboundOptions {
   std::string root;  // the directory served as '/'; must exist
   IsoIndexOptions isos;
+  OpenFilesOptions open_files;
   size_t max_listing_entries = 100'000;  // a larger directory lists its first names (in name order)
 };
 
@@ -63,13 +66,15 @@ std::vector<http::FileSegment> SegmentsOf(const std::vector<formats::iso9660::Ex
 // A route of the southbound listener consulted before the file tree (per-machine scripts,
 // cloud-init seeds, the boot content's OS trees): the answer to a request it owns, or nullopt to
 // let the next route, and finally the file tree, answer. Called on any worker at once; it sees
-// every method (it answers 405 itself for the ones it does not take).
-using SouthboundRoute = std::function<std::optional<http::Response>(const http::Request&)>;
+// every method (it answers 405 itself for the ones it does not take), and only requests whose path
+// passed the path rule (paths.h), parsed once for every route and the tree: `path`.
+using SouthboundRoute =
+    std::function<std::optional<http::Response>(const http::Request&, const BootPath& path)>;
 // Whether a route may block (a database, a store, rendering) on this request: true sends the
 // request to a worker. For the requests it answers false, the route must answer at once or not at
 // all, without blocking: it then runs on the I/O thread (Southbound::HandleInline). Called on the
 // I/O thread; must itself be cheap and never block.
-using SouthboundRouteBlocks = std::function<bool(const http::Request&)>;
+using SouthboundRouteBlocks = std::function<bool(const http::Request&, const BootPath& path)>;
 
 class Southbound {
  public:
@@ -101,6 +106,7 @@ class Southbound {
   Result<std::unique_ptr<io::ByteSource>> OpenFile(const std::vector<std::string>& components);
 
   const IsoIndexCache& isos() const { return isos_; }
+  const OpenFiles& open_files() const { return open_files_; }
 
   // The boot content (boot/content_service.h): request paths `map` claims are looked up beneath
   // `content_root` instead of the root, by the same rules (ISOs' insides, ranges, listings,
@@ -116,17 +122,21 @@ class Southbound {
 
  private:
   Southbound(SouthboundOptions options, io::UniqueFd root)
-      : options_(std::move(options)), root_(std::move(root)), isos_(options_.isos) {}
+      : options_(std::move(options)),
+        root_(std::move(root)),
+        isos_(options_.isos),
+        open_files_(options_.open_files) {}
   struct Route {
     SouthboundRoute answer;
     SouthboundRouteBlocks blocks;  // empty: may block on anything
   };
   // The file tree's answer; nullopt when it would have to block and `may_block` is false.
-  std::optional<http::Response> Serve(const http::Request& req, bool may_block);
+  std::optional<http::Response> Serve(const http::Request& req, const BootPath& path,
+                                      bool may_block);
   // A path through an ISO: the first component named *.iso that is a regular file with more after
   // it (or a trailing '/'), its index, and what the rest names inside it.
   struct InIso {
-    io::UniqueFd fd;  // the ISO, open for reading
+    std::shared_ptr<const io::UniqueFd> fd;  // the ISO, open for reading
     struct stat st;
     std::shared_ptr<const formats::iso9660::Tree> tree;
     const formats::iso9660::Entry* entry;  // inside `tree`
@@ -139,10 +149,18 @@ class Southbound {
                                          bool trailing_slash, bool may_block, bool* blocked);
   Result<std::unique_ptr<io::ByteSource>> OpenFileBeneath(int root,
                                                           const std::vector<std::string>& c);
+  // What `rel` names beneath `root`, open for reading, and its fstat: a regular file's descriptor
+  // from open_files_ while it still names the same file, else opened again (and kept).
+  struct Opened {
+    std::shared_ptr<const io::UniqueFd> fd;
+    struct stat st;
+  };
+  Result<Opened> OpenKept(int root, const std::string& rel);
 
   const SouthboundOptions options_;
   io::UniqueFd root_;  // O_PATH | O_DIRECTORY
   IsoIndexCache isos_;
+  OpenFiles open_files_;
   std::vector<Route> routes_;
   io::UniqueFd content_root_;  // O_PATH | O_DIRECTORY; see SetContent
   ContentMap content_map_;

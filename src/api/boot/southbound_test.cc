@@ -47,7 +47,7 @@ std::string BodyOf(const http::Response& r) {
   std::string out;
   for (const auto& s : segs) {
     std::string part(s.length, '\0');
-    ssize_t n = ::pread(r.file->fd.get(), part.data(), s.length, static_cast<off_t>(s.offset));
+    ssize_t n = ::pread(r.file->descriptor(), part.data(), s.length, static_cast<off_t>(s.offset));
     EXPECT_EQ(n, static_cast<ssize_t>(s.length));
     out += part;
   }
@@ -400,7 +400,8 @@ TEST_F(SouthboundTest, FilesAnswerInlineAndWhatMayBlockGoesToAWorker) {
 
 TEST_F(SouthboundTest, RoutesDecideWhatRunsInline) {
   // A route that does not say when it blocks: nothing is answered inline.
-  sb_->AddRoute([](const http::Request&) { return std::optional<http::Response>(); });
+  sb_->AddRoute(
+      [](const http::Request&, const BootPath&) { return std::optional<http::Response>(); });
   EXPECT_FALSE(Inline("GET", "/a.txt"));
   EXPECT_EQ(Get("/a.txt"), "hello boot\n");
 
@@ -409,14 +410,14 @@ TEST_F(SouthboundTest, RoutesDecideWhatRunsInline) {
   sb_ = std::move(*sb);
   int answered = 0;
   sb_->AddRoute(
-      [&](const http::Request& req) -> std::optional<http::Response> {
+      [&](const http::Request& req, const BootPath&) -> std::optional<http::Response> {
         if (req.path != "/a.txt" && req.path != "/slow") return std::nullopt;
         ++answered;
         http::Response r;
         r.body = "from the route";
         return r;
       },
-      [](const http::Request& req) { return req.path == "/slow"; });
+      [](const http::Request& req, const BootPath&) { return req.path == "/slow"; });
   EXPECT_FALSE(Inline("GET", "/slow"));  // the route may block there
   ASSERT_TRUE(Inline("GET", "/a.txt"));  // the route answers at once, before the tree
   EXPECT_EQ(Inline("GET", "/a.txt")->body, "from the route");
@@ -669,4 +670,80 @@ TEST(BootValidators, DatesAndTypes) {
 }
 
 }  // namespace
+// Files kept open between requests (open_files.h) are served only while the path still names that
+// very file, unchanged: a rewrite in place, a replacement, a removal and a symlink swapped in are
+// all seen by the next request.
+TEST_F(SouthboundTest, KeptFilesNeverOutliveTheirPath) {
+  const fs::path root = base_ / "changing";
+  fs::create_directories(root);
+  WriteFile(root / "f.txt", "version one\n");
+  auto sb = Southbound::Open({.root = root.string()});
+  ASSERT_TRUE(sb.ok());
+  sb_ = std::move(*sb);
+
+  EXPECT_EQ(Get("/f.txt"), "version one\n");
+  EXPECT_EQ(Get("/f.txt"), "version one\n");
+  EXPECT_EQ(sb_->open_files().size(), 1u);
+  const uint64_t hits = sb_->open_files().hits();
+  EXPECT_GE(hits, 1u);
+  const std::string etag(Call("GET", "/f.txt").headers.Get("ETag").value_or(""));
+
+  // Rewritten in place, same size: the same inode, a new ctime (one tick of the file system's
+  // clock later: what the ETag tells apart, too).
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  WriteFile(root / "f.txt", "version two\n");
+  EXPECT_EQ(Get("/f.txt"), "version two\n");
+  EXPECT_NE(std::string(Call("GET", "/f.txt").headers.Get("ETag").value_or("")), etag);
+
+  // Replaced by a rename: another inode.
+  WriteFile(root / "f.txt.new", "version three\n");
+  fs::rename(root / "f.txt.new", root / "f.txt");
+  EXPECT_EQ(Get("/f.txt"), "version three\n");
+
+  // Swapped for a symlink leading out of the tree: refused as any such link is.
+  fs::remove(root / "f.txt");
+  fs::create_symlink(base_ / "outside" / "secret.txt", root / "f.txt");
+  EXPECT_EQ(Call("GET", "/f.txt").status, 404);
+
+  // Removed.
+  fs::remove(root / "f.txt");
+  EXPECT_EQ(Call("GET", "/f.txt").status, 404);
+  EXPECT_EQ(sb_->open_files().size(), 0u);
+  fs::remove_all(root);
+}
+
+// The sweeper closes what nobody asked for lately, and what was deleted.
+TEST(OpenFilesTest, SweepsIdleAndDeletedFiles) {
+  const fs::path dir = fs::path(::testing::TempDir()) / ("open_files." + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  WriteFile(dir / "a", "a");
+  WriteFile(dir / "b", "b");
+  io::UniqueFd root(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(root);
+  OpenFiles files({.capacity = 1, .idle = std::chrono::milliseconds(300),
+                   .sweep = std::chrono::milliseconds(50)});
+  auto keep = [&](const std::string& name) {
+    auto fd = std::make_shared<const io::UniqueFd>(::openat(root.get(), name.c_str(), O_RDONLY));
+    struct stat st;
+    ASSERT_EQ(::fstat(fd->get(), &st), 0);
+    files.Keep(root.get(), name, fd, st);
+  };
+  keep("a");
+  struct stat st;
+  EXPECT_NE(files.Find(root.get(), "a", &st), nullptr);
+  keep("b");  // over capacity: "a" goes
+  EXPECT_EQ(files.size(), 1u);
+  EXPECT_EQ(files.Find(root.get(), "a", &st), nullptr);
+  EXPECT_NE(files.Find(root.get(), "b", &st), nullptr);
+  fs::remove(dir / "b");  // deleted: swept without waiting for `idle`
+  for (int i = 0; i < 100 && files.size() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(files.size(), 0u);
+  keep("a");
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // idle past 300 ms
+  EXPECT_EQ(files.size(), 0u);
+  fs::remove_all(dir);
+}
+
 }  // namespace ingot::api::boot

@@ -3,22 +3,11 @@
 #include <time.h>
 
 #include <array>
-#include <cctype>
 #include <charconv>
 #include <utility>
 
 namespace ingot::api::boot {
 namespace {
-
-bool IEndsWith(std::string_view s, std::string_view suffix) {
-  if (s.size() < suffix.size()) return false;
-  for (size_t i = 0; i < suffix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(s[s.size() - suffix.size() + i])) != suffix[i]) {
-      return false;
-    }
-  }
-  return true;
-}
 
 constexpr std::array<std::pair<std::string_view, std::string_view>, 40> kTypes{{
     {".iso", "application/x-iso9660-image"},
@@ -110,10 +99,23 @@ bool ListMatches(std::string_view list, std::string_view etag, bool weak) {
 }  // namespace
 
 std::string_view ContentTypeFor(std::string_view name) {
-  for (const auto& [ext, type] : kTypes) {
-    if (IEndsWith(name, ext)) return type;
+  // The extension, lower-cased, looked up by equality (every entry of kTypes is one '.' and at
+  // most kLongest bytes): one pass over the name, not one per entry.
+  constexpr size_t kLongest = 16;
+  constexpr std::string_view kDefault = "application/octet-stream";
+  size_t dot = name.rfind('.');
+  if (dot == std::string_view::npos || name.size() - dot > kLongest) return kDefault;
+  char lower[kLongest];
+  size_t n = name.size() - dot;
+  for (size_t i = 0; i < n; ++i) {
+    char c = name[dot + i];
+    lower[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
   }
-  return "application/octet-stream";
+  std::string_view ext(lower, n);
+  for (const auto& [known, type] : kTypes) {
+    if (known == ext) return type;
+  }
+  return kDefault;
 }
 
 std::string FormatHttpDate(int64_t seconds) {
