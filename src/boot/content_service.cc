@@ -604,9 +604,12 @@ std::optional<std::vector<std::string>> ContentService::Map(
     return std::nullopt;
   }
   if (c.size() < 2) return std::nullopt;
-  auto it = view_->trees.find({c[0], c[1]});
+  auto it = view_->trees.find(std::pair<std::string_view, std::string_view>(c[0], c[1]));
   if (it == view_->trees.end()) return std::nullopt;
-  std::vector<std::string> out{"iso", it->second.iso};
+  std::vector<std::string> out;
+  out.reserve(c.size());
+  out.emplace_back("iso");
+  out.push_back(it->second.iso);
   out.insert(out.end(), c.begin() + 2, c.end());
   return out;
 }

@@ -22,6 +22,7 @@
 #include <set>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -119,7 +120,16 @@ class ContentService {
   ContentService(ContentRepository& repo, ContentOptions options)
       : repo_(repo), options_(std::move(options)) {}
   struct View {
-    std::map<std::pair<std::string, std::string>, OsTree> trees;  // OK only
+    // (name, version) ordered so that a request's components look a tree up without copies.
+    struct TreeKeyLess {
+      using is_transparent = void;
+      template <typename A, typename B>
+      bool operator()(const A& a, const B& b) const {
+        const std::string_view a1(a.first), b1(b.first);
+        return a1 < b1 || (a1 == b1 && std::string_view(a.second) < std::string_view(b.second));
+      }
+    };
+    std::map<std::pair<std::string, std::string>, OsTree, TreeKeyLess> trees;  // OK only
     std::set<std::string> isos;                                   // ready only
     // The first path component of every recorded boot file, per space: a request path claims
     // the content only for names it holds, so a boot root's own iso/, common/ or files/ trees

@@ -29,7 +29,7 @@ std::string FormatIso8601(int64_t micros) {
   return s;
 }
 
-std::string FormatIso8601Micros(int64_t micros) {
+void AppendIso8601Micros(std::string& out, int64_t micros) {
   // Every log line starts with one: the date and time are formatted once a second per thread,
   // the microseconds by hand (strftime and snprintf were a visible part of a small request).
   thread_local int64_t cached_secs = INT64_MIN;
@@ -39,10 +39,15 @@ std::string FormatIso8601Micros(int64_t micros) {
     FormatSeconds(secs, cached, sizeof cached);
     cached_secs = secs;
   }
-  std::string out(cached);
+  out += cached;
   char frac[9] = {'.', '0', '0', '0', '0', '0', '0', 'Z', '\0'};
   for (int64_t v = micros - secs * 1000000, i = 6; i >= 1; --i, v /= 10) frac[i] = char('0' + v % 10);
   out.append(frac, 8);
+}
+
+std::string FormatIso8601Micros(int64_t micros) {
+  std::string out;
+  AppendIso8601Micros(out, micros);
   return out;
 }
 

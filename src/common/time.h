@@ -13,6 +13,8 @@ int64_t NowMicros();
 std::string FormatIso8601(int64_t micros);
 // "2026-11-23T11:30:16.123456Z" — for logs.
 std::string FormatIso8601Micros(int64_t micros);
+// The same, appended to `out`.
+void AppendIso8601Micros(std::string& out, int64_t micros);
 // Parses "YYYY-MM-DDThh:mm:ss[.ffffff][Z|±hh:mm]" (and a bare date). nullopt if malformed.
 std::optional<int64_t> ParseIso8601(std::string_view text);
 

@@ -8,6 +8,7 @@
 #include <array>
 #include <charconv>
 #include <condition_variable>
+#include <cstring>
 #include <limits>
 #include <mutex>
 
@@ -17,6 +18,7 @@
 
 namespace ingot::http {
 
+using namespace std::string_view_literals;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
@@ -51,12 +53,16 @@ const std::string& HttpDate() {
   return cached;
 }
 
-// Whether a response field's name (or value) can go into the head as it is: no CR or LF (which
-// would let a handler forge fields), and in a name no ':' or space either. One pass, no memchr per
-// byte (find_first_of's way).
-bool SafeInHead(std::string_view s, bool name) {
-  for (char c : s) {
-    if (c == '\r' || c == '\n' || (name && (c == ':' || c == ' '))) return false;
+// Whether a response field's name or value can go into the head as it is: no CR or LF (which would
+// let a handler forge fields), and in a name no ':' or space either. memchr, not find_first_of
+// (which calls memchr once per byte of the text).
+bool SafeValue(std::string_view v) {
+  return std::memchr(v.data(), '\r', v.size()) == nullptr &&
+         std::memchr(v.data(), '\n', v.size()) == nullptr;
+}
+bool SafeName(std::string_view name) {
+  for (char c : name) {
+    if (c == '\r' || c == '\n' || c == ':' || c == ' ') return false;
   }
   return true;
 }
@@ -320,7 +326,7 @@ void Connection::Settle(Response&& resp, bool head_only) {
     }());
     bool chunked = false;
     uint64_t length = 0;
-    std::string head = BuildHead(response_, head_only, &chunked, &length);
+    const std::string& head = BuildHead(response_, head_only, &chunked, &length);
     WriteStreamedResponse(response_, head, chunked, length);
     written_ = true;
   }
@@ -630,17 +636,27 @@ asio::awaitable<void> Connection::WriteResponse(Response& resp, bool head_only) 
   bool ok = true;
   bool chunked = false;
   uint64_t length = 0;
-  std::string head = BuildHead(resp, head_only, &chunked, &length);
+  const std::string& head = BuildHead(resp, head_only, &chunked, &length);
   response_start_ = Clock::now();
   if (resp.file && length > 0) {
-    co_await WriteHead(&ok, head);
-    // `length` is the whole body (BuildHead: FileRange::total); the first range, then the others.
-    if (ok && resp.file->length > 0) {
-      co_await SendFile(resp.file->descriptor(), resp.file->offset, resp.file->length, &ok);
+    // What the socket takes at once is written here, without a coroutine of its own; only what
+    // must wait for the socket goes through the event loop (WriteAll, SendFile).
+    size_t sent = SendHeadNow(head, &ok);
+    if (ok && sent < head.size()) {
+      co_await WriteAll(&ok, asio::buffer(head.data() + sent, head.size() - sent));
     }
-    for (const FileSegment& s : resp.file->more) {
-      if (!ok) break;
-      if (s.length > 0) co_await SendFile(resp.file->descriptor(), s.offset, s.length, &ok);
+    // `length` is the whole body (BuildHead: FileRange::total); the first range, then the others.
+    const int fd = resp.file->descriptor();
+    for (size_t i = 0; ok && i <= resp.file->more.size(); ++i) {
+      FileSegment r = i == 0 ? FileSegment{resp.file->offset, resp.file->length}
+                             : resp.file->more[i - 1];
+      if (r.length == 0) continue;
+      SendState state = SendFileNow(fd, &r.offset, &r.length);
+      if (state == SendState::kAgain) {
+        co_await SendFile(fd, r.offset, r.length, &ok);
+      } else {
+        ok = state == SendState::kDone;
+      }
     }
   } else if (!resp.file && !resp.stream && length > 0) {
     co_await WriteAll(&ok, asio::buffer(head), asio::buffer(resp.body.data(), length));
@@ -660,65 +676,67 @@ asio::awaitable<void> Connection::WriteAll(bool* ok, asio::const_buffer a, asio:
   *ok = !ec;
 }
 
-asio::awaitable<void> Connection::WriteHead(bool* ok, const std::string& head) {
+size_t Connection::SendHeadNow(const std::string& head, bool* ok) {
   // MSG_MORE: the kernel holds the head until the body's first bytes join it (nginx's TCP_NOPUSH),
-  // so a small file leaves in one segment; sendfile's last bytes push it out. Tried at once without
-  // the event loop; what the socket does not take now goes the usual way.
-  size_t sent = 0;
-  boost::system::error_code ec;
-  if (!socket_.native_non_blocking()) socket_.native_non_blocking(true, ec);
-  if (!ec) {
-    ssize_t n;
-    do {
-      n = ::send(socket_.native_handle(), head.data(), head.size(),
-                 MSG_MORE | MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    if (n > 0) {
-      sent = static_cast<size_t>(n);
-    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      *ok = false;
-      co_return;
-    }
-  }
-  if (sent == head.size()) {
-    *ok = true;
-    co_return;
-  }
-  co_await WriteAll(ok, asio::buffer(head.data() + sent, head.size() - sent));
-}
-
-asio::awaitable<void> Connection::SendFile(int fd, uint64_t offset, uint64_t length, bool* ok) {
-  *ok = false;
+  // so a small file leaves in one segment; sendfile's last bytes push it out.
+  *ok = true;
   boost::system::error_code ec;
   // The setter is an ioctl each time; the getter is asio's own record of the mode.
   if (!socket_.native_non_blocking()) socket_.native_non_blocking(true, ec);
-  if (ec) co_return;
-  int sock = socket_.native_handle();
-  while (length > 0) {
-    if (offset > static_cast<uint64_t>(std::numeric_limits<off_t>::max())) co_return;
-    off_t off = static_cast<off_t>(offset);
-    size_t count = static_cast<size_t>(std::min<uint64_t>(length, 0x7ffff000));
+  if (ec) return 0;  // the event loop writes it
+  ssize_t n;
+  do {
+    n = ::send(socket_.native_handle(), head.data(), head.size(),
+               MSG_MORE | MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n >= 0) return static_cast<size_t>(n);
+  if (errno != EAGAIN && errno != EWOULDBLOCK) *ok = false;
+  return 0;
+}
+
+Connection::SendState Connection::SendFileNow(int fd, uint64_t* offset, uint64_t* length) {
+  boost::system::error_code ec;
+  if (!socket_.native_non_blocking()) socket_.native_non_blocking(true, ec);
+  if (ec) return SendState::kFailed;
+  const int sock = socket_.native_handle();
+  while (*length > 0) {
+    if (*offset > static_cast<uint64_t>(std::numeric_limits<off_t>::max())) {
+      return SendState::kFailed;
+    }
+    off_t off = static_cast<off_t>(*offset);
+    size_t count = static_cast<size_t>(std::min<uint64_t>(*length, 0x7ffff000));
     ssize_t n = ::sendfile(sock, fd, &off, count);
     if (n > 0) {
-      offset += static_cast<uint64_t>(n);
-      length -= static_cast<uint64_t>(n);
+      *offset += static_cast<uint64_t>(n);
+      *length -= static_cast<uint64_t>(n);
       bytes_out_ += static_cast<uint64_t>(n);
       continue;
     }
     if (n == 0) {
       // The file is shorter than the range promised in Content-Length: the response cannot be
       // completed.
-      log::Error("sendfile hit the end of the file early", {{"remaining", length}});
-      co_return;
+      log::Error("sendfile hit the end of the file early", {{"remaining", *length}});
+      return SendState::kFailed;
     }
     if (errno == EINTR) continue;
-    if (errno != EAGAIN) co_return;
+    return errno == EAGAIN ? SendState::kAgain : SendState::kFailed;
+  }
+  return SendState::kDone;
+}
+
+asio::awaitable<void> Connection::SendFile(int fd, uint64_t offset, uint64_t length, bool* ok) {
+  *ok = false;
+  for (;;) {
+    SendState state = SendFileNow(fd, &offset, &length);
+    if (state != SendState::kAgain) {
+      *ok = state == SendState::kDone;
+      co_return;
+    }
     SetDeadlineAt(ProgressDeadline(response_start_, bytes_out_));
     auto [wec] = co_await socket_.async_wait(tcp::socket::wait_write, kNoThrow);
     ClearDeadline();
     if (wec || !socket_.is_open()) co_return;
   }
-  *ok = true;
 }
 
 void Connection::Launch(asio::awaitable<void> op, Pending* pending) {
@@ -741,7 +759,7 @@ Result<size_t> Connection::ReadBodyBlocking(std::span<uint8_t> buf) {
   return out;
 }
 
-std::string Connection::BuildHead(Response& resp, bool head_only, bool* chunked,
+const std::string& Connection::BuildHead(Response& resp, bool head_only, bool* chunked,
                                   uint64_t* length) {
   *chunked = false;
   *length = 0;
@@ -774,13 +792,14 @@ std::string Connection::BuildHead(Response& resp, bool head_only, bool* chunked,
     }
   }
 
-  std::string head;
-  head.reserve(256);
-  head += "HTTP/1.1 ";
+  // Written into the connection's own buffer: its capacity stays for the next response.
+  std::string& head = head_;
+  head.clear();
+  head += "HTTP/1.1 "sv;
   AppendDecimal(head, static_cast<uint64_t>(resp.status));
   head += ' ';
   head += ReasonPhrase(resp.status);
-  head += "\r\n";
+  head += "\r\n"sv;
   bool has_date = false;
   bool has_server = false;
   for (const auto& [name, value] : resp.headers.fields()) {
@@ -789,39 +808,39 @@ std::string Connection::BuildHead(Response& resp, bool head_only, bool* chunked,
       continue;
     }
     // Header injection: a value carrying CR or LF would let a caller forge fields.
-    if (!SafeInHead(value, /*name=*/false) || !SafeInHead(name, /*name=*/true)) continue;
+    if (!SafeValue(value) || !SafeName(name)) continue;
     has_date |= IEquals(name, "Date");
     has_server |= IEquals(name, "Server");
     head += name;
-    head += ": ";
+    head += ": "sv;
     head += value;
-    head += "\r\n";
+    head += "\r\n"sv;
   }
   if (!no_body_status || handler_length) {
     if (*chunked) {
-      head += "Transfer-Encoding: chunked\r\n";
+      head += "Transfer-Encoding: chunked\r\n"sv;
     } else if (announced || handler_length) {
-      head += "Content-Length: ";
+      head += "Content-Length: "sv;
       AppendDecimal(head, announced ? *announced : *handler_length);
-      head += "\r\n";
+      head += "\r\n"sv;
     }
   }
   if (!has_date) {
-    head += "Date: ";
+    head += "Date: "sv;
     head += HttpDate();
-    head += "\r\n";
+    head += "\r\n"sv;
   }
   if (!has_server && !opt.server_name.empty()) {
-    head += "Server: ";
+    head += "Server: "sv;
     head += opt.server_name;
-    head += "\r\n";
+    head += "\r\n"sv;
   }
   if (!keep_alive_) {
-    head += "Connection: close\r\n";
+    head += "Connection: close\r\n"sv;
   } else if (parser_->get().version() < 11) {
-    head += "Connection: keep-alive\r\n";
+    head += "Connection: keep-alive\r\n"sv;
   }
-  head += "\r\n";
+  head += "\r\n"sv;
   if (no_body_status || head_only) {
     *length = 0;
     *chunked = false;

@@ -106,8 +106,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<void> WriteAll(bool* ok, boost::asio::const_buffer a,
                                         boost::asio::const_buffer b = {},
                                         boost::asio::const_buffer c = {});
-  // A response head to be followed by a file body (sent with MSG_MORE).
-  boost::asio::awaitable<void> WriteHead(bool* ok, const std::string& head);
+  // As much of a response head (to be followed by a file body: sent with MSG_MORE) as the socket
+  // takes now; *ok false on a hard error.
+  size_t SendHeadNow(const std::string& head, bool* ok);
+  // Sends the file range [*offset, *offset + *length) while the socket takes it, moving both on.
+  enum class SendState { kDone, kAgain, kFailed };
+  SendState SendFileNow(int fd, uint64_t* offset, uint64_t* length);
+  // The same to its end, waiting for the socket when it must.
   boost::asio::awaitable<void> SendFile(int fd, uint64_t offset, uint64_t length, bool* ok);
 
   // Starts `op` on the connection's strand; `pending` (which must outlive it) is signalled at the
@@ -123,7 +128,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Status IoFailure(const boost::system::error_code& ec, std::string_view what) const;
   bool BodyDone() const { return direct_body_ ? body_remaining_ == 0 : parser_->is_done(); }
   // The response head; settles keep_alive_ and the body framing.
-  std::string BuildHead(Response& resp, bool head_only, bool* chunked, uint64_t* length);
+  // The head is written into head_ (valid until the next call).
+  const std::string& BuildHead(Response& resp, bool head_only, bool* chunked, uint64_t* length);
 
   ServerCore& server_;
   boost::asio::ip::tcp::socket socket_;
@@ -154,6 +160,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Response response_;            // the answer being written
   bool written_ = false;         // a streamed response already written by the worker
   std::unique_ptr<uint8_t[]> scratch_;  // drain/linger buffer, allocated on first use
+  std::string head_;                    // the response head being written (BuildHead)
 };
 
 }  // namespace ingot::http

@@ -35,6 +35,7 @@ class Headers {
   void Remove(std::string_view name);
   std::optional<std::string_view> Get(std::string_view name) const;
   const std::vector<std::pair<std::string, std::string>>& fields() const { return fields_; }
+  void Reserve(size_t n) { fields_.reserve(n); }
 
  private:
   std::vector<std::pair<std::string, std::string>> fields_;

@@ -110,6 +110,7 @@ bool MachineRoutes::SouthboundBlocks(const http::Request& req, const BootPath& p
 }
 
 std::optional<Response> MachineRoutes::Southbound(const http::Request& req, const BootPath& path) {
+  if (!SouthboundBlocks(req, path)) return std::nullopt;  // none of ours (a file of the tree)
   const std::vector<std::string_view> parts(path.components.begin(), path.components.end());
   if (parts.empty()) return std::nullopt;
   const bool read = req.method == "GET" || req.method == "HEAD";

@@ -65,7 +65,7 @@ class MachineRoutes {
   // The southbound route (SouthboundRoute): nullopt for paths it does not own.
   std::optional<http::Response> Southbound(const http::Request& req, const BootPath& path);
   // Its SouthboundRouteBlocks: true for the paths Southbound() may answer (they read the machine
-  // records); for every other path Southbound() is a cheap nullopt. Keep the two in step.
+  // records); Southbound() answers nothing else (it asks this first).
   bool SouthboundBlocks(const http::Request& req, const BootPath& path) const;
   // Adds the /boot/v1 routes.
   void Register(ApiRouter& router);

@@ -47,22 +47,30 @@ std::shared_ptr<const io::UniqueFd> OpenFiles::Find(int root, const std::string&
   if (options_.capacity == 0) return nullptr;
   const std::string key = KeyOf(root, rel);
   std::shared_ptr<const io::UniqueFd> fd;
+  const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(mu_);
     auto it = entries_.find(key);
     if (it == entries_.end()) return nullptr;
     fd = it->second.fd;
     *st = it->second.st;
-    it->second.used = std::chrono::steady_clock::now();
+    it->second.used = now;
+    if (now - it->second.checked < options_.recheck_after) {
+      hits_.fetch_add(1, std::memory_order_relaxed);
+      return fd;
+    }
   }
   struct statx sx;
-  if (::statx(root, rel.c_str(), AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, &sx) == 0 &&
-      (sx.stx_mask & STATX_BASIC_STATS) == STATX_BASIC_STATS && Unchanged(sx, *st)) {
-    hits_.fetch_add(1, std::memory_order_relaxed);
-    return fd;
-  }
+  const bool same =
+      ::statx(root, rel.c_str(), AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, &sx) == 0 &&
+      (sx.stx_mask & STATX_BASIC_STATS) == STATX_BASIC_STATS && Unchanged(sx, *st);
   std::lock_guard lock(mu_);
   auto it = entries_.find(key);
+  if (same) {
+    hits_.fetch_add(1, std::memory_order_relaxed);
+    if (it != entries_.end() && it->second.fd == fd) it->second.checked = now;
+    return fd;
+  }
   if (it != entries_.end() && it->second.fd == fd) entries_.erase(it);
   return nullptr;  // `fd` closes here unless a request still sends from it
 }
@@ -80,7 +88,8 @@ void OpenFiles::Keep(int root, const std::string& rel, std::shared_ptr<const io:
     }
     entries_.erase(oldest);
   }
-  entries_[std::move(key)] = Entry{std::move(fd), st, std::chrono::steady_clock::now()};
+  const auto now = std::chrono::steady_clock::now();
+  entries_[std::move(key)] = Entry{std::move(fd), st, now, now};
 }
 
 void OpenFiles::Sweep() {

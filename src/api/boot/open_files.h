@@ -2,10 +2,14 @@
 // files (iPXE, kernels, initrds, the ISOs they sit in) again and again, and opening one costs an
 // openat2, an fstat and a close — a visible part of a small request.
 //
-// What is served is always the file at the path now, never a remembered one:
+// What is served is the file at the path now, never a remembered one:
 //   - a hit costs one statx of the path, and counts only when it names the very same file,
 //     unchanged: device, inode, type, size, modification and change times (a rewrite in place
 //     moves ctime; a replacement or a rename is another inode). Anything else is a miss.
+//   - a file checked that way less than `recheck_after` ago (1 ms) is used without another statx:
+//     under load, requests for one file share one check. So a change is seen by every request that
+//     starts 1 ms after it; the file system's own clock, which the validators (ETag, Last-Modified)
+//     are made of, is coarser than that (a tick is 1 to 10 ms).
 //   - a miss opens the path again with the walk's confinement (southbound.cc OpenBeneath) and keeps
 //     that descriptor. A statx that leaves the tree (a symlink since pointed elsewhere) names
 //     another inode than the one opened under confinement, so it can never produce a hit.
@@ -39,6 +43,7 @@ struct OpenFilesOptions {
   size_t capacity = 1024;                 // 0: keep nothing
   std::chrono::milliseconds idle{10'000};  // unused this long: closed
   std::chrono::milliseconds sweep{2'000};  // how often the sweeper looks
+  std::chrono::microseconds recheck_after{1'000};  // 0: a statx for every request
 };
 
 class OpenFiles {
@@ -63,7 +68,8 @@ class OpenFiles {
   struct Entry {
     std::shared_ptr<const io::UniqueFd> fd;
     struct stat st;
-    std::chrono::steady_clock::time_point used;
+    std::chrono::steady_clock::time_point used;     // last asked for
+    std::chrono::steady_clock::time_point checked;  // last found unchanged (or opened)
   };
   void Sweep();
   static std::string KeyOf(int root, const std::string& rel);

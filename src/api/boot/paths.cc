@@ -11,6 +11,7 @@ Result<BootPath> ParseBootPath(std::string_view raw_target, std::string_view dec
     return InvalidArgument("the request path must start with '/'");
   }
   BootPath out;
+  out.components.reserve(8);
   for (char c : decoded_path) {
     auto u = static_cast<unsigned char>(c);
     if (c == '\\') return InvalidArgument("the request path holds a backslash");

@@ -21,6 +21,8 @@
 #include "http/range.h"
 
 namespace ingot::api::boot {
+
+using namespace std::string_view_literals;
 namespace iso = formats::iso9660;
 namespace {
 
@@ -222,6 +224,7 @@ struct Representation {
 
 http::Response Send(const http::Request& req, Representation rep) {
   http::Response r;
+  r.headers.Reserve(6);
   const Validators& v = rep.validators;
   // Every field is new to `out` (Add: no search for an earlier one).
   auto describe = [&](http::Response& out) {
@@ -355,14 +358,14 @@ Result<http::Response> ListDirectory(int root, const std::string& rel, int dir,
 // Finds `inner` inside the ISO, following its symlinks while they stay inside the ISO's tree
 // (relative targets only: an absolute one means the installed system's root, not the ISO's).
 // `resolved` receives the entry's path inside the ISO.
-Result<const iso::Entry*> ResolveInIso(const iso::Tree& tree, const std::vector<std::string>& inner,
+Result<const iso::Entry*> ResolveInIso(const iso::Tree& tree, std::vector<std::string> inner,
                                        std::vector<std::string>& resolved) {
   if (!inner.empty()) {
     // Most paths cross no symlink: one lookup of the whole path (it fails at a symlink that is not
     // the last component, and the walk below takes over).
     auto direct = tree.Lookup(Join(inner, 0, inner.size()));
     if (direct.ok() && (*direct)->type != iso::EntryType::kSymlink) {
-      resolved = inner;
+      resolved = std::move(inner);
       return *direct;
     }
   }
@@ -603,7 +606,7 @@ Result<std::optional<Southbound::InIso>> Southbound::FindInIso(int root,
     }
     std::vector<std::string> inner(c.begin() + static_cast<std::ptrdiff_t>(i) + 1, c.end());
     std::vector<std::string> resolved;
-    auto entry = ResolveInIso(**tree, inner, resolved);
+    auto entry = ResolveInIso(**tree, std::move(inner), resolved);
     if (!entry.ok()) {
       return entry.status().code() == Code::kInvalidArgument ? NotFound("") : entry.status();
     }
@@ -663,25 +666,25 @@ void Southbound::Observe(const http::Exchange& e) {
   // The line log::Info("boot.request", ...) wrote, built here and handed to the batch writer.
   thread_local std::string line;
   line.clear();
-  line += "ts=";
-  line += FormatIso8601Micros(NowMicros());
-  line += " level=info event=boot.request method=";
+  line += "ts="sv;
+  AppendIso8601Micros(line, NowMicros());
+  line += " level=info event=boot.request method="sv;
   log::AppendValue(line, e.method);
-  line += " path=";
+  line += " path="sv;
   log::AppendValue(line, e.target);
-  line += " status=";
+  line += " status="sv;
   AppendDecimal(line, static_cast<uint64_t>(e.status));
-  line += " bytes_out=";
+  line += " bytes_out="sv;
   AppendDecimal(line, e.bytes_out);
   // Milliseconds with three decimals, from the integer microseconds (no printf per request).
   const auto us = static_cast<uint64_t>(std::max<int64_t>(0, e.duration.count()));
-  line += " duration_ms=";
+  line += " duration_ms="sv;
   AppendDecimal(line, us / 1000);
   char frac[4] = {'.', char('0' + us / 100 % 10), char('0' + us / 10 % 10), char('0' + us % 10)};
   line.append(frac, 4);
-  line += " remote=";
+  line += " remote="sv;
   log::AppendValue(line, e.remote_address);
-  line += e.completed ? " completed=true\n" : " completed=false\n";
+  line += e.completed ? " completed=true\n"sv : " completed=false\n"sv;
   access_log_.Add(line);
 }
 

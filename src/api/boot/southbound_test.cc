@@ -360,6 +360,8 @@ TEST_F(SouthboundTest, ARewrittenIsoIsIndexedAgain) {
   EXPECT_EQ(Get("/copy.iso/boot/grub/grub.cfg"), "menuentry x {}\n");
   EXPECT_EQ(sb_->isos().indexings(), 1u);
   std::string old_etag(*Call("GET", "/copy.iso/empty").headers.Get("ETag"));
+  // A change is seen by the requests that start 1 ms after it (open_files.h).
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
   struct timespec times[2] = {{0, UTIME_OMIT}, {1'000'000'000, 0}};
   ASSERT_EQ(::utimensat(AT_FDCWD, (root / "copy.iso").c_str(), times, 0), 0);
   EXPECT_EQ(Get("/copy.iso/boot/grub/grub.cfg"), "menuentry x {}\n");
@@ -695,17 +697,21 @@ TEST_F(SouthboundTest, KeptFilesNeverOutliveTheirPath) {
   EXPECT_EQ(Get("/f.txt"), "version two\n");
   EXPECT_NE(std::string(Call("GET", "/f.txt").headers.Get("ETag").value_or("")), etag);
 
-  // Replaced by a rename: another inode.
+  // Replaced by a rename: another inode. (Each change here comes more than `recheck_after` after
+  // the request before it: what every request starting 1 ms after a change is promised.)
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
   WriteFile(root / "f.txt.new", "version three\n");
   fs::rename(root / "f.txt.new", root / "f.txt");
   EXPECT_EQ(Get("/f.txt"), "version three\n");
 
   // Swapped for a symlink leading out of the tree: refused as any such link is.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
   fs::remove(root / "f.txt");
   fs::create_symlink(base_ / "outside" / "secret.txt", root / "f.txt");
   EXPECT_EQ(Call("GET", "/f.txt").status, 404);
 
   // Removed.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
   fs::remove(root / "f.txt");
   EXPECT_EQ(Call("GET", "/f.txt").status, 404);
   EXPECT_EQ(sb_->open_files().size(), 0u);
