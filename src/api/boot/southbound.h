@@ -24,9 +24,11 @@
 // (README). Nothing of the northbound API answers here.
 //
 // Cost: a file of the tree (or inside an already indexed ISO) is answered on the I/O thread
-// (HandleInline: no hand-off to a worker) with one openat2 and one fstat; what may take long
-// (directory listings, indexing an ISO, routes that reach a database) goes to a worker (Handle).
-// The access log is written in batches (access_log.h).
+// (HandleInline: no hand-off to a worker), from a descriptor kept open between requests
+// (open_files.h: one statx, shared by the requests of one millisecond, instead of openat2 + fstat +
+// close); what may take long (directory listings, indexing an ISO, routes that reach a database)
+// goes to a worker (Handle). The request path is parsed once for the routes and the tree. The
+// access log is written in batches (access_log.h).
 //
 // Thread-safe: Handle and HandleInline may run on every thread at once.
 #pragma once
