@@ -6,13 +6,13 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <condition_variable>
 #include <cstring>
 #include <limits>
 #include <mutex>
 
 #include "common/log.h"
+#include "common/text.h"
 #include "http/request_head.h"
 #include "io/memory.h"
 
@@ -65,12 +65,6 @@ bool SafeName(std::string_view name) {
     if (c == '\r' || c == '\n' || c == ':' || c == ' ') return false;
   }
   return true;
-}
-
-void AppendDecimal(std::string& out, uint64_t v) {
-  char buf[20];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-  out.append(buf, static_cast<size_t>(end - buf));
 }
 
 std::string_view ReasonPhrase(int status) {

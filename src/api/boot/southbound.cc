@@ -17,6 +17,7 @@
 #include "api/boot/validators.h"
 #include "api/errors.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "common/time.h"
 #include "http/range.h"
 
@@ -141,12 +142,6 @@ const std::string& LastModifiedText(int64_t seconds) {
 
 int64_t NanosOf(const struct timespec& t) {
   return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
-}
-
-void AppendDecimal(std::string& out, uint64_t v) {
-  char buf[20];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-  out.append(buf, static_cast<size_t>(end - buf));
 }
 
 // A strong ETag made of the values in hex, '-' between them: "\"1a2b-17f0c3d2e-1000\"".
