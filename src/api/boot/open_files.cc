@@ -1,9 +1,11 @@
 #include "api/boot/open_files.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace ingot::api::boot {
@@ -20,10 +22,17 @@ bool Unchanged(const struct statx& sx, const struct stat& st) {
          SameTime(sx.stx_mtime, st.st_mtim) && SameTime(sx.stx_ctime, st.st_ctim);
 }
 
+size_t WithinFileLimit(size_t capacity) {
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return capacity;
+  return std::min<size_t>(capacity, static_cast<size_t>(rl.rlim_cur / 8));
+}
+
 }  // namespace
 
-OpenFiles::OpenFiles(OpenFilesOptions options) : options_(options) {
-  if (options_.capacity > 0) sweeper_ = std::thread([this] { Sweep(); });
+OpenFiles::OpenFiles(OpenFilesOptions options)
+    : options_(options), capacity_(WithinFileLimit(options.capacity)) {
+  if (capacity_ > 0) sweeper_ = std::thread([this] { Sweep(); });
 }
 
 OpenFiles::~OpenFiles() {
@@ -44,7 +53,7 @@ std::string OpenFiles::KeyOf(int root, const std::string& rel) {
 
 std::shared_ptr<const io::UniqueFd> OpenFiles::Find(int root, const std::string& rel,
                                                     struct stat* st) {
-  if (options_.capacity == 0) return nullptr;
+  if (capacity_ == 0) return nullptr;
   const std::string key = KeyOf(root, rel);
   std::shared_ptr<const io::UniqueFd> fd;
   const auto now = std::chrono::steady_clock::now();
@@ -77,10 +86,10 @@ std::shared_ptr<const io::UniqueFd> OpenFiles::Find(int root, const std::string&
 
 void OpenFiles::Keep(int root, const std::string& rel, std::shared_ptr<const io::UniqueFd> fd,
                      const struct stat& st) {
-  if (options_.capacity == 0 || !S_ISREG(st.st_mode)) return;
+  if (capacity_ == 0 || !S_ISREG(st.st_mode)) return;
   std::string key = KeyOf(root, rel);
   std::lock_guard lock(mu_);
-  if (entries_.size() >= options_.capacity && entries_.find(key) == entries_.end()) {
+  if (entries_.size() >= capacity_ && entries_.find(key) == entries_.end()) {
     // Full: the least recently used goes (a linear pass; only on a miss with a full cache).
     auto oldest = entries_.begin();
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {

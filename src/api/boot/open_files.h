@@ -16,8 +16,10 @@
 //   - as for the ETag (made of the same fields), a rewrite in place that keeps the size within one
 //     tick of the file system's clock is not told apart.
 //
-// Bounds: at most `capacity` descriptors. A sweeper thread closes the ones not asked for in `idle`,
-// and those of files since deleted, so a removed file's space is not held for long.
+// Bounds: at most `capacity` descriptors, and never more than an eighth of the process's open-file
+// limit (RLIMIT_NOFILE), so that connections are never refused for want of descriptors. A sweeper
+// thread closes the ones not asked for in `idle`, and those of files since deleted, so a removed
+// file's space is not held for long.
 //
 // Thread-safe: every I/O thread uses it at once.
 #pragma once
@@ -75,6 +77,7 @@ class OpenFiles {
   static std::string KeyOf(int root, const std::string& rel);
 
   const OpenFilesOptions options_;
+  const size_t capacity_;  // options_.capacity within the open-file limit
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry> entries_;
   std::atomic<uint64_t> hits_{0};
