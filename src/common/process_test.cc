@@ -58,7 +58,10 @@ TEST(ProcessTest, KillEndsTheWholeTreeIncludingDetachedChildren) {
   Sandbox s;
   // A grandchild that escapes its process group (setsid) and would outlive a plain kill(-pgid).
   std::string marker = "/tmp/ingot-process-test-" + std::to_string(getpid());
-  Spec spec = Sh("setsid sh -c 'sleep 300' & echo $! > " + marker + "; echo started; sleep 300",
+  // A duration no other process on the host uses (the count below is of the whole host's processes:
+  // other tests, or other users of the machine, may be sleeping 300 s too).
+  const std::string sleep = "sleep 300." + std::to_string(getpid());
+  Spec spec = Sh("setsid sh -c '" + sleep + "' & echo $! > " + marker + "; echo started; " + sleep,
                  &lines);
   std::thread killer([&] {
     for (int i = 0; i < 100 && lines.empty(); ++i) usleep(20000);
@@ -72,7 +75,7 @@ TEST(ProcessTest, KillEndsTheWholeTreeIncludingDetachedChildren) {
   EXPECT_EQ(o->Describe(), "cancelled");
   // The PID namespace died with its init: no `sleep 300` of ours remains anywhere.
   usleep(100000);
-  FILE* ps = popen("pgrep -f '^sleep 300$' | wc -l", "r");
+  FILE* ps = popen(("pgrep -f '^" + sleep + "$' | wc -l").c_str(), "r");
   char buf[32] = {0};
   fgets(buf, sizeof(buf), ps);
   pclose(ps);
