@@ -299,7 +299,8 @@ Status LoadConfigText(std::string_view text, const std::string& path, Config& c)
   if (auto* s = doc["boot"].as_table()) {
     INGOT_RETURN_IF_ERROR(CheckKeys(*s, "boot",
                                     {"listen", "root", "tftp_listen", "content_dir",
-                                     "local_dirs", "rackhd_listen"}));
+                                     "local_dirs", "rackhd_listen", "firmware_dir"}));
+    INGOT_RETURN_IF_ERROR(Read(*s, "boot", "firmware_dir", c.boot_firmware_dir));
     INGOT_RETURN_IF_ERROR(Read(*s, "boot", "content_dir", c.boot_content_dir));
     INGOT_RETURN_IF_ERROR(Read(*s, "boot", "local_dirs", c.boot_local_dirs));
     INGOT_RETURN_IF_ERROR(Read(*s, "boot", "rackhd_listen", c.boot_rackhd_listen));

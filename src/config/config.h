@@ -153,6 +153,9 @@ struct Config {
   // [boot]: the boot service's southbound listener (api/boot/southbound.h). "" turns it off.
   std::string boot_listen = "127.0.0.1:9090";
   std::string boot_root;  // the tree served as '/'; default <data_dir>/boot (created if missing)
+  // iPXE's first stages (undionly.kpxe, ipxe.efi, ...) served at '/' when the root has none of its
+  // own: Debian's `ipxe` package puts them here. "" turns it off.
+  std::string boot_firmware_dir = "/usr/lib/ipxe";
   // The same tree over TFTP (read-only; RFC 1350 with blksize, tsize, timeout, windowsize). "" (the
   // default) turns it off; operators use ":69" on the provisioning NIC.
   std::string tftp_listen;

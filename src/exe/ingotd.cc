@@ -340,7 +340,8 @@ int Run(int argc, char** argv) {
       boot_root = config.data_dir + "/boot";
       if (Status s = io::MakeDirs(boot_root); !s.ok()) return Fail(s);
     }
-    auto sb = api::boot::Southbound::Open({.root = boot_root});
+    auto sb = api::boot::Southbound::Open(
+        {.root = boot_root, .firmware_dir = config.boot_firmware_dir});
     if (!sb.ok()) return Fail(sb.status());
     southbound = std::move(*sb);
   }

@@ -89,7 +89,8 @@ cp "$DI/linux" "$IT_TMP/isosrc/install.amd/vmlinuz"
 cp "$DI/initrd.gz" "$IT_TMP/isosrc/install.amd/initrd.gz"
 xorriso -as mkisofs -quiet -R -J -V DEBIAN_12_NETBOOT -o "$ROOT/debian.iso" "$IT_TMP/isosrc" \
   2> "$IT_TMP/xorriso.log" || { echo "FAIL  xorriso: $(tail -3 "$IT_TMP/xorriso.log")"; exit 1; }
-cp "$UNDIONLY" "$ROOT/undionly.kpxe"
+# undionly.kpxe is not copied into the root: ingotd serves Debian's first stages out of the box
+# ([boot] firmware_dir, default /usr/lib/ipxe).
 KSIZE=$(stat -c %s "$DI/linux")
 ISIZE=$(stat -c %s "$DI/initrd.gz")
 USIZE=$(stat -c %s "$UNDIONLY")

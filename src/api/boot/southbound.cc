@@ -122,6 +122,14 @@ Result<Found> OpenFound(int root, const std::string& rel) {
   return f;
 }
 
+// iPXE's first stages as Debian's `ipxe` package names them (SouthboundOptions::firmware_dir).
+bool IsFirstStage(std::string_view name) {
+  static constexpr std::string_view kFirstStages[] = {
+      "undionly.kpxe", "undionly.kkpxe", "ipxe.pxe", "ipxe.efi", "snponly.efi", "ipxe.lkrn"};
+  return std::find(std::begin(kFirstStages), std::end(kFirstStages), name) !=
+         std::end(kFirstStages);
+}
+
 // An owned copy of a shared descriptor, for readers that keep one of their own (TFTP).
 Result<io::UniqueFd> Duplicate(const io::UniqueFd& fd) {
   io::UniqueFd copy(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
@@ -455,7 +463,13 @@ Result<std::unique_ptr<Southbound>> Southbound::Open(SouthboundOptions options) 
   if (options.root.empty()) return InvalidArgument("boot: the served root is not set");
   io::UniqueFd root(::open(options.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root) return FromErrno(errno, "boot root " + options.root);
-  return std::unique_ptr<Southbound>(new Southbound(std::move(options), std::move(root)));
+  std::unique_ptr<Southbound> sb(new Southbound(std::move(options), std::move(root)));
+  if (!sb->options_.firmware_dir.empty()) {
+    // Missing (the ipxe package not installed): no first stages but the root's own.
+    sb->firmware_ = io::UniqueFd(
+        ::open(sb->options_.firmware_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  }
+  return sb;
 }
 
 http::HeadResult Southbound::Handle(http::Request& req) {
@@ -546,7 +560,7 @@ std::optional<http::Response> Southbound::Serve(const http::Request& req, const 
   }
 
   std::string rel = c.empty() ? "." : Join(c, 0, c.size());
-  auto found = OpenKept(root, rel);
+  auto found = OpenInTree(root, c, rel);
   if (!found.ok()) return Failure(found.status(), req);
   if (S_ISDIR(found->st.st_mode)) {
     if (!c.empty() && !path.trailing_slash) return Redirect(shown, req);
@@ -575,6 +589,24 @@ Result<Southbound::Opened> Southbound::OpenKept(int root, const std::string& rel
   o.fd = std::make_shared<const io::UniqueFd>(std::move(f.fd));
   o.st = f.st;
   open_files_.Keep(root, rel, o.fd, o.st);
+  return o;
+}
+
+Result<Southbound::Opened> Southbound::OpenInTree(int root, const std::vector<std::string>& c,
+                                                  const std::string& rel) {
+  auto found = OpenKept(root, rel);
+  if (found.ok() || found.status().code() != Code::kNotFound || !firmware_ ||
+      root != root_.get() || c.size() != 1 || !IsFirstStage(c[0])) {
+    return found;
+  }
+  Opened o;
+  if ((o.fd = open_files_.Find(firmware_.get(), c[0], &o.st))) return o;
+  // Only these names, and only at '/': Debian's are links (ipxe.efi -> /boot/ipxe.efi), followed.
+  io::UniqueFd fd(
+      ::openat(firmware_.get(), c[0].c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!fd || ::fstat(fd.get(), &o.st) != 0 || !S_ISREG(o.st.st_mode)) return found;
+  o.fd = std::make_shared<const io::UniqueFd>(std::move(fd));
+  open_files_.Keep(firmware_.get(), c[0], o.fd, o.st);
   return o;
 }
 
@@ -638,7 +670,7 @@ Result<std::unique_ptr<io::ByteSource>> Southbound::OpenFileBeneath(
         *in->entry));
   }
   const std::string rel = Join(c, 0, c.size());
-  INGOT_ASSIGN_OR_RETURN(Opened found, OpenKept(root, rel));
+  INGOT_ASSIGN_OR_RETURN(Opened found, OpenInTree(root, c, rel));
   if (!S_ISREG(found.st.st_mode)) return NotFound(rel + " is not a regular file");
   INGOT_ASSIGN_OR_RETURN(io::UniqueFd fd, Duplicate(*found.fd));
   return std::unique_ptr<io::ByteSource>(std::make_unique<io::FileSource>(

@@ -54,6 +54,11 @@ namespace ingot::api::boot {
 
 struct SouthboundOptions {
   std::string root;  // the directory served as '/'; must exist
+  // Where iPXE's first stages are (Debian's `ipxe` package: /usr/lib/ipxe). A request for one of
+  // them by name at '/' (undionly.kpxe, undionly.kkpxe, ipxe.pxe, ipxe.efi, snponly.efi,
+  // ipxe.lkrn) that the root does not hold itself is answered from there,
+  // over HTTP and TFTP alike. "" (or a directory that does not exist): none.
+  std::string firmware_dir;
   IsoIndexOptions isos;
   OpenFilesOptions open_files;
   size_t max_listing_entries = 100'000;  // a larger directory lists its first names (in name order)
@@ -158,6 +163,9 @@ class Southbound {
     struct stat st;
   };
   Result<Opened> OpenKept(int root, const std::string& rel);
+  // OpenKept beneath `root`, and when that finds nothing, one of iPXE's first stages by name at '/'
+  // from firmware_dir.
+  Result<Opened> OpenInTree(int root, const std::vector<std::string>& c, const std::string& rel);
 
   const SouthboundOptions options_;
   io::UniqueFd root_;  // O_PATH | O_DIRECTORY
@@ -165,6 +173,7 @@ class Southbound {
   OpenFiles open_files_;
   std::vector<Route> routes_;
   io::UniqueFd content_root_;  // O_PATH | O_DIRECTORY; see SetContent
+  io::UniqueFd firmware_;      // O_PATH | O_DIRECTORY of options_.firmware_dir, if it exists
   ContentMap content_map_;
   AccessLog access_log_;
 };

@@ -718,9 +718,47 @@ TEST_F(SouthboundTest, KeptFilesNeverOutliveTheirPath) {
   fs::remove_all(root);
 }
 
+// iPXE's first stages come from firmware_dir when the root has none of its own: by their names, at
+// '/' only, over HTTP and TFTP; the root's own file wins.
+TEST_F(SouthboundTest, FirstStagesOutOfTheBox) {
+  const fs::path root = base_ / "fw-root", fw = base_ / "fw";
+  fs::create_directories(root / "sub");
+  WriteFile(fw / "undionly.kpxe", "undionly from the package\n");
+  WriteFile(fw / "real-ipxe.efi", "ipxe.efi from the package\n");
+  fs::create_symlink(fw / "real-ipxe.efi", fw / "ipxe.efi");  // as Debian links it
+  WriteFile(fw / "other.bin", "not a first stage\n");
+  auto sb = Southbound::Open({.root = root.string(), .firmware_dir = fw.string()});
+  ASSERT_TRUE(sb.ok());
+  sb_ = std::move(*sb);
+
+  EXPECT_EQ(Get("/undionly.kpxe"), "undionly from the package\n");
+  EXPECT_EQ(Get("/ipxe.efi"), "ipxe.efi from the package\n");
+  EXPECT_EQ(Call("GET", "/other.bin").status, 404);          // not a first stage
+  EXPECT_EQ(Call("GET", "/sub/undionly.kpxe").status, 404);  // only at '/'
+  EXPECT_EQ(Call("GET", "/real-ipxe.efi").status, 404);
+  TftpFiles tftp(*sb_);
+  auto src = tftp.Open("undionly.kpxe");
+  ASSERT_TRUE(src.ok()) << src.status().ToString();
+  EXPECT_EQ((*src)->Size(), 26u);
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  WriteFile(root / "undionly.kpxe", "the operator's own\n");
+  EXPECT_EQ(Get("/undionly.kpxe"), "the operator's own\n");
+
+  // Without the directory: nothing but the root's own.
+  auto none =
+      Southbound::Open({.root = root.string(), .firmware_dir = (base_ / "nowhere").string()});
+  ASSERT_TRUE(none.ok());
+  sb_ = std::move(*none);
+  EXPECT_EQ(Call("GET", "/ipxe.efi").status, 404);
+  fs::remove_all(root);
+  fs::remove_all(fw);
+}
+
 // The sweeper closes what nobody asked for lately, and what was deleted.
 TEST(OpenFilesTest, SweepsIdleAndDeletedFiles) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("open_files." + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("open_files." + std::to_string(::getpid()));
   fs::create_directories(dir);
   WriteFile(dir / "a", "a");
   WriteFile(dir / "b", "b");
