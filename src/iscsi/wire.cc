@@ -328,6 +328,10 @@ bool LoginNegotiation::Negotiate(const std::string& key, const std::string& valu
     AppendText(answer, key, "No");
   } else if (key == "IFMarkInt" || key == "OFMarkInt") {
     AppendText(answer, key, "Irrelevant");
+  } else if (key == "TargetPortalGroupTag" || key == "TargetAddress" || key == "TargetAlias") {
+    // Keys only a target sends (RFC 7143 13.9, 13.10, 13.12): from an initiator, a protocol error.
+    // Answering them would also repeat our own TargetPortalGroupTag in one response.
+    return false;
   } else {
     AppendText(answer, key, "NotUnderstood");
   }

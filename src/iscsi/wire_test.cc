@@ -197,6 +197,13 @@ TEST(IscsiLoginTest, Refusals) {
                             {"HeaderDigest", "CRC32C"}}),
                       LoginRequest(1, 3, true)),
             kLoginInitiatorError);
+  // A key only a target sends (fuzz_iscsi_pdu: answering it repeated TargetPortalGroupTag).
+  EXPECT_EQ(status_of(Status::Ok(),
+                      Text({{"InitiatorName", "iqn.2000-01.test:c"},
+                            {"TargetName", "iqn.x:v"},
+                            {"TargetPortalGroupTag", "7"}}),
+                      LoginRequest(0, 1, true)),
+            kLoginInitiatorError);
   EXPECT_EQ(status_of(Status::Ok(), normal, LoginRequest(0, 2, true)), kLoginInvalidRequest);
   Bhs tsih = LoginRequest(0, 1, true);
   tsih[15] = 9;
